@@ -1,0 +1,222 @@
+//! Settings: defaults, then a TOML file, then `ONSHI_*` environment variables and flags (clap
+//! reads both; a flag wins over its variable).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use onshi_shared::{AccountSpec, AgentPolicy};
+use serde::Deserialize;
+
+use crate::Error;
+use crate::store::DatabaseUrl;
+
+/// The effective configuration of one server process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    /// The policy every agent receives in enroll and report replies.
+    pub policy: AgentPolicy,
+    /// Reports waiting for the writer before handlers start asking agents to slow down.
+    pub queue_capacity: usize,
+    /// Most reports committed in one transaction.
+    pub max_batch: usize,
+    /// How long a new enrollment code stays valid.
+    pub enrollment_code_days: u32,
+    /// A terminal is offline after this many missed intervals.
+    pub offline_after_intervals: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let data_dir = PathBuf::from("onshi-data");
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: DatabaseUrl::Sqlite(data_dir.join("onshi.db")),
+            data_dir,
+            policy: AgentPolicy::default(),
+            queue_capacity: 16_384,
+            max_batch: 1_000,
+            enrollment_code_days: 30,
+            offline_after_intervals: 3,
+        }
+    }
+}
+
+/// The TOML file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub queue_capacity: Option<usize>,
+    pub max_batch: Option<usize>,
+    pub enrollment_code_days: Option<u32>,
+    pub offline_after_intervals: Option<u32>,
+    pub policy: Option<FilePolicy>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePolicy {
+    pub interval_secs: Option<u32>,
+    #[serde(default)]
+    pub accounts: Vec<AccountSpec>,
+    pub watched_apps: Option<Vec<String>>,
+    #[serde(default)]
+    pub probe_targets: Vec<String>,
+    pub cert_issuer: Option<String>,
+}
+
+/// What the command line (flags and `ONSHI_*` variables) says; `None` means "not given".
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct DbArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "ONSHI_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded SQLite database.
+    #[arg(long, env = "ONSHI_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// sqlite:// or postgres:// URL; overrides --data-dir.
+    #[arg(long, env = "ONSHI_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Builds the effective configuration: defaults < file < environment/flags.
+    pub fn load(args: &DbArgs, listen: Option<SocketAddr>) -> Result<Config, Error> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::resolve(file, args, listen)
+    }
+
+    pub fn resolve(
+        file: FileConfig,
+        args: &DbArgs,
+        listen: Option<SocketAddr>,
+    ) -> Result<Config, Error> {
+        let defaults = Config::default();
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or(defaults.data_dir);
+        let database = match args.database_url.as_deref().or(file.database_url.as_deref()) {
+            Some(url) => DatabaseUrl::parse(url)?,
+            None => DatabaseUrl::Sqlite(data_dir.join("onshi.db")),
+        };
+        let mut policy = defaults.policy;
+        if let Some(p) = file.policy {
+            if let Some(i) = p.interval_secs {
+                policy.interval_secs = i;
+            }
+            policy.accounts = p.accounts;
+            if let Some(apps) = p.watched_apps {
+                policy.watched_apps = apps;
+            }
+            policy.probe_targets = p.probe_targets;
+            if let Some(issuer) = p.cert_issuer {
+                policy.cert_issuer = issuer;
+            }
+        }
+        if policy.interval_secs == 0 {
+            return Err(Error::Config("policy.interval_secs must be at least 1".into()));
+        }
+        let config = Config {
+            listen: listen.or(file.listen).unwrap_or(defaults.listen),
+            data_dir,
+            database,
+            policy,
+            queue_capacity: file.queue_capacity.unwrap_or(defaults.queue_capacity).max(1),
+            max_batch: file.max_batch.unwrap_or(defaults.max_batch).max(1),
+            enrollment_code_days: file
+                .enrollment_code_days
+                .unwrap_or(defaults.enrollment_code_days),
+            offline_after_intervals: file
+                .offline_after_intervals
+                .unwrap_or(defaults.offline_after_intervals)
+                .max(1),
+        };
+        Ok(config)
+    }
+
+    /// The effective configuration as TOML-like text, secrets redacted.
+    pub fn describe(&self) -> String {
+        format!(
+            "listen = \"{}\"\ndata_dir = \"{}\"\ndatabase_url = \"{:?}\"\nqueue_capacity = {}\n\
+             max_batch = {}\nenrollment_code_days = {}\noffline_after_intervals = {}\n\
+             [policy]\ninterval_secs = {}\nwatched_apps = {:?}\nprobe_targets = {:?}\n\
+             cert_issuer = {:?}\naccounts = {:?}\n",
+            self.listen,
+            self.data_dir.display(),
+            self.database,
+            self.queue_capacity,
+            self.max_batch,
+            self.enrollment_code_days,
+            self.offline_after_intervals,
+            self.policy.interval_secs,
+            self.policy.watched_apps,
+            self.policy.probe_targets,
+            self.policy.cert_issuer,
+            self.policy.accounts,
+        )
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Io(format!("reading {}", path.display()), e))?;
+    toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onshi_shared::AccountRole;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9000"
+            data_dir = "/srv/onshi"
+            [policy]
+            interval_secs = 120
+            accounts = [{ role = "windows", name = "onshi" }]
+            "#,
+        )
+        .unwrap();
+        let args = DbArgs {
+            data_dir: Some("/flag/dir".into()),
+            ..Default::default()
+        };
+        let config = Config::resolve(file, &args, None).unwrap();
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
+        assert_eq!(config.data_dir, PathBuf::from("/flag/dir"));
+        assert_eq!(
+            config.database,
+            DatabaseUrl::Sqlite(PathBuf::from("/flag/dir/onshi.db"))
+        );
+        assert_eq!(config.policy.interval_secs, 120);
+        assert_eq!(config.policy.accounts[0].role, AccountRole::Windows);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn describe_hides_database_password() {
+        let args = DbArgs {
+            database_url: Some("postgres://u:secret@127.0.0.1/db".into()),
+            ..Default::default()
+        };
+        let config = Config::resolve(FileConfig::default(), &args, None).unwrap();
+        assert!(!config.describe().contains("secret"));
+    }
+}

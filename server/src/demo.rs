@@ -1,0 +1,373 @@
+//! `onshi-server demo`: the real server on embedded SQLite plus a fleet of simulated terminals
+//! that enroll and report through the real HTTP API, so a newcomer sees a living dashboard.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use onshi_shared::{
+    AccountChange, AccountRole, AccountSpec, AgentPolicy, ApiError, BackupState, EnrollRequest,
+    EnrollResponse, Event, EventKind, PendingReboot, Report, ReportAck, SCHEMA_VERSION, Snapshot,
+    sample,
+};
+use rand::Rng;
+use uuid::Uuid;
+
+use crate::Error;
+use crate::enroll::issue_code;
+use crate::store::Store;
+
+/// A marker that makes a directory safe for the demo to wipe at start.
+const DEMO_MARKER: &str = ".onshi-demo";
+
+const CLINIC_NAMES: [&str; 12] = [
+    "さくら内科クリニック",
+    "みどり薬局 駅前店",
+    "あおば小児科医院",
+    "ひまわり歯科",
+    "つばさ整形外科",
+    "かえで眼科",
+    "すずらん皮膚科",
+    "やまびこ診療所",
+    "こもれび耳鼻咽喉科",
+    "はなみずき調剤薬局",
+    "わかば在宅クリニック",
+    "あさひ総合診療所",
+];
+
+const TOWNS: [&str; 8] = [
+    "札幌", "仙台", "千葉", "横浜", "名古屋", "京都", "広島", "福岡",
+];
+
+/// The accounts every simulated terminal was installed with.
+pub fn demo_policy(interval_secs: u32) -> AgentPolicy {
+    let spec = |role, name: &str| AccountSpec {
+        role,
+        name: name.into(),
+    };
+    AgentPolicy {
+        interval_secs,
+        accounts: vec![
+            spec(AccountRole::Windows, "oqs-user"),
+            spec(AccountRole::FaceAuth, "oqs-face"),
+            spec(AccountRole::Linkage, "oqs-link"),
+            spec(AccountRole::Administrator, "oqs-admin"),
+        ],
+        ..AgentPolicy::default()
+    }
+}
+
+/// What is wrong with a simulated terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Healthy,
+    NoRestart,
+    CertExpiring,
+    AccountChanged,
+    PendingReboot,
+    NoBackup,
+    Offline,
+}
+
+impl Profile {
+    fn pick(n: usize) -> Profile {
+        match n % 20 {
+            0 => Profile::NoRestart,
+            1 => Profile::CertExpiring,
+            2 => Profile::AccountChanged,
+            3 => Profile::Offline,
+            4 => Profile::PendingReboot,
+            5 => Profile::NoBackup,
+            _ => Profile::Healthy,
+        }
+    }
+}
+
+/// One simulated terminal.
+pub struct SimTerminal {
+    pub profile: Profile,
+    pub agent_id: Uuid,
+    token: String,
+    seq: u64,
+    hostname: String,
+    last_start: DateTime<Utc>,
+    cert_not_after: DateTime<Utc>,
+    pending_events: Vec<Event>,
+    policy: AgentPolicy,
+}
+
+impl SimTerminal {
+    fn new(n: usize, enrolled: EnrollResponse, hostname: String, now: DateTime<Utc>) -> Self {
+        let mut rng = rand::rng();
+        let profile = Profile::pick(n);
+        let last_start = match profile {
+            Profile::NoRestart => now - Duration::hours(rng.random_range(30..200)),
+            _ => now - Duration::minutes(rng.random_range(10..20 * 60)),
+        };
+        let cert_not_after = match profile {
+            Profile::CertExpiring => now + Duration::days(rng.random_range(2..40)),
+            _ => now + Duration::days(rng.random_range(120..1100)),
+        };
+        let mut pending_events = vec![Event::new(
+            now,
+            EventKind::AgentStarted {
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+        )];
+        if profile == Profile::AccountChanged {
+            pending_events.push(Event::new(
+                now,
+                EventKind::AccountChanged {
+                    role: AccountRole::Windows,
+                    name: "oqs-user".into(),
+                    change: AccountChange::Renamed {
+                        from: "oqs-user".into(),
+                        to: "受付PC".into(),
+                    },
+                },
+            ));
+        }
+        SimTerminal {
+            profile,
+            agent_id: enrolled.agent_id,
+            token: enrolled.token,
+            seq: 0,
+            hostname,
+            last_start,
+            cert_not_after,
+            pending_events,
+            policy: enrolled.policy,
+        }
+    }
+
+    /// The snapshot this terminal would collect at `now`.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
+        let mut s = sample::snapshot();
+        s.collected_at = now;
+        s.hostname = self.hostname.clone();
+        s.uptime.last_start = self.last_start;
+        s.uptime.last_boot = self.last_start;
+        s.uptime.uptime_secs = (now - self.last_start).num_seconds().max(0) as u64;
+        let cert = &mut s.certificates.certs[0];
+        cert.not_after = self.cert_not_after;
+        cert.not_before = self.cert_not_after - Duration::days(365 * 3 + 90);
+        cert.thumbprint = format!("{:040X}", self.agent_id.as_u128() & 0xFFFF_FFFF_FFFF_FFFF);
+        if self.profile != Profile::NoBackup {
+            s.certificates.backup = Some(BackupState {
+                thumbprint: cert.thumbprint.clone(),
+                verified_at: self.last_start,
+                not_after: Some(cert.not_after),
+                matches_current: true,
+            });
+        }
+        s.accounts.accounts = self
+            .policy
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let mut a = sample::snapshot().accounts.accounts[0].clone();
+                a.role = spec.role;
+                a.name = spec.name.clone();
+                a.sid = Some(format!("S-1-5-21-1004336348-1177238915-682003330-{}", 1001 + i));
+                if self.profile == Profile::AccountChanged && spec.role == AccountRole::Windows {
+                    a.name = "受付PC".into();
+                }
+                a
+            })
+            .collect();
+        if self.profile == Profile::PendingReboot {
+            s.apps.pending_reboot = Some(PendingReboot {
+                reasons: vec!["CBS RebootPending".into()],
+                since: Some(now - Duration::hours(30)),
+            });
+        }
+        s
+    }
+
+    fn next_report(&mut self, now: DateTime<Utc>) -> Report {
+        self.seq += 1;
+        Report {
+            schema: SCHEMA_VERSION,
+            agent_id: self.agent_id,
+            seq: self.seq,
+            sent_at: now,
+            snapshot: self.snapshot(now),
+            events: self.pending_events.clone(),
+        }
+    }
+}
+
+async fn api_error(resp: reqwest::Response) -> Error {
+    let status = resp.status();
+    let detail = match resp.json::<ApiError>().await {
+        Ok(e) => format!("{}: {}", e.error, e.detail),
+        Err(_) => String::new(),
+    };
+    Error::Config(format!("server answered {status} {detail}"))
+}
+
+/// Enrolls `count` simulated terminals spread over demo clinics, through the HTTP API.
+pub async fn enroll_fleet(
+    store: &dyn Store,
+    base: &str,
+    count: usize,
+    code_days: u32,
+) -> Result<Vec<SimTerminal>, Error> {
+    let now = Utc::now();
+    let client = reqwest::Client::new();
+    let clinic_count = count.div_ceil(6).max(1);
+    let mut codes = Vec::with_capacity(clinic_count);
+    for i in 0..clinic_count {
+        let name = format!(
+            "{} {}{}",
+            CLINIC_NAMES[i % CLINIC_NAMES.len()],
+            TOWNS[(i / CLINIC_NAMES.len()) % TOWNS.len()],
+            i / (CLINIC_NAMES.len() * TOWNS.len()) + 1
+        );
+        let clinic = store
+            .create_clinic(&name, &format!("clinic{i}@example.jp"), now)
+            .await?;
+        codes.push(issue_code(store, &clinic, now, code_days).await?);
+    }
+    let mut fleet = Vec::with_capacity(count);
+    for n in 0..count {
+        let request = EnrollRequest {
+            schema: SCHEMA_VERSION,
+            code: codes[n % clinic_count].clone(),
+            hostname: format!("OQS-PC-{:04}", n + 1),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            os: "Windows 11 Pro 23H2".into(),
+        };
+        let resp = client
+            .post(format!("{base}/api/v1/enroll"))
+            .json(&request)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(api_error(resp).await);
+        }
+        let enrolled: EnrollResponse = resp.json().await?;
+        fleet.push(SimTerminal::new(n, enrolled, request.hostname, now));
+    }
+    Ok(fleet)
+}
+
+/// Sends one report for a simulated terminal; events are cleared once acknowledged.
+pub async fn report_once(
+    client: &reqwest::Client,
+    base: &str,
+    t: &mut SimTerminal,
+) -> Result<ReportAck, Error> {
+    let report = t.next_report(Utc::now());
+    let resp = client
+        .post(format!("{base}/api/v1/report"))
+        .bearer_auth(&t.token)
+        .json(&report)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        return Err(api_error(resp).await);
+    }
+    let ack: ReportAck = resp.json().await?;
+    t.pending_events.clear();
+    t.policy = ack.policy.clone();
+    Ok(ack)
+}
+
+/// Keeps a simulated terminal reporting at the interval the server asks for; an offline
+/// terminal reports once and then falls silent.
+pub async fn simulate(base: String, mut t: SimTerminal) {
+    let client = reqwest::Client::new();
+    let jitter = rand::rng().random_range(0..3000);
+    tokio::time::sleep(StdDuration::from_millis(jitter)).await;
+    loop {
+        let wait = match report_once(&client, &base, &mut t).await {
+            Ok(ack) => u64::from(ack.next_interval_secs),
+            Err(e) => {
+                tracing::warn!(terminal = %t.agent_id, error = %e, "demo report failed");
+                10
+            }
+        };
+        if t.profile == Profile::Offline {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_secs(wait)).await;
+    }
+}
+
+/// Prepares the demo's data directory: refuses to wipe a directory it did not create.
+pub fn reset_data_dir(dir: &Path) -> Result<(), Error> {
+    if dir.exists() {
+        let is_demo = dir.join(DEMO_MARKER).exists();
+        let empty = std::fs::read_dir(dir)
+            .map_err(|e| Error::Io(format!("reading {}", dir.display()), e))?
+            .next()
+            .is_none();
+        if !is_demo && !empty {
+            return Err(Error::Config(format!(
+                "{} holds data that is not the demo's; pass another --data-dir",
+                dir.display()
+            )));
+        }
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| Error::Io(format!("clearing {}", dir.display()), e))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
+    std::fs::write(dir.join(DEMO_MARKER), "created by onshi-server demo\n")
+        .map_err(|e| Error::Io(format!("writing in {}", dir.display()), e))
+}
+
+/// The dashboard address for a listen address (0.0.0.0 shows as localhost).
+pub fn dashboard_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://localhost:{}/", addr.port())
+    } else {
+        format!("http://{addr}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::evaluate_snapshot;
+
+    fn sim(profile_index: usize) -> SimTerminal {
+        let enrolled = EnrollResponse {
+            agent_id: Uuid::now_v7(),
+            token: "t".into(),
+            clinic_name: "c".into(),
+            policy: demo_policy(30),
+        };
+        SimTerminal::new(profile_index, enrolled, "PC".into(), Utc::now())
+    }
+
+    #[test]
+    fn each_profile_shows_its_problem() {
+        let now = Utc::now();
+        let rules = |n: usize| -> Vec<&'static str> {
+            let t = sim(n);
+            evaluate_snapshot(&t.snapshot(now), &t.policy, now)
+                .into_iter()
+                .filter(|f| f.severity >= crate::rules::Severity::Warning)
+                .map(|f| f.rule)
+                .collect()
+        };
+        assert_eq!(rules(10), Vec::<&str>::new(), "healthy");
+        assert_eq!(rules(0), vec!["no_daily_restart"]);
+        assert_eq!(rules(2), vec!["protected_account"]);
+        assert_eq!(rules(4), vec!["pending_reboot"]);
+        assert_eq!(rules(5), vec!["backup_missing"]);
+        let cert = rules(1);
+        assert!(cert.is_empty() || cert == vec!["cert_expiry"], "{cert:?}");
+    }
+
+    #[test]
+    fn demo_reports_are_valid() {
+        use onshi_shared::Validate;
+        for n in 0..20 {
+            sim(n).next_report(Utc::now()).validate().unwrap();
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Start-up: bind first (so tests can use port 0 and read the port), then serve until a shutdown
+//! future fires; the writer drains its queue before the process exits.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::enroll::TokenCache;
+use crate::ingest::Ingest;
+use crate::store::{self, Store};
+use crate::web::{self, AppState};
+use crate::Error;
+
+/// A bound, ready-to-serve server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Opens the configured store, starts the ingest writer and binds the listener.
+    pub async fn build(config: Config) -> Result<Application, Error> {
+        let store = store::connect(&config.database).await?;
+        Self::build_with_store(config, store).await
+    }
+
+    pub async fn build_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<Application, Error> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::Io(format!("binding {}", config.listen), e))?;
+        let (ingest, writer) = Ingest::start(store.clone(), config.queue_capacity, config.max_batch);
+        let state = AppState {
+            store,
+            ingest,
+            tokens: Arc::new(TokenCache::default()),
+            config: Arc::new(config),
+        };
+        Ok(Application {
+            listener,
+            state,
+            writer,
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        self.listener
+            .local_addr()
+            .map_err(|e| Error::Io("reading the bound address".into(), e))
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish and the writer
+    /// commit what it holds.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let Application {
+            listener,
+            state,
+            writer,
+        } = self;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Io("reading the bound address".into(), e))?;
+        tracing::info!(%addr, "onshi-server listening");
+        let app = web::router(state);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| Error::Io("serving HTTP".into(), e))?;
+        // The router (and with it every Ingest handle) is gone: the writer drains and stops.
+        let _ = writer.await;
+        Ok(())
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,235 @@
+//! Persistence. Every query lives behind [`Store`], so handlers never see a dialect; SQLite is the
+//! embedded default and a PostgreSQL implementation slots in beside it.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use sqlite::SqliteStore;
+
+use crate::Error;
+
+pub type StoreResult<T> = Result<T, Error>;
+
+/// Where the data lives, parsed from `--database-url` / `--data-dir`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, Error> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            Ok(DatabaseUrl::Sqlite(path.into()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(url.to_string()))
+        } else {
+            Err(Error::Config(format!(
+                "database URL must start with sqlite:// or postgres:// (got {})",
+                redact_url(url)
+            )))
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) => write!(f, "{}", redact_url(u)),
+        }
+    }
+}
+
+/// Hides the password in `scheme://user:password@host/...`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Opens the store a URL names and runs its migrations.
+pub async fn connect(url: &DatabaseUrl) -> Result<Arc<dyn Store>, Error> {
+    match url {
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
+        DatabaseUrl::Postgres(_) => Err(Error::Config(
+            "this build has no PostgreSQL store yet; use sqlite:// or --data-dir".into(),
+        )),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clinic {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+}
+
+/// A terminal as the agent introduced itself at enrollment.
+#[derive(Debug, Clone)]
+pub struct NewTerminal {
+    pub id: Uuid,
+    pub token_hash: String,
+    pub hostname: String,
+    pub agent_version: String,
+    pub os: String,
+}
+
+/// Who a valid agent token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentAuth {
+    pub terminal_id: Uuid,
+    pub clinic_id: i64,
+    pub revoked: bool,
+}
+
+/// One validated report, flattened for the writer: all serialisation is done by the request
+/// task, so the single writer only runs SQL.
+#[derive(Debug, Clone)]
+pub struct IngestRow {
+    pub terminal_id: Uuid,
+    pub seq: i64,
+    pub received_at: DateTime<Utc>,
+    pub collected_at: DateTime<Utc>,
+    pub hostname: String,
+    pub last_start: DateTime<Utc>,
+    pub last_start_kind: &'static str,
+    pub last_boot: DateTime<Utc>,
+    pub cert_not_after: Option<DateTime<Utc>>,
+    pub problems: i64,
+    pub snapshot_json: String,
+    pub events: Vec<EventRow>,
+    /// Whether `last_start` is new to the writer and belongs in the start history.
+    pub record_start: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub kind: &'static str,
+    pub body_json: String,
+}
+
+/// One line of the fleet overview.
+#[derive(Debug, Clone)]
+pub struct TerminalRow {
+    pub id: Uuid,
+    pub clinic_name: String,
+    pub hostname: String,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub last_start: Option<DateTime<Utc>>,
+    pub cert_not_after: Option<DateTime<Utc>>,
+    pub problems: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub id: Uuid,
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub body_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartRow {
+    pub started_at: DateTime<Utc>,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FleetCounts {
+    pub terminals: i64,
+    pub with_problems: i64,
+    pub offline: i64,
+}
+
+/// Every query the server runs. One implementation per SQL dialect.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create_clinic(&self, name: &str, email: &str, now: DateTime<Utc>)
+    -> StoreResult<Clinic>;
+    async fn clinic_by_name(&self, name: &str) -> StoreResult<Option<Clinic>>;
+    async fn add_enrollment_code(
+        &self,
+        clinic_id: i64,
+        code_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Enrolls a terminal with a code, atomically. `None` when the code is unknown, revoked
+    /// or expired.
+    async fn enroll(
+        &self,
+        code_hash: &str,
+        terminal: &NewTerminal,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Clinic>>;
+    async fn agent_by_token(&self, token_hash: &str) -> StoreResult<Option<AgentAuth>>;
+    async fn revoke_terminal(&self, terminal_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Writes a batch of reports in one transaction: latest state (highest seq wins), events
+    /// (once per id) and starts.
+    async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()>;
+    async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts>;
+    async fn fleet_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<TerminalRow>>;
+    async fn latest_snapshot(&self, terminal_id: Uuid) -> StoreResult<Option<(i64, String)>>;
+    /// Events of one terminal in the order they were stored.
+    async fn events(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StoredEvent>>;
+    async fn starts(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StartRow>>;
+}
+
+/// The highest-seq row per terminal, in first-seen order: a multi-row upsert must not touch the
+/// same row twice (PostgreSQL refuses to).
+pub(crate) fn latest_per_terminal(rows: &[IngestRow]) -> Vec<&IngestRow> {
+    let mut index: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
+    let mut out: Vec<&IngestRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match index.get(&row.terminal_id) {
+            Some(&i) if out[i].seq >= row.seq => {}
+            Some(&i) => out[i] = row,
+            None => {
+                index.insert(row.terminal_id, out.len());
+                out.push(row);
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_redact() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/x.db?mode=rwc").unwrap(),
+            DatabaseUrl::Sqlite("/tmp/x.db".into())
+        );
+        let pg = DatabaseUrl::parse("postgres://onshi:hunter2@127.0.0.1/onshi").unwrap();
+        assert!(!format!("{pg:?}").contains("hunter2"));
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+    }
+}

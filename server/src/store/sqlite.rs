@@ -1,0 +1,343 @@
+//! The embedded store: SQLite in WAL mode, `synchronous=FULL` so a reply means the report is on
+//! disk. sqlx's SQLite driver costs about 100 µs per statement, so the batch writer uses
+//! multi-row statements rather than one statement per row.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use uuid::Uuid;
+
+use super::{
+    AgentAuth, Clinic, FleetCounts, IngestRow, NewTerminal, StartRow, Store, StoreResult,
+    StoredEvent, TerminalRow, from_millis, latest_per_terminal, millis,
+};
+use crate::Error;
+
+/// Rows per multi-row statement; 50 rows × 9 columns stays far below SQLite's variable limit.
+const ROWS_PER_STATEMENT: usize = 50;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and runs the migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-32768");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn clinic_from(row: &sqlx::sqlite::SqliteRow) -> Result<Clinic, sqlx::Error> {
+    Ok(Clinic {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+    })
+}
+
+fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid, Error> {
+    let s: String = row.try_get(col)?;
+    Uuid::parse_str(&s).map_err(|e| Error::Corrupt(format!("{col} {s:?}: {e}")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_clinic(
+        &self,
+        name: &str,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Clinic> {
+        let row = sqlx::query(
+            "INSERT INTO clinics (name, email, created_at) VALUES (?, ?, ?) \
+             RETURNING id, name, email",
+        )
+        .bind(name)
+        .bind(email)
+        .bind(millis(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(clinic_from(&row)?)
+    }
+
+    async fn clinic_by_name(&self, name: &str) -> StoreResult<Option<Clinic>> {
+        let row = sqlx::query("SELECT id, name, email FROM clinics WHERE name = ? ORDER BY id LIMIT 1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(clinic_from).transpose()?)
+    }
+
+    async fn add_enrollment_code(
+        &self,
+        clinic_id: i64,
+        code_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO enrollment_codes (code_hash, clinic_id, created_at, expires_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(code_hash)
+        .bind(clinic_id)
+        .bind(millis(now))
+        .bind(millis(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn enroll(
+        &self,
+        code_hash: &str,
+        terminal: &NewTerminal,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Clinic>> {
+        let mut tx = self.pool.begin().await?;
+        let clinic = sqlx::query(
+            "SELECT c.id, c.name, c.email FROM enrollment_codes e JOIN clinics c ON c.id = e.clinic_id \
+             WHERE e.code_hash = ? AND e.revoked_at IS NULL AND e.expires_at > ?",
+        )
+        .bind(code_hash)
+        .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(clinic) = clinic.as_ref().map(clinic_from).transpose()? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO terminals (id, clinic_id, token_hash, hostname, agent_version, os, enrolled_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(terminal.id.to_string())
+        .bind(clinic.id)
+        .bind(&terminal.token_hash)
+        .bind(&terminal.hostname)
+        .bind(&terminal.agent_version)
+        .bind(&terminal.os)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(clinic))
+    }
+
+    async fn agent_by_token(&self, token_hash: &str) -> StoreResult<Option<AgentAuth>> {
+        let row = sqlx::query(
+            "SELECT id, clinic_id, revoked_at IS NOT NULL AS revoked FROM terminals WHERE token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(AgentAuth {
+                terminal_id: uuid_col(&row, "id")?,
+                clinic_id: row.try_get("clinic_id")?,
+                revoked: row.try_get("revoked")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn revoke_terminal(&self, terminal_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE terminals SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(millis(now))
+            .bind(terminal_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in latest_per_terminal(rows).chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO terminal_state (terminal_id, seq, received_at, collected_at, hostname, \
+                 last_start, last_boot, cert_not_after, problems, snapshot) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.terminal_id.to_string())
+                    .push_bind(r.seq)
+                    .push_bind(millis(r.received_at))
+                    .push_bind(millis(r.collected_at))
+                    .push_bind(r.hostname.clone())
+                    .push_bind(millis(r.last_start))
+                    .push_bind(millis(r.last_boot))
+                    .push_bind(r.cert_not_after.map(millis))
+                    .push_bind(r.problems)
+                    .push_bind(r.snapshot_json.clone());
+            });
+            q.push(
+                " ON CONFLICT (terminal_id) DO UPDATE SET seq = excluded.seq, \
+                 received_at = excluded.received_at, collected_at = excluded.collected_at, \
+                 hostname = excluded.hostname, last_start = excluded.last_start, \
+                 last_boot = excluded.last_boot, cert_not_after = excluded.cert_not_after, \
+                 problems = excluded.problems, snapshot = excluded.snapshot \
+                 WHERE excluded.seq > terminal_state.seq",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+
+        let events: Vec<_> = rows
+            .iter()
+            .flat_map(|r| r.events.iter().map(move |e| (r, e)))
+            .collect();
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO events (id, terminal_id, seq, at, received_at, kind, body) ",
+            );
+            q.push_values(chunk, |mut b, (r, e)| {
+                b.push_bind(e.id.to_string())
+                    .push_bind(r.terminal_id.to_string())
+                    .push_bind(r.seq)
+                    .push_bind(millis(e.at))
+                    .push_bind(millis(r.received_at))
+                    .push_bind(e.kind)
+                    .push_bind(e.body_json.clone());
+            });
+            q.push(" ON CONFLICT (id) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+
+        let starts: Vec<_> = rows.iter().filter(|r| r.record_start).collect();
+        for chunk in starts.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO starts (terminal_id, started_at, kind) ");
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.terminal_id.to_string())
+                    .push_bind(millis(r.last_start))
+                    .push_bind(r.last_start_kind);
+            });
+            q.push(" ON CONFLICT (terminal_id, started_at) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS terminals, \
+                    COALESCE(SUM(s.problems > 0), 0) AS with_problems, \
+                    COALESCE(SUM(s.received_at IS NULL OR s.received_at < ?), 0) AS offline \
+             FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id \
+             WHERE t.revoked_at IS NULL",
+        )
+        .bind(millis(offline_before))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(FleetCounts {
+            terminals: row.try_get("terminals")?,
+            with_problems: row.try_get("with_problems")?,
+            offline: row.try_get("offline")?,
+        })
+    }
+
+    async fn fleet_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<TerminalRow>> {
+        let rows = sqlx::query(
+            "SELECT t.id, c.name AS clinic_name, COALESCE(s.hostname, t.hostname) AS hostname, \
+                    s.received_at, s.last_start, s.cert_not_after, COALESCE(s.problems, 0) AS problems \
+             FROM terminals t JOIN clinics c ON c.id = t.clinic_id \
+             LEFT JOIN terminal_state s ON s.terminal_id = t.id \
+             WHERE t.revoked_at IS NULL \
+             ORDER BY problems DESC, c.name, hostname, t.id LIMIT ? OFFSET ?",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TerminalRow {
+                    id: uuid_col(row, "id")?,
+                    clinic_name: row.try_get("clinic_name")?,
+                    hostname: row.try_get("hostname")?,
+                    last_seen: row.try_get::<Option<i64>, _>("received_at")?.map(from_millis),
+                    last_start: row.try_get::<Option<i64>, _>("last_start")?.map(from_millis),
+                    cert_not_after: row
+                        .try_get::<Option<i64>, _>("cert_not_after")?
+                        .map(from_millis),
+                    problems: row.try_get("problems")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_snapshot(&self, terminal_id: Uuid) -> StoreResult<Option<(i64, String)>> {
+        let row = sqlx::query("SELECT seq, snapshot FROM terminal_state WHERE terminal_id = ?")
+            .bind(terminal_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("snapshot")?)))
+            .transpose()?)
+    }
+
+    async fn events(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StoredEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, seq, at, kind, body FROM events WHERE terminal_id = ? ORDER BY rowid LIMIT ?",
+        )
+        .bind(terminal_id.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredEvent {
+                    id: uuid_col(row, "id")?,
+                    seq: row.try_get("seq")?,
+                    at: from_millis(row.try_get("at")?),
+                    kind: row.try_get("kind")?,
+                    body_json: row.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn starts(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StartRow>> {
+        let rows = sqlx::query(
+            "SELECT started_at, kind FROM starts WHERE terminal_id = ? \
+             ORDER BY started_at DESC LIMIT ?",
+        )
+        .bind(terminal_id.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StartRow {
+                    started_at: from_millis(row.try_get("started_at")?),
+                    kind: row.try_get("kind")?,
+                })
+            })
+            .collect()
+    }
+}

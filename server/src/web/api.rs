@@ -1,0 +1,180 @@
+//! The agent API: enroll and report. Errors are JSON `{error, detail}` with a precise status.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::Utc;
+use onshi_shared::{EnrollRequest, EnrollResponse, ReportAck, Validate, limits};
+use uuid::Uuid;
+
+use super::{ApiFailure, AppState};
+use crate::enroll::{hash_code, hash_token, new_token};
+use crate::ingest::{self, Rejection};
+use crate::store::{AgentAuth, NewTerminal};
+
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiFailure> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Rejection::TooLarge {
+                max: limits::MAX_BODY_BYTES,
+            }
+            .into()
+        } else {
+            ApiFailure::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                rejection.body_text(),
+            )
+        }
+    })
+}
+
+fn decoded(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiFailure> {
+    let encoding = match headers.get(header::CONTENT_ENCODING) {
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiFailure::from(Rejection::Encoding("<not ASCII>".into()))
+        })?),
+        None => None,
+    };
+    Ok(ingest::decode_body(encoding, body)?)
+}
+
+/// `POST /api/v1/enroll`
+pub async fn enroll(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<EnrollResponse>, ApiFailure> {
+    let body = decoded(&headers, &body_bytes(body)?)?;
+    let request: EnrollRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiFailure::from(Rejection::BadJson(e.to_string())))?;
+    request.validate().map_err(Rejection::from)?;
+    let token = new_token();
+    let terminal = NewTerminal {
+        id: Uuid::now_v7(),
+        token_hash: hash_token(&token),
+        hostname: request.hostname.clone(),
+        agent_version: request.agent_version.clone(),
+        os: request.os.clone(),
+    };
+    let Some(clinic) = state
+        .store
+        .enroll(&hash_code(&request.code), &terminal, Utc::now())
+        .await?
+    else {
+        return Err(ApiFailure::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_code",
+            "the enrollment code is unknown, revoked or expired; ask the support desk for a new one",
+        ));
+    };
+    tracing::info!(terminal = %terminal.id, clinic = clinic.id, hostname = %request.hostname, "terminal enrolled");
+    Ok(Json(EnrollResponse {
+        agent_id: terminal.id,
+        token,
+        clinic_name: clinic.name,
+        policy: state.config.policy.clone(),
+    }))
+}
+
+/// The agent a bearer token belongs to. Runs before the body is read, so an unauthenticated
+/// client cannot make the server buffer 256 KiB.
+pub struct AuthenticatedAgent(pub AgentAuth);
+
+impl FromRequestParts<AppState> for AuthenticatedAgent {
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized = |detail: &str| {
+            state.ingest.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            ApiFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("send Authorization: Bearer <agent token>"))?;
+        match state.tokens.lookup(state.store.as_ref(), token).await? {
+            Some(auth) if !auth.revoked => Ok(AuthenticatedAgent(auth)),
+            Some(_) => Err(unauthorized(
+                "this agent's token was revoked; enroll the terminal again",
+            )),
+            None => Err(unauthorized("unknown agent token")),
+        }
+    }
+}
+
+/// `POST /api/v1/report`
+pub async fn report(
+    State(state): State<AppState>,
+    AuthenticatedAgent(agent): AuthenticatedAgent,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ReportAck>, ApiFailure> {
+    let parsed = body_bytes(body)
+        .and_then(|b| decoded(&headers, &b))
+        .and_then(|b| Ok(ingest::parse_report(&b)?));
+    let report = parsed.inspect_err(|_| {
+        state.ingest.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    })?;
+    if report.agent_id != agent.terminal_id {
+        state.ingest.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            "agent_mismatch",
+            format!(
+                "this token belongs to agent {}, not {}",
+                agent.terminal_id, report.agent_id
+            ),
+        ));
+    }
+    let row = ingest::prepare(&report, agent.terminal_id, &state.config.policy, Utc::now())?;
+    if !state.ingest.submit(row).await? {
+        return Err(ApiFailure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the server is busy; the report was not stored, send it again later",
+        ));
+    }
+    let policy = &state.config.policy;
+    let interval = if state.ingest.congested() {
+        policy.interval_secs.saturating_mul(2)
+    } else {
+        policy.interval_secs
+    };
+    Ok(Json(ReportAck {
+        acked_seq: report.seq,
+        next_interval_secs: interval,
+        policy: policy.clone(),
+    }))
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> String {
+    let s = &state.ingest.stats;
+    format!(
+        "# TYPE onshi_reports_ingested_total counter\nonshi_reports_ingested_total {}\n\
+         # TYPE onshi_events_ingested_total counter\nonshi_events_ingested_total {}\n\
+         # TYPE onshi_ingest_batches_total counter\nonshi_ingest_batches_total {}\n\
+         # TYPE onshi_ingest_batches_failed_total counter\nonshi_ingest_batches_failed_total {}\n\
+         # TYPE onshi_reports_rejected_total counter\nonshi_reports_rejected_total {}\n\
+         # TYPE onshi_ingest_queue_depth gauge\nonshi_ingest_queue_depth {}\n",
+        s.reports.load(Ordering::Relaxed),
+        s.events.load(Ordering::Relaxed),
+        s.batches.load(Ordering::Relaxed),
+        s.failed_batches.load(Ordering::Relaxed),
+        s.rejected.load(Ordering::Relaxed),
+        state.ingest.queue_depth(),
+    )
+}

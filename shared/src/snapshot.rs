@@ -1,0 +1,427 @@
+//! The whole current state of one terminal, as one agent collection saw it (DESIGN §4).
+//!
+//! Every area can be partly unknown: a source that cannot read a field leaves it `None` and
+//! adds a [`SourceNote`] saying why, rather than failing the whole snapshot.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{
+    ProtocolError, Validate, check_all, check_opt, check_str, check_strs,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub collected_at: DateTime<Utc>,
+    pub hostname: String,
+    pub os: String,
+    pub agent_version: String,
+    pub uptime: Uptime,
+    pub apps: Apps,
+    pub certificates: Certificates,
+    pub accounts: Accounts,
+    pub network: Network,
+    /// What a source could not read, and why.
+    #[serde(default)]
+    pub notes: Vec<SourceNote>,
+}
+
+/// How the machine last started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartKind {
+    /// A full boot: restart or power on from a real shutdown.
+    ColdBoot,
+    /// Windows "shut down" with fast startup, then power on: the kernel resumed, uptime kept.
+    FastStartup,
+    /// Resume from hibernation.
+    Resume,
+    Unknown,
+}
+
+impl StartKind {
+    /// Whether this start installs pending app updates the way a daily restart must.
+    pub fn counts_as_restart(self) -> bool {
+        matches!(self, StartKind::ColdBoot | StartKind::FastStartup)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Uptime {
+    /// Seconds since the kernel last booted (Windows: `GetTickCount64`).
+    pub uptime_secs: u64,
+    /// The last full kernel boot.
+    pub last_boot: DateTime<Utc>,
+    /// The last start of any kind, including a fast-startup power-on that did not reset uptime.
+    pub last_start: DateTime<Utc>,
+    pub last_start_kind: StartKind,
+    /// Whether the shutdown before the last start was clean; `None` when unknown.
+    pub last_shutdown_clean: Option<bool>,
+    /// Who or what asked for the last restart (Windows User32 1074), when known.
+    pub restart_requested_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub name: String,
+    pub version: Option<String>,
+    pub installed_on: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingReboot {
+    /// Which markers say a reboot is pending (e.g. `CBS RebootPending`, `reboot-required`).
+    pub reasons: Vec<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Apps {
+    /// The watched apps that are installed, with versions.
+    pub installed: Vec<AppInfo>,
+    /// Watched apps that were not found.
+    #[serde(default)]
+    pub missing: Vec<String>,
+    pub pending_reboot: Option<PendingReboot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    /// SHA-1 of the DER certificate, upper-case hex, as Windows shows it.
+    pub thumbprint: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    pub has_private_key: bool,
+    /// Where it was found (`LocalMachine\My`, a user's store, a file path).
+    pub store: String,
+}
+
+/// The last verified `.pfx` backup (`onshi-agent verify-backup`). Never holds key material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupState {
+    pub thumbprint: String,
+    pub verified_at: DateTime<Utc>,
+    pub not_after: Option<DateTime<Utc>>,
+    /// Whether the backup holds the certificate installed now.
+    pub matches_current: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificates {
+    /// Certificates issued under the configured root CA.
+    pub certs: Vec<CertInfo>,
+    pub backup: Option<BackupState>,
+}
+
+impl Certificates {
+    /// The certificate that expires last: the one a renewal installed.
+    pub fn current(&self) -> Option<&CertInfo> {
+        self.certs.iter().max_by_key(|c| c.not_after)
+    }
+}
+
+/// The role an account plays on the terminal (vendor notes: which may and may not change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountRole {
+    /// The Windows (auto-login) account created at install.
+    Windows,
+    /// The face-authentication account created at install.
+    FaceAuth,
+    /// The linkage account (receipt system link) created at install.
+    Linkage,
+    Administrator,
+    General,
+    MedicalViewing,
+}
+
+impl AccountRole {
+    pub const ALL: [AccountRole; 6] = [
+        AccountRole::Windows,
+        AccountRole::FaceAuth,
+        AccountRole::Linkage,
+        AccountRole::Administrator,
+        AccountRole::General,
+        AccountRole::MedicalViewing,
+    ];
+
+    /// Accounts that must never be changed: changes break the terminal.
+    pub fn is_protected(self) -> bool {
+        matches!(
+            self,
+            AccountRole::Windows | AccountRole::FaceAuth | AccountRole::Linkage
+        )
+    }
+
+    /// The name the vendor's notes use for this account.
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            AccountRole::Windows => "Windowsアカウント",
+            AccountRole::FaceAuth => "顔認証アカウント",
+            AccountRole::Linkage => "連携アカウント",
+            AccountRole::Administrator => "管理者アカウント",
+            AccountRole::General => "一般アカウント",
+            AccountRole::MedicalViewing => "医療情報閲覧アカウント",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    pub role: AccountRole,
+    /// The configured name, or the current name when the account was renamed.
+    pub name: String,
+    pub exists: bool,
+    pub enabled: Option<bool>,
+    pub locked: Option<bool>,
+    pub password_last_set: Option<DateTime<Utc>>,
+    pub password_expires: Option<DateTime<Utc>>,
+    /// Stable identity (Windows SID; `uid:N` on Linux) so a rename is seen as a rename.
+    pub sid: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounts {
+    pub accounts: Vec<AccountState>,
+    /// Whether account-management auditing is on (Windows); `None` when unknown.
+    pub auditing: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adapter {
+    pub name: String,
+    pub mac: Option<String>,
+    pub up: bool,
+    pub addresses: Vec<String>,
+    pub gateways: Vec<String>,
+    pub dns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub target: String,
+    pub reachable: bool,
+    pub latency_ms: Option<u32>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub adapters: Vec<Adapter>,
+    pub default_gateway: Option<String>,
+    pub gateway_mac: Option<String>,
+    /// Hash of the layout (adapters, addresses, gateways, DNS, gateway MAC); changes when any
+    /// part of it changes.
+    pub fingerprint: String,
+    pub probes: Vec<ProbeResult>,
+}
+
+/// A field a source could not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceNote {
+    pub area: String,
+    pub detail: String,
+}
+
+impl Validate for Snapshot {
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check_str("hostname", &self.hostname)?;
+        if self.hostname.trim().is_empty() {
+            return Err(ProtocolError::Invalid {
+                field: "hostname",
+                reason: "must not be empty",
+            });
+        }
+        check_str("os", &self.os)?;
+        check_str("agent_version", &self.agent_version)?;
+        check_opt("uptime.restart_requested_by", &self.uptime.restart_requested_by)?;
+        check_all("apps.installed", &self.apps.installed)?;
+        check_strs("apps.missing", &self.apps.missing)?;
+        if let Some(p) = &self.apps.pending_reboot {
+            check_strs("apps.pending_reboot.reasons", &p.reasons)?;
+        }
+        check_all("certificates.certs", &self.certificates.certs)?;
+        if let Some(b) = &self.certificates.backup {
+            check_str("certificates.backup.thumbprint", &b.thumbprint)?;
+        }
+        check_all("accounts.accounts", &self.accounts.accounts)?;
+        check_all("network.adapters", &self.network.adapters)?;
+        check_opt("network.default_gateway", &self.network.default_gateway)?;
+        check_opt("network.gateway_mac", &self.network.gateway_mac)?;
+        check_str("network.fingerprint", &self.network.fingerprint)?;
+        check_all("network.probes", &self.network.probes)?;
+        check_all("notes", &self.notes)
+    }
+}
+
+impl Validate for AppInfo {
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check_str("apps.installed.name", &self.name)?;
+        check_opt("apps.installed.version", &self.version)?;
+        check_opt("apps.installed.installed_on", &self.installed_on)
+    }
+}
+
+impl Validate for CertInfo {
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check_str("certificates.subject", &self.subject)?;
+        check_str("certificates.issuer", &self.issuer)?;
+        check_str("certificates.serial", &self.serial)?;
+        check_str("certificates.thumbprint", &self.thumbprint)?;
+        check_str("certificates.store", &self.store)
+    }
+}
+
+impl Validate for AccountState {
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check_str("accounts.name", &self.name)?;
+        check_opt("accounts.sid", &self.sid)
+    }
+}
+
+impl Validate for Adapter {
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check_str("network.adapters.name", &self.name)?;
+        check_opt("network.adapters.mac", &self.mac)?;
+        check_strs("network.adapters.addresses", &self.addresses)?;
+        check_strs("network.adapters.gateways", &self.gateways)?;
+        check_strs("network.adapters.dns", &self.dns)
+    }
+}
+
+impl Validate for ProbeResult {
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check_str("network.probes.target", &self.target)?;
+        check_opt("network.probes.error", &self.error)
+    }
+}
+
+impl Validate for SourceNote {
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check_str("notes.area", &self.area)?;
+        check_str("notes.detail", &self.detail)
+    }
+}
+
+/// Realistic sample messages, for tests, the demo and the benchmark.
+pub mod sample {
+    use chrono::{Duration, TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::event::{AccountChange, Event, EventKind};
+    use crate::{Report, SCHEMA_VERSION};
+
+    /// A healthy terminal's snapshot, as a Windows agent would send it.
+    pub fn snapshot() -> Snapshot {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).single().unwrap_or_default();
+        let boot = now - Duration::hours(5);
+        Snapshot {
+            collected_at: now,
+            hostname: "ONSHI-PC-01".into(),
+            os: "Windows 11 Pro 23H2".into(),
+            agent_version: "0.1.0".into(),
+            uptime: Uptime {
+                uptime_secs: 5 * 3600,
+                last_boot: boot,
+                last_start: boot,
+                last_start_kind: StartKind::ColdBoot,
+                last_shutdown_clean: Some(true),
+                restart_requested_by: None,
+            },
+            apps: Apps {
+                installed: vec![
+                    AppInfo {
+                        name: "配信アプリ".into(),
+                        version: Some("2.4.1".into()),
+                        installed_on: Some("20260901".into()),
+                    },
+                    AppInfo {
+                        name: "連携アプリ".into(),
+                        version: Some("1.12.0".into()),
+                        installed_on: Some("20260901".into()),
+                    },
+                ],
+                missing: vec![],
+                pending_reboot: None,
+            },
+            certificates: Certificates {
+                certs: vec![CertInfo {
+                    subject: "CN=1312345678,O=Sample Clinic".into(),
+                    issuer: "CN=Online Billing NW Common Root CA".into(),
+                    serial: "4F2A19".into(),
+                    thumbprint: "3B1F6A0C9E2D4B5A6C7D8E9F0A1B2C3D4E5F6071".into(),
+                    not_before: now - Duration::days(400),
+                    not_after: now + Duration::days(787),
+                    has_private_key: true,
+                    store: "LocalMachine\\My".into(),
+                }],
+                backup: None,
+            },
+            accounts: Accounts {
+                accounts: vec![
+                    AccountState {
+                        role: AccountRole::Windows,
+                        name: "onshi".into(),
+                        exists: true,
+                        enabled: Some(true),
+                        locked: Some(false),
+                        password_last_set: Some(now - Duration::days(200)),
+                        password_expires: None,
+                        sid: Some("S-1-5-21-1004336348-1177238915-682003330-1001".into()),
+                    },
+                    AccountState {
+                        role: AccountRole::FaceAuth,
+                        name: "kao".into(),
+                        exists: true,
+                        enabled: Some(true),
+                        locked: Some(false),
+                        password_last_set: Some(now - Duration::days(200)),
+                        password_expires: None,
+                        sid: Some("S-1-5-21-1004336348-1177238915-682003330-1002".into()),
+                    },
+                ],
+                auditing: Some(true),
+            },
+            network: Network {
+                adapters: vec![Adapter {
+                    name: "Ethernet".into(),
+                    mac: Some("00:11:22:33:44:55".into()),
+                    up: true,
+                    addresses: vec!["192.168.10.21/24".into()],
+                    gateways: vec!["192.168.10.1".into()],
+                    dns: vec!["192.168.10.1".into()],
+                }],
+                default_gateway: Some("192.168.10.1".into()),
+                gateway_mac: Some("00:aa:bb:cc:dd:ee".into()),
+                fingerprint: "9f2c4d1e0b7a6c5d".into(),
+                probes: vec![],
+            },
+            notes: vec![],
+        }
+    }
+
+    /// A report carrying [`snapshot`] and one account-change event.
+    pub fn report(seq: u64) -> Report {
+        let snapshot = snapshot();
+        Report {
+            schema: SCHEMA_VERSION,
+            agent_id: Uuid::nil(),
+            seq,
+            sent_at: snapshot.collected_at,
+            events: vec![Event {
+                id: Uuid::now_v7(),
+                at: snapshot.collected_at,
+                kind: EventKind::AccountChanged {
+                    role: AccountRole::Linkage,
+                    name: "renkei".into(),
+                    change: AccountChange::PasswordChanged,
+                },
+            }],
+            snapshot,
+        }
+    }
+}
