@@ -1,0 +1,317 @@
+//! The agent API over real HTTP on a random port, against a fresh SQLite database per test.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use chrono::Utc;
+use onshi_server::config::{DbArgs, FileConfig};
+use onshi_server::store::Store;
+use onshi_server::{Application, Config, enroll};
+use onshi_shared::{
+    ApiError, EnrollRequest, EnrollResponse, Event, EventKind, Report, ReportAck, SCHEMA_VERSION,
+    limits, sample,
+};
+use reqwest::StatusCode;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+struct TestApp {
+    base: String,
+    store: Arc<dyn Store>,
+    client: reqwest::Client,
+    code: String,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), onshi_server::Error>>>,
+}
+
+async fn spawn_app() -> TestApp {
+    spawn_app_in(tempfile::tempdir().unwrap()).await
+}
+
+/// Starts a server on the database in `dir` (a restart when it already holds one).
+async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
+    onshi_server::install_crypto_provider();
+    let args = DbArgs {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let config = Config::resolve(FileConfig::default(), &args, Some("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let app = Application::build(config).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let store = app.store();
+    let clinic = store
+        .create_clinic("さくら内科クリニック", "sakura@example.jp", Utc::now())
+        .await
+        .unwrap();
+    let code = enroll::issue_code(store.as_ref(), &clinic, Utc::now(), 30)
+        .await
+        .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        store,
+        client: reqwest::Client::new(),
+        code,
+        dir,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    async fn enroll(&self, hostname: &str) -> EnrollResponse {
+        let resp = self.post_enroll(&self.code, hostname).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    async fn post_enroll(&self, code: &str, hostname: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/enroll", self.base))
+            .json(&EnrollRequest {
+                schema: SCHEMA_VERSION,
+                code: code.into(),
+                hostname: hostname.into(),
+                agent_version: "0.1.0".into(),
+                os: "test".into(),
+            })
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post_raw(&self, token: &str, body: Vec<u8>, gzip: bool) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/api/v1/report", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json");
+        if gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        req.body(body).send().await.unwrap()
+    }
+
+    async fn post_report(&self, token: &str, report: &Report) -> reqwest::Response {
+        self.post_raw(token, serde_json::to_vec(report).unwrap(), false)
+            .await
+    }
+
+    /// Stops the server and hands back its data directory.
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        self.dir
+    }
+}
+
+fn report_for(agent: &EnrollResponse, seq: u64) -> Report {
+    let mut r = sample::report(seq);
+    r.agent_id = agent.agent_id;
+    r.snapshot.collected_at = Utc::now();
+    r
+}
+
+async fn error_of(resp: reqwest::Response) -> (StatusCode, String) {
+    let status = resp.status();
+    let body: ApiError = resp.json().await.unwrap();
+    (status, body.error)
+}
+
+#[tokio::test]
+async fn enroll_then_report_is_stored_and_acknowledged() {
+    let app = spawn_app().await;
+    let agent = app.enroll("ONSHI-PC-01").await;
+    assert_eq!(agent.clinic_name, "さくら内科クリニック");
+    assert_eq!(agent.token.len(), 64);
+
+    let report = report_for(&agent, 1);
+    let resp = app.post_report(&agent.token, &report).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ack: ReportAck = resp.json().await.unwrap();
+    assert_eq!(ack.acked_seq, 1);
+    assert!(ack.next_interval_secs > 0);
+
+    let (seq, snapshot) = app.store.latest_snapshot(agent.agent_id).await.unwrap().unwrap();
+    assert_eq!(seq, 1);
+    assert!(snapshot.contains("ONSHI-PC-01"));
+    let events = app.store.events(agent.agent_id, 100).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].id, report.events[0].id);
+    assert_eq!(app.store.starts(agent.agent_id, 10).await.unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_replayed_report_stores_each_event_once_and_older_snapshots_lose() {
+    let app = spawn_app().await;
+    let agent = app.enroll("PC").await;
+    let mut second = report_for(&agent, 2);
+    second.snapshot.hostname = "NEWER".into();
+    second.events.push(Event::new(
+        Utc::now(),
+        EventKind::AgentStarted {
+            version: "0.1.0".into(),
+        },
+    ));
+    for _ in 0..3 {
+        assert_eq!(app.post_report(&agent.token, &second).await.status(), StatusCode::OK);
+    }
+    // An older report arriving late must not overwrite the newer state.
+    let mut first = report_for(&agent, 1);
+    first.snapshot.hostname = "OLDER".into();
+    assert_eq!(app.post_report(&agent.token, &first).await.status(), StatusCode::OK);
+
+    let events = app.store.events(agent.agent_id, 100).await.unwrap();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let mut want: Vec<Uuid> = second.events.iter().map(|e| e.id).collect();
+    want.push(first.events[0].id);
+    assert_eq!(ids, want, "each event once, in arrival order");
+    let (seq, snapshot) = app.store.latest_snapshot(agent.agent_id).await.unwrap().unwrap();
+    assert_eq!(seq, 2);
+    assert!(snapshot.contains("NEWER"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_reports_are_accepted() {
+    let app = spawn_app().await;
+    let agent = app.enroll("PC").await;
+    let json = serde_json::to_vec(&report_for(&agent, 1)).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&json).unwrap();
+    let resp = app.post_raw(&agent.token, enc.finish().unwrap(), true).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_reports_get_precise_errors_and_store_nothing() {
+    let app = spawn_app().await;
+    let agent = app.enroll("PC").await;
+    let other = app.enroll("OTHER").await;
+
+    let (status, code) = error_of(app.post_raw(&agent.token, b"{not json".to_vec(), false).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_json"));
+
+    let mut wrong_schema = report_for(&agent, 1);
+    wrong_schema.schema = SCHEMA_VERSION + 1;
+    let (status, code) = error_of(app.post_report(&agent.token, &wrong_schema).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "unsupported_schema"));
+
+    let mut too_many = report_for(&agent, 1);
+    let e = too_many.events[0].clone();
+    too_many.events = (0..=limits::MAX_EVENTS_PER_REPORT)
+        .map(|_| Event::new(e.at, e.kind.clone()))
+        .collect();
+    let (status, code) = error_of(app.post_report(&agent.token, &too_many).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded")
+    );
+
+    let oversized = vec![b' '; limits::MAX_BODY_BYTES + 1];
+    let (status, code) = error_of(app.post_raw(&agent.token, oversized, false).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+
+    let (status, code) = error_of(app.post_report("not-a-token", &report_for(&agent, 1)).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/report", app.base))
+        .json(&report_for(&agent, 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    // A valid token used for another agent's id.
+    let (status, code) = error_of(app.post_report(&other.token, &report_for(&agent, 1)).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::FORBIDDEN, "agent_mismatch"));
+
+    assert!(app.store.latest_snapshot(agent.agent_id).await.unwrap().is_none());
+    assert!(app.store.events(agent.agent_id, 10).await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoked_tokens_and_bad_codes_are_refused() {
+    let app = spawn_app().await;
+    let (status, code) = error_of(app.post_enroll("AAAA-BBBB-CCCC", "PC").await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "invalid_code"));
+
+    let agent = app.enroll("PC").await;
+    assert_eq!(
+        app.post_report(&agent.token, &report_for(&agent, 1)).await.status(),
+        StatusCode::OK
+    );
+    // Revoked in the store: after a restart (empty token cache) the token is refused.
+    assert!(app.store.revoke_terminal(agent.agent_id, Utc::now()).await.unwrap());
+    let app = spawn_app_in(app.stop().await).await;
+    let resp = app.post_report(&agent.token, &report_for(&agent, 2)).await;
+    let (status, code) = error_of(resp).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (seq, _) = app.store.latest_snapshot(agent.agent_id).await.unwrap().unwrap();
+    assert_eq!(seq, 1, "nothing from the revoked agent was stored");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dashboard_lists_terminals_and_escapes_names() {
+    let app = spawn_app().await;
+    let agent = app.enroll("<script>alert(1)</script>").await;
+    let mut report = report_for(&agent, 1);
+    report.snapshot.hostname = "<script>alert(1)</script>".into();
+    assert_eq!(app.post_report(&agent.token, &report).await.status(), StatusCode::OK);
+    let page = app
+        .client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("さくら内科クリニック"));
+    assert!(page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"), "escaped hostname shown as text");
+    assert!(!page.contains("<script>alert(1)"));
+    assert!(page.contains("端末数"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reports_for_unknown_agents_in_a_batch_do_not_poison_others() {
+    // Many agents reporting at once are committed together (group commit); all succeed.
+    let app = spawn_app().await;
+    let mut agents = Vec::new();
+    for i in 0..20 {
+        agents.push(app.enroll(&format!("PC-{i}")).await);
+    }
+    let mut tasks = Vec::new();
+    for agent in &agents {
+        let client = app.client.clone();
+        let url = format!("{}/api/v1/report", app.base);
+        let token = agent.token.clone();
+        let body = serde_json::to_vec(&report_for(agent, 1)).unwrap();
+        tasks.push(tokio::spawn(async move {
+            client.post(url).bearer_auth(token).body(body).send().await.unwrap().status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    for agent in &agents {
+        assert!(app.store.latest_snapshot(agent.agent_id).await.unwrap().is_some());
+    }
+    app.stop().await;
+}
