@@ -30,20 +30,30 @@ CREATE TABLE terminals (
 );
 CREATE INDEX terminals_clinic ON terminals(clinic_id);
 
--- The latest snapshot per terminal (latest by seq wins), with the columns the dashboard needs.
+-- The latest state per terminal (highest seq wins): small, hot columns rewritten by every report.
+-- WITHOUT ROWID keeps it one B-tree keyed by terminal, so an upsert touches one page.
 CREATE TABLE terminal_state (
-    terminal_id    TEXT    PRIMARY KEY REFERENCES terminals(id),
-    seq            INTEGER NOT NULL,
-    received_at    INTEGER NOT NULL,
-    collected_at   INTEGER NOT NULL,
-    hostname       TEXT    NOT NULL,
-    last_start     INTEGER NOT NULL,
-    last_boot      INTEGER NOT NULL,
-    cert_not_after INTEGER,
-    problems       INTEGER NOT NULL,
-    snapshot       TEXT    NOT NULL
+    terminal_id     TEXT    PRIMARY KEY REFERENCES terminals(id),
+    seq             INTEGER NOT NULL,
+    received_at     INTEGER NOT NULL,
+    collected_at    INTEGER NOT NULL,
+    uptime_secs     INTEGER NOT NULL,
+    hostname        TEXT    NOT NULL,
+    last_start      INTEGER NOT NULL,
+    last_start_kind TEXT    NOT NULL,
+    last_boot       INTEGER NOT NULL,
+    cert_not_after  INTEGER,
+    problems        INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The latest snapshot body, without the fields that change on every report (collected_at,
+-- uptime, probe latency: those live in terminal_state). Rewritten only when its hash changes.
+CREATE TABLE terminal_snapshot (
+    terminal_id  TEXT    PRIMARY KEY REFERENCES terminals(id),
+    seq          INTEGER NOT NULL,
+    hash         INTEGER NOT NULL,
+    body         TEXT    NOT NULL
 );
-CREATE INDEX terminal_state_received ON terminal_state(received_at);
 
 -- Change events, stored once per event id (a replayed report adds nothing).
 CREATE TABLE events (
@@ -57,10 +67,24 @@ CREATE TABLE events (
 );
 CREATE INDEX events_terminal ON events(terminal_id, at);
 
--- Every start a terminal reported (restart, fast-startup power-on, resume).
+-- Every start a terminal reported (restart, fast-startup power-on, resume), kept by triggers
+-- on terminal_state so the writer needs no extra statement per report.
 CREATE TABLE starts (
     terminal_id  TEXT    NOT NULL REFERENCES terminals(id),
     started_at   INTEGER NOT NULL,
     kind         TEXT    NOT NULL,
     PRIMARY KEY (terminal_id, started_at)
 ) WITHOUT ROWID;
+
+CREATE TRIGGER starts_on_first_state AFTER INSERT ON terminal_state
+BEGIN
+    INSERT OR IGNORE INTO starts (terminal_id, started_at, kind)
+    VALUES (NEW.terminal_id, NEW.last_start, NEW.last_start_kind);
+END;
+
+CREATE TRIGGER starts_on_new_start AFTER UPDATE OF last_start ON terminal_state
+WHEN NEW.last_start <> OLD.last_start
+BEGIN
+    INSERT OR IGNORE INTO starts (terminal_id, started_at, kind)
+    VALUES (NEW.terminal_id, NEW.last_start, NEW.last_start_kind);
+END;

@@ -80,7 +80,12 @@ pub struct DbArgs {
     #[arg(long, env = "ONSHI_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// sqlite:// or postgres:// URL; overrides --data-dir.
-    #[arg(long, env = "ONSHI_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ONSHI_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 }
 
@@ -105,7 +110,11 @@ impl Config {
             .clone()
             .or(file.data_dir)
             .unwrap_or(defaults.data_dir);
-        let database = match args.database_url.as_deref().or(file.database_url.as_deref()) {
+        let database = match args
+            .database_url
+            .as_deref()
+            .or(file.database_url.as_deref())
+        {
             Some(url) => DatabaseUrl::parse(url)?,
             None => DatabaseUrl::Sqlite(data_dir.join("onshi.db")),
         };
@@ -124,14 +133,19 @@ impl Config {
             }
         }
         if policy.interval_secs == 0 {
-            return Err(Error::Config("policy.interval_secs must be at least 1".into()));
+            return Err(Error::Config(
+                "policy.interval_secs must be at least 1".into(),
+            ));
         }
         let config = Config {
             listen: listen.or(file.listen).unwrap_or(defaults.listen),
             data_dir,
             database,
             policy,
-            queue_capacity: file.queue_capacity.unwrap_or(defaults.queue_capacity).max(1),
+            queue_capacity: file
+                .queue_capacity
+                .unwrap_or(defaults.queue_capacity)
+                .max(1),
             max_batch: file.max_batch.unwrap_or(defaults.max_batch).max(1),
             enrollment_code_days: file
                 .enrollment_code_days

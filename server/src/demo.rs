@@ -37,7 +37,14 @@ const CLINIC_NAMES: [&str; 12] = [
 ];
 
 const TOWNS: [&str; 8] = [
-    "札幌", "仙台", "千葉", "横浜", "名古屋", "京都", "広島", "福岡",
+    "札幌",
+    "仙台",
+    "千葉",
+    "横浜",
+    "名古屋",
+    "京都",
+    "広島",
+    "福岡",
 ];
 
 /// The accounts every simulated terminal was installed with.
@@ -170,7 +177,10 @@ impl SimTerminal {
                 let mut a = sample::snapshot().accounts.accounts[0].clone();
                 a.role = spec.role;
                 a.name = spec.name.clone();
-                a.sid = Some(format!("S-1-5-21-1004336348-1177238915-682003330-{}", 1001 + i));
+                a.sid = Some(format!(
+                    "S-1-5-21-1004336348-1177238915-682003330-{}",
+                    1001 + i
+                ));
                 if self.profile == Profile::AccountChanged && spec.role == AccountRole::Windows {
                     a.name = "受付PC".into();
                 }
@@ -314,7 +324,8 @@ pub fn reset_data_dir(dir: &Path) -> Result<(), Error> {
         std::fs::remove_dir_all(dir)
             .map_err(|e| Error::Io(format!("clearing {}", dir.display()), e))?;
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
     std::fs::write(dir.join(DEMO_MARKER), "created by onshi-server demo\n")
         .map_err(|e| Error::Io(format!("writing in {}", dir.display()), e))
 }

@@ -73,6 +73,15 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
+    /// Loads every active token, so authentication never waits on the database.
+    pub async fn preload(store: &dyn Store) -> Result<TokenCache, Error> {
+        let tokens = store.active_tokens().await?;
+        tracing::info!(tokens = tokens.len(), "agent tokens loaded");
+        Ok(TokenCache {
+            by_hash: RwLock::new(tokens.into_iter().collect()),
+        })
+    }
+
     /// Looks a token up, in memory first, then in the store. Revoked tokens are not cached.
     pub async fn lookup(&self, store: &dyn Store, token: &str) -> Result<Option<AgentAuth>, Error> {
         let hash = hash_token(token);
@@ -108,7 +117,10 @@ mod tests {
         let code = new_code();
         assert_eq!(code.len(), 14);
         assert_eq!(code.matches('-').count(), 2);
-        assert_eq!(hash_code(&code), hash_code(&code.to_lowercase().replace('-', " ")));
+        assert_eq!(
+            hash_code(&code),
+            hash_code(&code.to_lowercase().replace('-', " "))
+        );
         assert_ne!(hash_code(&code), hash_code(&new_code()));
     }
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::rules;
-use crate::store::{EventRow, IngestRow, Store};
+use crate::store::{EventRow, IngestRow, Store, snapshot_body};
 
 /// Why a report was refused; each maps to one precise HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +92,7 @@ pub fn prepare(
             })
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()?;
+    let (snapshot_body, snapshot_hash) = snapshot_body(s)?;
     Ok(IngestRow {
         terminal_id,
         seq: i64::try_from(report.seq).unwrap_or(i64::MAX),
@@ -101,11 +102,13 @@ pub fn prepare(
         last_start: s.uptime.last_start,
         last_start_kind: start_kind_name(s.uptime.last_start_kind),
         last_boot: s.uptime.last_boot,
+        uptime_secs: i64::try_from(s.uptime.uptime_secs).unwrap_or(i64::MAX),
         cert_not_after: s.certificates.current().map(|c| c.not_after),
         problems: rules::problem_count(&findings) as i64,
-        snapshot_json: serde_json::to_string(s)?,
+        snapshot_body,
+        snapshot_hash,
+        write_snapshot: true,
         events,
-        record_start: true,
     })
 }
 
@@ -138,22 +141,28 @@ const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 impl Ingest {
     /// Starts the writer task; it stops when every `Ingest` handle is dropped and the queue is
     /// drained.
-    pub fn start(
+    pub async fn start(
         store: Arc<dyn Store>,
         capacity: usize,
         max_batch: usize,
-    ) -> (Ingest, tokio::task::JoinHandle<()>) {
+    ) -> Result<(Ingest, tokio::task::JoinHandle<()>), Error> {
         let (tx, rx) = mpsc::channel(capacity);
         let stats = Arc::new(IngestStats::default());
-        let handle = tokio::spawn(writer(store, rx, max_batch, stats.clone()));
-        (
+        let bodies: HashMap<Uuid, (i64, i64)> = store
+            .snapshot_hashes()
+            .await?
+            .into_iter()
+            .map(|(id, seq, hash)| (id, (seq, hash)))
+            .collect();
+        let handle = tokio::spawn(writer(store, rx, max_batch, bodies, stats.clone()));
+        Ok((
             Ingest {
                 tx,
                 capacity,
                 stats,
             },
             handle,
-        )
+        ))
     }
 
     /// Reports waiting for the writer.
@@ -186,27 +195,33 @@ async fn writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
+    // (seq, body hash) of the snapshot body last committed per terminal, so an unchanged body is
+    // not sent to the database again.
+    mut bodies: HashMap<Uuid, (i64, i64)>,
     stats: Arc<IngestStats>,
 ) {
-    // The start each terminal reported last, so the start history gets one row per start and
-    // not one per report. Empty after a restart: the first report re-inserts (ignored by key).
-    let mut known_starts: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let mut rows: Vec<IngestRow> = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs.drain(..) {
             let mut row = job.row;
-            row.record_start = known_starts.get(&row.terminal_id) != Some(&row.last_start);
+            row.write_snapshot = match bodies.get(&row.terminal_id) {
+                Some(&(seq, _)) if row.seq <= seq => false,
+                Some(&(_, hash)) if hash == row.snapshot_hash => {
+                    bodies.insert(row.terminal_id, (row.seq, hash));
+                    false
+                }
+                _ => {
+                    bodies.insert(row.terminal_id, (row.seq, row.snapshot_hash));
+                    true
+                }
+            };
             rows.push(row);
             replies.push(job.done);
         }
-        let result = store.write_batch(&rows).await;
-        match result {
+        match store.write_batch(&rows).await {
             Ok(()) => {
-                for row in &rows {
-                    known_starts.insert(row.terminal_id, row.last_start);
-                }
                 let events: usize = rows.iter().map(|r| r.events.len()).sum();
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 stats
@@ -219,6 +234,10 @@ async fn writer(
                 }
             }
             Err(e) => {
+                // What the cache says was written was not: forget it.
+                for row in &rows {
+                    bodies.remove(&row.terminal_id);
+                }
                 stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, reports = rows.len(), "batch commit failed");
                 let e = Arc::new(e);
@@ -283,6 +302,7 @@ mod tests {
         assert_eq!(row.events.len(), 1);
         assert_eq!(row.events[0].kind, "account_changed");
         assert_eq!(row.hostname, "ONSHI-PC-01");
+        assert!(row.snapshot_body.contains("ONSHI-PC-01"));
         assert_eq!(row.last_start_kind, "cold_boot");
         // the sample has no backup: one warning
         assert_eq!(row.problems, 1);

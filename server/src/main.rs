@@ -81,14 +81,26 @@ async fn main() -> Result<()> {
                         bail!("give a clinic name and a valid --email");
                     }
                     let clinic = store.create_clinic(name.trim(), email.trim(), now).await?;
-                    let code = enroll::issue_code(store.as_ref(), &clinic, now, config.enrollment_code_days).await?;
+                    let code = enroll::issue_code(
+                        store.as_ref(),
+                        &clinic,
+                        now,
+                        config.enrollment_code_days,
+                    )
+                    .await?;
                     (clinic, code)
                 }
                 ClinicCommand::Code { name } => {
                     let Some(clinic) = store.clinic_by_name(&name).await? else {
                         bail!("no clinic named {name:?}");
                     };
-                    let code = enroll::issue_code(store.as_ref(), &clinic, now, config.enrollment_code_days).await?;
+                    let code = enroll::issue_code(
+                        store.as_ref(),
+                        &clinic,
+                        now,
+                        config.enrollment_code_days,
+                    )
+                    .await?;
                     (clinic, code)
                 }
             };
@@ -121,7 +133,9 @@ async fn main() -> Result<()> {
             for t in fleet {
                 tokio::spawn(demo::simulate(base.clone(), t));
             }
-            println!("Onshi Watch demo: {terminals} simulated terminals reporting every {interval_secs} s");
+            println!(
+                "Onshi Watch demo: {terminals} simulated terminals reporting every {interval_secs} s"
+            );
             println!("dashboard: {}", demo::dashboard_url(addr));
             println!("stop with Ctrl-C");
             server.await??;

@@ -91,13 +91,25 @@ fn certificates(s: &Snapshot, now: DateTime<Utc>, out: &mut Vec<Finding>) {
     };
     let days = (current.not_after - now).num_days();
     let expiry = if current.not_after <= now {
-        Some((Severity::Critical, "電子証明書の有効期限が切れています".to_string()))
+        Some((
+            Severity::Critical,
+            "電子証明書の有効期限が切れています".to_string(),
+        ))
     } else if days <= 7 {
-        Some((Severity::Critical, format!("電子証明書の有効期限まであと {days} 日")))
+        Some((
+            Severity::Critical,
+            format!("電子証明書の有効期限まであと {days} 日"),
+        ))
     } else if days <= 30 {
-        Some((Severity::Warning, format!("電子証明書の有効期限まであと {days} 日")))
+        Some((
+            Severity::Warning,
+            format!("電子証明書の有効期限まであと {days} 日"),
+        ))
     } else if days <= 90 {
-        Some((Severity::Info, format!("電子証明書の有効期限まであと {days} 日")))
+        Some((
+            Severity::Info,
+            format!("電子証明書の有効期限まであと {days} 日"),
+        ))
     } else {
         None
     };
@@ -140,7 +152,10 @@ fn accounts(s: &Snapshot, policy: &AgentPolicy, now: DateTime<Utc>, out: &mut Ve
         let problem = if !a.exists {
             Some(format!("{label} ({}) が見つかりません", a.name))
         } else if let Some(p) = expected.filter(|p| p.name != a.name) {
-            Some(format!("{label} の名前が {} から {} に変更されています", p.name, a.name))
+            Some(format!(
+                "{label} の名前が {} から {} に変更されています",
+                p.name, a.name
+            ))
         } else if a.enabled == Some(false) {
             Some(format!("{label} ({}) が無効になっています", a.name))
         } else if a.locked == Some(true) {
@@ -151,24 +166,24 @@ fn accounts(s: &Snapshot, policy: &AgentPolicy, now: DateTime<Utc>, out: &mut Ve
         if let Some(detail) = problem {
             out.push(finding("protected_account", Severity::Critical, detail));
         }
-        if a.role == AccountRole::Windows {
-            if let Some(expires) = a.password_expires {
-                if expires <= now {
-                    out.push(finding(
-                        "windows_password_expiry",
-                        Severity::Critical,
-                        "Windowsアカウントのパスワードの有効期限が切れています".into(),
-                    ));
-                } else if expires - now <= Duration::days(14) {
-                    out.push(finding(
-                        "windows_password_expiry",
-                        Severity::Warning,
-                        format!(
-                            "Windowsアカウントのパスワードの有効期限まであと {} 日",
-                            (expires - now).num_days()
-                        ),
-                    ));
-                }
+        if a.role == AccountRole::Windows
+            && let Some(expires) = a.password_expires
+        {
+            if expires <= now {
+                out.push(finding(
+                    "windows_password_expiry",
+                    Severity::Critical,
+                    "Windowsアカウントのパスワードの有効期限が切れています".into(),
+                ));
+            } else if expires - now <= Duration::days(14) {
+                out.push(finding(
+                    "windows_password_expiry",
+                    Severity::Warning,
+                    format!(
+                        "Windowsアカウントのパスワードの有効期限まであと {} 日",
+                        (expires - now).num_days()
+                    ),
+                ));
             }
         }
     }
@@ -230,7 +245,10 @@ mod tests {
                 Duration::hours(26) + Duration::minutes(1),
                 vec![("no_daily_restart", Severity::Warning)],
             ),
-            (Duration::hours(72), vec![("no_daily_restart", Severity::Warning)]),
+            (
+                Duration::hours(72),
+                vec![("no_daily_restart", Severity::Warning)],
+            ),
             (
                 Duration::hours(73),
                 vec![("no_daily_restart", Severity::Critical)],

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::Error;
 use crate::config::Config;
 use crate::enroll::TokenCache;
 use crate::ingest::Ingest;
 use crate::store::{self, Store};
 use crate::web::{self, AppState};
-use crate::Error;
 
 /// A bound, ready-to-serve server.
 pub struct Application {
@@ -35,11 +35,13 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::Io(format!("binding {}", config.listen), e))?;
-        let (ingest, writer) = Ingest::start(store.clone(), config.queue_capacity, config.max_batch);
+        let tokens = Arc::new(TokenCache::preload(store.as_ref()).await?);
+        let (ingest, writer) =
+            Ingest::start(store.clone(), config.queue_capacity, config.max_batch).await?;
         let state = AppState {
             store,
             ingest,
-            tokens: Arc::new(TokenCache::default()),
+            tokens,
             config: Arc::new(config),
         };
         Ok(Application {

@@ -22,7 +22,11 @@ pub use snapshot::*;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The oldest schema version the server still accepts.
-pub const MIN_SCHEMA_VERSION: u32 = if SCHEMA_VERSION > 1 { SCHEMA_VERSION - 1 } else { 1 };
+pub const MIN_SCHEMA_VERSION: u32 = if SCHEMA_VERSION > 1 {
+    SCHEMA_VERSION - 1
+} else {
+    1
+};
 
 /// Whether a schema version is one the server accepts.
 pub fn schema_supported(schema: u32) -> bool {
@@ -145,7 +149,10 @@ mod tests {
     fn unknown_schema_is_rejected() {
         let mut report = snapshot::sample::report(1);
         report.schema = SCHEMA_VERSION + 1;
-        assert!(matches!(report.validate(), Err(ProtocolError::Schema { .. })));
+        assert!(matches!(
+            report.validate(),
+            Err(ProtocolError::Schema { .. })
+        ));
     }
 
     #[test]
@@ -155,7 +162,10 @@ mod tests {
         report.events = vec![event; limits::MAX_EVENTS_PER_REPORT + 1];
         assert!(matches!(
             report.validate(),
-            Err(ProtocolError::TooMany { field: "events", .. })
+            Err(ProtocolError::TooMany {
+                field: "events",
+                ..
+            })
         ));
     }
 
@@ -163,11 +173,17 @@ mod tests {
     fn long_strings_anywhere_are_rejected() {
         let mut report = snapshot::sample::report(1);
         report.snapshot.accounts.accounts[0].name = "x".repeat(limits::MAX_STRING_LEN + 1);
-        assert!(matches!(report.validate(), Err(ProtocolError::TooLong { .. })));
+        assert!(matches!(
+            report.validate(),
+            Err(ProtocolError::TooLong { .. })
+        ));
 
         let mut report = snapshot::sample::report(1);
         report.snapshot.network.adapters[0].dns = vec!["8.8.8.8".into(); limits::MAX_LIST_LEN + 1];
-        assert!(matches!(report.validate(), Err(ProtocolError::TooMany { .. })));
+        assert!(matches!(
+            report.validate(),
+            Err(ProtocolError::TooMany { .. })
+        ));
     }
 
     #[test]

@@ -6,9 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{
-    ProtocolError, Validate, check_all, check_opt, check_str, check_strs,
-};
+use crate::limits::{ProtocolError, Validate, check_all, check_opt, check_str, check_strs};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -237,7 +235,10 @@ impl Validate for Snapshot {
         }
         check_str("os", &self.os)?;
         check_str("agent_version", &self.agent_version)?;
-        check_opt("uptime.restart_requested_by", &self.uptime.restart_requested_by)?;
+        check_opt(
+            "uptime.restart_requested_by",
+            &self.uptime.restart_requested_by,
+        )?;
         check_all("apps.installed", &self.apps.installed)?;
         check_strs("apps.missing", &self.apps.missing)?;
         if let Some(p) = &self.apps.pending_reboot {
@@ -317,7 +318,10 @@ pub mod sample {
 
     /// A healthy terminal's snapshot, as a Windows agent would send it.
     pub fn snapshot() -> Snapshot {
-        let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).single().unwrap_or_default();
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+            .single()
+            .unwrap_or_default();
         let boot = now - Duration::hours(5);
         Snapshot {
             collected_at: now,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use onshi_shared::Snapshot;
 use uuid::Uuid;
 
 pub use sqlite::SqliteStore;
@@ -108,12 +109,15 @@ pub struct IngestRow {
     pub last_start: DateTime<Utc>,
     pub last_start_kind: &'static str,
     pub last_boot: DateTime<Utc>,
+    pub uptime_secs: i64,
     pub cert_not_after: Option<DateTime<Utc>>,
     pub problems: i64,
-    pub snapshot_json: String,
+    /// The snapshot without its per-report fields (see [`snapshot_body`]).
+    pub snapshot_body: String,
+    pub snapshot_hash: i64,
+    /// Whether the body differs from what the writer last stored for this terminal.
+    pub write_snapshot: bool,
     pub events: Vec<EventRow>,
-    /// Whether `last_start` is new to the writer and belongs in the start history.
-    pub record_start: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -161,8 +165,12 @@ pub struct FleetCounts {
 /// Every query the server runs. One implementation per SQL dialect.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn create_clinic(&self, name: &str, email: &str, now: DateTime<Utc>)
-    -> StoreResult<Clinic>;
+    async fn create_clinic(
+        &self,
+        name: &str,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Clinic>;
     async fn clinic_by_name(&self, name: &str) -> StoreResult<Option<Clinic>>;
     async fn add_enrollment_code(
         &self,
@@ -171,25 +179,59 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Enrolls a terminal with a code, atomically. `None` when the code is unknown, revoked
-    /// or expired.
+    /// Enrolls terminals with a code, atomically (an installer pre-provisioning a batch of PCs
+    /// enrolls many at once). `None` when the code is unknown, revoked or expired.
     async fn enroll(
         &self,
         code_hash: &str,
-        terminal: &NewTerminal,
+        terminals: &[NewTerminal],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Clinic>>;
     async fn agent_by_token(&self, token_hash: &str) -> StoreResult<Option<AgentAuth>>;
+    /// Every token hash that is not revoked, to warm the token cache at start-up.
+    async fn active_tokens(&self) -> StoreResult<Vec<(String, AgentAuth)>>;
     async fn revoke_terminal(&self, terminal_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Writes a batch of reports in one transaction: latest state (highest seq wins), events
     /// (once per id) and starts.
     async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()>;
     async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts>;
     async fn fleet_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<TerminalRow>>;
-    async fn latest_snapshot(&self, terminal_id: Uuid) -> StoreResult<Option<(i64, String)>>;
+    /// (terminal, seq, hash) of every stored snapshot body, to warm the writer at start-up.
+    async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>>;
+    /// The latest snapshot and its seq.
+    async fn latest_snapshot(&self, terminal_id: Uuid) -> StoreResult<Option<(i64, Snapshot)>>;
     /// Events of one terminal in the order they were stored.
     async fn events(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StoredEvent>>;
     async fn starts(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StartRow>>;
+}
+
+/// The stored form of a snapshot: the fields that change on every report (collection time,
+/// uptime, probe latency) are blanked so that an unchanged terminal's body hashes the same and is
+/// not rewritten; `terminal_state` keeps the per-report values and [`restore_snapshot`] puts
+/// them back.
+pub fn snapshot_body(s: &Snapshot) -> Result<(String, i64), serde_json::Error> {
+    let mut body = s.clone();
+    body.collected_at = DateTime::UNIX_EPOCH;
+    body.uptime.uptime_secs = 0;
+    for p in &mut body.network.probes {
+        p.latency_ms = None;
+    }
+    let json = serde_json::to_string(&body)?;
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hasher::write(&mut h, json.as_bytes());
+    Ok((json, std::hash::Hasher::finish(&h) as i64))
+}
+
+/// Parses a stored body and puts back the per-report fields.
+pub fn restore_snapshot(
+    body: &str,
+    collected_at: DateTime<Utc>,
+    uptime_secs: i64,
+) -> Result<Snapshot, Error> {
+    let mut s: Snapshot = serde_json::from_str(body)?;
+    s.collected_at = collected_at;
+    s.uptime.uptime_secs = u64::try_from(uptime_secs).unwrap_or(0);
+    Ok(s)
 }
 
 /// The highest-seq row per terminal, in first-seen order: a multi-row upsert must not touch the
@@ -221,6 +263,21 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_bodies_ignore_per_report_fields() {
+        let a = onshi_shared::sample::snapshot();
+        let mut b = a.clone();
+        b.collected_at += chrono::Duration::minutes(1);
+        b.uptime.uptime_secs += 60;
+        let (body_a, hash_a) = snapshot_body(&a).unwrap();
+        let (_, hash_b) = snapshot_body(&b).unwrap();
+        assert_eq!(hash_a, hash_b);
+        b.hostname = "OTHER".into();
+        assert_ne!(hash_a, snapshot_body(&b).unwrap().1);
+        let restored = restore_snapshot(&body_a, a.collected_at, 5 * 3600).unwrap();
+        assert_eq!(restored, a);
+    }
 
     #[test]
     fn urls_parse_and_redact() {

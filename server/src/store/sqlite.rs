@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use onshi_shared::Snapshot;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -16,11 +17,11 @@ use uuid::Uuid;
 
 use super::{
     AgentAuth, Clinic, FleetCounts, IngestRow, NewTerminal, StartRow, Store, StoreResult,
-    StoredEvent, TerminalRow, from_millis, latest_per_terminal, millis,
+    StoredEvent, TerminalRow, from_millis, latest_per_terminal, millis, restore_snapshot,
 };
 use crate::Error;
 
-/// Rows per multi-row statement; 50 rows × 9 columns stays far below SQLite's variable limit.
+/// Rows per multi-row statement; 50 rows × 11 columns stays far below SQLite's variable limit.
 const ROWS_PER_STATEMENT: usize = 50;
 
 #[derive(Clone)]
@@ -88,10 +89,11 @@ impl Store for SqliteStore {
     }
 
     async fn clinic_by_name(&self, name: &str) -> StoreResult<Option<Clinic>> {
-        let row = sqlx::query("SELECT id, name, email FROM clinics WHERE name = ? ORDER BY id LIMIT 1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, email FROM clinics WHERE name = ? ORDER BY id LIMIT 1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.as_ref().map(clinic_from).transpose()?)
     }
 
@@ -118,7 +120,7 @@ impl Store for SqliteStore {
     async fn enroll(
         &self,
         code_hash: &str,
-        terminal: &NewTerminal,
+        terminals: &[NewTerminal],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Clinic>> {
         let mut tx = self.pool.begin().await?;
@@ -133,19 +135,22 @@ impl Store for SqliteStore {
         let Some(clinic) = clinic.as_ref().map(clinic_from).transpose()? else {
             return Ok(None);
         };
-        sqlx::query(
-            "INSERT INTO terminals (id, clinic_id, token_hash, hostname, agent_version, os, enrolled_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(terminal.id.to_string())
-        .bind(clinic.id)
-        .bind(&terminal.token_hash)
-        .bind(&terminal.hostname)
-        .bind(&terminal.agent_version)
-        .bind(&terminal.os)
-        .bind(millis(now))
-        .execute(&mut *tx)
-        .await?;
+        for chunk in terminals.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO terminals (id, clinic_id, token_hash, hostname, agent_version, os, \
+                 enrolled_at) ",
+            );
+            q.push_values(chunk, |mut b, t| {
+                b.push_bind(t.id.to_string())
+                    .push_bind(clinic.id)
+                    .push_bind(t.token_hash.clone())
+                    .push_bind(t.hostname.clone())
+                    .push_bind(t.agent_version.clone())
+                    .push_bind(t.os.clone())
+                    .push_bind(millis(now));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(Some(clinic))
     }
@@ -167,12 +172,30 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn active_tokens(&self) -> StoreResult<Vec<(String, AgentAuth)>> {
+        let rows =
+            sqlx::query("SELECT token_hash, id, clinic_id FROM terminals WHERE revoked_at IS NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                let auth = AgentAuth {
+                    terminal_id: uuid_col(row, "id")?,
+                    clinic_id: row.try_get("clinic_id")?,
+                    revoked: false,
+                };
+                Ok((row.try_get("token_hash")?, auth))
+            })
+            .collect()
+    }
+
     async fn revoke_terminal(&self, terminal_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE terminals SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(millis(now))
-            .bind(terminal_id.to_string())
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE terminals SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(millis(now))
+                .bind(terminal_id.to_string())
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -180,28 +203,54 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         for chunk in latest_per_terminal(rows).chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO terminal_state (terminal_id, seq, received_at, collected_at, hostname, \
-                 last_start, last_boot, cert_not_after, problems, snapshot) ",
+                "INSERT INTO terminal_state (terminal_id, seq, received_at, collected_at, \
+                 uptime_secs, hostname, last_start, last_start_kind, last_boot, cert_not_after, \
+                 problems) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(r.terminal_id.to_string())
                     .push_bind(r.seq)
                     .push_bind(millis(r.received_at))
                     .push_bind(millis(r.collected_at))
+                    .push_bind(r.uptime_secs)
                     .push_bind(r.hostname.clone())
                     .push_bind(millis(r.last_start))
+                    .push_bind(r.last_start_kind)
                     .push_bind(millis(r.last_boot))
                     .push_bind(r.cert_not_after.map(millis))
-                    .push_bind(r.problems)
-                    .push_bind(r.snapshot_json.clone());
+                    .push_bind(r.problems);
             });
             q.push(
                 " ON CONFLICT (terminal_id) DO UPDATE SET seq = excluded.seq, \
                  received_at = excluded.received_at, collected_at = excluded.collected_at, \
-                 hostname = excluded.hostname, last_start = excluded.last_start, \
+                 uptime_secs = excluded.uptime_secs, hostname = excluded.hostname, \
+                 last_start = excluded.last_start, last_start_kind = excluded.last_start_kind, \
                  last_boot = excluded.last_boot, cert_not_after = excluded.cert_not_after, \
-                 problems = excluded.problems, snapshot = excluded.snapshot \
+                 problems = excluded.problems \
                  WHERE excluded.seq > terminal_state.seq",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+
+        let bodies: Vec<&IngestRow> = latest_per_terminal(rows)
+            .into_iter()
+            .filter(|r| r.write_snapshot)
+            .collect();
+        for chunk in bodies.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO terminal_snapshot (terminal_id, seq, hash, body) ");
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.terminal_id.to_string())
+                    .push_bind(r.seq)
+                    .push_bind(r.snapshot_hash)
+                    .push_bind(r.snapshot_body.clone());
+            });
+            // A late, older report must not overwrite a newer body: compare with the state row,
+            // which the statement above already brought to the newest seq.
+            q.push(
+                " ON CONFLICT (terminal_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+                 body = excluded.body WHERE terminal_snapshot.hash <> excluded.hash AND excluded.seq >= \
+                 (SELECT seq FROM terminal_state WHERE terminal_id = excluded.terminal_id)",
             );
             q.build().execute(&mut *tx).await?;
         }
@@ -224,19 +273,6 @@ impl Store for SqliteStore {
                     .push_bind(e.body_json.clone());
             });
             q.push(" ON CONFLICT (id) DO NOTHING");
-            q.build().execute(&mut *tx).await?;
-        }
-
-        let starts: Vec<_> = rows.iter().filter(|r| r.record_start).collect();
-        for chunk in starts.chunks(ROWS_PER_STATEMENT) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO starts (terminal_id, started_at, kind) ");
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(r.terminal_id.to_string())
-                    .push_bind(millis(r.last_start))
-                    .push_bind(r.last_start_kind);
-            });
-            q.push(" ON CONFLICT (terminal_id, started_at) DO NOTHING");
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -280,8 +316,12 @@ impl Store for SqliteStore {
                     id: uuid_col(row, "id")?,
                     clinic_name: row.try_get("clinic_name")?,
                     hostname: row.try_get("hostname")?,
-                    last_seen: row.try_get::<Option<i64>, _>("received_at")?.map(from_millis),
-                    last_start: row.try_get::<Option<i64>, _>("last_start")?.map(from_millis),
+                    last_seen: row
+                        .try_get::<Option<i64>, _>("received_at")?
+                        .map(from_millis),
+                    last_start: row
+                        .try_get::<Option<i64>, _>("last_start")?
+                        .map(from_millis),
                     cert_not_after: row
                         .try_get::<Option<i64>, _>("cert_not_after")?
                         .map(from_millis),
@@ -291,14 +331,39 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn latest_snapshot(&self, terminal_id: Uuid) -> StoreResult<Option<(i64, String)>> {
-        let row = sqlx::query("SELECT seq, snapshot FROM terminal_state WHERE terminal_id = ?")
-            .bind(terminal_id.to_string())
-            .fetch_optional(&self.pool)
+    async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>> {
+        let rows = sqlx::query("SELECT terminal_id, seq, hash FROM terminal_snapshot")
+            .fetch_all(&self.pool)
             .await?;
-        Ok(row
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("snapshot")?)))
-            .transpose()?)
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    uuid_col(r, "terminal_id")?,
+                    r.try_get("seq")?,
+                    r.try_get("hash")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn latest_snapshot(&self, terminal_id: Uuid) -> StoreResult<Option<(i64, Snapshot)>> {
+        let row = sqlx::query(
+            "SELECT s.seq, s.collected_at, s.uptime_secs, b.body FROM terminal_state s \
+             JOIN terminal_snapshot b ON b.terminal_id = s.terminal_id WHERE s.terminal_id = ?",
+        )
+        .bind(terminal_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let body: String = r.try_get("body")?;
+            let snapshot = restore_snapshot(
+                &body,
+                from_millis(r.try_get("collected_at")?),
+                r.try_get("uptime_secs")?,
+            )?;
+            Ok((r.try_get("seq")?, snapshot))
+        })
+        .transpose()
     }
 
     async fn events(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StoredEvent>> {

@@ -36,9 +36,10 @@ fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiFailure> 
 
 fn decoded(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiFailure> {
     let encoding = match headers.get(header::CONTENT_ENCODING) {
-        Some(v) => Some(v.to_str().map_err(|_| {
-            ApiFailure::from(Rejection::Encoding("<not ASCII>".into()))
-        })?),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiFailure::from(Rejection::Encoding("<not ASCII>".into())))?,
+        ),
         None => None,
     };
     Ok(ingest::decode_body(encoding, body)?)
@@ -64,7 +65,11 @@ pub async fn enroll(
     };
     let Some(clinic) = state
         .store
-        .enroll(&hash_code(&request.code), &terminal, Utc::now())
+        .enroll(
+            &hash_code(&request.code),
+            std::slice::from_ref(&terminal),
+            Utc::now(),
+        )
         .await?
     else {
         return Err(ApiFailure::new(

@@ -1,1 +1,285 @@
-fn main(){}
+//! Ingest benchmark: drives `POST /api/v1/report` over real HTTP on loopback with wrk, many
+//! distinct terminals, against (1) the real server on SQLite with durable group commit and
+//! (2) a handler that only decodes and parses the body: the ceiling. Prints reports/s and
+//! p50/p99 for both, and the ratio.
+//!
+//! `cargo run --release -p onshi-e2e --bin ingest-bench -- --terminals 250000 --seconds 15`
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use chrono::Utc;
+use clap::Parser;
+use onshi_server::config::{DbArgs, FileConfig};
+use onshi_server::enroll::{hash_code, hash_token, issue_code, new_token};
+use onshi_server::store::NewTerminal;
+use onshi_server::{Application, Config, ingest};
+use onshi_shared::sample;
+use uuid::Uuid;
+
+#[derive(Parser)]
+struct Args {
+    /// Distinct enrolled terminals the load rotates over.
+    #[arg(long, default_value_t = 250_000)]
+    terminals: usize,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 15)]
+    seconds: u32,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+    /// wrk threads.
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+}
+
+const LUA: &str = r#"
+local ids, toks, seqs = {}, {}, {}
+local n, i, nthreads = 0, 0, 1
+tid = 0 -- set per thread by setup()
+local snapshot
+
+function setup(thread)
+  thread:set("tid", __next_tid or 0)
+  __next_tid = (__next_tid or 0) + 1
+end
+
+function init(args)
+  nthreads = tonumber(args[3])
+  for line in io.lines(args[1]) do
+    local id, tok = line:match("(%S+) (%S+)")
+    n = n + 1
+    ids[n] = id
+    toks[n] = tok
+    seqs[n] = 0
+  end
+  local f = io.open(args[2], "r")
+  snapshot = f:read("*a")
+  f:close()
+  i = tid + 1
+end
+
+function request()
+  i = i + nthreads
+  if i > n then i = tid + 1 end
+  seqs[i] = seqs[i] + 1
+  local body = '{"schema":1,"agent_id":"' .. ids[i] .. '","seq":' .. seqs[i] ..
+    ',"sent_at":"2026-11-25T09:00:00Z","snapshot":' .. snapshot .. ',"events":[]}'
+  return wrk.format("POST", "/api/v1/report",
+    { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. toks[i] }, body)
+end
+
+function done(summary, latency, requests)
+  io.write(string.format(
+    "ONSHI requests=%d duration_us=%d status_errors=%d connect_errors=%d timeouts=%d p50_us=%d p99_us=%d\n",
+    summary.requests, summary.duration, summary.errors.status, summary.errors.connect,
+    summary.errors.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"#;
+
+#[derive(Debug, Default)]
+struct Run {
+    requests: u64,
+    duration_us: u64,
+    errors: u64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+impl Run {
+    fn per_sec(&self) -> f64 {
+        self.requests as f64 * 1e6 / self.duration_us.max(1) as f64
+    }
+}
+
+fn parse_wrk(output: &str) -> Result<Run> {
+    let line = output
+        .lines()
+        .find(|l| l.starts_with("ONSHI "))
+        .with_context(|| format!("wrk printed no summary:\n{output}"))?;
+    let mut run = Run::default();
+    for kv in line.split_whitespace().skip(1) {
+        let (k, v) = kv.split_once('=').context("malformed wrk summary")?;
+        let v: u64 = v.parse().context("malformed wrk number")?;
+        match k {
+            "requests" => run.requests = v,
+            "duration_us" => run.duration_us = v,
+            "status_errors" | "connect_errors" | "timeouts" => run.errors += v,
+            "p50_us" => run.p50_us = v,
+            "p99_us" => run.p99_us = v,
+            _ => {}
+        }
+    }
+    Ok(run)
+}
+
+async fn wrk(args: &Args, addr: SocketAddr, work: &Path) -> Result<Run> {
+    let out = tokio::process::Command::new("wrk")
+        .arg(format!("-t{}", args.threads))
+        .arg(format!("-c{}", args.connections))
+        .arg(format!("-d{}s", args.seconds))
+        .arg("--timeout")
+        .arg("10s")
+        .arg("-s")
+        .arg(work.join("report.lua"))
+        .arg(format!("http://{addr}"))
+        .arg("--")
+        .arg(work.join("terminals.txt"))
+        .arg(work.join("snapshot.json"))
+        .arg(args.threads.to_string())
+        .output()
+        .await
+        .context("running wrk (install it: apt-get install wrk)")?;
+    if !out.status.success() {
+        bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The ceiling: the same body handling as the real endpoint (decode, parse, validate), no
+/// authentication, no storage.
+async fn parse_only(headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    match ingest::decode_body(encoding, &body).and_then(|b| ingest::parse_report(&b)) {
+        Ok(_) => (StatusCode::OK, "{}"),
+        Err(_) => (StatusCode::BAD_REQUEST, "{}"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    onshi_server::install_crypto_provider();
+    let work = tempfile::tempdir()?;
+    let data = work.path().join("data");
+    let db = DbArgs {
+        data_dir: Some(data.clone()),
+        ..Default::default()
+    };
+    let config = Config::resolve(FileConfig::default(), &db, Some("127.0.0.1:0".parse()?))?;
+
+    // Enroll the fleet in bulk through the store, as an installer's batch would.
+    let setup = Instant::now();
+    let store = onshi_server::store::connect(&config.database).await?;
+    let now = Utc::now();
+    let clinic = store
+        .create_clinic("ベンチマーク医院", "bench@example.jp", now)
+        .await?;
+    let code = issue_code(store.as_ref(), &clinic, now, 1).await?;
+    let mut lines = String::with_capacity(args.terminals * 102);
+    let mut batch = Vec::with_capacity(10_000);
+    for n in 0..args.terminals {
+        let token = new_token();
+        let id = Uuid::now_v7();
+        lines.push_str(&format!("{id} {token}\n"));
+        batch.push(NewTerminal {
+            id,
+            token_hash: hash_token(&token),
+            hostname: format!("BENCH-{n:06}"),
+            agent_version: "bench".into(),
+            os: "bench".into(),
+        });
+        if batch.len() == 10_000 || n + 1 == args.terminals {
+            store
+                .enroll(&hash_code(&code), &batch, now)
+                .await?
+                .context("bench enrollment code refused")?;
+            batch.clear();
+        }
+    }
+    std::fs::write(work.path().join("terminals.txt"), lines)?;
+    let mut snapshot = sample::snapshot();
+    snapshot.collected_at = now;
+
+    // The fleet has reported before: one stored report per terminal, so the measured run is the
+    // steady state (every report updates an existing terminal) rather than first contact.
+    let mut report = sample::report(0);
+    report.events.clear();
+    report.snapshot = snapshot.clone();
+    let policy = onshi_shared::AgentPolicy::default();
+    let mut rows = Vec::with_capacity(1000);
+    for line in std::fs::read_to_string(work.path().join("terminals.txt"))?.lines() {
+        let id: Uuid = line.split(' ').next().unwrap_or_default().parse()?;
+        rows.push(ingest::prepare(&report, id, &policy, now)?);
+        if rows.len() == 1000 {
+            store.write_batch(&rows).await?;
+            rows.clear();
+        }
+    }
+    store.write_batch(&rows).await?;
+    drop(store);
+    let snapshot_json = serde_json::to_string(&snapshot)?;
+    let report_size = snapshot_json.len() + 120;
+    std::fs::write(work.path().join("snapshot.json"), &snapshot_json)?;
+    std::fs::write(work.path().join("report.lua"), LUA)?;
+    eprintln!(
+        "enrolled {} terminals in {:.1} s; report body ≈ {} bytes",
+        args.terminals,
+        setup.elapsed().as_secs_f64(),
+        report_size
+    );
+
+    // 1. Ceiling: parse only.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let router = axum::Router::new().route("/api/v1/report", post(parse_only));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ceiling_server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let ceiling = wrk(&args, addr, work.path()).await?;
+    let _ = stop_tx.send(());
+    ceiling_server.await??;
+
+    // 2. The real server: authentication, validation, group commit on SQLite (WAL, FULL sync).
+    let app = Application::build(config).await?;
+    let addr = app.local_addr()?;
+    let store = app.store();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+    let real = wrk(&args, addr, work.path()).await?;
+    let _ = stop_tx.send(());
+    server.await??;
+    let stored = store.fleet_counts(now).await?;
+
+    let ratio = real.per_sec() / ceiling.per_sec().max(1.0);
+    println!(
+        "| run | reports/s | p50 | p99 | errors |\n|---|---|---|---|---|\n\
+         | parse-only ceiling | {:.0} | {:.2} ms | {:.2} ms | {} |\n\
+         | ingest, SQLite durable | {:.0} | {:.2} ms | {:.2} ms | {} |\n",
+        ceiling.per_sec(),
+        ceiling.p50_us as f64 / 1000.0,
+        ceiling.p99_us as f64 / 1000.0,
+        ceiling.errors,
+        real.per_sec(),
+        real.p50_us as f64 / 1000.0,
+        real.p99_us as f64 / 1000.0,
+        real.errors,
+    );
+    println!(
+        "ingest / ceiling = {:.0} %  ({} terminals enrolled, {} connections, {} s per run, \
+         {} terminals with stored state)",
+        ratio * 100.0,
+        args.terminals,
+        args.connections,
+        args.seconds,
+        stored.terminals - stored.offline
+    );
+    if real.errors > 0 {
+        bail!("{} requests failed against the real server", real.errors);
+    }
+    Ok(())
+}
