@@ -1,5 +1,4 @@
 //! End to end: the real server binary, the real agent binary against a fake machine, SQLite on
-#![allow(clippy::unwrap_used)]
 //! disk. The server is killed, the machine changes while it is down, and every change event must
 //! arrive exactly once and in order when it comes back.
 
