@@ -73,7 +73,7 @@ fn start_kind_name(kind: StartKind) -> &'static str {
 /// Flattens a validated report into the row the writer stores. Runs in the request task so the
 /// serialisation cost is spread over all cores.
 pub fn prepare(
-    report: &Report,
+    report: Report,
     terminal_id: Uuid,
     policy: &AgentPolicy,
     now: DateTime<Utc>,
@@ -92,8 +92,7 @@ pub fn prepare(
             })
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()?;
-    let (snapshot_body, snapshot_hash) = snapshot_body(s)?;
-    Ok(IngestRow {
+    let mut row = IngestRow {
         terminal_id,
         seq: i64::try_from(report.seq).unwrap_or(i64::MAX),
         received_at: now,
@@ -105,16 +104,18 @@ pub fn prepare(
         uptime_secs: i64::try_from(s.uptime.uptime_secs).unwrap_or(i64::MAX),
         cert_not_after: s.certificates.current().map(|c| c.not_after),
         problems: rules::problem_count(&findings) as i64,
-        snapshot_body,
-        snapshot_hash,
+        snapshot_body: String::new(),
+        snapshot_hash: 0,
         write_snapshot: true,
         events,
-    })
+    };
+    (row.snapshot_body, row.snapshot_hash) = snapshot_body(report.snapshot)?;
+    Ok(row)
 }
 
 struct Job {
     row: IngestRow,
-    done: oneshot::Sender<Result<(), Arc<Error>>>,
+    done: Reply,
 }
 
 /// Counters an operator would graph.
@@ -123,6 +124,7 @@ pub struct IngestStats {
     pub reports: AtomicU64,
     pub events: AtomicU64,
     pub batches: AtomicU64,
+    pub flushes: AtomicU64,
     pub failed_batches: AtomicU64,
     pub rejected: AtomicU64,
 }
@@ -185,11 +187,13 @@ impl Ingest {
         }
         match wait.await {
             Ok(Ok(())) => Ok(true),
-            Ok(Err(e)) => Err(Error::Corrupt(format!("batch commit failed: {e}"))),
+            Ok(Err(e)) => Err(Error::Batch(e)),
             Err(_) => Err(Error::WriterGone),
         }
     }
 }
+
+type Reply = oneshot::Sender<Result<(), Arc<Error>>>;
 
 async fn writer(
     store: Arc<dyn Store>,
@@ -200,6 +204,10 @@ async fn writer(
     mut bodies: HashMap<Uuid, (i64, i64)>,
     stats: Arc<IngestStats>,
 ) {
+    // Committed batches wait here for the flush that makes them durable; the flusher runs
+    // while this task executes the next batch (pipelined group commit).
+    let (committed_tx, committed_rx) = mpsc::unbounded_channel::<Vec<Reply>>();
+    let flusher = tokio::spawn(flusher(store.clone(), committed_rx, stats.clone()));
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let mut rows: Vec<IngestRow> = Vec::with_capacity(jobs.len());
@@ -229,8 +237,8 @@ async fn writer(
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
                 stats.events.fetch_add(events as u64, Ordering::Relaxed);
                 tracing::debug!(reports = rows.len(), events, "batch committed");
-                for reply in replies {
-                    let _ = reply.send(Ok(()));
+                if let Err(unsent) = committed_tx.send(replies) {
+                    fail_all(unsent.0, Arc::new(Error::WriterGone));
                 }
             }
             Err(e) => {
@@ -240,14 +248,47 @@ async fn writer(
                 }
                 stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, reports = rows.len(), "batch commit failed");
+                fail_all(replies, Arc::new(e));
+            }
+        }
+    }
+    drop(committed_tx);
+    let _ = flusher.await;
+    tracing::info!("ingest writer stopped");
+}
+
+/// Flushes committed batches to disk, as many per flush as have committed meanwhile, and only
+/// then answers their requests.
+async fn flusher(
+    store: Arc<dyn Store>,
+    mut committed: mpsc::UnboundedReceiver<Vec<Reply>>,
+    stats: Arc<IngestStats>,
+) {
+    let mut waiting: Vec<Vec<Reply>> = Vec::new();
+    while committed.recv_many(&mut waiting, usize::MAX).await > 0 {
+        match store.sync_committed().await {
+            Ok(()) => {
+                stats.flushes.fetch_add(1, Ordering::Relaxed);
+                for reply in waiting.drain(..).flatten() {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                // Committed but maybe not durable: the agents resend, and replays are idempotent.
+                tracing::error!(error = %e, "flushing committed reports failed");
                 let e = Arc::new(e);
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
+                for replies in waiting.drain(..) {
+                    fail_all(replies, e.clone());
                 }
             }
         }
     }
-    tracing::info!("ingest writer stopped");
+}
+
+fn fail_all(replies: Vec<Reply>, error: Arc<Error>) {
+    for reply in replies {
+        let _ = reply.send(Err(error.clone()));
+    }
 }
 
 #[cfg(test)]
@@ -293,11 +334,164 @@ mod tests {
         assert!(matches!(parse_report(b"{"), Err(Rejection::BadJson(_))));
     }
 
+    mod pipeline {
+        use super::*;
+        use crate::store::*;
+        use async_trait::async_trait;
+        use tokio::sync::Semaphore;
+
+        /// A SQLite store whose flushes wait for the test to allow them.
+        struct GatedFlush {
+            inner: SqliteStore,
+            gate: Semaphore,
+            flushes: AtomicU64,
+        }
+
+        #[async_trait]
+        impl Store for GatedFlush {
+            async fn sync_committed(&self) -> StoreResult<()> {
+                self.gate
+                    .acquire()
+                    .await
+                    .map_err(|_| Error::WriterGone)?
+                    .forget();
+                self.flushes.fetch_add(1, Ordering::SeqCst);
+                self.inner.sync_committed().await
+            }
+            async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {
+                self.inner.write_batch(rows).await
+            }
+            async fn create_clinic(
+                &self,
+                n: &str,
+                e: &str,
+                t: DateTime<Utc>,
+            ) -> StoreResult<Clinic> {
+                self.inner.create_clinic(n, e, t).await
+            }
+            async fn clinic_by_name(&self, n: &str) -> StoreResult<Option<Clinic>> {
+                self.inner.clinic_by_name(n).await
+            }
+            async fn add_enrollment_code(
+                &self,
+                c: i64,
+                h: &str,
+                t: DateTime<Utc>,
+                x: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                self.inner.add_enrollment_code(c, h, t, x).await
+            }
+            async fn enroll(
+                &self,
+                h: &str,
+                t: &[NewTerminal],
+                n: DateTime<Utc>,
+            ) -> StoreResult<Option<Clinic>> {
+                self.inner.enroll(h, t, n).await
+            }
+            async fn agent_by_token(&self, h: &str) -> StoreResult<Option<AgentAuth>> {
+                self.inner.agent_by_token(h).await
+            }
+            async fn active_tokens(&self) -> StoreResult<Vec<(String, AgentAuth)>> {
+                self.inner.active_tokens().await
+            }
+            async fn revoke_terminal(&self, id: Uuid, t: DateTime<Utc>) -> StoreResult<bool> {
+                self.inner.revoke_terminal(id, t).await
+            }
+            async fn fleet_counts(&self, t: DateTime<Utc>) -> StoreResult<FleetCounts> {
+                self.inner.fleet_counts(t).await
+            }
+            async fn fleet_page(&self, o: i64, l: i64) -> StoreResult<Vec<TerminalRow>> {
+                self.inner.fleet_page(o, l).await
+            }
+            async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>> {
+                self.inner.snapshot_hashes().await
+            }
+            async fn latest_snapshot(
+                &self,
+                id: Uuid,
+            ) -> StoreResult<Option<(i64, onshi_shared::Snapshot)>> {
+                self.inner.latest_snapshot(id).await
+            }
+            async fn events(&self, id: Uuid, l: i64) -> StoreResult<Vec<StoredEvent>> {
+                self.inner.events(id, l).await
+            }
+            async fn starts(&self, id: Uuid, l: i64) -> StoreResult<Vec<StartRow>> {
+                self.inner.starts(id, l).await
+            }
+        }
+
+        #[tokio::test]
+        async fn no_reply_before_the_flush_and_batches_share_flushes() {
+            let dir = tempfile::tempdir().unwrap();
+            let inner = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+            let now = Utc::now();
+            let clinic = inner.create_clinic("c", "c@example.jp", now).await.unwrap();
+            inner
+                .add_enrollment_code(clinic.id, "h", now, now + chrono::Duration::days(1))
+                .await
+                .unwrap();
+            let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+            let terminals: Vec<NewTerminal> = ids
+                .iter()
+                .map(|&id| NewTerminal {
+                    id,
+                    token_hash: id.to_string(),
+                    hostname: "h".into(),
+                    agent_version: "v".into(),
+                    os: "o".into(),
+                })
+                .collect();
+            inner.enroll("h", &terminals, now).await.unwrap().unwrap();
+            let store = Arc::new(GatedFlush {
+                inner,
+                gate: Semaphore::new(0),
+                flushes: AtomicU64::new(0),
+            });
+            let (ingest, writer) = Ingest::start(store.clone(), 16, 16).await.unwrap();
+            let mut waiting = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                let row = prepare(
+                    onshi_shared::sample::report(i as u64 + 1),
+                    *id,
+                    &AgentPolicy::default(),
+                    now,
+                )
+                .unwrap();
+                let ingest = ingest.clone();
+                waiting.push(tokio::spawn(async move { ingest.submit(row).await }));
+            }
+            // Committed (visible) but not flushed: nobody has an answer yet.
+            for id in &ids {
+                for _ in 0..200 {
+                    if store.latest_snapshot(*id).await.unwrap().is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                assert!(store.latest_snapshot(*id).await.unwrap().is_some());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(
+                waiting.iter().all(|w| !w.is_finished()),
+                "replied before the flush"
+            );
+            store.gate.add_permits(3);
+            for w in waiting {
+                assert!(w.await.unwrap().unwrap());
+            }
+            assert!(store.flushes.load(Ordering::SeqCst) <= 3);
+            drop(ingest);
+            writer.await.unwrap();
+        }
+    }
+
     #[test]
     fn prepare_flattens_the_report() {
         let report = onshi_shared::sample::report(9);
         let id = Uuid::now_v7();
-        let row = prepare(&report, id, &AgentPolicy::default(), report.sent_at).unwrap();
+        let sent_at = report.sent_at;
+        let row = prepare(report, id, &AgentPolicy::default(), sent_at).unwrap();
         assert_eq!(row.seq, 9);
         assert_eq!(row.events.len(), 1);
         assert_eq!(row.events[0].kind, "account_changed");

@@ -34,6 +34,8 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("the ingest writer has stopped")]
     WriterGone,
+    #[error("storing the report failed: {0}")]
+    Batch(std::sync::Arc<Error>),
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
 }

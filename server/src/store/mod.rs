@@ -192,8 +192,11 @@ pub trait Store: Send + Sync + 'static {
     async fn active_tokens(&self) -> StoreResult<Vec<(String, AgentAuth)>>;
     async fn revoke_terminal(&self, terminal_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Writes a batch of reports in one transaction: latest state (highest seq wins), events
-    /// (once per id) and starts.
+    /// (once per id) and starts. Committed, but durable only after [`Store::sync_committed`].
     async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()>;
+    /// Makes every batch committed before this call durable. The writer calls it while the next
+    /// batch executes, so the flush overlaps the work instead of following it.
+    async fn sync_committed(&self) -> StoreResult<()>;
     async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts>;
     async fn fleet_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<TerminalRow>>;
     /// (terminal, seq, hash) of every stored snapshot body, to warm the writer at start-up.
@@ -209,8 +212,7 @@ pub trait Store: Send + Sync + 'static {
 /// uptime, probe latency) are blanked so that an unchanged terminal's body hashes the same and is
 /// not rewritten; `terminal_state` keeps the per-report values and [`restore_snapshot`] puts
 /// them back.
-pub fn snapshot_body(s: &Snapshot) -> Result<(String, i64), serde_json::Error> {
-    let mut body = s.clone();
+pub fn snapshot_body(mut body: Snapshot) -> Result<(String, i64), serde_json::Error> {
     body.collected_at = DateTime::UNIX_EPOCH;
     body.uptime.uptime_secs = 0;
     for p in &mut body.network.probes {
@@ -270,11 +272,11 @@ mod tests {
         let mut b = a.clone();
         b.collected_at += chrono::Duration::minutes(1);
         b.uptime.uptime_secs += 60;
-        let (body_a, hash_a) = snapshot_body(&a).unwrap();
-        let (_, hash_b) = snapshot_body(&b).unwrap();
+        let (body_a, hash_a) = snapshot_body(a.clone()).unwrap();
+        let (_, hash_b) = snapshot_body(b.clone()).unwrap();
         assert_eq!(hash_a, hash_b);
         b.hostname = "OTHER".into();
-        assert_ne!(hash_a, snapshot_body(&b).unwrap().1);
+        assert_ne!(hash_a, snapshot_body(b).unwrap().1);
         let restored = restore_snapshot(&body_a, a.collected_at, 5 * 3600).unwrap();
         assert_eq!(restored, a);
     }

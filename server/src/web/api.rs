@@ -144,7 +144,8 @@ pub async fn report(
             ),
         ));
     }
-    let row = ingest::prepare(&report, agent.terminal_id, &state.config.policy, Utc::now())?;
+    let seq = report.seq;
+    let row = ingest::prepare(report, agent.terminal_id, &state.config.policy, Utc::now())?;
     if !state.ingest.submit(row).await? {
         return Err(ApiFailure::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -159,7 +160,7 @@ pub async fn report(
         policy.interval_secs
     };
     Ok(Json(ReportAck {
-        acked_seq: report.seq,
+        acked_seq: seq,
         next_interval_secs: interval,
         policy: policy.clone(),
     }))
@@ -172,12 +173,14 @@ pub async fn metrics(State(state): State<AppState>) -> String {
         "# TYPE onshi_reports_ingested_total counter\nonshi_reports_ingested_total {}\n\
          # TYPE onshi_events_ingested_total counter\nonshi_events_ingested_total {}\n\
          # TYPE onshi_ingest_batches_total counter\nonshi_ingest_batches_total {}\n\
+         # TYPE onshi_ingest_flushes_total counter\nonshi_ingest_flushes_total {}\n\
          # TYPE onshi_ingest_batches_failed_total counter\nonshi_ingest_batches_failed_total {}\n\
          # TYPE onshi_reports_rejected_total counter\nonshi_reports_rejected_total {}\n\
          # TYPE onshi_ingest_queue_depth gauge\nonshi_ingest_queue_depth {}\n",
         s.reports.load(Ordering::Relaxed),
         s.events.load(Ordering::Relaxed),
         s.batches.load(Ordering::Relaxed),
+        s.flushes.load(Ordering::Relaxed),
         s.failed_batches.load(Ordering::Relaxed),
         s.rejected.load(Ordering::Relaxed),
         state.ingest.queue_depth(),
