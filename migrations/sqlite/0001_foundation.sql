@@ -29,6 +29,7 @@ CREATE TABLE terminals (
     revoked_at    INTEGER
 );
 CREATE INDEX terminals_clinic ON terminals(clinic_id);
+CREATE INDEX terminals_revoked ON terminals(revoked_at) WHERE revoked_at IS NOT NULL;
 
 -- The latest state per terminal (highest seq wins): small, hot columns rewritten by every report.
 -- WITHOUT ROWID keeps it one B-tree keyed by terminal, so an upsert touches one page.

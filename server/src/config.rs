@@ -26,6 +26,8 @@ pub struct Config {
     pub enrollment_code_days: u32,
     /// A terminal is offline after this many missed intervals.
     pub offline_after_intervals: u32,
+    /// How often a running server picks up terminals revoked elsewhere.
+    pub revocation_check_secs: u32,
 }
 
 impl Default for Config {
@@ -40,6 +42,7 @@ impl Default for Config {
             max_batch: 1_000,
             enrollment_code_days: 30,
             offline_after_intervals: 3,
+            revocation_check_secs: 10,
         }
     }
 }
@@ -55,6 +58,7 @@ pub struct FileConfig {
     pub max_batch: Option<usize>,
     pub enrollment_code_days: Option<u32>,
     pub offline_after_intervals: Option<u32>,
+    pub revocation_check_secs: Option<u32>,
     pub policy: Option<FilePolicy>,
 }
 
@@ -154,6 +158,10 @@ impl Config {
                 .offline_after_intervals
                 .unwrap_or(defaults.offline_after_intervals)
                 .max(1),
+            revocation_check_secs: file
+                .revocation_check_secs
+                .unwrap_or(defaults.revocation_check_secs)
+                .max(1),
         };
         Ok(config)
     }
@@ -163,6 +171,7 @@ impl Config {
         format!(
             "listen = \"{}\"\ndata_dir = \"{}\"\ndatabase_url = \"{:?}\"\nqueue_capacity = {}\n\
              max_batch = {}\nenrollment_code_days = {}\noffline_after_intervals = {}\n\
+             revocation_check_secs = {}\n\
              [policy]\ninterval_secs = {}\nwatched_apps = {:?}\nprobe_targets = {:?}\n\
              cert_issuer = {:?}\naccounts = {:?}\n",
             self.listen,
@@ -172,6 +181,7 @@ impl Config {
             self.max_batch,
             self.enrollment_code_days,
             self.offline_after_intervals,
+            self.revocation_check_secs,
             self.policy.interval_secs,
             self.policy.watched_apps,
             self.policy.probe_targets,

@@ -95,6 +95,31 @@ impl TokenCache {
         Ok(found)
     }
 
+    /// Drops revoked terminals from the cache every `every`, so a revocation made by the CLI or
+    /// another replica takes effect without a restart.
+    pub async fn follow_revocations(
+        self: std::sync::Arc<Self>,
+        store: std::sync::Arc<dyn Store>,
+        every: std::time::Duration,
+    ) {
+        // Look back one period more than needed: clocks of writers may differ slightly.
+        let mut since = chrono::Utc::now() - every * 2;
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let now = chrono::Utc::now();
+            match store.revoked_since(since).await {
+                Ok(ids) => {
+                    for id in ids {
+                        self.forget(id);
+                    }
+                    since = now - every;
+                }
+                Err(e) => tracing::warn!(error = %e, "checking for revoked terminals failed"),
+            }
+        }
+    }
+
     pub fn forget(&self, terminal_id: Uuid) {
         self.write().retain(|_, a| a.terminal_id != terminal_id);
     }

@@ -381,6 +381,9 @@ mod tests {
             ) -> StoreResult<()> {
                 self.inner.add_enrollment_code(c, h, t, x).await
             }
+            async fn revoke_enrollment_code(&self, h: &str, t: DateTime<Utc>) -> StoreResult<bool> {
+                self.inner.revoke_enrollment_code(h, t).await
+            }
             async fn enroll(
                 &self,
                 h: &str,
@@ -397,6 +400,9 @@ mod tests {
             }
             async fn revoke_terminal(&self, id: Uuid, t: DateTime<Utc>) -> StoreResult<bool> {
                 self.inner.revoke_terminal(id, t).await
+            }
+            async fn revoked_since(&self, t: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
+                self.inner.revoked_since(t).await
             }
             async fn fleet_counts(&self, t: DateTime<Utc>) -> StoreResult<FleetCounts> {
                 self.inner.fleet_counts(t).await

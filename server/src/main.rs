@@ -42,6 +42,11 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         interval_secs: u32,
     },
+    /// Revoke an enrollment code so it enrolls nothing more.
+    RevokeCode { code: String },
+    /// Revoke a terminal's agent token (the terminal must enroll again). Running servers refuse
+    /// it within `revocation_check_secs`.
+    RevokeTerminal { terminal_id: uuid::Uuid },
     /// Print the effective configuration, secrets redacted.
     PrintConfig,
 }
@@ -139,6 +144,25 @@ async fn main() -> Result<()> {
             println!("dashboard: {}", demo::dashboard_url(addr));
             println!("stop with Ctrl-C");
             server.await??;
+        }
+        Command::RevokeCode { code } => {
+            let config = Config::load(&cli.db, None)?;
+            let store = store::connect(&config.database).await?;
+            if !store
+                .revoke_enrollment_code(&enroll::hash_code(&code), Utc::now())
+                .await?
+            {
+                bail!("no active enrollment code {code}");
+            }
+            println!("enrollment code revoked");
+        }
+        Command::RevokeTerminal { terminal_id } => {
+            let config = Config::load(&cli.db, None)?;
+            let store = store::connect(&config.database).await?;
+            if !store.revoke_terminal(terminal_id, Utc::now()).await? {
+                bail!("no active terminal {terminal_id}");
+            }
+            println!("terminal {terminal_id} revoked");
         }
         Command::PrintConfig => {
             print!("{}", Config::load(&cli.db, None)?.describe());

@@ -19,6 +19,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     writer: tokio::task::JoinHandle<()>,
+    revocations: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -38,6 +39,10 @@ impl Application {
         let tokens = Arc::new(TokenCache::preload(store.as_ref()).await?);
         let (ingest, writer) =
             Ingest::start(store.clone(), config.queue_capacity, config.max_batch).await?;
+        let revocations = tokio::spawn(tokens.clone().follow_revocations(
+            store.clone(),
+            std::time::Duration::from_secs(u64::from(config.revocation_check_secs)),
+        ));
         let state = AppState {
             store,
             ingest,
@@ -48,6 +53,7 @@ impl Application {
             listener,
             state,
             writer,
+            revocations,
         })
     }
 
@@ -71,6 +77,7 @@ impl Application {
             listener,
             state,
             writer,
+            revocations,
         } = self;
         let addr = listener
             .local_addr()
@@ -81,6 +88,7 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|e| Error::Io("serving HTTP".into(), e))?;
+        revocations.abort();
         // The router (and with it every Ingest handle) is gone: the writer drains and stops.
         let _ = writer.await;
         Ok(())

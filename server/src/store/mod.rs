@@ -179,6 +179,12 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Revokes an enrollment code; `false` when it is unknown or already revoked.
+    async fn revoke_enrollment_code(
+        &self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// Enrolls terminals with a code, atomically (an installer pre-provisioning a batch of PCs
     /// enrolls many at once). `None` when the code is unknown, revoked or expired.
     async fn enroll(
@@ -191,6 +197,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every token hash that is not revoked, to warm the token cache at start-up.
     async fn active_tokens(&self) -> StoreResult<Vec<(String, AgentAuth)>>;
     async fn revoke_terminal(&self, terminal_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Terminals revoked at or after `since` (by any process sharing the database).
+    async fn revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>>;
     /// Writes a batch of reports in one transaction: latest state (highest seq wins), events
     /// (once per id) and starts. Committed, but durable only after [`Store::sync_committed`].
     async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()>;

@@ -142,6 +142,22 @@ impl Store for SqliteStore {
         self.flush_wal().await
     }
 
+    async fn revoke_enrollment_code(
+        &self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE enrollment_codes SET revoked_at = ? WHERE code_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(millis(now))
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await?;
+        self.flush_wal().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn enroll(
         &self,
         code_hash: &str,
@@ -224,6 +240,14 @@ impl Store for SqliteStore {
                 .await?;
         self.flush_wal().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
+        let rows = sqlx::query("SELECT id FROM terminals WHERE revoked_at >= ?")
+            .bind(millis(since))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| uuid_col(r, "id")).collect()
     }
 
     async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {

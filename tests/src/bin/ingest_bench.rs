@@ -251,6 +251,21 @@ async fn main() -> Result<()> {
         let _ = stop_rx.await;
     }));
     let real = wrk(&args, addr, work.path()).await?;
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (reports, batches, flushes) = (
+        metric("onshi_reports_ingested_total "),
+        metric("onshi_ingest_batches_total "),
+        metric("onshi_ingest_flushes_total "),
+    );
     let _ = stop_tx.send(());
     server.await??;
     let stored = store.fleet_counts(now).await?;
@@ -277,6 +292,11 @@ async fn main() -> Result<()> {
         args.connections,
         args.seconds,
         stored.terminals - stored.offline
+    );
+    println!(
+        "writer: {:.1} reports per commit, {:.1} reports per WAL flush",
+        reports / batches.max(1.0),
+        reports / flushes.max(1.0)
     );
     if real.errors > 0 {
         bail!("{} requests failed against the real server", real.errors);
