@@ -187,6 +187,34 @@ mod tests {
     }
 
     #[test]
+    fn account_last_change_is_optional_on_the_wire() {
+        let report = snapshot::sample::report(1);
+        let mut json = serde_json::to_value(&report).unwrap();
+        let account = &mut json["snapshot"]["accounts"]["accounts"][0];
+        assert!(account.get("last_change").is_none(), "absent when None");
+        let back: Report = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, report, "older agents' reports still read");
+
+        let mut report = report;
+        report.snapshot.accounts.accounts[0].last_change = Some(AccountLogEntry {
+            at: report.sent_at,
+            event_id: 4724,
+            what: "password_reset".into(),
+            by: Some("PC\\kanri".into()),
+        });
+        let json = serde_json::to_string(&report).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report);
+        back.validate().unwrap();
+        report.snapshot.accounts.accounts[0]
+            .last_change
+            .as_mut()
+            .unwrap()
+            .what = "x".repeat(limits::MAX_STRING_LEN + 1);
+        assert!(report.validate().is_err());
+    }
+
+    #[test]
     fn enroll_response_debug_hides_token() {
         let resp = EnrollResponse {
             agent_id: Uuid::nil(),

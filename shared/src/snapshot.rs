@@ -179,6 +179,21 @@ pub struct AccountState {
     pub password_expires: Option<DateTime<Utc>>,
     /// Stable identity (Windows SID; `uid:N` on Linux) so a rename is seen as a rename.
     pub sid: Option<String>,
+    /// The latest account-management event the Windows Security log records for this account:
+    /// who changed it and when. `None` when the log has none, cannot be read, or off Windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<AccountLogEntry>,
+}
+
+/// One Security-log event about an account (4720–4726, 4738, 4740, 4781, 4732/4733).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountLogEntry {
+    pub at: DateTime<Utc>,
+    pub event_id: u32,
+    /// What happened, e.g. `password_reset`, `renamed onshi -> onshi2`.
+    pub what: String,
+    /// `DOMAIN\user` who did it, when the event names one.
+    pub by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,7 +294,12 @@ impl Validate for CertInfo {
 impl Validate for AccountState {
     fn validate(&self) -> Result<(), ProtocolError> {
         check_str("accounts.name", &self.name)?;
-        check_opt("accounts.sid", &self.sid)
+        check_opt("accounts.sid", &self.sid)?;
+        if let Some(c) = &self.last_change {
+            check_str("accounts.last_change.what", &c.what)?;
+            check_opt("accounts.last_change.by", &c.by)?;
+        }
+        Ok(())
     }
 }
 
@@ -376,6 +396,7 @@ pub mod sample {
                         password_last_set: Some(now - Duration::days(200)),
                         password_expires: None,
                         sid: Some("S-1-5-21-1004336348-1177238915-682003330-1001".into()),
+                        last_change: None,
                     },
                     AccountState {
                         role: AccountRole::FaceAuth,
@@ -386,6 +407,7 @@ pub mod sample {
                         password_last_set: Some(now - Duration::days(200)),
                         password_expires: None,
                         sid: Some("S-1-5-21-1004336348-1177238915-682003330-1002".into()),
+                        last_change: None,
                     },
                 ],
                 auditing: Some(true),

@@ -34,7 +34,12 @@ const ROWS_PER_STATEMENT: usize = 100;
 
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Readers (the dashboard, lookups).
     pool: SqlitePool,
+    /// The one connection every write goes through: SQLite has one writer at a time anyway,
+    /// and a single connection keeps its page cache valid (another connection's commit would
+    /// make it start cold).
+    writer: SqlitePool,
     wal: PathBuf,
 }
 
@@ -52,30 +57,38 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-32768");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             .min_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone().pragma("cache_size", "-131072"))
             .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options.pragma("cache_size", "-32768"))
+            .await?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         Ok(SqliteStore {
             pool,
+            writer,
             wal: PathBuf::from(wal),
         })
     }
 
     /// Flushes the WAL file: every transaction committed before this call is durable after it.
     async fn flush_wal(&self) -> StoreResult<()> {
-        let file = tokio::fs::File::open(&self.wal)
-            .await
-            .map_err(|e| Error::Io(format!("opening {}", self.wal.display()), e))?;
-        file.sync_data()
-            .await
-            .map_err(|e| Error::Io(format!("flushing {}", self.wal.display()), e))
+        let wal = self.wal.clone();
+        // One trip to the blocking pool for open + flush.
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&wal)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| Error::Io(format!("flushing {}", wal.display()), e))
+        })
+        .await
+        .map_err(|_| Error::WriterGone)?
     }
 }
 
@@ -107,7 +120,7 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(email)
         .bind(millis(now))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         self.flush_wal().await?;
         Ok(clinic_from(&row)?)
@@ -137,7 +150,7 @@ impl Store for SqliteStore {
         .bind(clinic_id)
         .bind(millis(now))
         .bind(millis(expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.flush_wal().await
     }
@@ -152,7 +165,7 @@ impl Store for SqliteStore {
         )
         .bind(millis(now))
         .bind(code_hash)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.flush_wal().await?;
         Ok(done.rows_affected() == 1)
@@ -164,7 +177,7 @@ impl Store for SqliteStore {
         terminals: &[NewTerminal],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Clinic>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let clinic = sqlx::query(
             "SELECT c.id, c.name, c.email FROM enrollment_codes e JOIN clinics c ON c.id = e.clinic_id \
              WHERE e.code_hash = ? AND e.revoked_at IS NULL AND e.expires_at > ?",
@@ -236,7 +249,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE terminals SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
                 .bind(millis(now))
                 .bind(terminal_id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         self.flush_wal().await?;
         Ok(done.rows_affected() == 1)
@@ -251,7 +264,7 @@ impl Store for SqliteStore {
     }
 
     async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut statements: Vec<QueryBuilder<Sqlite>> = Vec::new();
         for chunk in latest_per_terminal(rows).chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO terminal_state (terminal_id, seq, received_at, collected_at, \
@@ -280,7 +293,7 @@ impl Store for SqliteStore {
                  problems = excluded.problems \
                  WHERE excluded.seq > terminal_state.seq",
             );
-            q.build().execute(&mut *tx).await?;
+            statements.push(q);
         }
 
         let bodies: Vec<&IngestRow> = latest_per_terminal(rows)
@@ -303,7 +316,7 @@ impl Store for SqliteStore {
                  body = excluded.body WHERE terminal_snapshot.hash <> excluded.hash AND excluded.seq >= \
                  (SELECT seq FROM terminal_state WHERE terminal_id = excluded.terminal_id)",
             );
-            q.build().execute(&mut *tx).await?;
+            statements.push(q);
         }
 
         let events: Vec<_> = rows
@@ -324,9 +337,19 @@ impl Store for SqliteStore {
                     .push_bind(e.body_json.clone());
             });
             q.push(" ON CONFLICT (id) DO NOTHING");
-            q.build().execute(&mut *tx).await?;
+            statements.push(q);
         }
-        tx.commit().await?;
+        if let [only] = statements.as_mut_slice() {
+            // The usual steady-state batch is one upsert: atomic on its own, and one round
+            // trip to the SQLite thread instead of three.
+            only.build().execute(&self.writer).await?;
+        } else {
+            let mut tx = self.writer.begin().await?;
+            for q in &mut statements {
+                q.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }
         Ok(())
     }
 

@@ -89,11 +89,17 @@ struct Run {
     errors: u64,
     p50_us: u64,
     p99_us: u64,
+    server_cpu_secs: f64,
 }
 
 impl Run {
     fn per_sec(&self) -> f64 {
         self.requests as f64 * 1e6 / self.duration_us.max(1) as f64
+    }
+
+    /// Server CPU per request, in µs: stable even when the machine is shared.
+    fn cpu_us(&self) -> f64 {
+        self.server_cpu_secs * 1e6 / self.requests.max(1) as f64
     }
 }
 
@@ -118,7 +124,23 @@ fn parse_wrk(output: &str) -> Result<Run> {
     Ok(run)
 }
 
+/// CPU time this process (the server side) has used, from /proc/self/stat (utime + stime).
+fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 async fn wrk(args: &Args, addr: SocketAddr, work: &Path) -> Result<Run> {
+    let cpu_before = process_cpu_secs();
     let out = tokio::process::Command::new("wrk")
         .arg(format!("-t{}", args.threads))
         .arg(format!("-c{}", args.connections))
@@ -138,7 +160,9 @@ async fn wrk(args: &Args, addr: SocketAddr, work: &Path) -> Result<Run> {
     if !out.status.success() {
         bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+    let mut run = parse_wrk(&String::from_utf8_lossy(&out.stdout))?;
+    run.server_cpu_secs = process_cpu_secs() - cpu_before;
+    Ok(run)
 }
 
 /// The ceiling: the same body handling as the real endpoint (decode, parse, validate), no
@@ -272,16 +296,18 @@ async fn main() -> Result<()> {
 
     let ratio = real.per_sec() / ceiling.per_sec().max(1.0);
     println!(
-        "| run | reports/s | p50 | p99 | errors |\n|---|---|---|---|---|\n\
-         | parse-only ceiling | {:.0} | {:.2} ms | {:.2} ms | {} |\n\
-         | ingest, SQLite durable | {:.0} | {:.2} ms | {:.2} ms | {} |\n",
+        "| run | reports/s | p50 | p99 | server CPU per report | errors |\n|---|---|---|---|---|---|\n\
+         | parse-only ceiling | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {} |\n\
+         | ingest, SQLite durable | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {} |\n",
         ceiling.per_sec(),
         ceiling.p50_us as f64 / 1000.0,
         ceiling.p99_us as f64 / 1000.0,
+        ceiling.cpu_us(),
         ceiling.errors,
         real.per_sec(),
         real.p50_us as f64 / 1000.0,
         real.p99_us as f64 / 1000.0,
+        real.cpu_us(),
         real.errors,
     );
     println!(
