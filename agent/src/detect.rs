@@ -14,6 +14,10 @@ use crate::sources::fit::truncate;
 /// boot time is computed from the uptime and wobbles by a second).
 pub const RESTART_TOLERANCE: Duration = Duration::seconds(60);
 
+/// Windows gives the password's age in whole seconds, so `now - age` wobbles by a second
+/// between collections; a change of the last-set time by less than this is no change.
+pub const PASSWORD_TOLERANCE: Duration = Duration::seconds(60);
+
 /// The changes from `prev` to `cur`, oldest cause first. Without a previous snapshot there is
 /// nothing to compare, so nothing changed (the run loop reports `AgentStarted` itself).
 pub fn detect(prev: Option<&Snapshot>, cur: &Snapshot) -> Vec<EventKind> {
@@ -100,7 +104,7 @@ fn account_changes(p: &AccountState, c: &AccountState) -> Vec<AccountChange> {
         });
     }
     if let (Some(a), Some(b)) = (p.password_last_set, c.password_last_set)
-        && a != b
+        && (a - b).abs() > PASSWORD_TOLERANCE
     {
         out.push(AccountChange::PasswordChanged);
     }
@@ -441,6 +445,13 @@ mod tests {
                 vec![account(w, AccountChange::PasswordChanged, "onshi")],
             ),
             (
+                "password date wobbles by a second (Windows password age)",
+                Box::new(|a| {
+                    a.password_last_set = a.password_last_set.map(|t| t + Duration::seconds(1))
+                }),
+                vec![],
+            ),
+            (
                 "password date became unknown",
                 Box::new(|a| a.password_last_set = None),
                 vec![],
@@ -527,6 +538,7 @@ mod tests {
                 password_last_set: None,
                 password_expires: None,
                 sid: Some("uid:1003".into()),
+                last_change: None,
             })
         });
         assert!(got.is_empty(), "{got:?}");

@@ -5,12 +5,15 @@
 //! replays events, `transport` only speaks HTTP; `runner` ties them together.
 
 pub mod atomic_file;
+pub mod backup;
 pub mod config;
 pub mod detect;
 pub mod enroll;
 pub mod error;
 pub mod identity;
 pub mod runner;
+#[cfg(windows)]
+pub mod service;
 pub mod sources;
 pub mod spool;
 pub mod state;

@@ -1,10 +1,12 @@
 //! `onshi-agent`: parse the command line, load settings, start logging, call the library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use onshi_agent::backup::{self, Password};
 use onshi_agent::config::{AgentConfig, ConfigArgs};
 use onshi_agent::identity::Identity;
 use onshi_agent::runner::{self, RunOptions};
@@ -46,8 +48,46 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         interval_secs: Option<u64>,
     },
+    /// Check a .pfx backup of the clinic certificate and record the result for the next report.
+    ///
+    /// Exit codes: 0 good backup, 3 wrong password, 4 not a usable PKCS#12 file (not PKCS#12,
+    /// truncated, unsupported encryption), 5 no private key, 6 key does not match the
+    /// certificate, 1 other errors.
+    VerifyBackup {
+        /// The .pfx / .p12 file
+        path: PathBuf,
+        /// The backup's password [default: 1357, the vendor's default]
+        #[arg(
+            long,
+            env = "ONSHI_AGENT_BACKUP_PASSWORD",
+            hide_env_values = true,
+            value_name = "P"
+        )]
+        password: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the effective settings
     PrintConfig,
+    /// Enroll (unless already enrolled) and register and start the Windows service (auto start,
+    /// LocalSystem, restarts on failure)
+    #[cfg(windows)]
+    Install {
+        /// The enrollment code (not needed when already enrolled)
+        #[arg(long, env = "ONSHI_AGENT_ENROLL_CODE", hide_env_values = true)]
+        code: Option<String>,
+        /// Enroll again even when already enrolled
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop and remove the Windows service (the data directory stays)
+    #[cfg(windows)]
+    Uninstall,
+    /// Run as the Windows service (started by the service control manager)
+    #[cfg(windows)]
+    #[command(hide = true)]
+    Service,
 }
 
 fn main() -> ExitCode {
@@ -59,9 +99,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    #[cfg(windows)]
+    if matches!(cli.command, Command::Service) {
+        // A service has no console: log to a file under the data directory.
+        let log = onshi_agent::service::log_file(&cfg);
+        init_file_logging(&cfg.log_level, &log);
+        return match onshi_agent::service::run_dispatcher(cfg) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "service dispatcher failed");
+                eprintln!("onshi-agent: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_logging(&cfg.log_level);
     match real_main(cli.command, cfg) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("onshi-agent: {e:#}");
             ExitCode::FAILURE
@@ -69,7 +123,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn real_main(command: Command, cfg: AgentConfig) -> anyhow::Result<()> {
+fn real_main(command: Command, cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     onshi_agent::transport::install_crypto_provider();
     // One thread: the agent does little at a time, and must stay small (DESIGN §7).
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -105,6 +159,48 @@ fn real_main(command: Command, cfg: AgentConfig) -> anyhow::Result<()> {
                 .block_on(runner::run(&cfg, options, runner::shutdown_signal()))
                 .context("agent stopped with an error")?;
         }
+        Command::VerifyBackup {
+            path,
+            password,
+            json,
+        } => {
+            return Ok(verify_backup(
+                &cfg,
+                &path,
+                password.map(Password::new),
+                json,
+            ));
+        }
+        #[cfg(windows)]
+        Command::Install { code, force } => {
+            let enrolled = Identity::load(&cfg.identity_path())?.is_some();
+            if !enrolled || force {
+                let code = code.context("not enrolled yet: install needs --code CODE")?;
+                let identity = runtime
+                    .block_on(enroll::enroll(&cfg, &code, force))
+                    .context("enrollment failed")?;
+                println!(
+                    "enrolled: agent {} for {} at {}",
+                    identity.agent_id, identity.clinic_name, identity.server
+                );
+            } else {
+                println!("already enrolled; registering the service again");
+            }
+            onshi_agent::service::install(&cfg).context("installing the service")?;
+            println!(
+                "service {} installed and started",
+                onshi_agent::service::SERVICE_NAME
+            );
+        }
+        #[cfg(windows)]
+        Command::Uninstall => {
+            onshi_agent::service::uninstall().context("removing the service")?;
+            println!("service {} removed", onshi_agent::service::SERVICE_NAME);
+        }
+        #[cfg(windows)]
+        Command::Service => {
+            anyhow::bail!("`service` is started by the service control manager")
+        }
         Command::PrintConfig => {
             print!("{}", cfg.to_toml()?);
             match Identity::load(&cfg.identity_path())? {
@@ -119,7 +215,55 @@ fn real_main(command: Command, cfg: AgentConfig) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `verify-backup`: needs no runtime and has its own exit codes.
+fn verify_backup(
+    cfg: &AgentConfig,
+    path: &std::path::Path,
+    password: Option<Password>,
+    json: bool,
+) -> ExitCode {
+    let (report, result) =
+        backup::verify_with_config(cfg, path, password.as_ref(), chrono::Utc::now());
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("onshi-agent: {e}"),
+        }
+    } else {
+        print!("{}", report.summary());
+    }
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("onshi-agent: verify-backup: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+#[cfg(windows)]
+fn init_file_logging(level: &str, path: &std::path::Path) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(file) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .init(),
+        // Nowhere to write: the service still runs; its status says whether it works.
+        Err(_) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::sink)
+            .init(),
+    }
 }
 
 fn init_logging(level: &str) {

@@ -62,6 +62,10 @@ pub fn fit_to_limits(s: &mut Snapshot) {
     for a in &mut s.accounts.accounts {
         text("accounts.name", &mut a.name, &mut cut);
         opt("accounts.sid", &mut a.sid, &mut cut);
+        if let Some(c) = &mut a.last_change {
+            text("accounts.last_change.what", &mut c.what, &mut cut);
+            opt("accounts.last_change.by", &mut c.by, &mut cut);
+        }
     }
 
     list("network.adapters", &mut s.network.adapters, &mut cut);

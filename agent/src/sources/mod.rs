@@ -1,18 +1,27 @@
 //! Sources: read the OS and nothing else (DESIGN §4).
 //!
 //! One module per area. Each area has pure parsers (`parse.rs`, tested with fixtures) apart from
-//! the code that reads files (`linux.rs`, behind `cfg(unix)`); a `windows.rs` per area slots in
-//! beside it. Every read is relative to [`Ctx::root`] so tests can build a fake machine in a
+//! the code that reads the OS: `linux.rs` behind `cfg(unix)`, `windows.rs` (Win32 through
+//! `windows-sys`) behind `cfg(windows)`. The Windows formats have pure parsers of their own, used
+//! by the Windows code and tested on Linux: [`eventlog`] (rendered event XML), [`registry`]
+//! (registry values, Uninstall entries), `certificates::serialized` (certificate store files),
+//! and the uptime and account facts drawn from events (`uptime::events`, `accounts::events`).
+//!
+//! Every Linux read is relative to [`Ctx::root`] so tests can build a fake machine in a
 //! temporary directory. A source that cannot read a field leaves it empty and adds a
 //! [`SourceNote`] instead of failing the whole snapshot.
 
 pub mod accounts;
 pub mod apps;
 pub mod certificates;
+pub mod eventlog;
 pub(crate) mod fit;
 pub mod network;
+pub mod registry;
 pub mod system;
 pub mod uptime;
+#[cfg(windows)]
+pub(crate) mod win32;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

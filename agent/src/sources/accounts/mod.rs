@@ -1,14 +1,17 @@
 //! The accounts the policy names, per role: existence, state, password dates, and renames.
 
+pub mod events;
 #[cfg(unix)]
 mod linux;
 #[cfg(unix)]
 pub mod parse;
+#[cfg(windows)]
+mod windows;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use onshi_shared::{AccountRole, AccountSpec, AccountState, Accounts};
+use onshi_shared::{AccountLogEntry, AccountRole, AccountSpec, AccountState, Accounts};
 
 use super::{Ctx, Notes};
 
@@ -24,21 +27,25 @@ pub struct UserRecord {
     pub locked: Option<bool>,
     pub password_last_set: Option<DateTime<Utc>>,
     pub password_expires: Option<DateTime<Utc>>,
+    /// The latest event the platform's audit log records for the account (Windows).
+    pub last_change: Option<AccountLogEntry>,
 }
 
 /// Reads the accounts area.
 pub fn collect(ctx: &Ctx, notes: &mut Notes) -> Accounts {
+    // Linux has no account-management audit log to speak of: auditing stays unknown.
     #[cfg(unix)]
-    let users = linux::users(ctx, notes);
-    #[cfg(not(unix))]
-    let users = {
-        notes.push(AREA, "not implemented on this platform yet");
-        Vec::new()
+    let (users, auditing) = (linux::users(ctx, notes), None);
+    #[cfg(windows)]
+    let (users, auditing) = windows::users(ctx, notes);
+    #[cfg(not(any(unix, windows)))]
+    let (users, auditing) = {
+        notes.push(AREA, "not implemented on this platform");
+        (Vec::new(), None)
     };
     Accounts {
         accounts: resolve(&ctx.policy.accounts, &ctx.known_sids, &users),
-        // Linux has no account-management audit log to speak of.
-        auditing: None,
+        auditing,
     }
 }
 
@@ -70,6 +77,7 @@ pub fn resolve(
                     password_last_set: user.password_last_set,
                     password_expires: user.password_expires,
                     sid: Some(user.sid.clone()),
+                    last_change: user.last_change.clone(),
                 },
                 None => AccountState {
                     role: spec.role,
@@ -80,6 +88,7 @@ pub fn resolve(
                     password_last_set: None,
                     password_expires: None,
                     sid: None,
+                    last_change: None,
                 },
             }
         })
@@ -114,6 +123,7 @@ mod tests {
             locked: Some(false),
             password_last_set: None,
             password_expires: None,
+            last_change: None,
         }
     }
 

@@ -105,6 +105,7 @@ pub fn user_record(
         locked: s.map(|s| s.password.starts_with('!')),
         password_last_set: last_set,
         password_expires: expires,
+        last_change: None,
     }
 }
 

@@ -4,12 +4,13 @@
 mod linux;
 #[cfg(unix)]
 pub mod parse;
+#[cfg(windows)]
+mod windows;
 
 use onshi_shared::{AppInfo, Apps};
 
 use super::{Ctx, Notes};
 
-#[cfg_attr(not(unix), allow(dead_code))]
 const AREA: &str = "apps";
 
 /// Reads the apps area.
@@ -18,10 +19,14 @@ pub fn collect(ctx: &Ctx, notes: &mut Notes) -> Apps {
     {
         linux::collect(ctx, notes)
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        windows::collect(ctx, notes)
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = ctx;
-        notes.push(AREA, "not implemented on this platform yet");
+        notes.push(AREA, "not implemented on this platform");
         Apps {
             installed: Vec::new(),
             missing: Vec::new(),
@@ -33,7 +38,6 @@ pub fn collect(ctx: &Ctx, notes: &mut Notes) -> Apps {
 /// Splits the watched apps into those installed (with their details, in watch-list order) and
 /// those missing. When the installed list could not be read (`None`), nothing is reported as
 /// missing: unknown is not absent.
-#[cfg_attr(not(unix), allow(dead_code))]
 pub fn watched(watch: &[String], installed: Option<&[AppInfo]>) -> (Vec<AppInfo>, Vec<String>) {
     let Some(installed) = installed else {
         return (Vec::new(), Vec::new());

@@ -3,6 +3,9 @@
 #[cfg(unix)]
 mod files;
 pub mod parse;
+pub mod serialized;
+#[cfg(windows)]
+mod windows;
 
 use std::path::Path;
 
@@ -16,16 +19,24 @@ const AREA: &str = "certificates";
 
 /// Reads the certificates area.
 pub fn collect(ctx: &Ctx, notes: &mut Notes) -> Certificates {
-    #[cfg(unix)]
-    let found = files::scan(ctx, notes);
-    #[cfg(not(unix))]
-    let found: Vec<Found> = {
-        notes.push(AREA, "not implemented on this platform yet");
-        Vec::new()
-    };
-    let certs = select(found, &ctx.policy.cert_issuer);
+    let certs = installed(ctx, notes);
     let backup = read_backup(&ctx.backup_file, notes).map(|b| with_current(b, &certs));
     Certificates { certs, backup }
+}
+
+/// The certificates installed on this machine under the configured issuer (what `verify-backup`
+/// compares a backup with).
+pub fn installed(ctx: &Ctx, notes: &mut Notes) -> Vec<CertInfo> {
+    #[cfg(unix)]
+    let found = files::scan(ctx, notes);
+    #[cfg(windows)]
+    let found = windows::scan(ctx, notes);
+    #[cfg(not(any(unix, windows)))]
+    let found: Vec<Found> = {
+        notes.push(AREA, "not implemented on this platform");
+        Vec::new()
+    };
+    select(found, &ctx.policy.cert_issuer)
 }
 
 /// A certificate as a platform source found it.

@@ -5,6 +5,8 @@
 mod linux;
 #[cfg(unix)]
 pub mod parse;
+#[cfg(windows)]
+mod windows;
 
 use std::time::{Duration, Instant};
 
@@ -14,16 +16,17 @@ use tokio::net::TcpStream;
 
 use super::{Ctx, Notes};
 
-#[cfg_attr(not(unix), allow(dead_code))]
 const AREA: &str = "network";
 
 /// Reads the network area and runs the probes.
 pub async fn collect(ctx: &Ctx, notes: &mut Notes) -> Network {
     #[cfg(unix)]
     let (adapters, default_gateway, gateway_mac) = linux::layout(ctx, notes);
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    let (adapters, default_gateway, gateway_mac) = windows::layout(ctx, notes);
+    #[cfg(not(any(unix, windows)))]
     let (adapters, default_gateway, gateway_mac) = {
-        notes.push(AREA, "not implemented on this platform yet");
+        notes.push(AREA, "not implemented on this platform");
         (Vec::new(), None, None)
     };
     let fingerprint = fingerprint(

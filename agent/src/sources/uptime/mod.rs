@@ -1,9 +1,12 @@
 //! When the machine last started, and how.
 
+pub mod events;
 #[cfg(unix)]
 mod linux;
 #[cfg(unix)]
 pub mod parse;
+#[cfg(windows)]
+mod windows;
 
 use chrono::{DateTime, Duration, Utc};
 use onshi_shared::{StartKind, Uptime};
@@ -18,9 +21,13 @@ pub fn collect(ctx: &Ctx, notes: &mut Notes) -> Uptime {
     {
         linux::collect(ctx, notes)
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
     {
-        notes.push(AREA, "not implemented on this platform yet");
+        windows::collect(ctx, notes)
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        notes.push(AREA, "not implemented on this platform");
         from_readings(None, None, ctx.now, StartKind::Unknown)
     }
 }
