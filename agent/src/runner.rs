@@ -17,12 +17,13 @@ use onshi_shared::{
 };
 use tokio::time::{Instant, sleep_until};
 
+use crate::backup::{self, removable, removable::RemovableWatch};
 use crate::config::AgentConfig;
 use crate::detect;
 use crate::enroll::transport_options;
 use crate::error::AgentError;
 use crate::identity::Identity;
-use crate::sources::{self, AGENT_VERSION, Ctx, accounts};
+use crate::sources::{self, AGENT_VERSION, Ctx, Notes, accounts, certificates};
 use crate::spool::{Spool, SpoolLimits};
 use crate::state::AgentState;
 use crate::transport::{BACKOFF_MAX, Backoff, SendError, Transport};
@@ -109,6 +110,8 @@ pub async fn run(
     );
     let mut agent = Agent {
         cfg: cfg.clone(),
+        removable: RemovableWatch::default(),
+        removable_scanned: false,
         identity,
         transport,
         spool,
@@ -149,6 +152,9 @@ enum Next {
 
 struct Agent {
     cfg: AgentConfig,
+    /// Removable drives seen at the previous collection (backups are checked on insertion).
+    removable: RemovableWatch,
+    removable_scanned: bool,
     identity: Identity,
     transport: Transport,
     spool: Spool,
@@ -213,6 +219,7 @@ impl Agent {
     async fn collect_once(&mut self) {
         let policy = effective_policy(Some(&self.identity.policy), &self.cfg);
         let ctx = Ctx::new(&self.cfg, policy, self.state.known_sids.clone(), Utc::now());
+        self.check_inserted_drives(&ctx);
         let snapshot = sources::collect(&ctx).await;
         let events = detect::events(self.state.last_snapshot.as_ref(), &snapshot);
         for e in &events {
@@ -228,6 +235,30 @@ impl Agent {
         self.snapshot_unsent = true;
         self.snapshot_refused = false;
         self.save_state();
+    }
+
+    /// A USB stick inserted since the last collection: verify the `.pfx` backups on it and
+    /// record the best, so this collection already reports it.
+    fn check_inserted_drives(&mut self, ctx: &Ctx) {
+        let first = !self.removable_scanned;
+        self.removable_scanned = true;
+        let inserted = self
+            .removable
+            .inserted(removable::removable_drives(), first);
+        if inserted.is_empty() {
+            return;
+        }
+        let mut notes = Notes::default();
+        let installed = certificates::installed(ctx, &mut notes);
+        let found = inserted
+            .iter()
+            .filter_map(|drive| removable::check_drive(drive, &installed, ctx.now))
+            .collect();
+        if let Some(state) = removable::best(found)
+            && let Err(e) = backup::record(&self.cfg.backup_path(), &state)
+        {
+            tracing::error!(error = %e, "cannot record the verified backup");
+        }
     }
 
     fn save_state(&self) {

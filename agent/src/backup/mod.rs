@@ -8,6 +8,7 @@
 //! only the certificate's thumbprint and dates are.
 
 pub mod der;
+pub mod removable;
 
 use std::collections::BTreeMap;
 use std::fmt;
