@@ -10,6 +10,8 @@ pub mod config;
 pub mod detect;
 pub mod enroll;
 pub mod error;
+#[cfg(windows)]
+pub mod event_log;
 pub mod identity;
 pub mod runner;
 #[cfg(windows)]

@@ -246,24 +246,29 @@ fn verify_backup(
 
 #[cfg(windows)]
 fn init_file_logging(level: &str, path: &std::path::Path) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    match std::fs::OpenOptions::new()
+    // Nowhere to write: the service still runs; the event log and its status tell the rest.
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-    {
-        Ok(file) => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::sync::Mutex::new(file))
+        .ok();
+    let file_layer = file.map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::sync::Mutex::new(f))
             .with_ansi(false)
-            .init(),
-        // Nowhere to write: the service still runs; its status says whether it works.
-        Err(_) => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::sink)
-            .init(),
-    }
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(file_layer)
+        .with(onshi_agent::event_log::EventLogLayer::new(
+            onshi_agent::service::SERVICE_NAME,
+        ))
+        .init();
 }
 
 fn init_logging(level: &str) {
