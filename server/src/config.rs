@@ -8,6 +8,8 @@ use onshi_shared::{AccountSpec, AgentPolicy};
 use serde::Deserialize;
 
 use crate::Error;
+use crate::jobs::EvaluatorSettings;
+use crate::notify::{MailConfig, TlsMode};
 use crate::store::DatabaseUrl;
 
 /// The effective configuration of one server process.
@@ -28,6 +30,12 @@ pub struct Config {
     pub offline_after_intervals: u32,
     /// How often a running server picks up terminals revoked elsewhere.
     pub revocation_check_secs: u32,
+    /// `[alerts]`: the rule evaluator and the digest.
+    pub evaluator: EvaluatorSettings,
+    /// `[smtp]`: outgoing mail.
+    pub mail: MailConfig,
+    /// How often the mail sender looks at the outbox.
+    pub mail_poll_secs: u32,
 }
 
 impl Default for Config {
@@ -43,6 +51,9 @@ impl Default for Config {
             enrollment_code_days: 30,
             offline_after_intervals: 3,
             revocation_check_secs: 10,
+            evaluator: EvaluatorSettings::default(),
+            mail: MailConfig::default(),
+            mail_poll_secs: 5,
         }
     }
 }
@@ -60,6 +71,41 @@ pub struct FileConfig {
     pub offline_after_intervals: Option<u32>,
     pub revocation_check_secs: Option<u32>,
     pub policy: Option<FilePolicy>,
+    pub alerts: Option<FileAlerts>,
+    pub smtp: Option<FileSmtp>,
+}
+
+/// `[alerts]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAlerts {
+    /// Run the evaluator in this process (default true).
+    pub enabled: Option<bool>,
+    /// Seconds between full rule evaluations.
+    pub evaluate_every_secs: Option<u64>,
+    /// Seconds a condition must stay clear before its alert resolves by itself.
+    pub hold_down_secs: Option<i64>,
+    /// JST hour (0–23) at which the daily digests are written.
+    pub digest_hour: Option<u32>,
+}
+
+/// `[smtp]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSmtp {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<TlsMode>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub from: Option<String>,
+    pub desk: Option<String>,
+    pub desk_name: Option<String>,
+    pub desk_phone: Option<String>,
+    pub file_dir: Option<PathBuf>,
+    pub retry_base_secs: Option<u64>,
+    pub max_attempts: Option<i64>,
+    pub poll_secs: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,7 +187,57 @@ impl Config {
                 "policy.interval_secs must be at least 1".into(),
             ));
         }
+        let mut evaluator = defaults.evaluator;
+        if let Some(a) = file.alerts {
+            if let Some(enabled) = a.enabled {
+                evaluator.enabled = enabled;
+            }
+            if let Some(secs) = a.evaluate_every_secs {
+                evaluator.interval = std::time::Duration::from_secs(secs.max(1));
+            }
+            if let Some(secs) = a.hold_down_secs {
+                evaluator.hold_down = chrono::Duration::seconds(secs.max(0));
+            }
+            if let Some(hour) = a.digest_hour {
+                if hour > 23 {
+                    return Err(Error::Config("alerts.digest_hour must be 0–23".into()));
+                }
+                evaluator.digest_hour = hour;
+            }
+        }
+        let mut mail = defaults.mail;
+        let mut mail_poll_secs = defaults.mail_poll_secs;
+        if let Some(m) = file.smtp {
+            let tls = m.tls.unwrap_or(mail.tls);
+            mail.port = m.port.unwrap_or(match tls {
+                TlsMode::None => 25,
+                TlsMode::Starttls => 587,
+                TlsMode::Tls => 465,
+            });
+            mail.tls = tls;
+            mail.host = m.host.unwrap_or_default();
+            mail.user = m.user;
+            mail.password = m.password;
+            mail.from = m.from.unwrap_or(mail.from);
+            mail.desk = m.desk;
+            mail.desk_name = m.desk_name.unwrap_or(mail.desk_name);
+            mail.desk_phone = m.desk_phone;
+            mail.file_dir = m.file_dir;
+            if let Some(secs) = m.retry_base_secs {
+                mail.retry_base = std::time::Duration::from_secs(secs.max(1));
+            }
+            mail.max_attempts = m.max_attempts.unwrap_or(mail.max_attempts).max(1);
+            mail_poll_secs = m.poll_secs.unwrap_or(mail_poll_secs).max(1);
+        }
+        if let Ok(password) = std::env::var("ONSHI_SMTP_PASSWORD")
+            && !password.is_empty()
+        {
+            mail.password = Some(password);
+        }
         let config = Config {
+            evaluator,
+            mail,
+            mail_poll_secs,
             listen: listen.or(file.listen).unwrap_or(defaults.listen),
             data_dir,
             database,
@@ -173,7 +269,11 @@ impl Config {
              max_batch = {}\nenrollment_code_days = {}\noffline_after_intervals = {}\n\
              revocation_check_secs = {}\n\
              [policy]\ninterval_secs = {}\nwatched_apps = {:?}\nprobe_targets = {:?}\n\
-             cert_issuer = {:?}\naccounts = {:?}\n",
+             cert_issuer = {:?}\naccounts = {:?}\n\
+             [alerts]\nenabled = {}\nevaluate_every_secs = {}\nhold_down_secs = {}\ndigest_hour = {}\n\
+             [smtp]\nhost = {:?}\nport = {}\ntls = \"{}\"\nuser = {:?}\npassword = {}\n\
+             from = {:?}\ndesk = {:?}\ndesk_name = {:?}\ndesk_phone = {:?}\nfile_dir = {:?}\n\
+             retry_base_secs = {}\nmax_attempts = {}\npoll_secs = {}\n",
             self.listen,
             self.data_dir.display(),
             self.database,
@@ -187,6 +287,35 @@ impl Config {
             self.policy.probe_targets,
             self.policy.cert_issuer,
             self.policy.accounts,
+            self.evaluator.enabled,
+            self.evaluator.interval.as_secs(),
+            self.evaluator.hold_down.num_seconds(),
+            self.evaluator.digest_hour,
+            self.mail.host,
+            self.mail.port,
+            match self.mail.tls {
+                TlsMode::None => "none",
+                TlsMode::Starttls => "starttls",
+                TlsMode::Tls => "tls",
+            },
+            self.mail.user.as_deref().unwrap_or(""),
+            if self.mail.password.is_some() {
+                "\"***\""
+            } else {
+                "\"\""
+            },
+            self.mail.from,
+            self.mail.desk.as_deref().unwrap_or(""),
+            self.mail.desk_name,
+            self.mail.desk_phone.as_deref().unwrap_or(""),
+            self.mail
+                .file_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            self.mail.retry_base.as_secs(),
+            self.mail.max_attempts,
+            self.mail_poll_secs,
         )
     }
 }
@@ -227,6 +356,36 @@ mod tests {
         );
         assert_eq!(config.policy.interval_secs, 120);
         assert_eq!(config.policy.accounts[0].role, AccountRole::Windows);
+    }
+
+    #[test]
+    fn smtp_and_alerts_sections() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [alerts]
+            evaluate_every_secs = 10
+            hold_down_secs = 600
+            digest_hour = 7
+            [smtp]
+            host = "smtp.example.jp"
+            tls = "tls"
+            user = "watch"
+            password = "hunter2"
+            from = "Onshi Watch <watch@example.jp>"
+            desk = "desk@example.jp"
+            "#,
+        )
+        .unwrap();
+        let config = Config::resolve(file, &DbArgs::default(), None).unwrap();
+        assert_eq!(config.mail.port, 465, "the TLS port by default");
+        assert_eq!(config.mail.tls, TlsMode::Tls);
+        assert_eq!(config.evaluator.digest_hour, 7);
+        assert_eq!(config.evaluator.hold_down, chrono::Duration::minutes(10));
+        let printed = config.describe();
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("password = \"***\""));
+        assert!(printed.contains("tls = \"tls\""));
+        assert!(toml::from_str::<FileConfig>("[smtp]\ntls = \"ssl\"").is_err());
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub fn demo_policy(interval_secs: u32) -> AgentPolicy {
     }
 }
 
-/// What is wrong with a simulated terminal.
+/// What is wrong with a simulated terminal: together they open an alert of every kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     Healthy,
@@ -75,6 +75,14 @@ pub enum Profile {
     PendingReboot,
     NoBackup,
     Offline,
+    UpdatesBehind,
+    CertNoKey,
+    OldCertLeft,
+    BackupOutdated,
+    PasswordExpiring,
+    NetworkChanged,
+    ProbeDown,
+    LinkagePassword,
 }
 
 impl Profile {
@@ -86,10 +94,22 @@ impl Profile {
             3 => Profile::Offline,
             4 => Profile::PendingReboot,
             5 => Profile::NoBackup,
+            6 => Profile::UpdatesBehind,
+            7 => Profile::CertNoKey,
+            8 => Profile::OldCertLeft,
+            9 => Profile::BackupOutdated,
+            10 => Profile::PasswordExpiring,
+            11 => Profile::NetworkChanged,
+            12 => Profile::ProbeDown,
+            13 => Profile::LinkagePassword,
             _ => Profile::Healthy,
         }
     }
 }
+
+/// The version staff expect of the distribution app in the demo (the UpdatesBehind terminals
+/// run an older one).
+pub const DEMO_EXPECTED_APP: (&str, &str) = ("配信アプリ", "2.4.1");
 
 /// One simulated terminal.
 pub struct SimTerminal {
@@ -122,6 +142,26 @@ impl SimTerminal {
                 version: env!("CARGO_PKG_VERSION").into(),
             },
         )];
+        if profile == Profile::NetworkChanged {
+            pending_events.push(Event::new(
+                now,
+                EventKind::NetworkChanged {
+                    from_fingerprint: "9f2c4d1e0b7a6c5d".into(),
+                    to_fingerprint: "1a2b3c4d5e6f7081".into(),
+                    changes: vec!["gateway 192.168.10.1 -> 192.168.20.1".into()],
+                },
+            ));
+        }
+        if profile == Profile::LinkagePassword {
+            pending_events.push(Event::new(
+                now,
+                EventKind::AccountChanged {
+                    role: AccountRole::Linkage,
+                    name: "oqs-link".into(),
+                    change: AccountChange::PasswordChanged,
+                },
+            ));
+        }
         if profile == Profile::AccountChanged {
             pending_events.push(Event::new(
                 now,
@@ -160,13 +200,44 @@ impl SimTerminal {
         cert.not_after = self.cert_not_after;
         cert.not_before = self.cert_not_after - Duration::days(365 * 3 + 90);
         cert.thumbprint = format!("{:040X}", self.agent_id.as_u128() & 0xFFFF_FFFF_FFFF_FFFF);
-        if self.profile != Profile::NoBackup {
-            s.certificates.backup = Some(BackupState {
-                thumbprint: cert.thumbprint.clone(),
-                verified_at: self.last_start,
-                not_after: Some(cert.not_after),
-                matches_current: true,
-            });
+        cert.has_private_key = self.profile != Profile::CertNoKey;
+        match self.profile {
+            Profile::NoBackup => {}
+            Profile::BackupOutdated => {
+                s.certificates.backup = Some(BackupState {
+                    thumbprint: "0".repeat(40),
+                    verified_at: self.last_start - Duration::days(400),
+                    not_after: Some(now - Duration::days(20)),
+                    matches_current: false,
+                });
+            }
+            _ => {
+                s.certificates.backup = Some(BackupState {
+                    thumbprint: cert.thumbprint.clone(),
+                    verified_at: self.last_start,
+                    not_after: Some(cert.not_after),
+                    matches_current: true,
+                });
+            }
+        }
+        if self.profile == Profile::OldCertLeft {
+            let mut old = s.certificates.certs[0].clone();
+            old.thumbprint = "F".repeat(40);
+            old.serial = "1A2B3C".into();
+            old.not_after = now - Duration::days(20);
+            old.not_before = old.not_after - Duration::days(365 * 3 + 90);
+            s.certificates.certs.push(old);
+        }
+        if self.profile == Profile::UpdatesBehind {
+            s.apps.installed[0].version = Some("2.3.0".into());
+        }
+        if self.profile == Profile::ProbeDown {
+            s.network.probes = vec![onshi_shared::ProbeResult {
+                target: "oqs-portal.example:443".into(),
+                reachable: false,
+                latency_ms: None,
+                error: Some("connection timed out".into()),
+            }];
         }
         s.accounts.accounts = self
             .policy
@@ -183,6 +254,9 @@ impl SimTerminal {
                 ));
                 if self.profile == Profile::AccountChanged && spec.role == AccountRole::Windows {
                     a.name = "受付PC".into();
+                }
+                if self.profile == Profile::PasswordExpiring && spec.role == AccountRole::Windows {
+                    a.password_expires = Some(now + Duration::days(5));
                 }
                 a
             })
@@ -264,6 +338,38 @@ pub async fn enroll_fleet(
     Ok(fleet)
 }
 
+/// Makes every kind of alert show up soon: the demo clinics are open around the clock (so
+/// silent terminals count as offline at once) and staff expect the current distribution app
+/// since two days (so older versions are past the grace period).
+pub async fn prepare_alerts(store: &dyn Store) -> Result<(), Error> {
+    let a = store.alerts();
+    for mut clinic in a.clinic_settings().await? {
+        clinic.hours = crate::calendar::BusinessHours {
+            open: chrono::NaiveTime::MIN,
+            close: chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default(),
+            closed_weekdays: Vec::new(),
+            closed_on_holidays: false,
+        };
+        clinic.desk_name = Some("オンシ・サポートデスク".into());
+        clinic.desk_phone = Some("03-0000-0000".into());
+        a.set_clinic_settings(&clinic).await?;
+    }
+    let (app, version) = DEMO_EXPECTED_APP;
+    a.set_expected_version(
+        app,
+        "staff",
+        Some(version),
+        Utc::now() - Duration::days(2),
+        "demo",
+    )
+    .await
+}
+
+/// Where the demo writes the mails it would send.
+pub fn mail_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("mail")
+}
+
 /// Sends one report for a simulated terminal; events are cleared once acknowledged.
 pub async fn report_once(
     client: &reqwest::Client,
@@ -342,7 +448,6 @@ pub fn dashboard_url(addr: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::evaluate_snapshot;
 
     fn sim(profile_index: usize) -> SimTerminal {
         let enrolled = EnrollResponse {
@@ -355,23 +460,58 @@ mod tests {
     }
 
     #[test]
-    fn each_profile_shows_its_problem() {
+    fn every_profile_opens_its_alert() {
+        use crate::rules::{self, ClinicPolicy, ExpectedVersion, TerminalState, key};
+        use std::collections::HashMap;
+        use std::sync::Arc;
         let now = Utc::now();
-        let rules = |n: usize| -> Vec<&'static str> {
+        let mut policy = ClinicPolicy::new(demo_policy(30));
+        policy.expected_versions = Arc::new(HashMap::from([(
+            DEMO_EXPECTED_APP.0.to_string(),
+            ExpectedVersion {
+                version: DEMO_EXPECTED_APP.1.into(),
+                since: now - Duration::days(2),
+            },
+        )]));
+        let rules_of = |n: usize| -> Vec<&'static str> {
             let t = sim(n);
-            evaluate_snapshot(&t.snapshot(now), &t.policy, now)
+            let state = TerminalState {
+                terminal_id: t.agent_id,
+                clinic_id: 1,
+                enrolled_at: now,
+                last_seen: Some(now),
+                snapshot: Some(t.snapshot(now)),
+                events: t.pending_events.clone(),
+            };
+            rules::evaluate(&state, &policy, now)
                 .into_iter()
-                .filter(|f| f.severity >= crate::rules::Severity::Warning)
+                .filter(|f| f.severity >= rules::Severity::Warning)
                 .map(|f| f.rule)
                 .collect()
         };
-        assert_eq!(rules(10), Vec::<&str>::new(), "healthy");
-        assert_eq!(rules(0), vec!["no_daily_restart"]);
-        assert_eq!(rules(2), vec!["protected_account"]);
-        assert_eq!(rules(4), vec!["pending_reboot"]);
-        assert_eq!(rules(5), vec!["backup_missing"]);
-        let cert = rules(1);
-        assert!(cert.is_empty() || cert == vec!["cert_expiry"], "{cert:?}");
+        assert_eq!(rules_of(15), Vec::<&str>::new(), "healthy");
+        let table = [
+            (0, key::NO_DAILY_RESTART),
+            (2, key::PROTECTED_ACCOUNT_WINDOWS),
+            (4, key::PENDING_REBOOT),
+            (5, key::BACKUP_MISSING),
+            (6, key::UPDATES_BEHIND),
+            (7, key::CERT_NO_PRIVATE_KEY),
+            (8, key::CERT_OLD_LEFT),
+            (9, key::BACKUP_OUTDATED),
+            (10, key::WINDOWS_PASSWORD_EXPIRY),
+            (11, key::NETWORK_CHANGED),
+            (12, key::PROBE_UNREACHABLE),
+            (13, key::PROTECTED_ACCOUNT_LINKAGE),
+        ];
+        for (n, rule) in table {
+            assert_eq!(rules_of(n), vec![rule], "profile {:?}", Profile::pick(n));
+        }
+        let cert = rules_of(1);
+        assert!(
+            cert.is_empty() || cert == vec![key::CERT_EXPIRY],
+            "{cert:?}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::Error;
+use crate::jobs::ChangeSignal;
 use crate::rules;
 use crate::store::{EventRow, IngestRow, Store, snapshot_body};
 
@@ -148,6 +149,18 @@ impl Ingest {
         capacity: usize,
         max_batch: usize,
     ) -> Result<(Ingest, tokio::task::JoinHandle<()>), Error> {
+        Self::start_with_signal(store, capacity, max_batch, None).await
+    }
+
+    /// Like [`Ingest::start`]; after each committed batch the writer marks the terminals whose
+    /// report changed something (a new snapshot body or events) on `changes`, so the evaluator
+    /// looks at them soon without running inside the writer.
+    pub async fn start_with_signal(
+        store: Arc<dyn Store>,
+        capacity: usize,
+        max_batch: usize,
+        changes: Option<Arc<ChangeSignal>>,
+    ) -> Result<(Ingest, tokio::task::JoinHandle<()>), Error> {
         let (tx, rx) = mpsc::channel(capacity);
         let stats = Arc::new(IngestStats::default());
         let bodies: HashMap<Uuid, (i64, i64)> = store
@@ -156,7 +169,7 @@ impl Ingest {
             .into_iter()
             .map(|(id, seq, hash)| (id, (seq, hash)))
             .collect();
-        let handle = tokio::spawn(writer(store, rx, max_batch, bodies, stats.clone()));
+        let handle = tokio::spawn(writer(store, rx, max_batch, bodies, stats.clone(), changes));
         Ok((
             Ingest {
                 tx,
@@ -203,6 +216,7 @@ async fn writer(
     // not sent to the database again.
     mut bodies: HashMap<Uuid, (i64, i64)>,
     stats: Arc<IngestStats>,
+    changes: Option<Arc<ChangeSignal>>,
 ) {
     // Committed batches wait here for the flush that makes them durable; the flusher runs
     // while this task executes the next batch (pipelined group commit).
@@ -237,6 +251,13 @@ async fn writer(
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
                 stats.events.fetch_add(events as u64, Ordering::Relaxed);
                 tracing::debug!(reports = rows.len(), events, "batch committed");
+                if let Some(changes) = &changes {
+                    changes.mark(
+                        rows.iter()
+                            .filter(|r| r.write_snapshot || !r.events.is_empty())
+                            .map(|r| r.terminal_id),
+                    );
+                }
                 if let Err(unsent) = committed_tx.send(replies) {
                     fail_all(unsent.0, Arc::new(Error::WriterGone));
                 }
@@ -424,6 +445,9 @@ mod tests {
             }
             async fn starts(&self, id: Uuid, l: i64) -> StoreResult<Vec<StartRow>> {
                 self.inner.starts(id, l).await
+            }
+            fn alerts(&self) -> &dyn AlertStore {
+                self.inner.alerts()
             }
         }
 

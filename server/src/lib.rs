@@ -1,10 +1,14 @@
 //! `onshi-server`: ingests agent reports, keeps the fleet's state, shows the support desk a
 //! dashboard. The binary is a thin CLI over this library; tests drive the same entry points.
 
+pub mod alerts;
+pub mod calendar;
 pub mod config;
 pub mod demo;
 pub mod enroll;
 pub mod ingest;
+pub mod jobs;
+pub mod notify;
 pub mod rules;
 pub mod startup;
 pub mod store;

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 use onshi_server::config::DbArgs;
-use onshi_server::{Application, Config, demo, enroll, startup, store};
+use onshi_server::{Application, Config, demo, enroll, notify, startup, store};
 
 #[derive(Parser)]
 #[command(name = "onshi-server", version, about = "Onshi Watch server")]
@@ -49,6 +49,77 @@ enum Command {
     RevokeTerminal { terminal_id: uuid::Uuid },
     /// Print the effective configuration, secrets redacted.
     PrintConfig,
+    /// Send one test mail with the configured [smtp] settings and report the outcome.
+    SendTestEmail { address: String },
+    /// Work with alerts, silences, clinic hours and expected app versions.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertCommand {
+    /// List open, acknowledged and staff-resolved alerts.
+    List,
+    /// Acknowledge an alert: no more immediate mails for it until `--hours` have passed.
+    Ack {
+        id: i64,
+        #[arg(long)]
+        by: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        hours: Option<i64>,
+    },
+    /// Resolve an alert by hand; it stays resolved while the same occurrence persists.
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        by: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Silence mails for one terminal or one clinic for a maintenance window.
+    Silence {
+        #[arg(long, conflicts_with = "clinic", required_unless_present = "clinic")]
+        terminal: Option<uuid::Uuid>,
+        /// Clinic name.
+        #[arg(long)]
+        clinic: Option<String>,
+        #[arg(long)]
+        hours: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+    },
+    /// Set a clinic's business hours (JST), closed weekdays and its own support desk.
+    Hours {
+        clinic: String,
+        #[arg(long, default_value = "09:00")]
+        open: chrono::NaiveTime,
+        #[arg(long, default_value = "18:00")]
+        close: chrono::NaiveTime,
+        /// Closed weekdays, e.g. `sun` or `sun,sat`.
+        #[arg(long, default_value = "sun")]
+        closed: String,
+        /// Open on public holidays too.
+        #[arg(long)]
+        open_on_holidays: bool,
+        #[arg(long)]
+        desk_name: Option<String>,
+        #[arg(long)]
+        desk_phone: Option<String>,
+    },
+    /// Set the version staff expect of a watched app (without VERSION: back to the fleet's
+    /// most common version).
+    ExpectedVersion {
+        app: String,
+        version: Option<String>,
+        #[arg(long)]
+        by: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +199,20 @@ async fn main() -> Result<()> {
             }
             demo::reset_data_dir(&config.data_dir)?;
             config.policy = demo::demo_policy(interval_secs);
+            config.evaluator.interval = std::time::Duration::from_secs(10);
+            if !config.mail.enabled() {
+                config.mail.file_dir = Some(demo::mail_dir(&config.data_dir));
+                config.mail.desk = Some("desk@example.jp".into());
+            }
+            let mail_note = match &config.mail.file_dir {
+                Some(dir) => format!("mails: written to {}/*.eml", dir.display()),
+                None => format!(
+                    "mails: sent through {}:{}",
+                    config.mail.host, config.mail.port
+                ),
+            };
+            let digest_after = std::time::Duration::from_secs(u64::from(interval_secs) * 4 + 20);
+            let digest_config = config.clone();
             let code_days = config.enrollment_code_days;
             let app = Application::build(config).await?;
             let addr = app.local_addr()?;
@@ -135,6 +220,22 @@ async fn main() -> Result<()> {
             let server = tokio::spawn(app.run_until_stopped(startup::shutdown_signal()));
             let base = format!("http://{addr}");
             let fleet = demo::enroll_fleet(store.as_ref(), &base, terminals, code_days).await?;
+            demo::prepare_alerts(store.as_ref()).await?;
+            // Today's digest once the fleet has reported a few times, so a newcomer can read one.
+            let digest_store = store.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(digest_after).await;
+                let mut evaluator = onshi_server::jobs::Evaluator::new(
+                    digest_store,
+                    digest_config.policy.clone(),
+                    digest_config.offline_after_intervals,
+                    digest_config.evaluator.clone(),
+                    std::sync::Arc::new(notify::Composer::new(digest_config.mail.clone())),
+                );
+                if let Err(e) = evaluator.write_digests(Utc::now()).await {
+                    tracing::warn!(error = %e, "writing the demo digests failed");
+                }
+            });
             for t in fleet {
                 tokio::spawn(demo::simulate(base.clone(), t));
             }
@@ -142,6 +243,7 @@ async fn main() -> Result<()> {
                 "Onshi Watch demo: {terminals} simulated terminals reporting every {interval_secs} s"
             );
             println!("dashboard: {}", demo::dashboard_url(addr));
+            println!("{mail_note}");
             println!("stop with Ctrl-C");
             server.await??;
         }
@@ -164,8 +266,154 @@ async fn main() -> Result<()> {
             }
             println!("terminal {terminal_id} revoked");
         }
+        Command::SendTestEmail { address } => {
+            let config = Config::load(&cli.db, None)?;
+            let Some(transport) = notify::Transport::from_config(&config.mail)? else {
+                bail!("set [smtp] host (or file_dir) in the configuration first");
+            };
+            let mail = notify::Composer::new(config.mail.clone()).test_mail(&address, Utc::now());
+            let outbox = store::alerts::OutboxMail {
+                id: 0,
+                kind: mail.kind,
+                recipient: mail.recipient,
+                subject: mail.subject,
+                message_id: mail.message_id,
+                body_text: mail.body_text,
+                body_html: mail.body_html,
+                attempts: 1,
+            };
+            let message = notify::build_message(&config.mail.from, &outbox)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            match transport.send(message).await {
+                Ok(()) => println!("test mail to {address} accepted ({})", outbox.message_id),
+                Err(e) => bail!("test mail to {address} failed: {e:?}"),
+            }
+        }
+        Command::Alerts { command } => {
+            let config = Config::load(&cli.db, None)?;
+            let store = store::connect(&config.database).await?;
+            alert_command(store.as_ref(), command).await?;
+        }
         Command::PrintConfig => {
             print!("{}", Config::load(&cli.db, None)?.describe());
+        }
+    }
+    Ok(())
+}
+
+async fn alert_command(store: &dyn store::Store, command: AlertCommand) -> Result<()> {
+    let a = store.alerts();
+    let now = Utc::now();
+    match command {
+        AlertCommand::List => {
+            let clinics: std::collections::HashMap<i64, String> = a
+                .clinic_settings()
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c.name))
+                .collect();
+            for alert in a.active_alerts(None).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    alert.id,
+                    alert.status.as_str(),
+                    alert.severity.as_str(),
+                    alert.rule,
+                    clinics.get(&alert.clinic_id).map_or("?", String::as_str),
+                    alert.terminal_id,
+                    alert.detail
+                );
+            }
+        }
+        AlertCommand::Ack {
+            id,
+            by,
+            note,
+            hours,
+        } => {
+            let until = hours.map(|h| now + chrono::Duration::hours(h));
+            if !a.acknowledge_alert(id, &by, &note, until, now).await? {
+                bail!("no open alert {id}");
+            }
+            println!("alert {id} acknowledged");
+        }
+        AlertCommand::Resolve { id, by, note } => {
+            if !a.resolve_alert(id, &by, &note, now).await? {
+                bail!("no open alert {id}");
+            }
+            println!("alert {id} resolved");
+        }
+        AlertCommand::Silence {
+            terminal,
+            clinic,
+            hours,
+            reason,
+            by,
+        } => {
+            let clinic_id = match clinic {
+                Some(name) => match store.clinic_by_name(&name).await? {
+                    Some(c) => Some(c.id),
+                    None => bail!("no clinic named {name:?}"),
+                },
+                None => None,
+            };
+            let silence = store::alerts::Silence {
+                id: 0,
+                terminal_id: terminal,
+                clinic_id,
+                starts_at: now,
+                ends_at: now + chrono::Duration::hours(hours.max(1)),
+                reason,
+                created_by: by,
+            };
+            let id = a.add_silence(&silence, now).await?;
+            println!(
+                "silence {id} until {}",
+                onshi_server::calendar::time_ja(silence.ends_at)
+            );
+        }
+        AlertCommand::Hours {
+            clinic,
+            open,
+            close,
+            closed,
+            open_on_holidays,
+            desk_name,
+            desk_phone,
+        } => {
+            if close <= open {
+                bail!("--close must be after --open");
+            }
+            let Some(mut settings) = a
+                .clinic_settings()
+                .await?
+                .into_iter()
+                .find(|c| c.name == clinic)
+            else {
+                bail!("no clinic named {clinic:?}");
+            };
+            settings.hours = onshi_server::calendar::BusinessHours {
+                open,
+                close,
+                closed_weekdays: onshi_server::calendar::parse_weekdays(&closed),
+                closed_on_holidays: !open_on_holidays,
+            };
+            if desk_name.is_some() {
+                settings.desk_name = desk_name;
+            }
+            if desk_phone.is_some() {
+                settings.desk_phone = desk_phone;
+            }
+            a.set_clinic_settings(&settings).await?;
+            println!("{clinic}: open {open}–{close} JST, closed {closed}");
+        }
+        AlertCommand::ExpectedVersion { app, version, by } => {
+            a.set_expected_version(&app, "staff", version.as_deref(), now, &by)
+                .await?;
+            match version {
+                Some(v) => println!("{app}: staff expect {v} (24 h grace from now)"),
+                None => println!("{app}: the fleet's most common version applies again"),
+            }
         }
     }
     Ok(())

@@ -6,11 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::Error;
 use crate::config::Config;
 use crate::enroll::TokenCache;
 use crate::ingest::Ingest;
+use crate::jobs::{ChangeSignal, Evaluator};
+use crate::notify::{Composer, Sender, Transport};
 use crate::store::{self, Store};
 use crate::web::{self, AppState};
 
@@ -20,6 +23,8 @@ pub struct Application {
     state: AppState,
     writer: tokio::task::JoinHandle<()>,
     revocations: tokio::task::JoinHandle<()>,
+    /// The evaluator and the mail sender, each with the signal that stops it.
+    jobs: Vec<(Arc<Notify>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
@@ -37,8 +42,37 @@ impl Application {
             .await
             .map_err(|e| Error::Io(format!("binding {}", config.listen), e))?;
         let tokens = Arc::new(TokenCache::preload(store.as_ref()).await?);
-        let (ingest, writer) =
-            Ingest::start(store.clone(), config.queue_capacity, config.max_batch).await?;
+        let changes = Arc::new(ChangeSignal::default());
+        let (ingest, writer) = Ingest::start_with_signal(
+            store.clone(),
+            config.queue_capacity,
+            config.max_batch,
+            config.evaluator.enabled.then(|| changes.clone()),
+        )
+        .await?;
+        let mut jobs = Vec::new();
+        let evaluator = Evaluator::new(
+            store.clone(),
+            config.policy.clone(),
+            config.offline_after_intervals,
+            config.evaluator.clone(),
+            Arc::new(Composer::new(config.mail.clone())),
+        );
+        if config.evaluator.enabled {
+            let stop = Arc::new(Notify::new());
+            jobs.push((stop.clone(), tokio::spawn(evaluator.run(changes, stop))));
+        } else {
+            tracing::warn!("[alerts] enabled = false: no rule evaluation, no alerts, no digests");
+        }
+        match Transport::from_config(&config.mail)? {
+            Some(transport) => {
+                let sender = Sender::new(store.clone(), transport, config.mail.clone());
+                let stop = Arc::new(Notify::new());
+                let every = std::time::Duration::from_secs(u64::from(config.mail_poll_secs));
+                jobs.push((stop.clone(), tokio::spawn(sender.run(every, stop))));
+            }
+            None => tracing::warn!("no [smtp] host or file_dir: mails stay in the outbox"),
+        }
         let revocations = tokio::spawn(tokens.clone().follow_revocations(
             store.clone(),
             std::time::Duration::from_secs(u64::from(config.revocation_check_secs)),
@@ -54,6 +88,7 @@ impl Application {
             state,
             writer,
             revocations,
+            jobs,
         })
     }
 
@@ -78,6 +113,7 @@ impl Application {
             state,
             writer,
             revocations,
+            jobs,
         } = self;
         let addr = listener
             .local_addr()
@@ -89,6 +125,10 @@ impl Application {
             .await
             .map_err(|e| Error::Io("serving HTTP".into(), e))?;
         revocations.abort();
+        for (stop, job) in jobs {
+            stop.notify_one();
+            let _ = job.await;
+        }
         // The router (and with it every Ingest handle) is gone: the writer drains and stops.
         let _ = writer.await;
         Ok(())

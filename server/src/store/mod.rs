@@ -1,6 +1,7 @@
 //! Persistence. Every query lives behind [`Store`], so handlers never see a dialect; SQLite is the
 //! embedded default and a PostgreSQL implementation slots in beside it.
 
+pub mod alerts;
 mod sqlite;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use chrono::{DateTime, Utc};
 use onshi_shared::Snapshot;
 use uuid::Uuid;
 
+pub use alerts::AlertStore;
 pub use sqlite::SqliteStore;
 
 use crate::Error;
@@ -214,6 +216,8 @@ pub trait Store: Send + Sync + 'static {
     /// Events of one terminal in the order they were stored.
     async fn events(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StoredEvent>>;
     async fn starts(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StartRow>>;
+    /// Alerts, silences, audit log and outbox, in the same database.
+    fn alerts(&self) -> &dyn AlertStore;
 }
 
 /// The stored form of a snapshot: the fields that change on every report (collection time,

@@ -27,10 +27,12 @@ use super::{
 };
 use crate::Error;
 
+mod alerts;
+
 /// Rows per multi-row statement: one statement covers a typical batch (each statement costs a
 /// round trip to sqlx's SQLite thread), and 100 rows × 11 columns stays far below SQLite's
 /// variable limit.
-const ROWS_PER_STATEMENT: usize = 100;
+pub(super) const ROWS_PER_STATEMENT: usize = 100;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -100,7 +102,7 @@ fn clinic_from(row: &sqlx::sqlite::SqliteRow) -> Result<Clinic, sqlx::Error> {
     })
 }
 
-fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid, Error> {
+pub(super) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid, Error> {
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(|e| Error::Corrupt(format!("{col} {s:?}: {e}")))
 }
@@ -463,6 +465,10 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    fn alerts(&self) -> &dyn super::AlertStore {
+        self
     }
 
     async fn starts(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StartRow>> {

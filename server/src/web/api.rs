@@ -169,20 +169,42 @@ pub async fn report(
 /// `GET /metrics` in the Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> String {
     let s = &state.ingest.stats;
-    format!(
-        "# TYPE onshi_reports_ingested_total counter\nonshi_reports_ingested_total {}\n\
+    let mut alerts = String::new();
+    match (
+        state.store.alerts().outbox_counts().await,
+        state.store.alerts().alert_counts().await,
+    ) {
+        (Ok(o), Ok(a)) => {
+            alerts = format!(
+                "# TYPE onshi_outbox_mails gauge\n\
+                 onshi_outbox_mails{{status=\"pending\"}} {}\n\
+                 onshi_outbox_mails{{status=\"sending\"}} {}\n\
+                 onshi_outbox_mails{{status=\"sent\"}} {}\n\
+                 onshi_outbox_mails{{status=\"failed\"}} {}\n\
+                 # TYPE onshi_alerts_open gauge\n\
+                 onshi_alerts_open{{severity=\"critical\"}} {}\n\
+                 onshi_alerts_open{{severity=\"warning\"}} {}\n\
+                 onshi_alerts_open{{severity=\"info\"}} {}\n",
+                o.pending, o.sending, o.sent, o.failed, a.critical, a.warning, a.info
+            );
+        }
+        (Err(e), _) | (_, Err(e)) => tracing::error!(error = %e, "metrics: reading alert counts"),
+    }
+    alerts
+        + &format!(
+            "# TYPE onshi_reports_ingested_total counter\nonshi_reports_ingested_total {}\n\
          # TYPE onshi_events_ingested_total counter\nonshi_events_ingested_total {}\n\
          # TYPE onshi_ingest_batches_total counter\nonshi_ingest_batches_total {}\n\
          # TYPE onshi_ingest_flushes_total counter\nonshi_ingest_flushes_total {}\n\
          # TYPE onshi_ingest_batches_failed_total counter\nonshi_ingest_batches_failed_total {}\n\
          # TYPE onshi_reports_rejected_total counter\nonshi_reports_rejected_total {}\n\
          # TYPE onshi_ingest_queue_depth gauge\nonshi_ingest_queue_depth {}\n",
-        s.reports.load(Ordering::Relaxed),
-        s.events.load(Ordering::Relaxed),
-        s.batches.load(Ordering::Relaxed),
-        s.flushes.load(Ordering::Relaxed),
-        s.failed_batches.load(Ordering::Relaxed),
-        s.rejected.load(Ordering::Relaxed),
-        state.ingest.queue_depth(),
-    )
+            s.reports.load(Ordering::Relaxed),
+            s.events.load(Ordering::Relaxed),
+            s.batches.load(Ordering::Relaxed),
+            s.flushes.load(Ordering::Relaxed),
+            s.failed_batches.load(Ordering::Relaxed),
+            s.rejected.load(Ordering::Relaxed),
+            state.ingest.queue_depth(),
+        )
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::Deserialize;
 
 use super::{AppState, PageFailure};
+use crate::store::alerts::{AlertCounts, OutboxCounts};
 use crate::store::{FleetCounts, TerminalRow};
 
 const PAGE_SIZE: i64 = 100;
@@ -69,6 +70,8 @@ impl OverviewRow {
 #[template(path = "overview.html")]
 pub struct OverviewPage {
     pub counts: FleetCounts,
+    pub alerts: AlertCounts,
+    pub outbox: OutboxCounts,
     pub rows: Vec<OverviewRow>,
     pub page: i64,
     pub pages: i64,
@@ -101,8 +104,12 @@ pub async fn overview(
         .into_iter()
         .map(|t| OverviewRow::new(t, now, offline_before))
         .collect();
+    let alerts = state.store.alerts().alert_counts().await?;
+    let outbox = state.store.alerts().outbox_counts().await?;
     let html = OverviewPage {
         counts,
+        alerts,
+        outbox,
         rows,
         page,
         pages,

@@ -1,0 +1,582 @@
+//! Background jobs: the rule evaluator (full passes on an interval, targeted passes right after
+//! reports that changed state) and the daily digest. The mail sender lives in [`crate::notify`].
+//!
+//! A full pass loads terminal states in pages (one query for the states, one for their recent
+//! events), evaluates them in memory and writes only the alert changes, in batches, each batch
+//! in one transaction together with the mails it causes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use onshi_shared::AgentPolicy;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::Error;
+use crate::alerts::{self, Context};
+use crate::calendar::jst;
+use crate::notify::Composer;
+use crate::rules::{self, ClinicPolicy, ExpectedVersion, TerminalState};
+use crate::store::Store;
+use crate::store::alerts::{
+    Alert, AlertChange, AlertStatus, ClinicSettings, NewMail, Silence, StateSelection,
+};
+
+/// Terminals whose reports changed something, collected by the ingest writer (a set insert and
+/// a wake-up per batch: nothing slower on the hot path) and drained by the evaluator.
+#[derive(Debug, Default)]
+pub struct ChangeSignal {
+    ids: Mutex<HashSet<Uuid>>,
+    notify: Notify,
+}
+
+impl ChangeSignal {
+    pub fn mark(&self, ids: impl IntoIterator<Item = Uuid>) {
+        let mut any = false;
+        if let Ok(mut set) = self.ids.lock() {
+            for id in ids {
+                set.insert(id);
+                any = true;
+            }
+        }
+        if any {
+            self.notify.notify_one();
+        }
+    }
+
+    pub fn take(&self) -> Vec<Uuid> {
+        self.ids
+            .lock()
+            .map(|mut s| s.drain().collect())
+            .unwrap_or_default()
+    }
+
+    pub async fn wait(&self) {
+        self.notify.notified().await;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EvaluatorSettings {
+    /// Whether this process runs the evaluator and the digest (a benchmark may turn it off).
+    pub enabled: bool,
+    /// Seconds between full passes.
+    pub interval: StdDuration,
+    /// How long a condition must stay clear before its alert resolves by itself.
+    pub hold_down: Duration,
+    /// Local (JST) hour at which each clinic's daily digest is written.
+    pub digest_hour: u32,
+    pub page_size: i64,
+    /// Alert changes per transaction.
+    pub write_batch: usize,
+    /// Pause after a targeted pass, so a stream of reports is evaluated in groups.
+    pub debounce: StdDuration,
+}
+
+impl Default for EvaluatorSettings {
+    fn default() -> Self {
+        EvaluatorSettings {
+            enabled: true,
+            interval: StdDuration::from_secs(60),
+            hold_down: Duration::minutes(15),
+            digest_hour: 8,
+            page_size: 2_000,
+            write_batch: 500,
+            debounce: StdDuration::from_millis(500),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassStats {
+    pub terminals: usize,
+    pub findings: usize,
+    pub changes: usize,
+    pub mails: usize,
+}
+
+/// Terminals per query in a targeted pass (SQLite limits bound parameters per statement).
+const TARGETED_CHUNK: usize = 500;
+
+/// Days a terminal counts for the fleet's most common app version after its last report.
+const FLEET_WINDOW: Duration = Duration::days(7);
+
+pub struct Evaluator {
+    store: Arc<dyn Store>,
+    agent: Arc<AgentPolicy>,
+    offline_after_intervals: u32,
+    settings: EvaluatorSettings,
+    composer: Arc<Composer>,
+    clinics: HashMap<i64, (ClinicSettings, ClinicPolicy)>,
+    expected: Arc<HashMap<String, ExpectedVersion>>,
+    silences: Vec<Silence>,
+    hostnames: HashMap<Uuid, String>,
+    last_digest: Option<NaiveDate>,
+}
+
+impl Evaluator {
+    pub fn new(
+        store: Arc<dyn Store>,
+        agent: AgentPolicy,
+        offline_after_intervals: u32,
+        settings: EvaluatorSettings,
+        composer: Arc<Composer>,
+    ) -> Self {
+        Evaluator {
+            store,
+            agent: Arc::new(agent),
+            offline_after_intervals,
+            settings,
+            composer,
+            clinics: HashMap::new(),
+            expected: Arc::new(HashMap::new()),
+            silences: Vec::new(),
+            hostnames: HashMap::new(),
+            last_digest: None,
+        }
+    }
+
+    async fn reload(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
+        let a = self.store.alerts();
+        let mut clinics = HashMap::new();
+        for c in a.clinic_settings().await? {
+            let policy = ClinicPolicy {
+                agent: self.agent.clone(),
+                hours: c.hours.clone(),
+                expected_versions: Arc::new(HashMap::new()),
+                offline_after_intervals: self.offline_after_intervals,
+            };
+            clinics.insert(c.id, (c, policy));
+        }
+        self.clinics = clinics;
+        let mut expected: HashMap<String, ExpectedVersion> = HashMap::new();
+        let rows = a.expected_versions().await?;
+        // Staff settings win over the fleet's most common version.
+        for source in ["fleet", "staff"] {
+            for r in rows.iter().filter(|r| r.source == source) {
+                expected.insert(
+                    r.app.clone(),
+                    ExpectedVersion {
+                        version: r.version.clone(),
+                        since: r.since,
+                    },
+                );
+            }
+        }
+        self.expected = Arc::new(expected);
+        for (_, policy) in self.clinics.values_mut() {
+            policy.expected_versions = self.expected.clone();
+        }
+        self.silences = a.active_silences(now).await?;
+        Ok(())
+    }
+
+    /// Evaluates every active terminal.
+    pub async fn full_pass(&mut self, now: DateTime<Utc>) -> Result<PassStats, Error> {
+        self.reload(now).await?;
+        let mut active: HashMap<(Uuid, String), Alert> = self
+            .store
+            .alerts()
+            .active_alerts(None)
+            .await?
+            .into_iter()
+            .map(|a| ((a.terminal_id, a.rule.clone()), a))
+            .collect();
+        let mut stats = PassStats::default();
+        let mut versions: HashMap<String, HashMap<String, usize>> = HashMap::new();
+        let mut pending: Vec<AlertChange> = Vec::new();
+        let mut audit = Vec::new();
+        let events_since = now - rules::EVENT_WINDOW;
+        let limit = self.settings.page_size;
+        let pages = self.store.clone();
+        let fetch = |after: Option<Uuid>| {
+            let store = pages.clone();
+            // Its own task: the next page loads (and parses) on the other core while this one
+            // is evaluated.
+            tokio::spawn(async move {
+                store
+                    .alerts()
+                    .terminal_states(StateSelection::Page { after, limit }, events_since)
+                    .await
+            })
+        };
+        let mut next = Some(fetch(None));
+        while let Some(loading) = next.take() {
+            let page = loading
+                .await
+                .map_err(|e| Error::Corrupt(format!("loading terminal states: {e}")))??;
+            let Some(last) = page.last() else { break };
+            if (page.len() as i64) == limit {
+                next = Some(fetch(Some(last.terminal_id)));
+            }
+            for t in &page {
+                tally_versions(t, now, &mut versions);
+                audit.extend(rules::audit_entries(t));
+                self.evaluate_one(t, now, &mut active, &mut pending, &mut stats);
+            }
+            if pending.len() >= self.settings.write_batch {
+                self.write(&mut pending, &mut audit, now).await?;
+            }
+        }
+        // Alerts of terminals that are gone (revoked): their conditions no longer hold.
+        let orphans: Vec<Alert> = active.into_values().collect();
+        for a in orphans {
+            let ctx = Context {
+                terminal_id: a.terminal_id,
+                clinic_id: a.clinic_id,
+                now,
+                hold_down: self.settings.hold_down,
+            };
+            if let Some((alert, action)) = alerts::transition(Some(&a), None, &ctx) {
+                pending.push(AlertChange {
+                    alert,
+                    action,
+                    mails: Vec::new(),
+                });
+                stats.changes += 1;
+            }
+        }
+        self.write(&mut pending, &mut audit, now).await?;
+        self.update_fleet_versions(versions, now).await?;
+        Ok(stats)
+    }
+
+    /// Evaluates the given terminals only (after their reports changed state), a bounded
+    /// number per query.
+    pub async fn targeted_pass(
+        &mut self,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<PassStats, Error> {
+        let mut total = PassStats::default();
+        for chunk in ids.chunks(TARGETED_CHUNK) {
+            let s = self.targeted_chunk(chunk, now).await?;
+            total.terminals += s.terminals;
+            total.findings += s.findings;
+            total.changes += s.changes;
+            total.mails += s.mails;
+        }
+        Ok(total)
+    }
+
+    async fn targeted_chunk(
+        &mut self,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<PassStats, Error> {
+        let mut stats = PassStats::default();
+        if ids.is_empty() {
+            return Ok(stats);
+        }
+        let store = self.store.clone();
+        let a = store.alerts();
+        let states = a
+            .terminal_states(StateSelection::Ids(ids), now - rules::EVENT_WINDOW)
+            .await?;
+        if states
+            .iter()
+            .any(|t| !self.clinics.contains_key(&t.clinic_id))
+        {
+            self.reload(now).await?;
+        }
+        let mut active: HashMap<(Uuid, String), Alert> = a
+            .active_alerts(Some(ids))
+            .await?
+            .into_iter()
+            .map(|a| ((a.terminal_id, a.rule.clone()), a))
+            .collect();
+        let mut pending = Vec::new();
+        let mut audit = Vec::new();
+        for t in &states {
+            audit.extend(rules::audit_entries(t));
+            self.evaluate_one(t, now, &mut active, &mut pending, &mut stats);
+        }
+        self.write(&mut pending, &mut audit, now).await?;
+        Ok(stats)
+    }
+
+    fn evaluate_one(
+        &mut self,
+        t: &TerminalState,
+        now: DateTime<Utc>,
+        active: &mut HashMap<(Uuid, String), Alert>,
+        pending: &mut Vec<AlertChange>,
+        stats: &mut PassStats,
+    ) {
+        stats.terminals += 1;
+        let Some((clinic, policy)) = self.clinics.get(&t.clinic_id) else {
+            tracing::warn!(terminal = %t.terminal_id, clinic = t.clinic_id, "terminal of an unknown clinic");
+            return;
+        };
+        if let Some(s) = &t.snapshot {
+            self.hostnames.insert(t.terminal_id, s.hostname.clone());
+        }
+        let hostname = self
+            .hostnames
+            .get(&t.terminal_id)
+            .cloned()
+            .unwrap_or_else(|| t.terminal_id.to_string());
+        let findings = rules::evaluate(t, policy, now);
+        stats.findings += findings.len();
+        let silenced = self
+            .silences
+            .iter()
+            .any(|s| s.covers(t.terminal_id, t.clinic_id, now));
+        let ctx = Context {
+            terminal_id: t.terminal_id,
+            clinic_id: t.clinic_id,
+            now,
+            hold_down: self.settings.hold_down,
+        };
+        let mut seen: HashSet<&'static str> = HashSet::new();
+        for f in &findings {
+            seen.insert(f.rule);
+            let current = active.remove(&(t.terminal_id, f.rule.to_string()));
+            if let Some((alert, action)) = alerts::transition(current.as_ref(), Some(f), &ctx) {
+                let mails = if alerts::mail_now(&alert, action, silenced) {
+                    self.composer.critical(clinic, &hostname, &alert, now)
+                } else {
+                    Vec::new()
+                };
+                stats.mails += mails.len();
+                stats.changes += 1;
+                pending.push(AlertChange {
+                    alert,
+                    action,
+                    mails,
+                });
+            }
+        }
+        for rule in rules::key::ALL {
+            if seen.contains(rule) {
+                continue;
+            }
+            if let Some(current) = active.remove(&(t.terminal_id, rule.to_string()))
+                && let Some((alert, action)) = alerts::transition(Some(&current), None, &ctx)
+            {
+                stats.changes += 1;
+                pending.push(AlertChange {
+                    alert,
+                    action,
+                    mails: Vec::new(),
+                });
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        pending: &mut Vec<AlertChange>,
+        audit: &mut Vec<rules::AuditEntry>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        for chunk in pending.chunks(self.settings.write_batch.max(1)) {
+            self.store
+                .alerts()
+                .apply_alert_changes(chunk, &[], now)
+                .await?;
+        }
+        if !audit.is_empty() {
+            self.store
+                .alerts()
+                .apply_alert_changes(&[], audit, now)
+                .await?;
+        }
+        pending.clear();
+        audit.clear();
+        Ok(())
+    }
+
+    async fn update_fleet_versions(
+        &self,
+        versions: HashMap<String, HashMap<String, usize>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let stored: HashMap<String, String> = self
+            .store
+            .alerts()
+            .expected_versions()
+            .await?
+            .into_iter()
+            .filter(|r| r.source == "fleet")
+            .map(|r| (r.app, r.version))
+            .collect();
+        for (app, counts) in versions {
+            let Some(mode) = most_common(&counts) else {
+                continue;
+            };
+            if stored.get(&app) != Some(&mode) {
+                self.store
+                    .alerts()
+                    .set_expected_version(&app, "fleet", Some(&mode), now, "fleet")
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes today's digest for every clinic with open warnings once the digest hour has come
+    /// (at most once per clinic per day, across restarts too).
+    pub async fn digest_if_due(&mut self, now: DateTime<Utc>) -> Result<usize, Error> {
+        let local = now.with_timezone(&jst());
+        let today = local.date_naive();
+        if local.hour() < self.settings.digest_hour || self.last_digest == Some(today) {
+            return Ok(0);
+        }
+        let n = self.write_digests(now).await?;
+        self.last_digest = Some(today);
+        Ok(n)
+    }
+
+    /// Writes the digest of every clinic with open, unsilenced, unacknowledged warnings.
+    pub async fn write_digests(&mut self, now: DateTime<Utc>) -> Result<usize, Error> {
+        if self.clinics.is_empty() {
+            self.reload(now).await?;
+        }
+        let open = self.store.alerts().active_alerts(None).await?;
+        let mut by_clinic: HashMap<i64, Vec<Alert>> = HashMap::new();
+        for a in open {
+            if a.status != AlertStatus::Open
+                || self
+                    .silences
+                    .iter()
+                    .any(|s| s.covers(a.terminal_id, a.clinic_id, now))
+            {
+                continue;
+            }
+            by_clinic.entry(a.clinic_id).or_default().push(a);
+        }
+        // A fresh process has not seen the hostnames yet.
+        let unknown: Vec<Uuid> = by_clinic
+            .values()
+            .flatten()
+            .map(|a| a.terminal_id)
+            .filter(|id| !self.hostnames.contains_key(id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for ids in unknown.chunks(500) {
+            let states = self
+                .store
+                .alerts()
+                .terminal_states(StateSelection::Ids(ids), now)
+                .await?;
+            for t in states {
+                if let Some(s) = t.snapshot {
+                    self.hostnames.insert(t.terminal_id, s.hostname);
+                }
+            }
+        }
+        let mut mails: Vec<NewMail> = Vec::new();
+        for (clinic_id, alerts) in by_clinic {
+            if !alerts
+                .iter()
+                .any(|a| a.severity < rules::Severity::Critical)
+            {
+                continue;
+            }
+            let Some((clinic, _)) = self.clinics.get(&clinic_id) else {
+                continue;
+            };
+            let named: Vec<(String, Alert)> = alerts
+                .into_iter()
+                .map(|a| {
+                    let host = self
+                        .hostnames
+                        .get(&a.terminal_id)
+                        .cloned()
+                        .unwrap_or_else(|| a.terminal_id.to_string());
+                    (host, a)
+                })
+                .collect();
+            mails.extend(self.composer.digest(clinic, &named, now));
+        }
+        if mails.is_empty() {
+            return Ok(0);
+        }
+        self.store.alerts().enqueue_mails(&mails, now).await
+    }
+
+    /// Runs until `stop` fires: a full pass every interval, a targeted pass on each change
+    /// signal, the digest when due.
+    pub async fn run(mut self, changes: Arc<ChangeSignal>, stop: Arc<Notify>) {
+        let mut tick = tokio::time::interval(self.settings.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.notified() => break,
+                _ = tick.tick() => {
+                    let now = Utc::now();
+                    let started = std::time::Instant::now();
+                    match self.full_pass(now).await {
+                        Ok(s) => tracing::info!(
+                            terminals = s.terminals, findings = s.findings, changes = s.changes,
+                            mails = s.mails, ms = started.elapsed().as_millis() as u64,
+                            "rule evaluation"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "rule evaluation failed"),
+                    }
+                    if let Err(e) = self.digest_if_due(now).await {
+                        tracing::error!(error = %e, "writing digests failed");
+                    }
+                }
+                _ = changes.wait() => {
+                    tokio::time::sleep(self.settings.debounce).await;
+                    let ids = changes.take();
+                    if let Err(e) = self.targeted_pass(&ids, Utc::now()).await {
+                        tracing::error!(error = %e, "targeted rule evaluation failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn tally_versions(
+    t: &TerminalState,
+    now: DateTime<Utc>,
+    versions: &mut HashMap<String, HashMap<String, usize>>,
+) {
+    let (Some(s), Some(seen)) = (&t.snapshot, t.last_seen) else {
+        return;
+    };
+    if now - seen > FLEET_WINDOW {
+        return;
+    }
+    for app in &s.apps.installed {
+        if let Some(v) = &app.version {
+            *versions
+                .entry(app.name.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default() += 1;
+        }
+    }
+}
+
+/// The most common version; on a tie the newest.
+pub fn most_common(counts: &HashMap<String, usize>) -> Option<String> {
+    counts
+        .iter()
+        .max_by(|(va, ca), (vb, cb)| ca.cmp(cb).then_with(|| rules::compare_versions(va, vb)))
+        .map(|(v, _)| v.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_common_version_wins_ties_go_to_the_newest() {
+        let counts = HashMap::from([
+            ("2.4.1".to_string(), 3),
+            ("2.10.0".to_string(), 3),
+            ("2.3.0".to_string(), 1),
+        ]);
+        assert_eq!(most_common(&counts).as_deref(), Some("2.10.0"));
+        assert_eq!(most_common(&HashMap::new()), None);
+    }
+}

@@ -1,0 +1,708 @@
+//! [`AlertStore`] for SQLite. Every write goes through the one writer connection and is flushed
+//! before it returns, like the other writes outside the ingest batch.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveTime, Timelike, Utc};
+use onshi_shared::Event;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use uuid::Uuid;
+
+use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
+use crate::Error;
+use crate::calendar::{BusinessHours, format_weekdays, parse_weekdays};
+use crate::rules::{AuditEntry, Severity, TerminalState};
+use crate::store::alerts::*;
+use crate::store::{StoreResult, from_millis, millis, restore_snapshot};
+
+/// Events the rules read; the rest stay out of the evaluator's memory.
+const RULE_EVENT_KINDS: &str = "('account_changed', 'network_changed', 'cert_changed')";
+
+const ALERT_COLUMNS: &str = "id, terminal_id, clinic_id, rule, severity, status, detail, occurrence, \
+     opened_at, updated_at, clear_since, ack_by, ack_note, ack_until, resolved_at, resolved_by";
+
+fn opt_time(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    Ok(row.try_get::<Option<i64>, _>(col)?.map(from_millis))
+}
+
+fn alert_from(row: &SqliteRow) -> Result<Alert, Error> {
+    let severity: String = row.try_get("severity")?;
+    let status: String = row.try_get("status")?;
+    Ok(Alert {
+        id: row.try_get("id")?,
+        terminal_id: uuid_col(row, "terminal_id")?,
+        clinic_id: row.try_get("clinic_id")?,
+        rule: row.try_get("rule")?,
+        severity: Severity::parse(&severity)
+            .ok_or_else(|| Error::Corrupt(format!("alert severity {severity:?}")))?,
+        status: AlertStatus::parse(&status)
+            .ok_or_else(|| Error::Corrupt(format!("alert status {status:?}")))?,
+        detail: row.try_get("detail")?,
+        occurrence: row.try_get("occurrence")?,
+        opened_at: from_millis(row.try_get("opened_at")?),
+        updated_at: from_millis(row.try_get("updated_at")?),
+        clear_since: opt_time(row, "clear_since")?,
+        ack_by: row.try_get("ack_by")?,
+        ack_note: row.try_get("ack_note")?,
+        ack_until: opt_time(row, "ack_until")?,
+        resolved_at: opt_time(row, "resolved_at")?,
+        resolved_by: row.try_get("resolved_by")?,
+    })
+}
+
+fn minute_of(t: NaiveTime) -> i64 {
+    i64::from(t.hour() * 60 + t.minute())
+}
+
+fn time_of(minute: i64) -> NaiveTime {
+    let m = u32::try_from(minute.clamp(0, 24 * 60 - 1)).unwrap_or(0);
+    NaiveTime::from_hms_opt(m / 60, m % 60, 0).unwrap_or_default()
+}
+
+fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[Uuid]) {
+    q.push("(");
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id.to_string());
+    }
+    list.push_unseparated(")");
+}
+
+#[async_trait]
+impl AlertStore for SqliteStore {
+    async fn clinic_settings(&self) -> StoreResult<Vec<ClinicSettings>> {
+        let rows = sqlx::query(
+            "SELECT id, name, email, open_minute, close_minute, closed_weekdays, \
+             closed_on_holidays, desk_name, desk_phone FROM clinics ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let closed: String = r.try_get("closed_weekdays")?;
+                Ok(ClinicSettings {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    email: r.try_get("email")?,
+                    hours: BusinessHours {
+                        open: time_of(r.try_get("open_minute")?),
+                        close: time_of(r.try_get("close_minute")?),
+                        closed_weekdays: parse_weekdays(&closed),
+                        closed_on_holidays: r.try_get("closed_on_holidays")?,
+                    },
+                    desk_name: r.try_get("desk_name")?,
+                    desk_phone: r.try_get("desk_phone")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_clinic_settings(&self, c: &ClinicSettings) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE clinics SET name = ?, email = ?, open_minute = ?, close_minute = ?, \
+             closed_weekdays = ?, closed_on_holidays = ?, desk_name = ?, desk_phone = ? WHERE id = ?",
+        )
+        .bind(&c.name)
+        .bind(&c.email)
+        .bind(minute_of(c.hours.open))
+        .bind(minute_of(c.hours.close))
+        .bind(format_weekdays(&c.hours.closed_weekdays))
+        .bind(c.hours.closed_on_holidays)
+        .bind(&c.desk_name)
+        .bind(&c.desk_phone)
+        .bind(c.id)
+        .execute(&self.writer)
+        .await?;
+        self.flush_wal().await
+    }
+
+    async fn terminal_states(
+        &self,
+        selection: StateSelection<'_>,
+        events_since: DateTime<Utc>,
+    ) -> StoreResult<Vec<TerminalState>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT t.id, t.clinic_id, t.enrolled_at, s.received_at, s.collected_at, \
+             s.uptime_secs, b.body FROM terminals t \
+             LEFT JOIN terminal_state s ON s.terminal_id = t.id \
+             LEFT JOIN terminal_snapshot b ON b.terminal_id = t.id \
+             WHERE t.revoked_at IS NULL ",
+        );
+        match selection {
+            StateSelection::Page { after, limit } => {
+                if let Some(after) = after {
+                    q.push("AND t.id > ").push_bind(after.to_string());
+                }
+                q.push(" ORDER BY t.id LIMIT ").push_bind(limit);
+            }
+            StateSelection::Ids(ids) => {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                q.push("AND t.id IN ");
+                push_ids(&mut q, ids);
+            }
+        }
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut states = Vec::with_capacity(rows.len());
+        let mut index = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let terminal_id = uuid_col(r, "id")?;
+            let body: Option<String> = r.try_get("body")?;
+            let collected: Option<i64> = r.try_get("collected_at")?;
+            let snapshot = match (body, collected) {
+                (Some(body), Some(collected)) => Some(restore_snapshot(
+                    &body,
+                    from_millis(collected),
+                    r.try_get("uptime_secs")?,
+                )?),
+                _ => None,
+            };
+            index.insert(terminal_id, states.len());
+            states.push(TerminalState {
+                terminal_id,
+                clinic_id: r.try_get("clinic_id")?,
+                enrolled_at: from_millis(r.try_get("enrolled_at")?),
+                last_seen: opt_time(r, "received_at")?,
+                snapshot,
+                events: Vec::new(),
+            });
+        }
+        let (Some(first), Some(last)) = (states.first(), states.last()) else {
+            return Ok(states);
+        };
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT terminal_id, body FROM events WHERE ");
+        match selection {
+            StateSelection::Page { .. } => {
+                q.push("terminal_id BETWEEN ")
+                    .push_bind(first.terminal_id.to_string())
+                    .push(" AND ")
+                    .push_bind(last.terminal_id.to_string());
+            }
+            StateSelection::Ids(ids) => {
+                q.push("terminal_id IN ");
+                push_ids(&mut q, ids);
+            }
+        }
+        q.push(" AND at >= ")
+            .push_bind(millis(events_since))
+            .push(" AND kind IN ")
+            .push(RULE_EVENT_KINDS)
+            .push(" ORDER BY terminal_id, at");
+        for r in q.build().fetch_all(&self.pool).await? {
+            let terminal_id = uuid_col(&r, "terminal_id")?;
+            let body: String = r.try_get("body")?;
+            if let Some(&i) = index.get(&terminal_id) {
+                let event: Event = serde_json::from_str(&body)?;
+                states[i].events.push(event);
+            }
+        }
+        Ok(states)
+    }
+
+    async fn expected_versions(&self) -> StoreResult<Vec<ExpectedVersionRow>> {
+        let rows = sqlx::query("SELECT app, source, version, since FROM expected_versions")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExpectedVersionRow {
+                    app: r.try_get("app")?,
+                    source: r.try_get("source")?,
+                    version: r.try_get("version")?,
+                    since: from_millis(r.try_get("since")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn set_expected_version(
+        &self,
+        app: &str,
+        source: &str,
+        version: Option<&str>,
+        since: DateTime<Utc>,
+        by: &str,
+    ) -> StoreResult<()> {
+        match version {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO expected_versions (app, source, version, since, set_by) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, source) DO UPDATE SET \
+                     version = excluded.version, since = excluded.since, set_by = excluded.set_by \
+                     WHERE expected_versions.version <> excluded.version",
+                )
+                .bind(app)
+                .bind(source)
+                .bind(v)
+                .bind(millis(since))
+                .bind(by)
+                .execute(&self.writer)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM expected_versions WHERE app = ? AND source = ?")
+                    .bind(app)
+                    .bind(source)
+                    .execute(&self.writer)
+                    .await?;
+            }
+        }
+        self.flush_wal().await
+    }
+
+    async fn active_alerts(&self, terminals: Option<&[Uuid]>) -> StoreResult<Vec<Alert>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE (status <> 'resolved' OR \
+             (occurrence IS NOT NULL AND resolved_by <> '{AUTO_ACTOR}'))"
+        ));
+        if let Some(ids) = terminals {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            q.push(" AND terminal_id IN ");
+            push_ids(&mut q, ids);
+        }
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(alert_from).collect()
+    }
+
+    async fn alert(&self, id: i64) -> StoreResult<Option<Alert>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(alert_from).transpose()
+    }
+
+    async fn apply_alert_changes(
+        &self,
+        changes: &[AlertChange],
+        audit: &[AuditEntry],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if changes.is_empty() && audit.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO alerts (terminal_id, clinic_id, rule, severity, status, detail, \
+                 occurrence, opened_at, updated_at, clear_since, ack_by, ack_note, ack_until, \
+                 resolved_at, resolved_by) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                let a = &c.alert;
+                b.push_bind(a.terminal_id.to_string())
+                    .push_bind(a.clinic_id)
+                    .push_bind(a.rule.clone())
+                    .push_bind(a.severity.as_str())
+                    .push_bind(a.status.as_str())
+                    .push_bind(a.detail.clone())
+                    .push_bind(a.occurrence.clone())
+                    .push_bind(millis(a.opened_at))
+                    .push_bind(millis(a.updated_at))
+                    .push_bind(a.clear_since.map(millis))
+                    .push_bind(a.ack_by.clone())
+                    .push_bind(a.ack_note.clone())
+                    .push_bind(a.ack_until.map(millis))
+                    .push_bind(a.resolved_at.map(millis))
+                    .push_bind(a.resolved_by.clone());
+            });
+            q.push(
+                " ON CONFLICT (terminal_id, rule) DO UPDATE SET clinic_id = excluded.clinic_id, \
+                 severity = excluded.severity, status = excluded.status, detail = excluded.detail, \
+                 occurrence = excluded.occurrence, updated_at = excluded.updated_at, \
+                 clear_since = excluded.clear_since, ack_by = excluded.ack_by, \
+                 ack_note = excluded.ack_note, ack_until = excluded.ack_until, \
+                 resolved_at = excluded.resolved_at, resolved_by = excluded.resolved_by, \
+                 times_opened = alerts.times_opened + (excluded.opened_at <> alerts.opened_at), \
+                 opened_at = excluded.opened_at \
+                 RETURNING id, terminal_id, rule, times_opened",
+            );
+            let returned = q.build().fetch_all(&mut *tx).await?;
+            let mut ids: HashMap<(Uuid, String), (i64, i64)> = HashMap::new();
+            for r in &returned {
+                ids.insert(
+                    (uuid_col(r, "terminal_id")?, r.try_get("rule")?),
+                    (r.try_get("id")?, r.try_get("times_opened")?),
+                );
+            }
+            let mut history = Vec::new();
+            let mut mails = Vec::new();
+            for c in chunk {
+                let key = (c.alert.terminal_id, c.alert.rule.clone());
+                let Some(&(id, times_opened)) = ids.get(&key) else {
+                    return Err(Error::Corrupt(format!(
+                        "alert upsert returned no row for {key:?}"
+                    )));
+                };
+                let action = match c.action {
+                    AlertAction::Quiet => None,
+                    AlertAction::Opened if times_opened > 1 => Some("reopened"),
+                    other => Some(other.as_str()),
+                };
+                if let Some(action) = action {
+                    history.push((id, action, c.alert.severity.as_str()));
+                }
+                mails.extend(c.mails.iter().map(|m| (Some(id), m)));
+            }
+            if !history.is_empty() {
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO alert_history (alert_id, at, actor, action, severity) ",
+                );
+                q.push_values(&history, |mut b, (id, action, severity)| {
+                    b.push_bind(*id)
+                        .push_bind(millis(now))
+                        .push_bind(AUTO_ACTOR)
+                        .push_bind(*action)
+                        .push_bind(*severity);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            insert_mails(&mut tx, &mails, now).await?;
+        }
+        for chunk in audit.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO audit_log (at, actor, terminal_id, what, event_id) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(millis(e.at))
+                    .push_bind("agent")
+                    .push_bind(e.terminal_id.to_string())
+                    .push_bind(e.what.clone())
+                    .push_bind(e.event_id.to_string());
+            });
+            q.push(" ON CONFLICT (event_id) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.flush_wal().await
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        id: i64,
+        who: &str,
+        note: &str,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE alerts SET status = 'acknowledged', ack_by = ?, ack_note = ?, ack_until = ?, \
+             updated_at = ? WHERE id = ? AND status <> 'resolved'",
+        )
+        .bind(who)
+        .bind(note)
+        .bind(until.map(millis))
+        .bind(millis(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        history(&mut tx, id, now, who, "acknowledged", note).await?;
+        tx.commit().await?;
+        self.flush_wal().await?;
+        Ok(true)
+    }
+
+    async fn resolve_alert(
+        &self,
+        id: i64,
+        who: &str,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE alerts SET status = 'resolved', resolved_at = ?, resolved_by = ?, \
+             updated_at = ?, clear_since = NULL WHERE id = ? AND status <> 'resolved'",
+        )
+        .bind(millis(now))
+        .bind(who)
+        .bind(millis(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        history(&mut tx, id, now, who, "resolved", note).await?;
+        tx.commit().await?;
+        self.flush_wal().await?;
+        Ok(true)
+    }
+
+    async fn alert_history(&self, id: i64) -> StoreResult<Vec<HistoryEntry>> {
+        let rows = sqlx::query(
+            "SELECT at, actor, action, severity, note FROM alert_history WHERE alert_id = ? \
+             ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HistoryEntry {
+                    at: from_millis(r.try_get("at")?),
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    severity: r.try_get("severity")?,
+                    note: r.try_get("note")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_silence(&self, s: &Silence, now: DateTime<Utc>) -> StoreResult<i64> {
+        if s.terminal_id.is_some() == s.clinic_id.is_some() || s.ends_at <= s.starts_at {
+            return Err(Error::Config(
+                "a silence covers one terminal or one clinic, and ends after it starts".into(),
+            ));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO silences (terminal_id, clinic_id, starts_at, ends_at, reason, \
+             created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(s.terminal_id.map(|t| t.to_string()))
+        .bind(s.clinic_id)
+        .bind(millis(s.starts_at))
+        .bind(millis(s.ends_at))
+        .bind(&s.reason)
+        .bind(&s.created_by)
+        .bind(millis(now))
+        .fetch_one(&self.writer)
+        .await?;
+        self.flush_wal().await?;
+        Ok(id)
+    }
+
+    async fn active_silences(&self, now: DateTime<Utc>) -> StoreResult<Vec<Silence>> {
+        let rows = sqlx::query(
+            "SELECT id, terminal_id, clinic_id, starts_at, ends_at, reason, created_by \
+             FROM silences WHERE ends_at > ? AND starts_at <= ?",
+        )
+        .bind(millis(now))
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let terminal: Option<String> = r.try_get("terminal_id")?;
+                Ok(Silence {
+                    id: r.try_get("id")?,
+                    terminal_id: terminal
+                        .map(|t| Uuid::parse_str(&t))
+                        .transpose()
+                        .map_err(|e| Error::Corrupt(format!("silence terminal: {e}")))?,
+                    clinic_id: r.try_get("clinic_id")?,
+                    starts_at: from_millis(r.try_get("starts_at")?),
+                    ends_at: from_millis(r.try_get("ends_at")?),
+                    reason: r.try_get("reason")?,
+                    created_by: r.try_get("created_by")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn audit_log(&self, limit: i64) -> StoreResult<Vec<(DateTime<Utc>, String, String)>> {
+        let rows = sqlx::query("SELECT at, actor, what FROM audit_log ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    from_millis(r.try_get("at")?),
+                    r.try_get("actor")?,
+                    r.try_get("what")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize> {
+        if mails.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.writer.begin().await?;
+        let rows: Vec<(Option<i64>, &NewMail)> = mails.iter().map(|m| (None, m)).collect();
+        let n = insert_mails(&mut tx, &rows, now).await?;
+        tx.commit().await?;
+        self.flush_wal().await?;
+        Ok(n)
+    }
+
+    async fn claim_mails(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        let rows = sqlx::query(
+            "UPDATE outbox SET status = 'sending', claimed_until = ?, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) \
+             OR (status = 'sending' AND claimed_until <= ?) ORDER BY id LIMIT ?) \
+             RETURNING id, kind, recipient, subject, message_id, body_text, body_html, attempts",
+        )
+        .bind(millis(now + lease))
+        .bind(millis(now))
+        .bind(millis(now))
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?;
+        self.flush_wal().await?;
+        let mut mails = rows
+            .iter()
+            .map(|r| {
+                Ok(OutboxMail {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    recipient: r.try_get("recipient")?,
+                    subject: r.try_get("subject")?,
+                    message_id: r.try_get("message_id")?,
+                    body_text: r.try_get("body_text")?,
+                    body_html: r.try_get("body_html")?,
+                    attempts: r.try_get("attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        mails.sort_by_key(|m| m.id);
+        Ok(mails)
+    }
+
+    async fn mark_mail_sent(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, claimed_until = NULL, \
+             last_error = NULL WHERE id = ?",
+        )
+        .bind(millis(now))
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        self.flush_wal().await
+    }
+
+    async fn mark_mail_retry(
+        &self,
+        id: i64,
+        next_attempt: DateTime<Utc>,
+        error: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = ?, claimed_until = NULL, \
+             last_error = ? WHERE id = ? AND status = 'sending'",
+        )
+        .bind(millis(next_attempt))
+        .bind(error)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        self.flush_wal().await
+    }
+
+    async fn mark_mail_failed(&self, id: i64, error: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = ? \
+             WHERE id = ? AND status = 'sending'",
+        )
+        .bind(error)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        self.flush_wal().await
+    }
+
+    async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(status = 'pending'), 0) AS pending, \
+             COALESCE(SUM(status = 'sending'), 0) AS sending, \
+             COALESCE(SUM(status = 'sent'), 0) AS sent, \
+             COALESCE(SUM(status = 'failed'), 0) AS failed FROM outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxCounts {
+            pending: row.try_get("pending")?,
+            sending: row.try_get("sending")?,
+            sent: row.try_get("sent")?,
+            failed: row.try_get("failed")?,
+        })
+    }
+
+    async fn alert_counts(&self) -> StoreResult<AlertCounts> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(severity = 'critical'), 0) AS critical, \
+             COALESCE(SUM(severity = 'warning'), 0) AS warning, \
+             COALESCE(SUM(severity = 'info'), 0) AS info FROM alerts WHERE status <> 'resolved'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(AlertCounts {
+            critical: row.try_get("critical")?,
+            warning: row.try_get("warning")?,
+            info: row.try_get("info")?,
+        })
+    }
+}
+
+async fn history(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    now: DateTime<Utc>,
+    who: &str,
+    action: &str,
+    note: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO alert_history (alert_id, at, actor, action, severity, note) \
+         SELECT id, ?, ?, ?, severity, ? FROM alerts WHERE id = ?",
+    )
+    .bind(millis(now))
+    .bind(who)
+    .bind(action)
+    .bind((!note.is_empty()).then_some(note))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_mails(
+    tx: &mut sqlx::SqliteConnection,
+    mails: &[(Option<i64>, &NewMail)],
+    now: DateTime<Utc>,
+) -> StoreResult<usize> {
+    let mut inserted = 0;
+    for chunk in mails.chunks(ROWS_PER_STATEMENT / 2) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO outbox (kind, clinic_id, alert_id, recipient, subject, message_id, \
+             body_text, body_html, dedupe_key, status, next_attempt_at, created_at) ",
+        );
+        q.push_values(chunk, |mut b, (alert_id, m)| {
+            b.push_bind(m.kind.clone())
+                .push_bind(m.clinic_id)
+                .push_bind(*alert_id)
+                .push_bind(m.recipient.clone())
+                .push_bind(m.subject.clone())
+                .push_bind(m.message_id.clone())
+                .push_bind(m.body_text.clone())
+                .push_bind(m.body_html.clone())
+                .push_bind(m.dedupe_key.clone())
+                .push_bind("pending")
+                .push_bind(millis(now))
+                .push_bind(millis(now));
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        inserted += q.build().execute(&mut *tx).await?.rows_affected() as usize;
+    }
+    Ok(inserted)
+}

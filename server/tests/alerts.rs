@@ -1,0 +1,789 @@
+//! Alerts, the evaluator and the outbox against a real SQLite database, and mail delivery to a
+//! real SMTP receiver on a loopback port.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use onshi_server::config::{DbArgs, FileConfig};
+use onshi_server::jobs::{Evaluator, EvaluatorSettings};
+use onshi_server::notify::{Composer, MailConfig, Sender, TlsMode, Transport};
+use onshi_server::rules::{Severity, key};
+use onshi_server::store::alerts::{AlertStatus, NewMail, Silence};
+use onshi_server::store::{NewTerminal, SqliteStore, Store};
+use onshi_server::{Application, Config, enroll, ingest};
+use onshi_shared::{
+    AccountChange, AccountRole, AccountSpec, AgentPolicy, EnrollRequest, EnrollResponse, Event,
+    EventKind, Report, SCHEMA_VERSION, sample,
+};
+use support::smtp::{Mode, SmtpReceiver};
+use uuid::Uuid;
+
+struct Fleet {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    clinic_id: i64,
+    terminals: Vec<Uuid>,
+    seq: i64,
+}
+
+fn policy() -> AgentPolicy {
+    AgentPolicy {
+        accounts: vec![
+            AccountSpec {
+                role: AccountRole::Windows,
+                name: "onshi".into(),
+            },
+            AccountSpec {
+                role: AccountRole::FaceAuth,
+                name: "kao".into(),
+            },
+        ],
+        ..AgentPolicy::default()
+    }
+}
+
+async fn fleet(n: usize) -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let now = Utc::now();
+    let clinic = store
+        .create_clinic("さくら内科クリニック", "sakura@example.jp", now)
+        .await
+        .unwrap();
+    store
+        .add_enrollment_code(clinic.id, "code", now, now + Duration::days(1))
+        .await
+        .unwrap();
+    let terminals: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    let rows: Vec<NewTerminal> = terminals
+        .iter()
+        .enumerate()
+        .map(|(i, id)| NewTerminal {
+            id: *id,
+            token_hash: id.to_string(),
+            hostname: format!("PC-{i}"),
+            agent_version: "0.1.0".into(),
+            os: "Windows 11".into(),
+        })
+        .collect();
+    store.enroll("code", &rows, now).await.unwrap().unwrap();
+    Fleet {
+        _dir: dir,
+        store,
+        clinic_id: clinic.id,
+        terminals,
+        seq: 0,
+    }
+}
+
+/// The sample report moved to `now`, without events: a healthy terminal with a verified backup.
+fn report_at(now: DateTime<Utc>, hostname: &str) -> Report {
+    let mut r = sample::report(1);
+    let shift = now - r.snapshot.collected_at;
+    let s = &mut r.snapshot;
+    s.hostname = hostname.into();
+    s.collected_at = now;
+    s.uptime.last_boot += shift;
+    s.uptime.last_start += shift;
+    for c in &mut s.certificates.certs {
+        c.not_before += shift;
+        c.not_after += shift;
+    }
+    let cert = s.certificates.certs[0].clone();
+    s.certificates.backup = Some(onshi_shared::BackupState {
+        thumbprint: cert.thumbprint,
+        verified_at: now,
+        not_after: Some(cert.not_after),
+        matches_current: true,
+    });
+    r.sent_at = now;
+    r.events.clear();
+    r
+}
+
+fn linkage_password_changed(at: DateTime<Utc>) -> Event {
+    Event::new(
+        at,
+        EventKind::AccountChanged {
+            role: AccountRole::Linkage,
+            name: "renkei".into(),
+            change: AccountChange::PasswordChanged,
+        },
+    )
+}
+
+impl Fleet {
+    async fn report(&mut self, i: usize, report: Report, now: DateTime<Utc>) {
+        self.seq += 1;
+        let mut report = report;
+        report.seq = self.seq as u64;
+        report.agent_id = self.terminals[i];
+        let row = ingest::prepare(report, self.terminals[i], &policy(), now).unwrap();
+        self.store.write_batch(&[row]).await.unwrap();
+    }
+
+    fn evaluator(&self, desk: Option<&str>) -> Evaluator {
+        Evaluator::new(
+            self.store.clone(),
+            policy(),
+            3,
+            EvaluatorSettings {
+                hold_down: Duration::minutes(15),
+                page_size: 7,
+                ..EvaluatorSettings::default()
+            },
+            Arc::new(Composer::new(mail_config(desk, 25))),
+        )
+    }
+
+    async fn alert(&self, i: usize, rule: &str) -> Option<onshi_server::store::alerts::Alert> {
+        self.store
+            .alerts()
+            .active_alerts(Some(&[self.terminals[i]]))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.rule == rule)
+    }
+}
+
+fn mail_config(desk: Option<&str>, port: u16) -> MailConfig {
+    MailConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: TlsMode::None,
+        from: "Onshi Watch <watch@example.jp>".into(),
+        desk: desk.map(str::to_string),
+        retry_base: StdDuration::from_secs(1),
+        ..MailConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
+    let mut f = fleet(3).await;
+    let t0 = Utc::now();
+    let mut broken = report_at(t0, "PC-0");
+    broken.events.push(linkage_password_changed(t0));
+    f.report(0, broken, t0).await;
+    f.report(1, report_at(t0, "PC-1"), t0).await;
+    f.report(2, report_at(t0, "PC-2"), t0).await;
+    let mut ev = f.evaluator(None);
+    let stats = ev.full_pass(t0).await.unwrap();
+    assert_eq!(stats.terminals, 3);
+    let a = f.alert(0, key::PROTECTED_ACCOUNT_LINKAGE).await.unwrap();
+    assert_eq!(
+        (a.status, a.severity),
+        (AlertStatus::Open, Severity::Critical)
+    );
+    assert!(a.detail.contains("保険証等の資格確認"), "{}", a.detail);
+    assert_eq!(f.store.alerts().outbox_counts().await.unwrap().pending, 1);
+    // a second pass changes nothing and mails nothing
+    let again = ev.full_pass(t0 + Duration::seconds(30)).await.unwrap();
+    assert_eq!((again.changes, again.mails), (0, 0));
+
+    // staff acknowledge, then the condition leaves the event window: resolved after hold-down
+    assert!(
+        f.store
+            .alerts()
+            .acknowledge_alert(a.id, "suzuki", "クリニックに電話済み", None, t0)
+            .await
+            .unwrap()
+    );
+    let later = t0 + onshi_server::rules::EVENT_WINDOW + Duration::minutes(1);
+    for i in 0..3 {
+        f.report(i, report_at(later, &format!("PC-{i}")), later)
+            .await;
+    }
+    ev.full_pass(later).await.unwrap();
+    let cleared = f.alert(0, key::PROTECTED_ACCOUNT_LINKAGE).await.unwrap();
+    assert_eq!(cleared.clear_since, Some(later.trunc_millis()));
+    ev.full_pass(later + Duration::minutes(16)).await.unwrap();
+    assert!(
+        f.alert(0, key::PROTECTED_ACCOUNT_LINKAGE).await.is_none(),
+        "resolved"
+    );
+
+    // it comes back: the same row re-opens and mails again
+    let back = later + Duration::minutes(20);
+    let mut broken = report_at(back, "PC-0");
+    broken.events.push(linkage_password_changed(back));
+    f.report(0, broken, back).await;
+    ev.targeted_pass(&[f.terminals[0]], back).await.unwrap();
+    let reopened = f.alert(0, key::PROTECTED_ACCOUNT_LINKAGE).await.unwrap();
+    assert_eq!(reopened.id, a.id);
+    assert_eq!(reopened.status, AlertStatus::Open);
+    let history: Vec<(String, String)> = f
+        .store
+        .alerts()
+        .alert_history(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.actor, h.action))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("evaluator", "opened"),
+        ("suzuki", "acknowledged"),
+        ("evaluator", "resolved"),
+        ("evaluator", "reopened"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(history, want);
+    assert_eq!(f.store.alerts().outbox_counts().await.unwrap().pending, 2);
+}
+
+trait Trunc {
+    fn trunc_millis(self) -> Self;
+}
+
+impl Trunc for DateTime<Utc> {
+    fn trunc_millis(self) -> Self {
+        DateTime::from_timestamp_millis(self.timestamp_millis()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn staff_resolution_silences_and_audit() {
+    let mut f = fleet(2).await;
+    let t0 = Utc::now();
+    for i in 0..2 {
+        let mut r = report_at(t0, &format!("PC-{i}"));
+        r.snapshot.accounts.accounts[0].locked = Some(true);
+        // a change to an account the clinic may change: audit only
+        r.events.push(Event::new(
+            t0,
+            EventKind::AccountChanged {
+                role: AccountRole::Administrator,
+                name: "kanri".into(),
+                change: AccountChange::PasswordChanged,
+            },
+        ));
+        f.report(i, r, t0).await;
+    }
+    f.store
+        .alerts()
+        .add_silence(
+            &Silence {
+                id: 0,
+                terminal_id: Some(f.terminals[1]),
+                clinic_id: None,
+                starts_at: t0 - Duration::minutes(1),
+                ends_at: t0 + Duration::hours(2),
+                reason: "端末入れ替え工事".into(),
+                created_by: "suzuki".into(),
+            },
+            t0,
+        )
+        .await
+        .unwrap();
+    let mut ev = f.evaluator(None);
+    let stats = ev.full_pass(t0).await.unwrap();
+    assert_eq!(stats.mails, 1, "the silenced terminal mails nothing");
+    let a = f.alert(1, key::PROTECTED_ACCOUNT_WINDOWS).await.unwrap();
+    assert_eq!(a.status, AlertStatus::Open, "silenced alerts still show");
+    let audit = f.store.alerts().audit_log(10).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert!(audit[0].2.contains("管理者アカウント"));
+    assert!(
+        f.alert(0, "protected_account.administrator")
+            .await
+            .is_none()
+    );
+
+    // staff resolve while still locked: it stays resolved for this occurrence
+    let a = f.alert(0, key::PROTECTED_ACCOUNT_WINDOWS).await.unwrap();
+    assert!(
+        f.store
+            .alerts()
+            .resolve_alert(a.id, "suzuki", "現地で確認", t0)
+            .await
+            .unwrap()
+    );
+    ev.full_pass(t0 + Duration::minutes(1)).await.unwrap();
+    let still = f.store.alerts().alert(a.id).await.unwrap().unwrap();
+    assert_eq!(still.status, AlertStatus::Resolved);
+    assert_eq!(still.resolved_by.as_deref(), Some("suzuki"));
+    let audit_again = f.store.alerts().audit_log(10).await.unwrap();
+    assert_eq!(audit_again.len(), 2, "audit entries are stored once");
+}
+
+#[tokio::test]
+async fn outbox_claims_once_dedupes_and_marks() {
+    let f = fleet(0).await;
+    let a = f.store.alerts();
+    let now = Utc::now();
+    let mail = |id: &str, dedupe: Option<&str>| NewMail {
+        kind: "digest".into(),
+        clinic_id: Some(f.clinic_id),
+        recipient: "sakura@example.jp".into(),
+        subject: "件名".into(),
+        message_id: format!("<{id}@example.jp>"),
+        body_text: "本文".into(),
+        body_html: "<p>本文</p>".into(),
+        dedupe_key: dedupe.map(str::to_string),
+    };
+    let n = a
+        .enqueue_mails(
+            &[mail("a", Some("digest:1:2026-11-25")), mail("b", None)],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let n = a
+        .enqueue_mails(&[mail("c", Some("digest:1:2026-11-25"))], now)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "one digest per key");
+    let lease = Duration::minutes(2);
+    let claimed = a.claim_mails(now, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        a.claim_mails(now, lease, 10).await.unwrap().is_empty(),
+        "claimed rows are not due"
+    );
+    a.mark_mail_sent(claimed[0].id, now).await.unwrap();
+    a.mark_mail_retry(claimed[1].id, now + Duration::seconds(30), "451")
+        .await
+        .unwrap();
+    assert!(a.claim_mails(now, lease, 10).await.unwrap().is_empty());
+    let retry = a
+        .claim_mails(now + Duration::seconds(31), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!((retry.len(), retry[0].attempts), (1, 2));
+    // the sender died: the lease runs out and the row is due again
+    let after_crash = a
+        .claim_mails(now + Duration::minutes(5), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(after_crash.len(), 1);
+    a.mark_mail_failed(after_crash[0].id, "550").await.unwrap();
+    let counts = a.outbox_counts().await.unwrap();
+    assert_eq!(
+        (counts.sent, counts.failed, counts.pending, counts.sending),
+        (1, 1, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn digest_groups_a_clinics_warnings_once_a_day() {
+    let mut f = fleet(3).await;
+    let t0 = Utc::now();
+    for i in 0..3 {
+        let mut r = report_at(t0, &format!("PC-{i}"));
+        match i {
+            0 => r.snapshot.uptime.last_start = t0 - Duration::hours(30),
+            1 => {
+                r.snapshot.apps.pending_reboot = Some(onshi_shared::PendingReboot {
+                    reasons: vec!["CBS RebootPending".into()],
+                    since: Some(t0 - Duration::hours(30)),
+                })
+            }
+            _ => r.snapshot.accounts.accounts[0].password_expires = Some(t0 + Duration::days(5)),
+        }
+        f.report(i, r, t0).await;
+    }
+    let mut rx = SmtpReceiver::start().await;
+    let mut ev = f.evaluator(Some("desk@example.jp"));
+    let stats = ev.full_pass(t0).await.unwrap();
+    assert_eq!(stats.mails, 0, "warnings wait for the digest");
+    assert_eq!(
+        ev.write_digests(t0).await.unwrap(),
+        2,
+        "one to the clinic, one desk copy"
+    );
+    assert_eq!(ev.write_digests(t0).await.unwrap(), 0, "once a day");
+    let sender = Sender::new(
+        f.store.clone(),
+        Transport::from_config(&mail_config(Some("desk@example.jp"), rx.addr.port()))
+            .unwrap()
+            .unwrap(),
+        mail_config(Some("desk@example.jp"), rx.addr.port()),
+    );
+    assert_eq!(sender.send_due(Utc::now()).await.unwrap(), 2);
+    let mails = rx.wait_for(2, 10).await;
+    let clinic = mails
+        .iter()
+        .find(|m| m.to == ["<sakura@example.jp>"])
+        .unwrap();
+    assert_eq!(clinic.from, "<watch@example.jp>");
+    let subject = clinic.header("Subject").unwrap();
+    assert!(subject.starts_with("=?utf-8?"), "RFC 2047: {subject}");
+    assert!(
+        decode_subject(&subject).contains("本日の確認事項（3件）"),
+        "{subject}"
+    );
+    let body = decoded_text(&clinic.data);
+    for host in ["PC-0", "PC-1", "PC-2"] {
+        assert!(body.contains(host), "{host} in the digest");
+    }
+    assert!(body.contains("「今すぐダウンロード」"));
+    assert!(body.contains("午前4時"));
+    assert!(body.contains("パスワードをご自身で変更しないでください"));
+    assert!(body.contains("0800-080-4583"));
+    rx.stop().await;
+}
+
+/// The text/plain part of a received mail, decoded (lettre picks base64 or quoted-printable).
+fn decoded_text(data: &str) -> String {
+    let mut out = String::new();
+    for part in data.split("\r\n\r\n").skip(1) {
+        let joined: String = part.lines().take_while(|l| !l.starts_with("--")).collect();
+        if let Some(bytes) = base64_decode(&joined) {
+            out.push_str(&String::from_utf8_lossy(&bytes));
+        } else {
+            out.push_str(&qp_decode(part));
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let s = s.trim().trim_end_matches('=');
+    if s.is_empty() || !s.bytes().all(|b| ALPHABET.contains(&b)) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for b in s.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == b)? as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+fn qp_decode(s: &str) -> String {
+    let mut bytes = Vec::new();
+    let raw = s.replace("=\r\n", "");
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'='
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&raw[i + 1..i + 3], 16)
+        {
+            bytes.push(v);
+            i += 3;
+            continue;
+        }
+        bytes.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn smtp_down_then_up_delivers_everything_once() {
+    let f = fleet(0).await;
+    let now = Utc::now();
+    let composer = Composer::new(mail_config(None, 25));
+    let mails: Vec<NewMail> = (0..3)
+        .map(|i| {
+            composer.test_mail(
+                &format!("clinic{i}@example.jp"),
+                now + Duration::milliseconds(i),
+            )
+        })
+        .collect();
+    f.store.alerts().enqueue_mails(&mails, now).await.unwrap();
+    let mut rx = SmtpReceiver::start().await;
+    let config = mail_config(None, rx.addr.port());
+    let sender = Sender::new(
+        f.store.clone(),
+        Transport::from_config(&config).unwrap().unwrap(),
+        config,
+    );
+    rx.stop().await;
+    assert_eq!(sender.send_due(now).await.unwrap(), 0, "SMTP is down");
+    rx.restart().await;
+    rx.set_mode(Mode::TempFail);
+    assert_eq!(
+        sender.send_due(now + Duration::minutes(5)).await.unwrap(),
+        0,
+        "451"
+    );
+    rx.set_mode(Mode::Accept);
+    let mut delivered = 0;
+    for minute in 10..20 {
+        delivered += sender
+            .send_due(now + Duration::minutes(minute))
+            .await
+            .unwrap();
+    }
+    assert_eq!(delivered, 3);
+    let got = rx.wait_for(3, 5).await;
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each mail once");
+    assert_eq!(got.len(), 3);
+    let counts = f.store.alerts().outbox_counts().await.unwrap();
+    assert_eq!(counts.sent, 3);
+    rx.stop().await;
+}
+
+#[tokio::test]
+async fn permanent_refusals_are_marked_failed() {
+    let f = fleet(0).await;
+    let now = Utc::now();
+    let composer = Composer::new(mail_config(None, 25));
+    f.store
+        .alerts()
+        .enqueue_mails(&[composer.test_mail("clinic@example.jp", now)], now)
+        .await
+        .unwrap();
+    let mut rx = SmtpReceiver::start().await;
+    rx.set_mode(Mode::PermFail);
+    let config = mail_config(None, rx.addr.port());
+    let sender = Sender::new(
+        f.store.clone(),
+        Transport::from_config(&config).unwrap().unwrap(),
+        config,
+    );
+    assert_eq!(sender.send_due(now).await.unwrap(), 0);
+    let counts = f.store.alerts().outbox_counts().await.unwrap();
+    assert_eq!((counts.failed, counts.pending), (1, 0));
+    rx.set_mode(Mode::Accept);
+    assert_eq!(
+        sender.send_due(now + Duration::hours(2)).await.unwrap(),
+        0,
+        "never retried"
+    );
+    rx.stop().await;
+}
+
+#[tokio::test]
+async fn a_sender_killed_mid_send_resends_nothing_accepted() {
+    let f = fleet(0).await;
+    let now = Utc::now();
+    let composer = Composer::new(mail_config(None, 25));
+    let mails: Vec<NewMail> = (0..4)
+        .map(|i| composer.test_mail(&format!("c{i}@example.jp"), now + Duration::milliseconds(i)))
+        .collect();
+    f.store.alerts().enqueue_mails(&mails, now).await.unwrap();
+    let mut rx = SmtpReceiver::start().await;
+    rx.set_mode(Mode::HangAfter(2));
+    let config = mail_config(None, rx.addr.port());
+    let sender = Sender::new(
+        f.store.clone(),
+        Transport::from_config(&config).unwrap().unwrap(),
+        config.clone(),
+    );
+    let running = tokio::spawn(async move { sender.send_due(now).await });
+    rx.wait_for(2, 10).await;
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    // The process dies while the third mail waits for the server's answer.
+    running.abort();
+    let _ = running.await;
+    rx.set_mode(Mode::Accept);
+    // A new process after the lease ran out.
+    let sender = Sender::new(
+        f.store.clone(),
+        Transport::from_config(&config).unwrap().unwrap(),
+        config,
+    );
+    let later = now + Duration::minutes(3);
+    assert_eq!(sender.send_due(later).await.unwrap(), 2);
+    let got = rx.wait_for(4, 5).await;
+    let mut to: Vec<String> = got.iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "<c0@example.jp>",
+            "<c1@example.jp>",
+            "<c2@example.jp>",
+            "<c3@example.jp>"
+        ]
+    );
+    assert_eq!(f.store.alerts().outbox_counts().await.unwrap().sent, 4);
+    rx.stop().await;
+}
+
+#[tokio::test]
+async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
+    onshi_server::install_crypto_provider();
+    let mut rx = SmtpReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = DbArgs {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let mut config = Config::resolve(
+        FileConfig::default(),
+        &args,
+        Some("127.0.0.1:0".parse().unwrap()),
+    )
+    .unwrap();
+    config.policy = policy();
+    config.mail = mail_config(Some("desk@example.jp"), rx.addr.port());
+    config.mail_poll_secs = 1;
+    config.evaluator.interval = StdDuration::from_secs(1);
+    config.evaluator.debounce = StdDuration::from_millis(50);
+    let app = Application::build(config).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let store = app.store();
+    let clinic = store
+        .create_clinic("さくら内科クリニック", "sakura@example.jp", Utc::now())
+        .await
+        .unwrap();
+    let code = enroll::issue_code(store.as_ref(), &clinic, Utc::now(), 30)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let enrolled: EnrollResponse = client
+        .post(format!("{base}/api/v1/enroll"))
+        .json(&EnrollRequest {
+            schema: SCHEMA_VERSION,
+            code,
+            hostname: "ONSHI-PC-01".into(),
+            agent_version: "0.1.0".into(),
+            os: "Windows 11".into(),
+        })
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let mut report = report_at(now, "ONSHI-PC-01");
+    report.agent_id = enrolled.agent_id;
+    report.seq = 1;
+    report.events.push(linkage_password_changed(now));
+    let resp = client
+        .post(format!("{base}/api/v1/report"))
+        .bearer_auth(&enrolled.token)
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    // the same report again (a replay) and a newer healthy one: still one mail
+    client
+        .post(format!("{base}/api/v1/report"))
+        .bearer_auth(&enrolled.token)
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    let mails = rx.wait_for(2, 20).await;
+    tokio::time::sleep(StdDuration::from_secs(3)).await;
+    let mails_after = rx.mails();
+    assert_eq!(mails_after.len(), mails.len(), "no second mail");
+    let clinic_mails: Vec<_> = mails_after
+        .iter()
+        .filter(|m| m.to == ["<sakura@example.jp>"])
+        .collect();
+    let desk_mails: Vec<_> = mails_after
+        .iter()
+        .filter(|m| m.to == ["<desk@example.jp>"])
+        .collect();
+    assert_eq!((clinic_mails.len(), desk_mails.len()), (1, 1));
+    let subject = decode_subject(&clinic_mails[0].header("Subject").unwrap());
+    assert_eq!(
+        subject,
+        "【緊急】さくら内科クリニック ONSHI-PC-01: 連携アカウントが変更されました"
+    );
+    let body = decoded_text(&clinic_mails[0].data);
+    assert!(
+        body.contains("保険証等の資格確認"),
+        "the consequence for the linkage account"
+    );
+    assert!(body.contains("変更し直さず"));
+    assert!(body.contains("0800-080-4583"));
+    assert!(!body.contains("端末ID"));
+    assert!(decoded_text(&desk_mails[0].data).contains(&enrolled.agent_id.to_string()));
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("onshi_outbox_mails{status=\"sent\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("onshi_alerts_open{severity=\"critical\"} 1"),
+        "{metrics}"
+    );
+    let page = client
+        .get(&base)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("緊急アラート"));
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    rx.stop().await;
+}
+
+/// Decodes RFC 2047 `=?utf-8?b?...?=` / `?q?` words; whitespace between two encoded words
+/// is dropped, as the RFC says.
+fn decode_subject(raw: &str) -> String {
+    let mut out = String::new();
+    let mut rest = raw;
+    let mut pending_space = String::new();
+    let mut last_encoded = false;
+    while !rest.is_empty() {
+        let lower = rest.to_ascii_lowercase();
+        let encoded = lower.starts_with("=?utf-8?b?") || lower.starts_with("=?utf-8?q?");
+        if encoded && let Some(end) = rest[10..].find("?=") {
+            let payload = &rest[10..10 + end];
+            let text = if lower.starts_with("=?utf-8?b?") {
+                String::from_utf8_lossy(&base64_decode(payload).unwrap_or_default()).into_owned()
+            } else {
+                qp_decode(&payload.replace('_', " "))
+            };
+            if !last_encoded {
+                out.push_str(&pending_space);
+            }
+            pending_space.clear();
+            out.push_str(&text);
+            last_encoded = true;
+            rest = &rest[10 + end + 2..];
+            continue;
+        }
+        let c = rest.chars().next().unwrap_or(' ');
+        if c.is_whitespace() {
+            pending_space.push(c);
+        } else {
+            out.push_str(&pending_space);
+            pending_space.clear();
+            out.push(c);
+            last_encoded = false;
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
