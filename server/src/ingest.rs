@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::Error;
 use crate::jobs::ChangeSignal;
 use crate::rules;
-use crate::store::{EventRow, IngestRow, Store, snapshot_body};
+use crate::store::{EventRow, IngestRow, Store, normalize_snapshot};
 
 /// Why a report was refused; each maps to one precise HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -93,25 +93,32 @@ pub fn prepare(
             })
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()?;
-    let mut row = IngestRow {
+    let seq = i64::try_from(report.seq).unwrap_or(i64::MAX);
+    let collected_at = s.collected_at;
+    let hostname = s.hostname.clone();
+    let (last_start, last_boot) = (s.uptime.last_start, s.uptime.last_boot);
+    let last_start_kind = start_kind_name(s.uptime.last_start_kind);
+    let uptime_secs = i64::try_from(s.uptime.uptime_secs).unwrap_or(i64::MAX);
+    let cert_not_after = s.certificates.current().map(|c| c.not_after);
+    let problems = rules::problem_count(&findings) as i64;
+    let (snapshot, snapshot_hash) = normalize_snapshot(report.snapshot);
+    Ok(IngestRow {
         terminal_id,
-        seq: i64::try_from(report.seq).unwrap_or(i64::MAX),
+        seq,
         received_at: now,
-        collected_at: s.collected_at,
-        hostname: s.hostname.clone(),
-        last_start: s.uptime.last_start,
-        last_start_kind: start_kind_name(s.uptime.last_start_kind),
-        last_boot: s.uptime.last_boot,
-        uptime_secs: i64::try_from(s.uptime.uptime_secs).unwrap_or(i64::MAX),
-        cert_not_after: s.certificates.current().map(|c| c.not_after),
-        problems: rules::problem_count(&findings) as i64,
-        snapshot_body: String::new(),
-        snapshot_hash: 0,
+        collected_at,
+        hostname,
+        last_start,
+        last_start_kind,
+        last_boot,
+        uptime_secs,
+        cert_not_after,
+        problems,
+        snapshot,
+        snapshot_hash,
         write_snapshot: true,
         events,
-    };
-    (row.snapshot_body, row.snapshot_hash) = snapshot_body(report.snapshot)?;
-    Ok(row)
+    })
 }
 
 struct Job {
@@ -193,10 +200,17 @@ impl Ingest {
     /// Queues a row and waits until it is committed. `Ok(false)` when the queue stayed full.
     pub async fn submit(&self, row: IngestRow) -> Result<bool, Error> {
         let (done, wait) = oneshot::channel();
-        match tokio::time::timeout(ENQUEUE_TIMEOUT, self.tx.send(Job { row, done })).await {
-            Err(_) => return Ok(false),
-            Ok(Err(_)) => return Err(Error::WriterGone),
-            Ok(Ok(())) => {}
+        // The usual case has room: no timer. A full queue waits, but not forever.
+        match self.tx.try_send(Job { row, done }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Error::WriterGone),
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                match tokio::time::timeout(ENQUEUE_TIMEOUT, self.tx.send(job)).await {
+                    Err(_) => return Ok(false),
+                    Ok(Err(_)) => return Err(Error::WriterGone),
+                    Ok(Ok(())) => {}
+                }
+            }
         }
         match wait.await {
             Ok(Ok(())) => Ok(true),
@@ -526,7 +540,7 @@ mod tests {
         assert_eq!(row.events.len(), 1);
         assert_eq!(row.events[0].kind, "account_changed");
         assert_eq!(row.hostname, "ONSHI-PC-01");
-        assert!(row.snapshot_body.contains("ONSHI-PC-01"));
+        assert_eq!(row.snapshot.hostname, "ONSHI-PC-01");
         assert_eq!(row.last_start_kind, "cold_boot");
         // the sample has no backup: one warning
         assert_eq!(row.problems, 1);

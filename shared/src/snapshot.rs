@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::{ProtocolError, Validate, check_all, check_opt, check_str, check_strs};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Snapshot {
     pub collected_at: DateTime<Utc>,
     pub hostname: String,
@@ -44,7 +44,7 @@ impl StartKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Uptime {
     /// Seconds since the kernel last booted (Windows: `GetTickCount64`).
     pub uptime_secs: u64,
@@ -59,21 +59,21 @@ pub struct Uptime {
     pub restart_requested_by: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AppInfo {
     pub name: String,
     pub version: Option<String>,
     pub installed_on: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PendingReboot {
     /// Which markers say a reboot is pending (e.g. `CBS RebootPending`, `reboot-required`).
     pub reasons: Vec<String>,
     pub since: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Apps {
     /// The watched apps that are installed, with versions.
     pub installed: Vec<AppInfo>,
@@ -83,7 +83,7 @@ pub struct Apps {
     pub pending_reboot: Option<PendingReboot>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CertInfo {
     pub subject: String,
     pub issuer: String,
@@ -98,7 +98,7 @@ pub struct CertInfo {
 }
 
 /// The last verified `.pfx` backup (`onshi-agent verify-backup`). Never holds key material.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BackupState {
     pub thumbprint: String,
     pub verified_at: DateTime<Utc>,
@@ -107,7 +107,7 @@ pub struct BackupState {
     pub matches_current: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Certificates {
     /// Certificates issued under the configured root CA.
     pub certs: Vec<CertInfo>,
@@ -167,7 +167,7 @@ impl AccountRole {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AccountState {
     pub role: AccountRole,
     /// The configured name, or the current name when the account was renamed.
@@ -186,7 +186,7 @@ pub struct AccountState {
 }
 
 /// One Security-log event about an account (4720–4726, 4738, 4740, 4781, 4732/4733).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AccountLogEntry {
     pub at: DateTime<Utc>,
     pub event_id: u32,
@@ -196,14 +196,14 @@ pub struct AccountLogEntry {
     pub by: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Accounts {
     pub accounts: Vec<AccountState>,
     /// Whether account-management auditing is on (Windows); `None` when unknown.
     pub auditing: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Adapter {
     pub name: String,
     pub mac: Option<String>,
@@ -213,7 +213,7 @@ pub struct Adapter {
     pub dns: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProbeResult {
     pub target: String,
     pub reachable: bool,
@@ -221,7 +221,7 @@ pub struct ProbeResult {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Network {
     pub adapters: Vec<Adapter>,
     pub default_gateway: Option<String>,
@@ -233,7 +233,7 @@ pub struct Network {
 }
 
 /// A field a source could not read, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SourceNote {
     pub area: String,
     pub detail: String,

@@ -114,8 +114,9 @@ pub struct IngestRow {
     pub uptime_secs: i64,
     pub cert_not_after: Option<DateTime<Utc>>,
     pub problems: i64,
-    /// The snapshot without its per-report fields (see [`snapshot_body`]).
-    pub snapshot_body: String,
+    /// The snapshot without its per-report fields (see [`normalize_snapshot`]); serialised by
+    /// the store only when `write_snapshot` says it changed.
+    pub snapshot: Snapshot,
     pub snapshot_hash: i64,
     /// Whether the body differs from what the writer last stored for this terminal.
     pub write_snapshot: bool,
@@ -224,16 +225,20 @@ pub trait Store: Send + Sync + 'static {
 /// uptime, probe latency) are blanked so that an unchanged terminal's body hashes the same and is
 /// not rewritten; `terminal_state` keeps the per-report values and [`restore_snapshot`] puts
 /// them back.
-pub fn snapshot_body(mut body: Snapshot) -> Result<(String, i64), serde_json::Error> {
+///
+/// The hash is taken over the parsed value (no serialisation on the request path); the body is
+/// serialised only when it changed.
+pub fn normalize_snapshot(mut body: Snapshot) -> (Snapshot, i64) {
+    use std::hash::{Hash, Hasher};
     body.collected_at = DateTime::UNIX_EPOCH;
     body.uptime.uptime_secs = 0;
     for p in &mut body.network.probes {
         p.latency_ms = None;
     }
-    let json = serde_json::to_string(&body)?;
     let mut h = std::hash::DefaultHasher::new();
-    std::hash::Hasher::write(&mut h, json.as_bytes());
-    Ok((json, std::hash::Hasher::finish(&h) as i64))
+    body.hash(&mut h);
+    let hash = h.finish() as i64;
+    (body, hash)
 }
 
 /// Parses a stored body and puts back the per-report fields.
@@ -284,12 +289,13 @@ mod tests {
         let mut b = a.clone();
         b.collected_at += chrono::Duration::minutes(1);
         b.uptime.uptime_secs += 60;
-        let (body_a, hash_a) = snapshot_body(a.clone()).unwrap();
-        let (_, hash_b) = snapshot_body(b.clone()).unwrap();
+        let (body_a, hash_a) = normalize_snapshot(a.clone());
+        let (_, hash_b) = normalize_snapshot(b.clone());
         assert_eq!(hash_a, hash_b);
         b.hostname = "OTHER".into();
-        assert_ne!(hash_a, snapshot_body(b).unwrap().1);
-        let restored = restore_snapshot(&body_a, a.collected_at, 5 * 3600).unwrap();
+        assert_ne!(hash_a, normalize_snapshot(b).1);
+        let json = serde_json::to_string(&body_a).unwrap();
+        let restored = restore_snapshot(&json, a.collected_at, 5 * 3600).unwrap();
         assert_eq!(restored, a);
     }
 

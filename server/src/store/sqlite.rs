@@ -298,18 +298,20 @@ impl Store for SqliteStore {
             statements.push(q);
         }
 
-        let bodies: Vec<&IngestRow> = latest_per_terminal(rows)
+        // Serialised here, and only for the bodies that changed.
+        let bodies = latest_per_terminal(rows)
             .into_iter()
             .filter(|r| r.write_snapshot)
-            .collect();
+            .map(|r| Ok((r, serde_json::to_string(&r.snapshot)?)))
+            .collect::<Result<Vec<(&IngestRow, String)>, serde_json::Error>>()?;
         for chunk in bodies.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("INSERT INTO terminal_snapshot (terminal_id, seq, hash, body) ");
-            q.push_values(chunk, |mut b, r| {
+            q.push_values(chunk, |mut b, (r, body)| {
                 b.push_bind(r.terminal_id.to_string())
                     .push_bind(r.seq)
                     .push_bind(r.snapshot_hash)
-                    .push_bind(r.snapshot_body.clone());
+                    .push_bind(body.clone());
             });
             // A late, older report must not overwrite a newer body: compare with the state row,
             // which the statement above already brought to the newest seq.
