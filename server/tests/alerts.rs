@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use onshi_server::config::{DbArgs, FileConfig};
 use onshi_server::jobs::{Evaluator, EvaluatorSettings};
 use onshi_server::notify::{Composer, MailConfig, Sender, TlsMode, Transport};
 use onshi_server::rules::{Severity, key};
 use onshi_server::store::alerts::{AlertStatus, NewMail, Silence};
 use onshi_server::store::{NewTerminal, SqliteStore, Store};
-use onshi_server::{Application, Config, enroll, ingest};
+use onshi_server::{Application, enroll, ingest};
 use onshi_shared::{
     AccountChange, AccountRole, AccountSpec, AgentPolicy, EnrollRequest, EnrollResponse, Event,
     EventKind, Report, SCHEMA_VERSION, sample,
@@ -624,16 +623,7 @@ async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
     onshi_server::install_crypto_provider();
     let mut rx = SmtpReceiver::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let args = DbArgs {
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
-    let mut config = Config::resolve(
-        FileConfig::default(),
-        &args,
-        Some("127.0.0.1:0".parse().unwrap()),
-    )
-    .unwrap();
+    let mut config = support::test_config(dir.path());
     config.policy = policy();
     config.mail = mail_config(Some("desk@example.jp"), rx.addr.port());
     config.mail_poll_secs = 1;

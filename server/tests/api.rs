@@ -1,13 +1,15 @@
 //! The agent API over real HTTP on a random port, against a fresh SQLite database per test.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod support;
+
 use std::io::Write;
 use std::sync::Arc;
 
 use chrono::{SubsecRound, Utc};
-use onshi_server::config::{DbArgs, FileConfig};
+
 use onshi_server::store::Store;
-use onshi_server::{Application, Config, enroll};
+use onshi_server::{Application, enroll};
 use onshi_shared::{
     ApiError, EnrollRequest, EnrollResponse, Event, EventKind, Report, ReportAck, SCHEMA_VERSION,
     limits, sample,
@@ -33,16 +35,7 @@ async fn spawn_app() -> TestApp {
 /// Starts a server on the database in `dir` (a restart when it already holds one).
 async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
     onshi_server::install_crypto_provider();
-    let args = DbArgs {
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
-    let mut config = Config::resolve(
-        FileConfig::default(),
-        &args,
-        Some("127.0.0.1:0".parse().unwrap()),
-    )
-    .unwrap();
+    let mut config = support::test_config(dir.path());
     config.revocation_check_secs = 1;
     let app = Application::build(config).await.unwrap();
     let addr = app.local_addr().unwrap();
