@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use onshi_server::ingest;
 use onshi_server::jobs::{Evaluator, EvaluatorSettings};
 use onshi_server::notify::{Composer, MailConfig, Sender, TlsMode, Transport};
 use onshi_server::rules::{Severity, key};
 use onshi_server::store::alerts::{AlertStatus, NewMail, Silence};
 use onshi_server::store::{NewTerminal, SqliteStore, Store};
-use onshi_server::{Application, enroll, ingest};
 use onshi_shared::{
     AccountChange, AccountRole, AccountSpec, AgentPolicy, EnrollRequest, EnrollResponse, Event,
     EventKind, Report, SCHEMA_VERSION, sample,
@@ -629,22 +629,14 @@ async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
     config.mail_poll_secs = 1;
     config.evaluator.interval = StdDuration::from_secs(1);
     config.evaluator.debounce = StdDuration::from_millis(50);
-    let app = Application::build(config).await.unwrap();
-    let addr = app.local_addr().unwrap();
-    let store = app.store();
-    let clinic = store
-        .create_clinic("さくら内科クリニック", "sakura@example.jp", Utc::now())
-        .await
-        .unwrap();
-    let code = enroll::issue_code(store.as_ref(), &clinic, Utc::now(), 30)
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let support::Started {
+        base,
+        code,
+        stop,
+        server,
+        ..
+    } = support::start(config).await;
     let client = reqwest::Client::new();
-    let base = format!("http://{addr}");
     let enrolled: EnrollResponse = client
         .post(format!("{base}/api/v1/enroll"))
         .json(&EnrollRequest {

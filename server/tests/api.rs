@@ -9,7 +9,6 @@ use std::sync::Arc;
 use chrono::{SubsecRound, Utc};
 
 use onshi_server::store::Store;
-use onshi_server::{Application, enroll};
 use onshi_shared::{
     ApiError, EnrollRequest, EnrollResponse, Event, EventKind, Report, ReportAck, SCHEMA_VERSION,
     limits, sample,
@@ -34,31 +33,17 @@ async fn spawn_app() -> TestApp {
 
 /// Starts a server on the database in `dir` (a restart when it already holds one).
 async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
-    onshi_server::install_crypto_provider();
     let mut config = support::test_config(dir.path());
     config.revocation_check_secs = 1;
-    let app = Application::build(config).await.unwrap();
-    let addr = app.local_addr().unwrap();
-    let store = app.store();
-    let clinic = store
-        .create_clinic("さくら内科クリニック", "sakura@example.jp", Utc::now())
-        .await
-        .unwrap();
-    let code = enroll::issue_code(store.as_ref(), &clinic, Utc::now(), 30)
-        .await
-        .unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let started = support::start(config).await;
     TestApp {
-        base: format!("http://{addr}"),
-        store,
+        base: started.base,
+        store: started.store,
         client: reqwest::Client::new(),
-        code,
+        code: started.code,
         dir,
-        stop: Some(stop),
-        server: Some(server),
+        stop: Some(started.stop),
+        server: Some(started.server),
     }
 }
 
