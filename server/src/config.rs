@@ -36,6 +36,33 @@ pub struct Config {
     pub mail: MailConfig,
     /// How often the mail sender looks at the outbox.
     pub mail_poll_secs: u32,
+    /// `[dashboard]`: staff sessions.
+    pub dashboard: DashboardSettings,
+}
+
+/// How staff sessions behave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardSettings {
+    /// The dashboard is reached over HTTPS (here or at a reverse proxy): the session cookie is
+    /// then `__Host-` prefixed and `Secure`.
+    pub secure_cookies: bool,
+    /// A session ends this long after login.
+    pub session_hours: u32,
+    /// Failed logins per account (and ten times that per address) within `lockout_minutes`
+    /// before further attempts are refused for the rest of that window.
+    pub max_failed_logins: u32,
+    pub lockout_minutes: u32,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            secure_cookies: false,
+            session_hours: 12,
+            max_failed_logins: 5,
+            lockout_minutes: 15,
+        }
+    }
 }
 
 impl Default for Config {
@@ -54,6 +81,7 @@ impl Default for Config {
             evaluator: EvaluatorSettings::default(),
             mail: MailConfig::default(),
             mail_poll_secs: 5,
+            dashboard: DashboardSettings::default(),
         }
     }
 }
@@ -73,6 +101,17 @@ pub struct FileConfig {
     pub policy: Option<FilePolicy>,
     pub alerts: Option<FileAlerts>,
     pub smtp: Option<FileSmtp>,
+    pub dashboard: Option<FileDashboard>,
+}
+
+/// `[dashboard]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDashboard {
+    pub secure_cookies: Option<bool>,
+    pub session_hours: Option<u32>,
+    pub max_failed_logins: Option<u32>,
+    pub lockout_minutes: Option<u32>,
 }
 
 /// `[alerts]`
@@ -234,7 +273,21 @@ impl Config {
         {
             mail.password = Some(password);
         }
+        let mut dashboard = defaults.dashboard;
+        if let Some(d) = file.dashboard {
+            dashboard.secure_cookies = d.secure_cookies.unwrap_or(dashboard.secure_cookies);
+            dashboard.session_hours = d.session_hours.unwrap_or(dashboard.session_hours).max(1);
+            dashboard.max_failed_logins = d
+                .max_failed_logins
+                .unwrap_or(dashboard.max_failed_logins)
+                .max(1);
+            dashboard.lockout_minutes = d
+                .lockout_minutes
+                .unwrap_or(dashboard.lockout_minutes)
+                .max(1);
+        }
         let config = Config {
+            dashboard,
             evaluator,
             mail,
             mail_poll_secs,
@@ -273,7 +326,9 @@ impl Config {
              [alerts]\nenabled = {}\nevaluate_every_secs = {}\nhold_down_secs = {}\ndigest_hour = {}\n\
              [smtp]\nhost = {:?}\nport = {}\ntls = \"{}\"\nuser = {:?}\npassword = {}\n\
              from = {:?}\ndesk = {:?}\ndesk_name = {:?}\ndesk_phone = {:?}\nfile_dir = {:?}\n\
-             retry_base_secs = {}\nmax_attempts = {}\npoll_secs = {}\n",
+             retry_base_secs = {}\nmax_attempts = {}\npoll_secs = {}\n\
+             [dashboard]\nsecure_cookies = {}\nsession_hours = {}\nmax_failed_logins = {}\n\
+             lockout_minutes = {}\n",
             self.listen,
             self.data_dir.display(),
             self.database,
@@ -316,6 +371,10 @@ impl Config {
             self.mail.retry_base.as_secs(),
             self.mail.max_attempts,
             self.mail_poll_secs,
+            self.dashboard.secure_cookies,
+            self.dashboard.session_hours,
+            self.dashboard.max_failed_logins,
+            self.dashboard.lockout_minutes,
         )
     }
 }

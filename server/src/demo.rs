@@ -338,6 +338,29 @@ pub async fn enroll_fleet(
     Ok(fleet)
 }
 
+const DEMO_PREFECTURES: [&str; 5] = ["東京都", "神奈川県", "大阪府", "愛知県", "福岡県"];
+
+/// The demo's staff account: `demo` (admin) with the given password or a generated one, which
+/// is returned so the demo can print it.
+pub async fn create_demo_user(
+    store: &dyn Store,
+    password: Option<String>,
+) -> Result<String, Error> {
+    let now = Utc::now();
+    let password = password.unwrap_or_else(crate::auth::generate_password);
+    crate::auth::add_user(
+        store,
+        DEMO_USER,
+        crate::store::desk::Role::Admin,
+        Some(password.clone()),
+        now,
+    )
+    .await?;
+    Ok(password)
+}
+
+pub const DEMO_USER: &str = "demo";
+
 /// Makes every kind of alert show up soon: the demo clinics are open around the clock (so
 /// silent terminals count as offline at once) and staff expect the current distribution app
 /// since two days (so older versions are past the grace period).
@@ -350,9 +373,16 @@ pub async fn prepare_alerts(store: &dyn Store) -> Result<(), Error> {
             closed_weekdays: Vec::new(),
             closed_on_holidays: false,
         };
+        clinic.prefecture =
+            Some(DEMO_PREFECTURES[clinic.id as usize % DEMO_PREFECTURES.len()].into());
         clinic.desk_name = Some("オンシ・サポートデスク".into());
         clinic.desk_phone = Some("03-0000-0000".into());
         a.set_clinic_settings(&clinic).await?;
+        if let Some(mut detail) = store.desk().clinic_detail(clinic.id).await? {
+            // 医療機関コード: prefecture (2), point table (1), number (7).
+            detail.code = Some(format!("131{:07}", clinic.id));
+            store.desk().save_clinic(&detail, Utc::now()).await?;
+        }
     }
     let (app, version) = DEMO_EXPECTED_APP;
     a.set_expected_version(

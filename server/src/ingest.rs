@@ -117,6 +117,7 @@ pub fn prepare(
         snapshot,
         snapshot_hash,
         write_snapshot: true,
+        new_hour: true,
         events,
     })
 }
@@ -237,6 +238,8 @@ async fn writer(
     let (committed_tx, committed_rx) = mpsc::unbounded_channel::<Vec<Reply>>();
     let flusher = tokio::spawn(flusher(store.clone(), committed_rx, stats.clone()));
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+    // The hour of each terminal's last stored report (see `IngestRow::new_hour`).
+    let mut hours: HashMap<Uuid, i64> = HashMap::new();
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let mut rows: Vec<IngestRow> = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
@@ -253,6 +256,8 @@ async fn writer(
                     true
                 }
             };
+            let hour = crate::store::hour_of(row.received_at);
+            row.new_hour = hours.insert(row.terminal_id, hour) != Some(hour);
             rows.push(row);
             replies.push(job.done);
         }
@@ -280,6 +285,7 @@ async fn writer(
                 // What the cache says was written was not: forget it.
                 for row in &rows {
                     bodies.remove(&row.terminal_id);
+                    hours.remove(&row.terminal_id);
                 }
                 stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, reports = rows.len(), "batch commit failed");

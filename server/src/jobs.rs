@@ -23,6 +23,7 @@ use crate::store::Store;
 use crate::store::alerts::{
     Alert, AlertChange, AlertStatus, ClinicSettings, NewMail, Silence, StateSelection,
 };
+use crate::store::desk::{BackupKind, TerminalStateKind, TerminalSummary};
 
 /// Terminals whose reports changed something, collected by the ingest writer (a set insert and
 /// a wake-up per batch: nothing slower on the hot path) and drained by the evaluator.
@@ -115,6 +116,10 @@ pub struct Evaluator {
     silences: Vec<Silence>,
     hostnames: HashMap<Uuid, String>,
     last_digest: Option<NaiveDate>,
+    /// The overview line last written per terminal (`None` until loaded from the store), and
+    /// the lines that changed and wait for the next write.
+    summaries: Option<HashMap<Uuid, TerminalSummary>>,
+    changed_summaries: Vec<TerminalSummary>,
 }
 
 impl Evaluator {
@@ -136,7 +141,17 @@ impl Evaluator {
             silences: Vec::new(),
             hostnames: HashMap::new(),
             last_digest: None,
+            summaries: None,
+            changed_summaries: Vec::new(),
         }
+    }
+
+    async fn load_summaries(&mut self) -> Result<(), Error> {
+        if self.summaries.is_none() {
+            let stored = self.store.desk().summaries().await?;
+            self.summaries = Some(stored.into_iter().map(|s| (s.terminal_id, s)).collect());
+        }
+        Ok(())
     }
 
     async fn reload(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
@@ -177,6 +192,7 @@ impl Evaluator {
     /// Evaluates every active terminal.
     pub async fn full_pass(&mut self, now: DateTime<Utc>) -> Result<PassStats, Error> {
         self.reload(now).await?;
+        self.load_summaries().await?;
         let mut active: HashMap<(Uuid, String), Alert> = self
             .store
             .alerts()
@@ -271,6 +287,7 @@ impl Evaluator {
         if ids.is_empty() {
             return Ok(stats);
         }
+        self.load_summaries().await?;
         let store = self.store.clone();
         let a = store.alerts();
         let states = a
@@ -332,10 +349,17 @@ impl Evaluator {
             hold_down: self.settings.hold_down,
         };
         let mut seen: HashSet<&'static str> = HashSet::new();
+        // (severity, status) of this terminal's alerts after this evaluation.
+        let mut after: Vec<(rules::Severity, AlertStatus)> = Vec::new();
         for f in &findings {
             seen.insert(f.rule);
             let current = active.remove(&(t.terminal_id, f.rule.to_string()));
-            if let Some((alert, action)) = alerts::transition(current.as_ref(), Some(f), &ctx) {
+            let transition = alerts::transition(current.as_ref(), Some(f), &ctx);
+            match (&transition, &current) {
+                (Some((a, _)), _) | (None, Some(a)) => after.push((a.severity, a.status)),
+                (None, None) => {}
+            }
+            if let Some((alert, action)) = transition {
                 let mails = if alerts::mail_now(&alert, action, silenced) {
                     self.composer.critical(clinic, &hostname, &alert, now)
                 } else {
@@ -354,21 +378,45 @@ impl Evaluator {
             if seen.contains(rule) {
                 continue;
             }
-            if let Some(current) = active.remove(&(t.terminal_id, rule.to_string()))
-                && let Some((alert, action)) = alerts::transition(Some(&current), None, &ctx)
-            {
-                stats.changes += 1;
-                pending.push(AlertChange {
-                    alert,
-                    action,
-                    mails: Vec::new(),
-                });
+            let Some(current) = active.remove(&(t.terminal_id, rule.to_string())) else {
+                continue;
+            };
+            match alerts::transition(Some(&current), None, &ctx) {
+                Some((alert, action)) => {
+                    after.push((alert.severity, alert.status));
+                    stats.changes += 1;
+                    pending.push(AlertChange {
+                        alert,
+                        action,
+                        mails: Vec::new(),
+                    });
+                }
+                None => after.push((current.severity, current.status)),
             }
+        }
+        let offline_after = Duration::seconds(
+            i64::from(self.agent.interval_secs) * i64::from(self.offline_after_intervals),
+        );
+        let offline = t.last_seen.is_none_or(|seen| now - seen > offline_after);
+        let summary = summarize(
+            t,
+            clinic,
+            &hostname,
+            &after,
+            silenced,
+            offline,
+            &policy.expected_versions,
+        );
+        if let Some(known) = &mut self.summaries
+            && known.get(&t.terminal_id) != Some(&summary)
+        {
+            known.insert(t.terminal_id, summary.clone());
+            self.changed_summaries.push(summary);
         }
     }
 
     async fn write(
-        &self,
+        &mut self,
         pending: &mut Vec<AlertChange>,
         audit: &mut Vec<rules::AuditEntry>,
         now: DateTime<Utc>,
@@ -387,6 +435,17 @@ impl Evaluator {
         }
         pending.clear();
         audit.clear();
+        // After the alerts, so a summary never counts an alert that is not stored yet.
+        let summaries = std::mem::take(&mut self.changed_summaries);
+        if let Err(e) = self.store.desk().write_summaries(&summaries, now).await {
+            // Forget what was not written: the next pass writes it again.
+            if let Some(known) = &mut self.summaries {
+                for s in &summaries {
+                    known.remove(&s.terminal_id);
+                }
+            }
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -554,6 +613,74 @@ fn tally_versions(
                 .entry(v.clone())
                 .or_default() += 1;
         }
+    }
+}
+
+/// The overview's line for a terminal, from its state and its alerts after evaluation.
+/// A maintenance window wins over everything, then a terminal that stopped reporting (its
+/// other findings are stale), then the worst open alert.
+pub fn summarize(
+    t: &TerminalState,
+    clinic: &ClinicSettings,
+    hostname: &str,
+    alerts_after: &[(rules::Severity, AlertStatus)],
+    silenced: bool,
+    offline: bool,
+    expected: &HashMap<String, ExpectedVersion>,
+) -> TerminalSummary {
+    let open: Vec<rules::Severity> = alerts_after
+        .iter()
+        .filter(|(_, status)| *status != AlertStatus::Resolved)
+        .map(|(severity, _)| *severity)
+        .collect();
+    let worst = open.iter().max().copied();
+    let state = if silenced {
+        TerminalStateKind::Silenced
+    } else if offline {
+        TerminalStateKind::Offline
+    } else {
+        match worst {
+            Some(rules::Severity::Critical) => TerminalStateKind::Critical,
+            Some(rules::Severity::Warning) => TerminalStateKind::Warning,
+            _ => TerminalStateKind::Ok,
+        }
+    };
+    let snapshot = t.snapshot.as_ref();
+    let apps_behind = snapshot.map_or(0, |s| {
+        s.apps
+            .installed
+            .iter()
+            .filter(|app| {
+                matches!(
+                    (&app.version, expected.get(&app.name)),
+                    (Some(v), Some(e)) if rules::compare_versions(v, &e.version).is_lt()
+                )
+            })
+            .count() as i64
+    });
+    let backup = match snapshot {
+        None => BackupKind::Unknown,
+        Some(s) => match (&s.certificates.backup, s.certificates.current()) {
+            (_, None) => BackupKind::Unknown,
+            (None, Some(_)) => BackupKind::Missing,
+            (Some(b), Some(_)) if b.matches_current => BackupKind::Ok,
+            (Some(_), Some(_)) => BackupKind::Stale,
+        },
+    };
+    TerminalSummary {
+        terminal_id: t.terminal_id,
+        clinic_id: t.clinic_id,
+        clinic_name: clinic.name.clone(),
+        prefecture: clinic.prefecture.clone(),
+        hostname: hostname.to_string(),
+        state,
+        open_alerts: open.len() as i64,
+        apps_behind,
+        backup,
+        last_start: snapshot.map(|s| s.uptime.last_start),
+        cert_not_after: snapshot
+            .and_then(|s| s.certificates.current())
+            .map(|c| c.not_after),
     }
 }
 

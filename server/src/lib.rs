@@ -2,6 +2,7 @@
 //! dashboard. The binary is a thin CLI over this library; tests drive the same entry points.
 
 pub mod alerts;
+pub mod auth;
 pub mod calendar;
 pub mod config;
 pub mod demo;
@@ -42,6 +43,10 @@ pub enum Error {
     Batch(std::sync::Arc<Error>),
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("password hashing: {0}")]
+    Password(String),
 }
 
 /// Installs the process-wide rustls crypto provider (ring). sqlx and reqwest may each pull in a

@@ -41,6 +41,9 @@ enum Command {
         /// Report interval of the simulated terminals, in seconds.
         #[arg(long, default_value_t = 30)]
         interval_secs: u32,
+        /// Password of the demo's `demo` admin account (default: generated and printed).
+        #[arg(long, env = "ONSHI_DEMO_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
     },
     /// Revoke an enrollment code so it enrolls nothing more.
     RevokeCode { code: String },
@@ -56,6 +59,137 @@ enum Command {
         #[command(subcommand)]
         command: AlertCommand,
     },
+    /// Manage the support desk's staff accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a staff account. Without --password-stdin a password is generated and printed.
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["admin", "viewer"])]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password (ends every session of the user).
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account (ends its sessions) or enable it again.
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    /// List the accounts.
+    List,
+}
+
+fn read_password_line() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn user_command(store: &dyn store::Store, command: UserCommand) -> Result<()> {
+    use onshi_server::auth;
+    use onshi_server::store::desk::{Role, StaffAudit};
+    let desk = store.desk();
+    let now = Utc::now();
+    let find = |name: String| async move {
+        desk.user_by_name(&name)
+            .await?
+            .with_context(|| format!("no user named {name:?}"))
+    };
+    let audit = |user_id: i64, what: String| StaffAudit {
+        at: now,
+        actor: "cli".into(),
+        user_id: Some(user_id),
+        terminal_id: None,
+        clinic_id: None,
+        what,
+    };
+    match command {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            let role = Role::parse(&role).context("--role is admin or viewer")?;
+            let password = password_stdin.then(read_password_line).transpose()?;
+            match auth::add_user(store, &name, role, password, now).await? {
+                Some(generated) => println!(
+                    "user {name} ({}) created\npassword: {generated}\n(shown once; change it at /account/password)",
+                    role.as_str()
+                ),
+                None => println!("user {name} ({}) created", role.as_str()),
+            }
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let user = find(name.clone()).await?;
+            let (password, generated) = if password_stdin {
+                let p = read_password_line()?;
+                auth::check_new_password(&p).map_err(|e| anyhow::anyhow!(e))?;
+                (p, false)
+            } else {
+                (auth::generate_password(), true)
+            };
+            let hash = tokio::task::spawn_blocking(move || {
+                auth::hash_password(&password).map(|h| (h, password))
+            })
+            .await??;
+            desk.set_password(user.id, &hash.0, now).await?;
+            desk.record_audit(&audit(
+                user.id,
+                format!("ユーザー {name} のパスワードを変更"),
+            ))
+            .await?;
+            if generated {
+                println!("new password for {name}: {}", hash.1);
+            } else {
+                println!("password of {name} changed; its sessions have ended");
+            }
+        }
+        UserCommand::Disable { name } => {
+            let user = find(name.clone()).await?;
+            desk.set_user_disabled(user.id, true, now).await?;
+            desk.record_audit(&audit(user.id, format!("ユーザー {name} を無効化")))
+                .await?;
+            println!("user {name} disabled; its sessions have ended");
+        }
+        UserCommand::Enable { name } => {
+            let user = find(name.clone()).await?;
+            desk.set_user_disabled(user.id, false, now).await?;
+            desk.record_audit(&audit(user.id, format!("ユーザー {name} を有効化")))
+                .await?;
+            println!("user {name} enabled");
+        }
+        UserCommand::List => {
+            for u in desk.users().await? {
+                println!(
+                    "{}\t{}{}",
+                    u.name,
+                    u.role.as_str(),
+                    if u.disabled { "\tdisabled" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -188,6 +322,7 @@ async fn main() -> Result<()> {
             listen,
             terminals,
             interval_secs,
+            password,
         } => {
             let mut db = cli.db.clone();
             if db.data_dir.is_none() && db.database_url.is_none() {
@@ -221,6 +356,7 @@ async fn main() -> Result<()> {
             let base = format!("http://{addr}");
             let fleet = demo::enroll_fleet(store.as_ref(), &base, terminals, code_days).await?;
             demo::prepare_alerts(store.as_ref()).await?;
+            let password = demo::create_demo_user(store.as_ref(), password).await?;
             // Today's digest once the fleet has reported a few times, so a newcomer can read one.
             let digest_store = store.clone();
             tokio::spawn(async move {
@@ -243,6 +379,7 @@ async fn main() -> Result<()> {
                 "Onshi Watch demo: {terminals} simulated terminals reporting every {interval_secs} s"
             );
             println!("dashboard: {}", demo::dashboard_url(addr));
+            println!("login: {} / password: {password}", demo::DEMO_USER);
             println!("{mail_note}");
             println!("stop with Ctrl-C");
             server.await??;
@@ -293,6 +430,11 @@ async fn main() -> Result<()> {
             let config = Config::load(&cli.db, None)?;
             let store = store::connect(&config.database).await?;
             alert_command(store.as_ref(), command).await?;
+        }
+        Command::User { command } => {
+            let config = Config::load(&cli.db, None)?;
+            let store = store::connect(&config.database).await?;
+            user_command(store.as_ref(), command).await?;
         }
         Command::PrintConfig => {
             print!("{}", Config::load(&cli.db, None)?.describe());

@@ -696,6 +696,7 @@ mod tests {
             hours: BusinessHours::default(),
             desk_name: Some("ABCサポートデスク".into()),
             desk_phone: Some("03-1234-5678".into()),
+            prefecture: None,
         }
     }
 

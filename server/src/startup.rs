@@ -60,7 +60,10 @@ impl Application {
         );
         if config.evaluator.enabled {
             let stop = Arc::new(Notify::new());
-            jobs.push((stop.clone(), tokio::spawn(evaluator.run(changes, stop))));
+            jobs.push((
+                stop.clone(),
+                tokio::spawn(evaluator.run(changes.clone(), stop)),
+            ));
         } else {
             tracing::warn!("[alerts] enabled = false: no rule evaluation, no alerts, no digests");
         }
@@ -77,12 +80,8 @@ impl Application {
             store.clone(),
             std::time::Duration::from_secs(u64::from(config.revocation_check_secs)),
         ));
-        let state = AppState {
-            store,
-            ingest,
-            tokens,
-            config: Arc::new(config),
-        };
+        let changes = config.evaluator.enabled.then_some(changes);
+        let state = AppState::new(store, ingest, tokens, config, changes)?;
         Ok(Application {
             listener,
             state,
@@ -120,10 +119,13 @@ impl Application {
             .map_err(|e| Error::Io("reading the bound address".into(), e))?;
         tracing::info!(%addr, "onshi-server listening");
         let app = web::router(state);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| Error::Io("serving HTTP".into(), e))?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Io("serving HTTP".into(), e))?;
         revocations.abort();
         for (stop, job) in jobs {
             stop.notify_one();

@@ -19,6 +19,7 @@ pub struct ClinicSettings {
     /// The clinic's own support desk, named first in e-mails.
     pub desk_name: Option<String>,
     pub desk_phone: Option<String>,
+    pub prefecture: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! embedded default and a PostgreSQL implementation slots in beside it.
 
 pub mod alerts;
+pub mod desk;
 mod sqlite;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use onshi_shared::Snapshot;
 use uuid::Uuid;
 
 pub use alerts::AlertStore;
+pub use desk::DeskStore;
 pub use sqlite::SqliteStore;
 
 use crate::Error;
@@ -120,6 +122,9 @@ pub struct IngestRow {
     pub snapshot_hash: i64,
     /// Whether the body differs from what the writer last stored for this terminal.
     pub write_snapshot: bool,
+    /// Whether this is the terminal's first report in this hour (as far as the writer knows):
+    /// the terminal page's timeline keeps one row per terminal and hour.
+    pub new_hour: bool,
     pub events: Vec<EventRow>,
 }
 
@@ -219,6 +224,13 @@ pub trait Store: Send + Sync + 'static {
     async fn starts(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StartRow>>;
     /// Alerts, silences, audit log and outbox, in the same database.
     fn alerts(&self) -> &dyn AlertStore;
+    /// Staff, sessions and the support desk's pages.
+    fn desk(&self) -> &dyn DeskStore;
+}
+
+/// The start of the UTC hour `t` falls in, in Unix ms.
+pub fn hour_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis().div_euclid(3_600_000) * 3_600_000
 }
 
 /// The stored form of a snapshot: the fields that change on every report (collection time,

@@ -28,6 +28,7 @@ use super::{
 use crate::Error;
 
 mod alerts;
+mod desk;
 
 /// Rows per multi-row statement: one statement covers a typical batch (each statement costs a
 /// round trip to sqlx's SQLite thread), and 100 rows × 11 columns stays far below SQLite's
@@ -247,12 +248,19 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_terminal(&self, terminal_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
         let done =
             sqlx::query("UPDATE terminals SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
                 .bind(millis(now))
                 .bind(terminal_id.to_string())
-                .execute(&self.writer)
+                .execute(&mut *tx)
                 .await?;
+        // Gone from the overview; its history stays.
+        sqlx::query("DELETE FROM terminal_status WHERE terminal_id = ?")
+            .bind(terminal_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         self.flush_wal().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -341,6 +349,19 @@ impl Store for SqliteStore {
                     .push_bind(e.body_json.clone());
             });
             q.push(" ON CONFLICT (id) DO NOTHING");
+            statements.push(q);
+        }
+        let new_hours: Vec<(String, i64)> = rows
+            .iter()
+            .filter(|r| r.new_hour)
+            .map(|r| (r.terminal_id.to_string(), super::hour_of(r.received_at)))
+            .collect();
+        for chunk in new_hours.chunks(ROWS_PER_STATEMENT * 4) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT OR IGNORE INTO report_hours (terminal_id, hour) ");
+            q.push_values(chunk, |mut b, (id, hour)| {
+                b.push_bind(id.clone()).push_bind(*hour);
+            });
             statements.push(q);
         }
         if let [only] = statements.as_mut_slice() {
@@ -470,6 +491,10 @@ impl Store for SqliteStore {
     }
 
     fn alerts(&self) -> &dyn super::AlertStore {
+        self
+    }
+
+    fn desk(&self) -> &dyn super::DeskStore {
         self
     }
 

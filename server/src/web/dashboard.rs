@@ -1,141 +1,295 @@
-//! The support desk's pages, server-rendered with askama. Japanese first; times in JST.
+//! The fleet overview: counts per state and per rule, then one page of terminals, filtered and
+//! sorted through `terminal_status`'s indexes.
 
 use askama::Template;
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::Html;
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::format::{Nav, duration_ja, opt_time_ja, query_string, time_ja};
+use super::session::{AuthFailure, Staff};
 use super::{AppState, PageFailure};
-use crate::store::alerts::{AlertCounts, OutboxCounts};
-use crate::store::{FleetCounts, TerminalRow};
+use crate::rules;
+use crate::store::alerts::OutboxCounts;
+use crate::store::desk::{FleetQuery, FleetRow, FleetSort, TerminalStateKind};
 
-const PAGE_SIZE: i64 = 100;
+pub const PAGE_SIZE: i64 = 50;
 
-/// Japan has one time zone and no daylight saving time.
-fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).expect("+09:00 is a valid offset")
+pub struct StateCount {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub count: i64,
 }
 
-/// "3日 4時間", "5時間 12分", "8分".
-pub fn duration_ja(d: Duration) -> String {
-    let minutes = d.num_minutes().max(0);
-    let (days, hours, mins) = (minutes / 1440, (minutes % 1440) / 60, minutes % 60);
-    if days > 0 {
-        format!("{days}日 {hours}時間")
-    } else if hours > 0 {
-        format!("{hours}時間 {mins}分")
-    } else {
-        format!("{mins}分")
-    }
-}
-
-pub fn time_ja(t: DateTime<Utc>) -> String {
-    t.with_timezone(&jst()).format("%Y-%m-%d %H:%M").to_string()
+pub struct RuleCount {
+    pub rule: String,
+    pub title: &'static str,
+    pub count: i64,
 }
 
 pub struct OverviewRow {
+    pub id: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
     pub clinic: String,
+    pub clinic_id: i64,
     pub hostname: String,
     pub last_seen: String,
-    pub offline: bool,
+    pub last_start: String,
     pub since_start: String,
     pub restart_overdue: bool,
+    pub apps_behind: i64,
     pub cert_days: String,
     pub cert_urgent: bool,
-    pub problems: i64,
+    pub backup: &'static str,
+    pub backup_bad: bool,
+    pub open_alerts: i64,
 }
 
 impl OverviewRow {
-    fn new(t: TerminalRow, now: DateTime<Utc>, offline_before: DateTime<Utc>) -> Self {
-        let offline = t.last_seen.is_none_or(|s| s < offline_before);
-        let cert_days = t.cert_not_after.map(|n| (n - now).num_days());
+    fn new(r: FleetRow, now: DateTime<Utc>) -> Self {
+        let s = r.summary;
+        let cert_days = s.cert_not_after.map(|n| (n - now).num_days());
         OverviewRow {
-            clinic: t.clinic_name,
-            hostname: t.hostname,
-            last_seen: t.last_seen.map_or_else(|| "未受信".into(), time_ja),
-            offline,
-            since_start: t
+            id: s.terminal_id.to_string(),
+            state: s.state.as_str(),
+            state_label: s.state.label_ja(),
+            clinic: s.clinic_name,
+            clinic_id: s.clinic_id,
+            hostname: s.hostname,
+            last_seen: r.last_seen.map_or_else(|| "未受信".into(), time_ja),
+            last_start: opt_time_ja(s.last_start),
+            since_start: s
                 .last_start
-                .map_or_else(|| "—".into(), |s| duration_ja(now - s)),
-            restart_overdue: t.last_start.is_some_and(|s| now - s > Duration::hours(26)),
+                .map_or_else(String::new, |t| duration_ja(now - t)),
+            restart_overdue: s
+                .last_start
+                .is_some_and(|t| now - t > rules::RESTART_WARNING),
+            apps_behind: s.apps_behind,
             cert_days: cert_days.map_or_else(|| "証明書なし".into(), |d| d.to_string()),
             cert_urgent: cert_days.is_none_or(|d| d <= 30),
-            problems: t.problems + i64::from(offline),
+            backup: s.backup.label_ja(),
+            backup_bad: matches!(
+                s.backup,
+                crate::store::desk::BackupKind::Missing | crate::store::desk::BackupKind::Stale
+            ),
+            open_alerts: s.open_alerts,
         }
+    }
+}
+
+/// The overview's query string, as typed into the filter form or followed from a link.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct OverviewQuery {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub rule: String,
+    #[serde(default)]
+    pub prefecture: String,
+    #[serde(default)]
+    pub clinic: String,
+    #[serde(default)]
+    pub sort: String,
+    #[serde(default)]
+    pub desc: String,
+    pub page: Option<i64>,
+}
+
+impl OverviewQuery {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("q", self.q.trim().to_string()),
+            ("state", self.state.clone()),
+            ("rule", self.rule.clone()),
+            ("prefecture", self.prefecture.clone()),
+            ("clinic", self.clinic.clone()),
+            ("sort", self.sort.clone()),
+            ("desc", self.desc.clone()),
+        ]
+    }
+
+    fn with(&self, key: &str, value: &str) -> String {
+        let mut pairs = self.pairs();
+        for p in &mut pairs {
+            if p.0 == key {
+                p.1 = value.to_string();
+            }
+        }
+        format!("/{}", query_string(&pairs))
     }
 }
 
 #[derive(Template)]
 #[template(path = "overview.html")]
 pub struct OverviewPage {
-    pub counts: FleetCounts,
-    pub alerts: AlertCounts,
+    pub nav: Nav,
+    pub total_terminals: i64,
+    pub states: Vec<StateCount>,
+    pub rules: Vec<RuleCount>,
     pub outbox: OutboxCounts,
     pub rows: Vec<OverviewRow>,
+    pub matching: i64,
     pub page: i64,
     pub pages: i64,
-    pub prev_page: Option<i64>,
-    pub next_page: Option<i64>,
+    pub query: OverviewQuery,
+    pub prefectures: Vec<String>,
+    pub clinic_name: Option<String>,
+    pub all_states: Vec<(&'static str, &'static str)>,
+    pub all_rules: Vec<(&'static str, &'static str)>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct PageQuery {
-    page: Option<i64>,
+impl OverviewPage {
+    pub fn link_state(&self, state: &str) -> String {
+        self.query.with("state", state)
+    }
+
+    pub fn link_rule(&self, rule: &str) -> String {
+        self.query.with("rule", rule)
+    }
+
+    pub fn link_clinic(&self, clinic: &i64) -> String {
+        self.query.with("clinic", &clinic.to_string())
+    }
+
+    pub fn clear_clinic(&self) -> String {
+        self.query.with("clinic", "")
+    }
+
+    /// A column header's link: sorts by the column, or reverses it when it is already the sort.
+    pub fn link_sort(&self, sort: &str) -> String {
+        let mut q = self.query.clone();
+        let current = if q.sort.is_empty() { "state" } else { &q.sort };
+        q.desc = if current == sort && q.desc.is_empty() {
+            "1".into()
+        } else {
+            String::new()
+        };
+        q.sort = sort.to_string();
+        format!("/{}", query_string(&q.pairs()))
+    }
+
+    pub fn sort_mark(&self, sort: &str) -> &'static str {
+        let current = if self.query.sort.is_empty() {
+            "state"
+        } else {
+            &self.query.sort
+        };
+        match (current == sort, self.query.desc.is_empty()) {
+            (false, _) => "",
+            (true, true) => " ▲",
+            (true, false) => " ▼",
+        }
+    }
+
+    pub fn link_page(&self, page: i64) -> String {
+        let mut pairs = self.query.pairs();
+        pairs.push(("page", page.to_string()));
+        format!("/{}", query_string(&pairs))
+    }
 }
 
-/// `GET /`: every terminal with its clinic, last report, time since start, certificate days
-/// left and open problems; the ones with problems first.
+fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
+    FleetQuery {
+        clinic_id: q.clinic.parse().ok(),
+        prefecture: Some(q.prefecture.trim().to_string()).filter(|p| !p.is_empty()),
+        state: TerminalStateKind::parse(&q.state),
+        rule: rules::key::ALL
+            .iter()
+            .find(|r| **r == q.rule)
+            .map(|r| r.to_string()),
+        search: Some(q.q.trim().to_string()).filter(|s| !s.is_empty()),
+        sort: FleetSort::parse(&q.sort).unwrap_or_default(),
+        descending: !q.desc.is_empty(),
+        offset: (page - 1) * PAGE_SIZE,
+        limit: PAGE_SIZE,
+    }
+}
+
+/// `GET /`
 pub async fn overview(
     State(state): State<AppState>,
-    Query(q): Query<PageQuery>,
+    staff: Staff,
+    Query(query): Query<OverviewQuery>,
 ) -> Result<Html<String>, PageFailure> {
     let now = Utc::now();
-    let interval = i64::from(state.config.policy.interval_secs);
-    let missed = i64::from(state.config.offline_after_intervals);
-    let offline_before = now - Duration::seconds(interval * missed);
-    let counts = state.store.fleet_counts(offline_before).await?;
-    let pages = ((counts.terminals + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
-    let rows = state
-        .store
-        .fleet_page((page - 1) * PAGE_SIZE, PAGE_SIZE)
+    let desk = state.store.desk();
+    let counts = desk.state_counts().await?;
+    let total_terminals = counts.iter().map(|(_, n)| n).sum();
+    let states = TerminalStateKind::ALL
+        .into_iter()
+        .map(|k| StateCount {
+            key: k.as_str(),
+            label: k.label_ja(),
+            count: counts.iter().find(|(s, _)| *s == k).map_or(0, |(_, n)| *n),
+        })
+        .collect();
+    let rules = desk
+        .rule_counts()
         .await?
         .into_iter()
-        .map(|t| OverviewRow::new(t, now, offline_before))
+        .map(|(rule, count)| RuleCount {
+            title: rules::title_ja(&rule),
+            rule,
+            count,
+        })
         .collect();
-    let alerts = state.store.alerts().alert_counts().await?;
-    let outbox = state.store.alerts().outbox_counts().await?;
+    let page = query.page.unwrap_or(1).max(1);
+    let (matching, rows) = desk.fleet(&fleet_query(&query, page)).await?;
+    let pages = ((matching + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let clinic_name = match query.clinic.parse::<i64>() {
+        Ok(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
+        Err(_) => None,
+    };
     let html = OverviewPage {
-        counts,
-        alerts,
-        outbox,
-        rows,
-        page,
+        nav: Nav::new(&staff, "overview"),
+        total_terminals,
+        states,
+        rules,
+        outbox: state.store.alerts().outbox_counts().await?,
+        rows: rows.into_iter().map(|r| OverviewRow::new(r, now)).collect(),
+        matching,
+        page: page.min(pages),
         pages,
-        prev_page: (page > 1).then_some(page - 1),
-        next_page: (page < pages).then_some(page + 1),
+        prefectures: desk.prefectures().await?,
+        clinic_name,
+        all_states: TerminalStateKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), k.label_ja()))
+            .collect(),
+        all_rules: rules::key::ALL
+            .iter()
+            .map(|r| (*r, rules::title_ja(r)))
+            .collect(),
+        query,
     }
     .render()?;
     Ok(Html(html))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[derive(serde::Serialize)]
+pub struct Summary {
+    pub states: Vec<(String, i64)>,
+    pub rules: Vec<(String, i64)>,
+}
 
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration_ja(Duration::minutes(8)), "8分");
-        assert_eq!(duration_ja(Duration::minutes(5 * 60 + 12)), "5時間 12分");
-        assert_eq!(duration_ja(Duration::hours(76)), "3日 4時間");
-    }
-
-    #[test]
-    fn times_show_in_jst() {
-        let t = DateTime::parse_from_rfc3339("2026-11-25T15:30:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(time_ja(t), "2026-11-26 00:30");
-    }
+/// `GET /api/desk/summary`: the overview's counts as JSON (401 without a session).
+pub async fn summary_json(
+    State(state): State<AppState>,
+    _staff: Staff,
+) -> Result<Json<Summary>, AuthFailure> {
+    let desk = state.store.desk();
+    Ok(Json(Summary {
+        states: desk
+            .state_counts()
+            .await?
+            .into_iter()
+            .map(|(k, n)| (k.as_str().to_string(), n))
+            .collect(),
+        rules: desk.rule_counts().await?,
+    }))
 }

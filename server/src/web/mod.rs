@@ -1,7 +1,13 @@
 //! HTTP: the agent API (`/api/v1/...`), the dashboard, health and metrics.
 
+mod actions;
 mod api;
+mod clinics;
 mod dashboard;
+mod format;
+pub mod session;
+mod terminal;
+pub mod timeline;
 
 use std::sync::Arc;
 
@@ -12,9 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use onshi_shared::{ApiError, limits};
 
+use crate::auth::LoginThrottle;
 use crate::config::Config;
 use crate::enroll::TokenCache;
 use crate::ingest::{Ingest, Rejection};
+use crate::jobs::ChangeSignal;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -24,6 +32,36 @@ pub struct AppState {
     pub ingest: Ingest,
     pub tokens: Arc<TokenCache>,
     pub config: Arc<Config>,
+    pub throttle: Arc<LoginThrottle>,
+    /// A real argon2id hash to verify against when the user name is unknown (equal timing).
+    pub dummy_hash: Arc<str>,
+    /// Wakes the evaluator for terminals whose alerts staff changed.
+    pub changes: Option<Arc<ChangeSignal>>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        ingest: Ingest,
+        tokens: Arc<TokenCache>,
+        config: Config,
+        changes: Option<Arc<ChangeSignal>>,
+    ) -> Result<AppState, crate::Error> {
+        let d = &config.dashboard;
+        let throttle = LoginThrottle::new(
+            d.max_failed_logins,
+            chrono::Duration::minutes(i64::from(d.lockout_minutes)),
+        );
+        Ok(AppState {
+            store,
+            ingest,
+            tokens,
+            throttle: Arc::new(throttle),
+            dummy_hash: crate::auth::hash_password(&crate::auth::new_secret())?.into(),
+            config: Arc::new(config),
+            changes,
+        })
+    }
 }
 
 /// The whole HTTP surface.
@@ -32,12 +70,68 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/enroll", post(api::enroll))
         .route("/api/v1/report", post(api::report))
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES));
-    Router::new()
+    let desk = Router::new()
         .route("/", get(dashboard::overview))
+        .route("/api/desk/summary", get(dashboard::summary_json))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/terminals/{id}", get(terminal::page))
+        .route("/alerts", get(actions::alerts_page))
+        .route("/alerts/{id}/ack", post(actions::acknowledge))
+        .route("/alerts/{id}/resolve", post(actions::resolve))
+        .route("/alerts/{id}/note", post(actions::note))
+        .route("/silences", post(actions::silence))
+        .route("/clinics", get(clinics::list).post(clinics::create))
+        .route("/clinics/new", get(clinics::new_form))
+        .route("/clinics/{id}", get(clinics::page).post(clinics::update))
+        .route("/clinics/{id}/codes", post(clinics::issue_code))
+        .route("/clinics/{id}/codes/revoke", post(clinics::revoke_code))
+        .route("/clinics/{id}/contacts", post(clinics::add_contact))
+        .route(
+            "/clinics/{id}/contacts/{contact}/delete",
+            post(clinics::delete_contact),
+        )
+        .route("/outbox", get(clinics::outbox))
+        .route("/audit", get(clinics::audit))
+        .route(
+            "/account/password",
+            get(clinics::password_page).post(clinics::change_password),
+        )
+        .route("/static/app.css", get(static_css))
+        .route("/static/app.js", get(static_js))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn(session::security_headers));
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(api::metrics))
         .merge(api)
+        .merge(desk)
         .with_state(state)
+}
+
+async fn static_css() -> Response {
+    static_file(
+        "text/css; charset=utf-8",
+        include_str!("../../static/app.css"),
+    )
+}
+
+async fn static_js() -> Response {
+    static_file(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/app.js"),
+    )
+}
+
+fn static_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// An API failure: a status, a stable machine-readable code and a sentence for the operator.

@@ -20,14 +20,14 @@ use crate::store::{StoreResult, from_millis, millis, restore_snapshot};
 /// Events the rules read; the rest stay out of the evaluator's memory.
 const RULE_EVENT_KINDS: &str = "('account_changed', 'network_changed', 'cert_changed')";
 
-const ALERT_COLUMNS: &str = "id, terminal_id, clinic_id, rule, severity, status, detail, occurrence, \
+pub(super) const ALERT_COLUMNS: &str = "id, terminal_id, clinic_id, rule, severity, status, detail, occurrence, \
      opened_at, updated_at, clear_since, ack_by, ack_note, ack_until, resolved_at, resolved_by";
 
-fn opt_time(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+pub(super) fn opt_time(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     Ok(row.try_get::<Option<i64>, _>(col)?.map(from_millis))
 }
 
-fn alert_from(row: &SqliteRow) -> Result<Alert, Error> {
+pub(super) fn alert_from(row: &SqliteRow) -> Result<Alert, Error> {
     let severity: String = row.try_get("severity")?;
     let status: String = row.try_get("status")?;
     Ok(Alert {
@@ -52,11 +52,11 @@ fn alert_from(row: &SqliteRow) -> Result<Alert, Error> {
     })
 }
 
-fn minute_of(t: NaiveTime) -> i64 {
+pub(super) fn minute_of(t: NaiveTime) -> i64 {
     i64::from(t.hour() * 60 + t.minute())
 }
 
-fn time_of(minute: i64) -> NaiveTime {
+pub(super) fn time_of(minute: i64) -> NaiveTime {
     let m = u32::try_from(minute.clamp(0, 24 * 60 - 1)).unwrap_or(0);
     NaiveTime::from_hms_opt(m / 60, m % 60, 0).unwrap_or_default()
 }
@@ -75,7 +75,7 @@ impl AlertStore for SqliteStore {
     async fn clinic_settings(&self) -> StoreResult<Vec<ClinicSettings>> {
         let rows = sqlx::query(
             "SELECT id, name, email, open_minute, close_minute, closed_weekdays, \
-             closed_on_holidays, desk_name, desk_phone FROM clinics ORDER BY id",
+             closed_on_holidays, desk_name, desk_phone, prefecture FROM clinics ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -94,6 +94,7 @@ impl AlertStore for SqliteStore {
                     },
                     desk_name: r.try_get("desk_name")?,
                     desk_phone: r.try_get("desk_phone")?,
+                    prefecture: r.try_get("prefecture")?,
                 })
             })
             .collect()
@@ -102,7 +103,8 @@ impl AlertStore for SqliteStore {
     async fn set_clinic_settings(&self, c: &ClinicSettings) -> StoreResult<()> {
         sqlx::query(
             "UPDATE clinics SET name = ?, email = ?, open_minute = ?, close_minute = ?, \
-             closed_weekdays = ?, closed_on_holidays = ?, desk_name = ?, desk_phone = ? WHERE id = ?",
+             closed_weekdays = ?, closed_on_holidays = ?, desk_name = ?, desk_phone = ?, \
+             prefecture = ? WHERE id = ?",
         )
         .bind(&c.name)
         .bind(&c.email)
@@ -112,6 +114,7 @@ impl AlertStore for SqliteStore {
         .bind(c.hours.closed_on_holidays)
         .bind(&c.desk_name)
         .bind(&c.desk_phone)
+        .bind(&c.prefecture)
         .bind(c.id)
         .execute(&self.writer)
         .await?;
@@ -654,7 +657,7 @@ impl AlertStore for SqliteStore {
     }
 }
 
-async fn history(
+pub(super) async fn history(
     tx: &mut sqlx::SqliteConnection,
     id: i64,
     now: DateTime<Utc>,

@@ -1,0 +1,876 @@
+//! [`DeskStore`] for SQLite. The overview reads `terminal_status` only through its indexes:
+//! every filter and every sort order has one, so a page costs the same at 250,000 terminals as
+//! at 300.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use uuid::Uuid;
+
+use super::alerts::{alert_from, history, minute_of, opt_time, time_of};
+use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
+use crate::Error;
+use crate::calendar::{BusinessHours, format_weekdays, parse_weekdays};
+use crate::store::alerts::ClinicSettings;
+use crate::store::desk::*;
+use crate::store::{StoreResult, from_millis, millis};
+
+const SUMMARY_COLUMNS: &str = "ts.terminal_id, ts.clinic_id, ts.clinic_name, ts.prefecture, \
+     ts.hostname, ts.state_rank, ts.open_alerts, ts.apps_behind, ts.backup, ts.last_start, \
+     ts.cert_not_after";
+
+fn summary_from(r: &SqliteRow) -> Result<TerminalSummary, Error> {
+    let rank: i64 = r.try_get("state_rank")?;
+    let backup: String = r.try_get("backup")?;
+    Ok(TerminalSummary {
+        terminal_id: uuid_col(r, "terminal_id")?,
+        clinic_id: r.try_get("clinic_id")?,
+        clinic_name: r.try_get("clinic_name")?,
+        prefecture: r.try_get("prefecture")?,
+        hostname: r.try_get("hostname")?,
+        state: TerminalStateKind::ALL
+            .into_iter()
+            .find(|k| k.rank() == rank)
+            .ok_or_else(|| Error::Corrupt(format!("terminal state rank {rank}")))?,
+        open_alerts: r.try_get("open_alerts")?,
+        apps_behind: r.try_get("apps_behind")?,
+        backup: BackupKind::parse(&backup),
+        last_start: opt_time(r, "last_start")?,
+        cert_not_after: opt_time(r, "cert_not_after")?,
+    })
+}
+
+fn user_from(r: &SqliteRow) -> Result<User, Error> {
+    let role: String = r.try_get("role")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: Role::parse(&role).ok_or_else(|| Error::Corrupt(format!("user role {role:?}")))?,
+        password_hash: r.try_get("password_hash")?,
+        disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+    })
+}
+
+/// The upper bound of a prefix range: every string that starts with `prefix` sorts below it.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}{}", char::MAX)
+}
+
+fn push_fleet_filters(q: &mut QueryBuilder<Sqlite>, f: &FleetQuery) {
+    q.push(" WHERE 1 = 1");
+    if let Some(id) = f.clinic_id {
+        q.push(" AND ts.clinic_id = ").push_bind(id);
+    }
+    if let Some(p) = &f.prefecture {
+        q.push(" AND ts.prefecture = ").push_bind(p.clone());
+    }
+    if let Some(s) = f.state {
+        q.push(" AND ts.state_rank = ").push_bind(s.rank());
+    }
+    if let Some(rule) = &f.rule {
+        q.push(
+            " AND ts.terminal_id IN (SELECT terminal_id FROM alerts WHERE status <> 'resolved' \
+             AND rule = ",
+        )
+        .push_bind(rule.clone())
+        .push(")");
+    }
+    if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let host = s.to_lowercase();
+        q.push(" AND ((ts.host_key >= ")
+            .push_bind(host.clone())
+            .push(" AND ts.host_key < ")
+            .push_bind(prefix_end(&host))
+            .push(") OR ts.clinic_id IN (SELECT id FROM clinics WHERE (name >= ")
+            .push_bind(s.to_string())
+            .push(" AND name < ")
+            .push_bind(prefix_end(s))
+            .push(") OR (code >= ")
+            .push_bind(s.to_string())
+            .push(" AND code < ")
+            .push_bind(prefix_end(s))
+            .push(")))");
+    }
+}
+
+/// ORDER BY for each sort; each matches an index of `terminal_status` (the primary key is the
+/// last column of every index of a WITHOUT ROWID table, so it breaks ties for free).
+fn order_by(sort: FleetSort, descending: bool) -> &'static str {
+    match (sort, descending) {
+        (FleetSort::State, false) => {
+            " ORDER BY ts.state_rank DESC, ts.open_alerts DESC, ts.host_key, ts.terminal_id"
+        }
+        (FleetSort::State, true) => {
+            " ORDER BY ts.state_rank, ts.open_alerts, ts.host_key DESC, ts.terminal_id DESC"
+        }
+        (FleetSort::Clinic, false) => " ORDER BY ts.clinic_name, ts.host_key, ts.terminal_id",
+        (FleetSort::Clinic, true) => {
+            " ORDER BY ts.clinic_name DESC, ts.host_key DESC, ts.terminal_id DESC"
+        }
+        (FleetSort::Hostname, false) => " ORDER BY ts.host_key, ts.terminal_id",
+        (FleetSort::Hostname, true) => " ORDER BY ts.host_key DESC, ts.terminal_id DESC",
+        (FleetSort::LastStart, false) => " ORDER BY ts.last_start, ts.terminal_id",
+        (FleetSort::LastStart, true) => " ORDER BY ts.last_start DESC, ts.terminal_id DESC",
+        (FleetSort::CertExpiry, false) => " ORDER BY ts.cert_not_after, ts.terminal_id",
+        (FleetSort::CertExpiry, true) => " ORDER BY ts.cert_not_after DESC, ts.terminal_id DESC",
+        (FleetSort::Alerts, false) => {
+            " ORDER BY ts.state_rank DESC, ts.open_alerts DESC, ts.host_key, ts.terminal_id"
+        }
+        (FleetSort::Alerts, true) => {
+            " ORDER BY ts.state_rank, ts.open_alerts, ts.host_key DESC, ts.terminal_id DESC"
+        }
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[async_trait]
+impl DeskStore for SqliteStore {
+    async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO users (name, role, password_hash, created_at, password_changed_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(password_hash)
+        .bind(millis(now))
+        .bind(millis(now))
+        .fetch_one(&self.writer)
+        .await;
+        match id {
+            Ok(id) => {
+                self.flush_wal().await?;
+                Ok(Some(id))
+            }
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, name, role, password_hash, disabled_at FROM users WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT id, name, role, password_hash, disabled_at FROM users ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn set_password(&self, user_id: i64, hash: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
+            .bind(hash)
+            .bind(millis(now))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.flush_wal().await
+    }
+
+    async fn set_user_disabled(
+        &self,
+        user_id: i64,
+        disabled: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("UPDATE users SET disabled_at = ? WHERE id = ?")
+            .bind(disabled.then(|| millis(now)))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if disabled {
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.flush_wal().await
+    }
+
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        address: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at, address) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id_hash)
+        .bind(user_id)
+        .bind(csrf)
+        .bind(millis(now))
+        .bind(millis(expires_at))
+        .bind(address)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.flush_wal().await
+    }
+
+    async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionUser>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.role, s.csrf, s.expires_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id \
+             WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
+        )
+        .bind(id_hash)
+        .bind(millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let role: String = r.try_get("role")?;
+            Ok(SessionUser {
+                user_id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| Error::Corrupt(format!("user role {role:?}")))?,
+                csrf: r.try_get("csrf")?,
+                expires_at: from_millis(r.try_get("expires_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.writer)
+            .await?;
+        self.flush_wal().await
+    }
+
+    async fn record_audit(&self, e: &StaffAudit) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, user_id, terminal_id, clinic_id, what) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(millis(e.at))
+        .bind(&e.actor)
+        .bind(e.user_id)
+        .bind(e.terminal_id.map(|t| t.to_string()))
+        .bind(e.clinic_id)
+        .bind(&e.what)
+        .execute(&self.writer)
+        .await?;
+        self.flush_wal().await
+    }
+
+    async fn audit_rows(
+        &self,
+        clinic_id: Option<i64>,
+        terminal_id: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRow>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT at, actor, terminal_id, clinic_id, what FROM audit_log WHERE 1 = 1",
+        );
+        if let Some(c) = clinic_id {
+            q.push(" AND clinic_id = ").push_bind(c);
+        }
+        if let Some(t) = terminal_id {
+            q.push(" AND terminal_id = ").push_bind(t.to_string());
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let terminal: Option<String> = r.try_get("terminal_id")?;
+                Ok(AuditRow {
+                    at: from_millis(r.try_get("at")?),
+                    actor: r.try_get("actor")?,
+                    terminal_id: terminal.and_then(|t| Uuid::parse_str(&t).ok()),
+                    clinic_id: r.try_get("clinic_id")?,
+                    what: r.try_get("what")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn summaries(&self) -> StoreResult<Vec<TerminalSummary>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM terminal_status ts"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(summary_from).collect()
+    }
+
+    async fn write_summaries(
+        &self,
+        rows: &[TerminalSummary],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO terminal_status (terminal_id, clinic_id, clinic_name, prefecture, \
+                 hostname, host_key, state, state_rank, open_alerts, apps_behind, backup, \
+                 last_start, cert_not_after, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(s.terminal_id.to_string())
+                    .push_bind(s.clinic_id)
+                    .push_bind(s.clinic_name.clone())
+                    .push_bind(s.prefecture.clone())
+                    .push_bind(s.hostname.clone())
+                    .push_bind(s.hostname.to_lowercase())
+                    .push_bind(s.state.as_str())
+                    .push_bind(s.state.rank())
+                    .push_bind(s.open_alerts)
+                    .push_bind(s.apps_behind)
+                    .push_bind(s.backup.as_str())
+                    .push_bind(s.last_start.map(millis))
+                    .push_bind(s.cert_not_after.map(millis))
+                    .push_bind(millis(now));
+            });
+            // Only terminals that are still enrolled: a revoked one left the overview.
+            q.push(
+                " ON CONFLICT (terminal_id) DO UPDATE SET clinic_id = excluded.clinic_id, \
+                 clinic_name = excluded.clinic_name, prefecture = excluded.prefecture, \
+                 hostname = excluded.hostname, host_key = excluded.host_key, \
+                 state = excluded.state, state_rank = excluded.state_rank, \
+                 open_alerts = excluded.open_alerts, apps_behind = excluded.apps_behind, \
+                 backup = excluded.backup, last_start = excluded.last_start, \
+                 cert_not_after = excluded.cert_not_after, updated_at = excluded.updated_at",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "DELETE FROM terminal_status WHERE terminal_id IN \
+             (SELECT id FROM terminals WHERE revoked_at IS NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.flush_wal().await
+    }
+
+    async fn state_counts(&self) -> StoreResult<Vec<(TerminalStateKind, i64)>> {
+        let rows = sqlx::query(
+            "SELECT state_rank, COUNT(*) AS n FROM terminal_status GROUP BY state_rank",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let rank: i64 = r.try_get("state_rank")?;
+            if let Some(k) = TerminalStateKind::ALL
+                .into_iter()
+                .find(|k| k.rank() == rank)
+            {
+                out.push((k, r.try_get("n")?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn rule_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT rule, COUNT(*) AS n FROM alerts WHERE status IN ('open', 'acknowledged') \
+             GROUP BY rule ORDER BY n DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("rule")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    async fn fleet(&self, f: &FleetQuery) -> StoreResult<(i64, Vec<FleetRow>)> {
+        let mut count: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT COUNT(*) FROM terminal_status ts");
+        push_fleet_filters(&mut count, f);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {SUMMARY_COLUMNS}, s.received_at, c.code FROM terminal_status ts \
+             LEFT JOIN terminal_state s ON s.terminal_id = ts.terminal_id \
+             LEFT JOIN clinics c ON c.id = ts.clinic_id"
+        ));
+        push_fleet_filters(&mut q, f);
+        q.push(order_by(f.sort, f.descending));
+        q.push(" LIMIT ")
+            .push_bind(f.limit)
+            .push(" OFFSET ")
+            .push_bind(f.offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok(FleetRow {
+                    summary: summary_from(r)?,
+                    last_seen: opt_time(r, "received_at")?,
+                    clinic_code: r.try_get("code")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok((total, rows))
+    }
+
+    async fn prefectures(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT prefecture FROM clinics WHERE prefecture IS NOT NULL \
+             AND prefecture <> '' ORDER BY prefecture",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn terminal_detail(&self, id: Uuid) -> StoreResult<Option<TerminalDetail>> {
+        let row = sqlx::query(
+            "SELECT t.id, t.clinic_id, c.name AS clinic_name, COALESCE(s.hostname, t.hostname) \
+             AS hostname, t.agent_version, t.os, t.enrolled_at, t.revoked_at, s.received_at, s.seq \
+             FROM terminals t JOIN clinics c ON c.id = t.clinic_id \
+             LEFT JOIN terminal_state s ON s.terminal_id = t.id WHERE t.id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let summary = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM terminal_status ts WHERE ts.terminal_id = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(Some(TerminalDetail {
+            terminal_id: uuid_col(&r, "id")?,
+            clinic_id: r.try_get("clinic_id")?,
+            clinic_name: r.try_get("clinic_name")?,
+            hostname: r.try_get("hostname")?,
+            agent_version: r.try_get("agent_version")?,
+            os: r.try_get("os")?,
+            enrolled_at: from_millis(r.try_get("enrolled_at")?),
+            revoked_at: opt_time(&r, "revoked_at")?,
+            last_seen: opt_time(&r, "received_at")?,
+            seq: r.try_get("seq")?,
+            summary: summary.as_ref().map(summary_from).transpose()?,
+        }))
+    }
+
+    async fn report_hours(
+        &self,
+        id: Uuid,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>> {
+        let hours: Vec<i64> = sqlx::query_scalar(
+            "SELECT hour FROM report_hours WHERE terminal_id = ? AND hour >= ? ORDER BY hour",
+        )
+        .bind(id.to_string())
+        .bind(millis(since))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(hours.into_iter().map(from_millis).collect())
+    }
+
+    async fn recent_events(
+        &self,
+        id: Uuid,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::store::StoredEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, seq, at, kind, body FROM events WHERE terminal_id = ? AND at >= ? \
+             ORDER BY at DESC LIMIT ?",
+        )
+        .bind(id.to_string())
+        .bind(millis(since))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::store::StoredEvent {
+                    id: uuid_col(r, "id")?,
+                    seq: r.try_get("seq")?,
+                    at: from_millis(r.try_get("at")?),
+                    kind: r.try_get("kind")?,
+                    body_json: r.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn alert_views(&self, f: &AlertQuery) -> StoreResult<(i64, Vec<AlertView>)> {
+        fn filters(q: &mut QueryBuilder<Sqlite>, f: &AlertQuery) {
+            if f.include_resolved {
+                q.push(" WHERE 1 = 1");
+            } else {
+                q.push(" WHERE a.status IN ('open', 'acknowledged')");
+            }
+            if let Some(rule) = &f.rule {
+                q.push(" AND a.rule = ").push_bind(rule.clone());
+            }
+            if let Some(c) = f.clinic_id {
+                q.push(" AND a.clinic_id = ").push_bind(c);
+            }
+            if let Some(t) = f.terminal_id {
+                q.push(" AND a.terminal_id = ").push_bind(t.to_string());
+            }
+        }
+        let mut count: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM alerts a");
+        filters(&mut count, f);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT a.id, a.terminal_id, a.clinic_id, a.rule, a.severity, a.status, a.detail, \
+             a.occurrence, a.opened_at, a.updated_at, a.clear_since, a.ack_by, a.ack_note, \
+             a.ack_until, a.resolved_at, a.resolved_by, \
+             COALESCE(ts.hostname, t.hostname) AS hostname, c.name AS clinic_name, \
+             (SELECT h.note FROM alert_history h WHERE h.alert_id = a.id AND h.note IS NOT NULL \
+              ORDER BY h.id DESC LIMIT 1) AS last_note \
+             FROM alerts a JOIN terminals t ON t.id = a.terminal_id \
+             JOIN clinics c ON c.id = a.clinic_id \
+             LEFT JOIN terminal_status ts ON ts.terminal_id = a.terminal_id",
+        );
+        filters(&mut q, f);
+        q.push(
+            " ORDER BY a.status = 'resolved', CASE a.severity WHEN 'critical' THEN 0 \
+             WHEN 'warning' THEN 1 ELSE 2 END, a.opened_at DESC, a.id LIMIT ",
+        )
+        .push_bind(f.limit)
+        .push(" OFFSET ")
+        .push_bind(f.offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let views = rows
+            .iter()
+            .map(|r| {
+                Ok(AlertView {
+                    alert: alert_from(r)?,
+                    hostname: r.try_get("hostname")?,
+                    clinic_name: r.try_get("clinic_name")?,
+                    last_note: r.try_get("last_note")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok((total, views))
+    }
+
+    async fn add_alert_note(
+        &self,
+        id: i64,
+        who: &str,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM alerts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        history(&mut tx, id, now, who, "note", note).await?;
+        tx.commit().await?;
+        self.flush_wal().await?;
+        Ok(true)
+    }
+
+    async fn response_times(
+        &self,
+        group: AlertGroup,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<ResponseTimes>> {
+        let key = match group {
+            AlertGroup::Rule => "a.rule",
+            AlertGroup::Clinic => "c.name",
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {key} AS k, COUNT(*) AS alerts, COUNT(ack.at) AS acknowledged, \
+             AVG(ack.at - a.opened_at) / 60000.0 AS mean_ack, \
+             SUM(a.status = 'resolved') AS resolved, \
+             AVG(CASE WHEN a.status = 'resolved' THEN a.resolved_at - a.opened_at END) / 60000.0 \
+             AS mean_resolve \
+             FROM alerts a JOIN clinics c ON c.id = a.clinic_id \
+             LEFT JOIN (SELECT alert_id, MIN(at) AS at FROM alert_history \
+                        WHERE action = 'acknowledged' GROUP BY alert_id) ack \
+               ON ack.alert_id = a.id AND ack.at >= a.opened_at \
+             WHERE a.opened_at >= ? GROUP BY k ORDER BY alerts DESC, k LIMIT 100"
+        )))
+        .bind(millis(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ResponseTimes {
+                    key: r.try_get("k")?,
+                    alerts: r.try_get("alerts")?,
+                    acknowledged: r.try_get("acknowledged")?,
+                    mean_ack_minutes: r.try_get("mean_ack")?,
+                    resolved: r.try_get("resolved")?,
+                    mean_resolve_minutes: r.try_get("mean_resolve")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn clinic_list(
+        &self,
+        search: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(i64, Vec<ClinicListRow>)> {
+        let search = search.map(str::trim).filter(|s| !s.is_empty());
+        let filter = |q: &mut QueryBuilder<Sqlite>| {
+            if let Some(s) = search {
+                q.push(" WHERE (name >= ")
+                    .push_bind(s.to_string())
+                    .push(" AND name < ")
+                    .push_bind(prefix_end(s))
+                    .push(") OR (code >= ")
+                    .push_bind(s.to_string())
+                    .push(" AND code < ")
+                    .push_bind(prefix_end(s))
+                    .push(")");
+            }
+        };
+        let mut count: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM clinics");
+        filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT id, name, code, prefecture, email, \
+             (SELECT COUNT(*) FROM terminals t WHERE t.clinic_id = clinics.id \
+              AND t.revoked_at IS NULL) AS terminals, \
+             (SELECT COUNT(*) FROM alerts a WHERE a.clinic_id = clinics.id \
+              AND a.status IN ('open', 'acknowledged')) AS open_alerts FROM clinics",
+        );
+        filter(&mut q);
+        q.push(" ORDER BY name, id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok(ClinicListRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    code: r.try_get("code")?,
+                    prefecture: r.try_get("prefecture")?,
+                    email: r.try_get("email")?,
+                    terminals: r.try_get("terminals")?,
+                    open_alerts: r.try_get("open_alerts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok((total, rows))
+    }
+
+    async fn clinic_detail(&self, id: i64) -> StoreResult<Option<ClinicDetail>> {
+        let row = sqlx::query(
+            "SELECT id, name, email, open_minute, close_minute, closed_weekdays, \
+             closed_on_holidays, desk_name, desk_phone, code, prefecture, phone, notes \
+             FROM clinics WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let closed: String = r.try_get("closed_weekdays")?;
+        Ok(Some(ClinicDetail {
+            settings: ClinicSettings {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                email: r.try_get("email")?,
+                hours: BusinessHours {
+                    open: time_of(r.try_get("open_minute")?),
+                    close: time_of(r.try_get("close_minute")?),
+                    closed_weekdays: parse_weekdays(&closed),
+                    closed_on_holidays: r.try_get("closed_on_holidays")?,
+                },
+                desk_name: r.try_get("desk_name")?,
+                desk_phone: r.try_get("desk_phone")?,
+                prefecture: r.try_get("prefecture")?,
+            },
+            code: r.try_get("code")?,
+            phone: r.try_get("phone")?,
+            notes: r.try_get("notes")?,
+        }))
+    }
+
+    async fn save_clinic(&self, c: &ClinicDetail, now: DateTime<Utc>) -> StoreResult<Option<i64>> {
+        let s = &c.settings;
+        let mut tx = self.writer.begin().await?;
+        // Both statements take the same parameters; the last is `created_at` or `id`.
+        let sql = if s.id == 0 {
+            "INSERT INTO clinics (name, email, open_minute, close_minute, closed_weekdays, \
+             closed_on_holidays, desk_name, desk_phone, code, prefecture, phone, notes, \
+             created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+        } else {
+            "UPDATE clinics SET name = ?, email = ?, open_minute = ?, close_minute = ?, \
+             closed_weekdays = ?, closed_on_holidays = ?, desk_name = ?, desk_phone = ?, \
+             code = ?, prefecture = ?, phone = ?, notes = ? WHERE id = ? RETURNING id"
+        };
+        let result = sqlx::query_scalar(sql)
+            .bind(&s.name)
+            .bind(&s.email)
+            .bind(minute_of(s.hours.open))
+            .bind(minute_of(s.hours.close))
+            .bind(format_weekdays(&s.hours.closed_weekdays))
+            .bind(s.hours.closed_on_holidays)
+            .bind(&s.desk_name)
+            .bind(&s.desk_phone)
+            .bind(&c.code)
+            .bind(&s.prefecture)
+            .bind(&c.phone)
+            .bind(&c.notes)
+            .bind(if s.id == 0 { millis(now) } else { s.id });
+        let id: i64 = match result.fetch_optional(&mut *tx).await {
+            Ok(Some(id)) => id,
+            Ok(None) => return Err(Error::NotFound(format!("clinic {}", s.id))),
+            Err(e) if is_unique_violation(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // The overview shows (and sorts by) the clinic's name and prefecture.
+        sqlx::query(
+            "UPDATE terminal_status SET clinic_name = ?, prefecture = ? WHERE clinic_id = ?",
+        )
+        .bind(&s.name)
+        .bind(&s.prefecture)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.flush_wal().await?;
+        Ok(Some(id))
+    }
+
+    async fn contacts(&self, clinic_id: i64) -> StoreResult<Vec<Contact>> {
+        let rows = sqlx::query(
+            "SELECT id, clinic_id, name, role, email, phone FROM clinic_contacts \
+             WHERE clinic_id = ? ORDER BY id",
+        )
+        .bind(clinic_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Contact {
+                    id: r.try_get("id")?,
+                    clinic_id: r.try_get("clinic_id")?,
+                    name: r.try_get("name")?,
+                    role: r.try_get("role")?,
+                    email: r.try_get("email")?,
+                    phone: r.try_get("phone")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_contact(&self, c: &Contact) -> StoreResult<i64> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO clinic_contacts (clinic_id, name, role, email, phone) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(c.clinic_id)
+        .bind(&c.name)
+        .bind(&c.role)
+        .bind(&c.email)
+        .bind(&c.phone)
+        .fetch_one(&self.writer)
+        .await?;
+        self.flush_wal().await?;
+        Ok(id)
+    }
+
+    async fn delete_contact(&self, clinic_id: i64, id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM clinic_contacts WHERE id = ? AND clinic_id = ?")
+            .bind(id)
+            .bind(clinic_id)
+            .execute(&self.writer)
+            .await?;
+        self.flush_wal().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn enrollment_codes(&self, clinic_id: i64) -> StoreResult<Vec<CodeRow>> {
+        let rows = sqlx::query(
+            "SELECT code_hash, created_at, expires_at, revoked_at FROM enrollment_codes \
+             WHERE clinic_id = ? ORDER BY created_at DESC LIMIT 50",
+        )
+        .bind(clinic_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CodeRow {
+                    code_hash: r.try_get("code_hash")?,
+                    created_at: from_millis(r.try_get("created_at")?),
+                    expires_at: from_millis(r.try_get("expires_at")?),
+                    revoked_at: opt_time(r, "revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_rows(&self, clinic_id: Option<i64>, limit: i64) -> StoreResult<Vec<OutboxRow>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT o.id, o.kind, o.clinic_id, c.name AS clinic_name, o.recipient, o.subject, \
+             o.status, o.attempts, o.last_error, o.created_at, o.sent_at, o.next_attempt_at \
+             FROM outbox o LEFT JOIN clinics c ON c.id = o.clinic_id",
+        );
+        if let Some(c) = clinic_id {
+            q.push(" WHERE o.clinic_id = ").push_bind(c);
+        }
+        q.push(" ORDER BY o.id DESC LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    clinic_id: r.try_get("clinic_id")?,
+                    clinic_name: r.try_get("clinic_name")?,
+                    recipient: r.try_get("recipient")?,
+                    subject: r.try_get("subject")?,
+                    status: r.try_get("status")?,
+                    attempts: r.try_get("attempts")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: from_millis(r.try_get("created_at")?),
+                    sent_at: opt_time(r, "sent_at")?,
+                    next_attempt_at: from_millis(r.try_get("next_attempt_at")?),
+                })
+            })
+            .collect()
+    }
+}

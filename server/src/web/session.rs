@@ -1,0 +1,421 @@
+//! Staff sessions over HTTP: the session cookie, the [`Staff`] and [`Admin`] extractors, CSRF
+//! checks, the login and logout handlers, and the security headers every page carries.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Form, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+
+use super::{AppState, PageFailure};
+use crate::auth::{self, hash_session, new_secret, same_secret};
+use crate::store::desk::{Role, SessionUser, StaffAudit};
+
+const COOKIE_SECURE: &str = "__Host-onshi_session";
+const COOKIE_PLAIN: &str = "onshi_session";
+
+/// The dashboard's Content-Security-Policy: our own script and style files only, no inline
+/// script or style, no framing, forms post only to us.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn cookie_name(state: &AppState) -> &'static str {
+    if state.config.dashboard.secure_cookies {
+        COOKIE_SECURE
+    } else {
+        COOKIE_PLAIN
+    }
+}
+
+/// The value of cookie `name` in the request's Cookie headers.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> HeaderValue {
+    let secure = if state.config.dashboard.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}",
+        cookie_name(state)
+    );
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A signed-in staff member (any role).
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub user: SessionUser,
+}
+
+impl Staff {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+
+    /// Every state-changing form carries the session's CSRF token.
+    pub fn check_csrf(&self, token: &str) -> Result<(), AuthFailure> {
+        if same_secret(token, &self.user.csrf) {
+            Ok(())
+        } else {
+            Err(AuthFailure::Csrf)
+        }
+    }
+
+    pub fn audit(&self, what: String) -> StaffAudit {
+        StaffAudit {
+            at: Utc::now(),
+            actor: self.user.name.clone(),
+            user_id: Some(self.user.user_id),
+            terminal_id: None,
+            clinic_id: None,
+            what,
+        }
+    }
+}
+
+/// A signed-in admin: viewers get 403.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Staff);
+
+#[derive(Debug)]
+pub enum AuthFailure {
+    /// No valid session: pages redirect to the login page, JSON answers 401.
+    NoSession {
+        json: bool,
+        next: String,
+    },
+    /// A viewer tried to change something.
+    Forbidden,
+    /// A form without the session's CSRF token.
+    Csrf,
+    Internal(crate::Error),
+}
+
+impl IntoResponse for AuthFailure {
+    fn into_response(self) -> Response {
+        match self {
+            AuthFailure::NoSession { json: true, .. } => super::ApiFailure::new(
+                StatusCode::UNAUTHORIZED,
+                "login_required",
+                "sign in to the dashboard first",
+            )
+            .into_response(),
+            AuthFailure::NoSession { json: false, next } => {
+                let target = format!("/login?next={}", url_encode(&next));
+                Redirect::to(&target).into_response()
+            }
+            AuthFailure::Forbidden => (
+                StatusCode::FORBIDDEN,
+                Html(
+                    "<!doctype html><meta charset=utf-8><title>403</title>\
+                     <p>この操作には管理者の権限が必要です。</p><p><a href=\"/\">戻る</a></p>",
+                ),
+            )
+                .into_response(),
+            AuthFailure::Csrf => (
+                StatusCode::FORBIDDEN,
+                Html(
+                    "<!doctype html><meta charset=utf-8><title>403</title>\
+                     <p>フォームの有効期限が切れました。ページを読み込み直してから、もう一度操作してください。</p>\
+                     <p><a href=\"/\">戻る</a></p>",
+                ),
+            )
+                .into_response(),
+            AuthFailure::Internal(e) => PageFailure::from(e).into_response(),
+        }
+    }
+}
+
+impl From<crate::Error> for AuthFailure {
+    fn from(e: crate::Error) -> Self {
+        AuthFailure::Internal(e)
+    }
+}
+
+fn wants_json(parts: &Parts) -> bool {
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    parts.uri.path().starts_with("/api/")
+        || (accept.contains("application/json") && !accept.contains("text/html"))
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = AuthFailure;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let no_session = || AuthFailure::NoSession {
+            json: wants_json(parts),
+            next: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+        };
+        let Some(id) = cookie_value(&parts.headers, cookie_name(state)) else {
+            return Err(no_session());
+        };
+        match state
+            .store
+            .desk()
+            .session(&hash_session(id), Utc::now())
+            .await?
+        {
+            Some(user) => Ok(Staff { user }),
+            None => Err(no_session()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AuthFailure;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let staff = Staff::from_request_parts(parts, state).await?;
+        if staff.is_admin() {
+            Ok(Admin(staff))
+        } else {
+            Err(AuthFailure::Forbidden)
+        }
+    }
+}
+
+/// The peer address (the reverse proxy's, when there is one), for the login throttle.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// Percent-encodes a path for a query parameter.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Only local paths are followed after login (no open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub error: Option<&'static str>,
+    pub next: String,
+    pub username: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`
+pub async fn login_page(Query(q): Query<LoginQuery>) -> Result<Html<String>, PageFailure> {
+    Ok(Html(
+        LoginPage {
+            error: None,
+            next: safe_next(q.next.as_deref()),
+            username: String::new(),
+        }
+        .render()?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+const LOGIN_FAILED: &str = "ログインできませんでした。ユーザー名とパスワードを確かめてください。\
+     続けて失敗した場合は、しばらく待ってからお試しください。";
+
+/// `POST /login`: a new session id on every login; one generic message for every failure.
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageFailure> {
+    let now = Utc::now();
+    let next = safe_next(form.next.as_deref());
+    let refuse = |username: String, status: StatusCode| -> Result<Response, PageFailure> {
+        let page = LoginPage {
+            error: Some(LOGIN_FAILED),
+            next: next.clone(),
+            username,
+        }
+        .render()?;
+        Ok((status, Html(page)).into_response())
+    };
+    let username = form.username.trim().to_string();
+    if !state.throttle.allowed(&username, &addr, now) {
+        tracing::warn!(user = %username, %addr, "login refused: too many failures");
+        return refuse(username, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let user = state.store.desk().user_by_name(&username).await?;
+    let password = form.password;
+    // Verify against a real hash even for unknown users, so timing does not tell them apart.
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| state.dummy_hash.to_string());
+    let matches = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let user = match user {
+        Some(u) if matches && !u.disabled => u,
+        _ => {
+            state.throttle.failed(&username, &addr, now);
+            tracing::warn!(user = %username, %addr, "login failed");
+            return refuse(username, StatusCode::UNAUTHORIZED);
+        }
+    };
+    state.throttle.succeeded(&username);
+    let id = new_secret();
+    let hours = i64::from(state.config.dashboard.session_hours);
+    let desk = state.store.desk();
+    desk.create_session(
+        &hash_session(&id),
+        user.id,
+        &new_secret(),
+        now,
+        now + Duration::hours(hours),
+        &addr,
+    )
+    .await?;
+    desk.record_audit(&StaffAudit {
+        at: now,
+        actor: user.name.clone(),
+        user_id: Some(user.id),
+        terminal_id: None,
+        clinic_id: None,
+        what: format!("ログイン ({addr})"),
+    })
+    .await?;
+    let mut response = Redirect::to(&next).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&state, &id, hours * 3600),
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
+/// `POST /logout`: ends the session here and in the database.
+pub async fn logout(
+    State(state): State<AppState>,
+    staff: Staff,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, AuthFailure> {
+    staff.check_csrf(&form.csrf)?;
+    if let Some(id) = cookie_value(&headers, cookie_name(&state)) {
+        state.store.desk().delete_session(&hash_session(id)).await?;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    Ok(response)
+}
+
+/// Adds the security headers to every response.
+pub async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; onshi_session=abc ; b=2"),
+        );
+        assert_eq!(cookie_value(&h, "onshi_session"), Some("abc"));
+        assert_eq!(cookie_value(&h, "onshi"), None);
+    }
+
+    #[test]
+    fn only_local_paths_are_followed_after_login() {
+        assert_eq!(safe_next(Some("/alerts?rule=x")), "/alerts?rule=x");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(None), "/");
+        assert_eq!(url_encode("/a?b=c&d"), "/a%3Fb%3Dc%26d");
+    }
+}

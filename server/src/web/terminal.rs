@@ -1,0 +1,437 @@
+//! The terminal page: every area of the latest snapshot, a 30-day timeline of starts, reports
+//! and events, the terminal's alerts with the same actions as the alerts page, its audit log.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{Duration, Utc};
+use onshi_shared::{Event, EventKind, Snapshot};
+use uuid::Uuid;
+
+use super::actions::AlertRow;
+use super::format::{
+    Nav, datetime_local, describe_event, duration_ja, opt_time_ja, start_kind_ja, start_kind_of,
+    time_ja,
+};
+use super::session::Staff;
+use super::timeline::{Timeline, TimelineEvent, TimelineStart, timeline_svg};
+use super::{AppState, PageFailure};
+use crate::rules;
+use crate::store::desk::AlertQuery;
+
+const DAYS: i64 = 30;
+
+pub struct CertRow {
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub not_after: String,
+    pub days_left: i64,
+    pub urgent: bool,
+    pub has_key: bool,
+    pub store: String,
+    pub current: bool,
+}
+
+pub struct AccountRow {
+    pub role: &'static str,
+    pub protected: bool,
+    pub name: String,
+    pub state: String,
+    pub bad: bool,
+    pub password_expires: String,
+    pub last_change: String,
+}
+
+pub struct AdapterRow {
+    pub name: String,
+    pub mac: String,
+    pub up: bool,
+    pub addresses: String,
+    pub gateways: String,
+    pub dns: String,
+}
+
+pub struct ProbeRow {
+    pub target: String,
+    pub reachable: bool,
+    pub latency: String,
+    pub error: String,
+}
+
+pub struct AppRow {
+    pub name: String,
+    pub version: String,
+    pub expected: String,
+    pub behind: bool,
+}
+
+pub struct EventRow {
+    pub at: String,
+    pub text: String,
+}
+
+pub struct NetworkChange {
+    pub at: String,
+    pub changes: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "terminal.html")]
+pub struct TerminalPage {
+    pub nav: Nav,
+    pub id: String,
+    pub hostname: String,
+    pub clinic_id: i64,
+    pub clinic: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub last_seen: String,
+    pub enrolled: String,
+    pub agent_version: String,
+    pub os: String,
+    pub revoked: bool,
+    pub has_snapshot: bool,
+    pub last_start: String,
+    pub last_start_kind: &'static str,
+    pub since_start: String,
+    pub restart_overdue: bool,
+    pub last_boot: String,
+    pub requested_by: String,
+    pub timeline: String,
+    pub certs: Vec<CertRow>,
+    pub backup: String,
+    pub backup_bad: bool,
+    pub accounts: Vec<AccountRow>,
+    pub adapters: Vec<AdapterRow>,
+    pub gateway: String,
+    pub probes: Vec<ProbeRow>,
+    pub network_change: Option<NetworkChange>,
+    pub apps: Vec<AppRow>,
+    pub missing_apps: Vec<String>,
+    pub pending_reboot: String,
+    pub notes: Vec<String>,
+    pub alerts: Vec<AlertRow>,
+    pub back: String,
+    pub ack_default: String,
+    pub silence_start: String,
+    pub silence_end: String,
+    pub events: Vec<EventRow>,
+    pub audit: Vec<EventRow>,
+}
+
+/// `GET /terminals/{id}`
+pub async fn page(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Response, PageFailure> {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return Ok(not_found());
+    };
+    let desk = state.store.desk();
+    let Some(detail) = desk.terminal_detail(id).await? else {
+        return Ok(not_found());
+    };
+    let now = Utc::now();
+    let since = now - Duration::days(DAYS);
+    let snapshot = state.store.latest_snapshot(id).await?.map(|(_, s)| s);
+    let starts = state.store.starts(id, 400).await?;
+    let hours = desk.report_hours(id, since).await?;
+    let stored = desk.recent_events(id, since, 500).await?;
+    let events: Vec<Event> = stored
+        .iter()
+        .filter_map(|e| serde_json::from_str(&e.body_json).ok())
+        .collect();
+    let descriptions: Vec<String> = events.iter().map(describe_event).collect();
+    let (_, alert_views) = desk
+        .alert_views(&AlertQuery {
+            rule: None,
+            clinic_id: None,
+            terminal_id: Some(id),
+            include_resolved: true,
+            offset: 0,
+            limit: 100,
+        })
+        .await?;
+    let expected: HashMap<String, String> = {
+        let mut m = HashMap::new();
+        let rows = state.store.alerts().expected_versions().await?;
+        for source in ["fleet", "staff"] {
+            for r in rows.iter().filter(|r| r.source == source) {
+                m.insert(r.app.clone(), r.version.clone());
+            }
+        }
+        m
+    };
+    let audit = desk.audit_rows(None, Some(id), 50).await?;
+
+    let timeline_events: Vec<TimelineEvent<'_>> = events
+        .iter()
+        .zip(&descriptions)
+        .map(|(e, text)| TimelineEvent {
+            at: e.at,
+            kind: e.kind.name(),
+            label: text,
+        })
+        .collect();
+    let timeline_starts: Vec<TimelineStart<'_>> = starts
+        .iter()
+        .map(|s| TimelineStart {
+            at: s.started_at,
+            kind: &s.kind,
+        })
+        .collect();
+    let timeline = timeline_svg(&Timeline {
+        now,
+        days: DAYS,
+        starts: &timeline_starts,
+        report_hours: &hours,
+        events: &timeline_events,
+    });
+    let network_change = events.iter().find_map(|e| match &e.kind {
+        EventKind::NetworkChanged { changes, .. } => Some(NetworkChange {
+            at: time_ja(e.at),
+            changes: changes.clone(),
+        }),
+        _ => None,
+    });
+    let summary = detail.summary.as_ref();
+    let mut page = TerminalPage {
+        nav: Nav::new(&staff, "overview"),
+        id: id.to_string(),
+        hostname: detail.hostname,
+        clinic_id: detail.clinic_id,
+        clinic: detail.clinic_name,
+        state: summary.map_or("ok", |s| s.state.as_str()),
+        state_label: summary.map_or("未評価", |s| s.state.label_ja()),
+        last_seen: detail.last_seen.map_or_else(|| "未受信".into(), time_ja),
+        enrolled: time_ja(detail.enrolled_at),
+        agent_version: detail.agent_version,
+        os: detail.os,
+        revoked: detail.revoked_at.is_some(),
+        has_snapshot: snapshot.is_some(),
+        last_start: String::new(),
+        last_start_kind: "",
+        since_start: String::new(),
+        restart_overdue: false,
+        last_boot: String::new(),
+        requested_by: String::new(),
+        timeline,
+        certs: Vec::new(),
+        backup: String::new(),
+        backup_bad: false,
+        accounts: Vec::new(),
+        adapters: Vec::new(),
+        gateway: String::new(),
+        probes: Vec::new(),
+        network_change,
+        apps: Vec::new(),
+        missing_apps: Vec::new(),
+        pending_reboot: String::new(),
+        notes: Vec::new(),
+        alerts: alert_views.into_iter().map(AlertRow::from).collect(),
+        back: format!("/terminals/{id}"),
+        ack_default: datetime_local(now + Duration::days(1)),
+        silence_start: datetime_local(now),
+        silence_end: datetime_local(now + Duration::hours(4)),
+        events: events
+            .iter()
+            .zip(&descriptions)
+            .map(|(e, text)| EventRow {
+                at: time_ja(e.at),
+                text: text.clone(),
+            })
+            .collect(),
+        audit: audit
+            .into_iter()
+            .map(|a| EventRow {
+                at: time_ja(a.at),
+                text: format!("{}: {}", a.actor, a.what),
+            })
+            .collect(),
+    };
+    if let Some(s) = &snapshot {
+        fill_from_snapshot(&mut page, s, &expected, now);
+    }
+    Ok(Html(page.render()?).into_response())
+}
+
+fn fill_from_snapshot(
+    page: &mut TerminalPage,
+    s: &Snapshot,
+    expected: &HashMap<String, String>,
+    now: chrono::DateTime<Utc>,
+) {
+    let u = &s.uptime;
+    page.last_start = time_ja(u.last_start);
+    page.last_start_kind = start_kind_ja(start_kind_of(u.last_start_kind));
+    page.since_start = duration_ja(now - u.last_start);
+    page.restart_overdue = now - u.last_start > rules::RESTART_WARNING;
+    page.last_boot = time_ja(u.last_boot);
+    page.requested_by = u.restart_requested_by.clone().unwrap_or_default();
+    let current = s.certificates.current().map(|c| c.thumbprint.clone());
+    page.certs = s
+        .certificates
+        .certs
+        .iter()
+        .map(|c| {
+            let days_left = (c.not_after - now).num_days();
+            CertRow {
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
+                serial: c.serial.clone(),
+                not_after: time_ja(c.not_after),
+                days_left,
+                urgent: days_left <= 30,
+                has_key: c.has_private_key,
+                store: c.store.clone(),
+                current: current.as_deref() == Some(c.thumbprint.as_str()),
+            }
+        })
+        .collect();
+    (page.backup, page.backup_bad) = match (&s.certificates.backup, current.is_some()) {
+        (Some(b), _) if b.matches_current => (
+            format!(
+                "バックアップ (.pfx) 確認済み: {} (秘密キー付き、現在の証明書)",
+                time_ja(b.verified_at)
+            ),
+            false,
+        ),
+        (Some(b), _) => (
+            format!(
+                "バックアップは更新前の証明書のものです ({} に確認)。更新後の証明書を秘密キー付きで .pfx にエクスポートしてください",
+                time_ja(b.verified_at)
+            ),
+            true,
+        ),
+        (None, true) => (
+            "バックアップが確認できません。証明書を秘密キー付きで .pfx にエクスポートし、onshi-agent verify-backup で確認してください".into(),
+            true,
+        ),
+        (None, false) => ("—".into(), false),
+    };
+    page.accounts = s
+        .accounts
+        .accounts
+        .iter()
+        .map(|a| {
+            let mut state = Vec::new();
+            if !a.exists {
+                state.push("存在しません");
+            }
+            if a.enabled == Some(false) {
+                state.push("無効");
+            }
+            if a.locked == Some(true) {
+                state.push("ロックアウト");
+            }
+            let bad = !state.is_empty() && a.role.is_protected();
+            AccountRow {
+                role: a.role.label_ja(),
+                protected: a.role.is_protected(),
+                name: a.name.clone(),
+                state: if state.is_empty() {
+                    "有効".into()
+                } else {
+                    state.join("・")
+                },
+                bad,
+                password_expires: opt_time_ja(a.password_expires),
+                last_change: a
+                    .last_change
+                    .as_ref()
+                    .map(|c| {
+                        format!(
+                            "{} {}{}",
+                            time_ja(c.at),
+                            c.what,
+                            c.by.as_ref().map(|b| format!(" ({b})")).unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    page.adapters = s
+        .network
+        .adapters
+        .iter()
+        .map(|a| AdapterRow {
+            name: a.name.clone(),
+            mac: a.mac.clone().unwrap_or_default(),
+            up: a.up,
+            addresses: a.addresses.join(", "),
+            gateways: a.gateways.join(", "),
+            dns: a.dns.join(", "),
+        })
+        .collect();
+    page.gateway = format!(
+        "{}{}",
+        s.network.default_gateway.as_deref().unwrap_or("—"),
+        s.network
+            .gateway_mac
+            .as_ref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
+    );
+    page.probes = s
+        .network
+        .probes
+        .iter()
+        .map(|p| ProbeRow {
+            target: p.target.clone(),
+            reachable: p.reachable,
+            latency: p.latency_ms.map(|l| format!("{l} ms")).unwrap_or_default(),
+            error: p.error.clone().unwrap_or_default(),
+        })
+        .collect();
+    page.apps = s
+        .apps
+        .installed
+        .iter()
+        .map(|a| {
+            let want = expected.get(&a.name);
+            AppRow {
+                name: a.name.clone(),
+                version: a.version.clone().unwrap_or_else(|| "—".into()),
+                expected: want.cloned().unwrap_or_default(),
+                behind: matches!((&a.version, want), (Some(v), Some(w)) if rules::compare_versions(v, w).is_lt()),
+            }
+        })
+        .collect();
+    page.missing_apps = s.apps.missing.clone();
+    page.pending_reboot = s
+        .apps
+        .pending_reboot
+        .as_ref()
+        .map(|p| {
+            format!(
+                "再起動待ちの更新があります{}: {}",
+                p.since
+                    .map(|t| format!(" ({} から)", time_ja(t)))
+                    .unwrap_or_default(),
+                p.reasons.join(", ")
+            )
+        })
+        .unwrap_or_default();
+    page.notes = s
+        .notes
+        .iter()
+        .map(|n| format!("{}: {}", n.area, n.detail))
+        .collect();
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(
+            "<!doctype html><meta charset=utf-8><link rel=stylesheet href=/static/app.css>\
+             <main><p>この端末は見つかりません。</p><p><a href=\"/\">端末一覧へ</a></p></main>",
+        ),
+    )
+        .into_response()
+}
