@@ -469,6 +469,9 @@ mod tests {
             fn alerts(&self) -> &dyn AlertStore {
                 self.inner.alerts()
             }
+            fn desk(&self) -> &dyn crate::store::DeskStore {
+                self.inner.desk()
+            }
         }
 
         #[tokio::test]

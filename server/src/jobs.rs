@@ -299,6 +299,8 @@ impl Evaluator {
         {
             self.reload(now).await?;
         }
+        // Staff may have just set a maintenance window: a targeted pass must see it.
+        self.silences = a.active_silences(now).await?;
         let mut active: HashMap<(Uuid, String), Alert> = a
             .active_alerts(Some(ids))
             .await?

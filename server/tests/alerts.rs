@@ -634,7 +634,7 @@ async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
         code,
         stop,
         server,
-        ..
+        store,
     } = support::start(config).await;
     let client = reqwest::Client::new();
     let enrolled: EnrollResponse = client
@@ -716,15 +716,15 @@ async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
         metrics.contains("onshi_alerts_open{severity=\"critical\"} 1"),
         "{metrics}"
     );
-    let page = client
-        .get(&base)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(page.contains("緊急アラート"));
+    let desk = support::desk_login(
+        store.as_ref(),
+        &base,
+        "desk",
+        onshi_server::store::desk::Role::Viewer,
+    )
+    .await;
+    let page = desk.page("/alerts").await;
+    assert!(page.contains("badge sev-critical"), "{page}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     rx.stop().await;

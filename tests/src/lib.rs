@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: the real `onshi-server` and `onshi-agent` binaries as child
 //! processes, and a fake terminal filesystem for the agent's `--root`.
 
+pub mod webdriver;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -202,5 +204,85 @@ impl FakeMachine {
         }
         std::fs::copy(from, &path).with_context(|| format!("copying {}", from.display()))?;
         Ok(())
+    }
+}
+
+/// Creates a staff account with the server's own CLI (`user add --password-stdin`).
+pub fn add_staff_user(data_dir: &Path, name: &str, role: &str, password: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new(binary("onshi-server")?)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--log", "warn", "user", "add", name, "--role", role])
+        .arg("--password-stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin of user add")?
+        .write_all(format!("{password}\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// A signed-in dashboard session over plain HTTP (the session cookie, no redirects followed).
+pub struct DashboardSession {
+    base: String,
+    cookie: String,
+    client: reqwest::Client,
+}
+
+impl DashboardSession {
+    /// `POST /login`; `None` while the server is not up or refuses.
+    pub async fn login(base: &str, user: &str, password: &str) -> Option<DashboardSession> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .ok()?;
+        let resp = client
+            .post(format!("{base}/login"))
+            .form(&[("username", user), ("password", password)])
+            .send()
+            .await
+            .ok()?;
+        if resp.status() != reqwest::StatusCode::SEE_OTHER {
+            return None;
+        }
+        let cookie = resp
+            .headers()
+            .get("set-cookie")?
+            .to_str()
+            .ok()?
+            .split(';')
+            .next()?
+            .to_string();
+        Some(DashboardSession {
+            base: base.to_string(),
+            cookie,
+            client,
+        })
+    }
+
+    /// The page at `path`, or `None` when it did not answer 200.
+    pub async fn page(&self, path: &str) -> Option<String> {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .ok()?;
+        if resp.status() != reqwest::StatusCode::OK {
+            return None;
+        }
+        resp.text().await.ok()
     }
 }

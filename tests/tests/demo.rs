@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Result;
-use onshi_e2e::{Proc, binary, free_port, wait_for};
+use onshi_e2e::{DashboardSession, Proc, binary, free_port, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_fills_the_dashboard_and_writes_mails() -> Result<()> {
@@ -26,25 +26,32 @@ async fn the_demo_fills_the_dashboard_and_writes_mails() -> Result<()> {
                 "40",
                 "--interval-secs",
                 "5",
+                "--password",
+                "demo-password-for-tests",
             ])
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}")),
     )?;
-    let client = reqwest::Client::new();
+    // The demo prints its account; log in with it like a newcomer would.
+    let base = format!("http://127.0.0.1:{port}");
+    let desk = wait_for("the demo's login", Duration::from_secs(60), || {
+        DashboardSession::login(&base, "demo", "demo-password-for-tests")
+    })
+    .await?;
     let page = wait_for(
         "40 terminals on the dashboard",
         Duration::from_secs(60),
-        || {
-            let req = client.get(format!("http://127.0.0.1:{port}/")).send();
-            async move {
-                let page = req.await.ok()?.text().await.ok()?;
-                (page.contains("端末数<b>40</b>") && page.matches("<tr>").count() > 40)
-                    .then_some(page)
-            }
+        || async {
+            let page = desk.page("/?sort=hostname").await?;
+            (page.contains("全端末<b>40</b>") && page.matches("terminal-link").count() == 40)
+                .then_some(page)
         },
     )
     .await?;
     assert!(page.contains("OQS-PC-0001"));
+    for state in ["state-critical", "state-warning", "state-offline"] {
+        assert!(page.contains(state), "the demo shows {state} terminals");
+    }
     let mails = wait_for("mails written by the demo", Duration::from_secs(60), || {
         let dir = data.join("mail");
         async move {

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use onshi_e2e::{FakeMachine, Proc, binary, free_port, wait_for};
+use onshi_e2e::{DashboardSession, FakeMachine, Proc, add_staff_user, binary, free_port, wait_for};
 use onshi_server::store::{DatabaseUrl, StoredEvent, connect};
 use uuid::Uuid;
 
@@ -85,6 +85,7 @@ async fn agent_reports_survive_a_server_outage_exactly_once_in_order() -> Result
         .trim()
         .to_string();
 
+    add_staff_user(&data, "desk", "viewer", "e2e staff password")?;
     let mut server = start_server(&data, &config, port)?;
     wait_healthy(&base).await?;
 
@@ -117,16 +118,15 @@ async fn agent_reports_survive_a_server_outage_exactly_once_in_order() -> Result
     let mut agent = Proc::spawn("onshi-agent", run.args(["run", "--interval-secs", "1"]))?;
 
     // The terminal shows on the dashboard.
-    let client = reqwest::Client::new();
+    let desk = DashboardSession::login(&base, "desk", "e2e staff password")
+        .await
+        .context("logging in to the dashboard")?;
     let page = wait_for(
         "the terminal on the dashboard",
         Duration::from_secs(30),
-        || {
-            let req = client.get(format!("{base}/")).send();
-            async move {
-                let page = req.await.ok()?.text().await.ok()?;
-                page.contains("onshi-e2e-pc").then_some(page)
-            }
+        || async {
+            let page = desk.page("/").await?;
+            page.contains("onshi-e2e-pc").then_some(page)
         },
     )
     .await?;

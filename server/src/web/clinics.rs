@@ -938,7 +938,8 @@ mod tests {
 
     #[test]
     fn bad_clinic_forms_say_why() {
-        let cases: Vec<(Box<dyn Fn(&mut ClinicForm)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut ClinicForm)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|f| f.name = " ".into()), "医療機関名を入力"),
             (Box::new(|f| f.name = "A\r\nBcc: x@y.z".into()), "改行"),
             (

@@ -55,3 +55,108 @@ pub async fn start(config: Config) -> Started {
         server,
     }
 }
+
+/// A staff member signed in to the dashboard: sends the session cookie, follows no redirects
+/// (tests look at them).
+pub struct Desk {
+    pub base: String,
+    pub cookie: String,
+    pub client: reqwest::Client,
+}
+
+pub const STAFF_PASSWORD: &str = "correct horse battery staple";
+
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Creates `name` with `role` (if missing) and logs in through `POST /login`.
+pub async fn desk_login(
+    store: &dyn onshi_server::store::Store,
+    base: &str,
+    name: &str,
+    role: onshi_server::store::desk::Role,
+) -> Desk {
+    if store.desk().user_by_name(name).await.unwrap().is_none() {
+        onshi_server::auth::add_user(
+            store,
+            name,
+            role,
+            Some(STAFF_PASSWORD.into()),
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("user created");
+    }
+    let client = no_redirects();
+    let resp = client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("username", name),
+            ("password", STAFF_PASSWORD),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::SEE_OTHER, "login");
+    let cookie = session_cookie(&resp).expect("a session cookie");
+    Desk {
+        base: base.to_string(),
+        cookie,
+        client,
+    }
+}
+
+/// `name=value` of the Set-Cookie header.
+pub fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    let set = resp.headers().get("set-cookie")?.to_str().ok()?;
+    Some(set.split(';').next()?.to_string())
+}
+
+/// The CSRF token a page's forms carry.
+pub fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a csrf token");
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+impl Desk {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn page(&self, path: &str) -> String {
+        let resp = self.get(path).await;
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "GET {path}");
+        resp.text().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a form with the session's CSRF token (read from `/`).
+    pub async fn post_csrf(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = csrf_of(&self.page("/").await);
+        let mut fields: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.post(path, &fields).await
+    }
+}
