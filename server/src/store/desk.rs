@@ -128,9 +128,9 @@ impl TerminalStateKind {
         match self {
             TerminalStateKind::Ok => "正常",
             TerminalStateKind::Silenced => "抑止中",
-            TerminalStateKind::Warning => "警告",
+            TerminalStateKind::Warning => "注意",
             TerminalStateKind::Offline => "オフライン",
-            TerminalStateKind::Critical => "重大",
+            TerminalStateKind::Critical => "緊急",
         }
     }
 }

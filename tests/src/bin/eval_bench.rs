@@ -1,5 +1,7 @@
-//! Rule-evaluation benchmark: a full evaluator pass (load every terminal's state, run the rules,
-//! write the alert changes and their outbox rows) over a large fleet on SQLite.
+//! Rule-evaluation and dashboard benchmark over a large fleet on SQLite: full evaluator passes
+//! (load every terminal's state, run the rules, write the alert changes, their outbox rows and
+//! the overview's per-terminal summaries), then the support desk's pages over real HTTP with a
+//! logged-in session.
 //!
 //! `cargo run --release -p onshi-e2e --bin eval-bench -- --terminals 250000`
 
@@ -9,12 +11,15 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
 use clap::Parser;
+use onshi_e2e::DashboardSession;
 use onshi_server::config::{DbArgs, FileConfig};
 use onshi_server::enroll::{hash_code, issue_code};
 use onshi_server::jobs::Evaluator;
 use onshi_server::notify::Composer;
 use onshi_server::store::NewTerminal;
-use onshi_server::{Config, ingest};
+use onshi_server::store::alerts::ClinicSettings;
+use onshi_server::store::desk::{ClinicDetail, Role};
+use onshi_server::{Application, Config, ingest};
 use onshi_shared::sample;
 use uuid::Uuid;
 
@@ -26,7 +31,15 @@ struct Args {
     /// Full passes to time (the first one opens the alerts, later ones find nothing new).
     #[arg(long, default_value_t = 3)]
     passes: usize,
+    /// Clinics the terminals belong to (in 5 prefectures).
+    #[arg(long, default_value_t = 10_000)]
+    clinics: usize,
+    /// Requests per dashboard page (0: no dashboard measurement).
+    #[arg(long, default_value_t = 30)]
+    requests: usize,
 }
+
+const PREFECTURES: [&str; 5] = ["東京都", "神奈川県", "大阪府", "愛知県", "福岡県"];
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -40,18 +53,45 @@ async fn main() -> Result<()> {
     let config = Config::resolve(FileConfig::default(), &db, None)?;
     let store = onshi_server::store::connect(&config.database).await?;
     let now = Utc::now();
-    let clinic = store
-        .create_clinic("ベンチマーク医院", "bench@example.jp", now)
-        .await?;
-    let code = issue_code(store.as_ref(), &clinic, now, 1).await?;
-
     let setup = Instant::now();
     let mut report = sample::report(1);
     report.events.clear();
     report.snapshot.collected_at = now;
-    for chunk in 0..args.terminals.div_ceil(1000) {
-        let n = 1000.min(args.terminals - chunk * 1000);
+    let per_clinic = args.terminals.div_ceil(args.clinics.max(1));
+    let mut made = 0;
+    let mut first_terminal = None;
+    for c in 0..args.clinics.max(1) {
+        if made >= args.terminals {
+            break;
+        }
+        let detail = ClinicDetail {
+            settings: ClinicSettings {
+                id: 0,
+                name: format!("ベンチ医院{c:05}"),
+                email: format!("c{c}@example.jp"),
+                hours: Default::default(),
+                desk_name: None,
+                desk_phone: None,
+                prefecture: Some(PREFECTURES[c % PREFECTURES.len()].into()),
+            },
+            code: Some(format!("13{c:08}")),
+            phone: None,
+            notes: String::new(),
+        };
+        let id = store
+            .desk()
+            .save_clinic(&detail, now)
+            .await?
+            .context("bench clinic")?;
+        let clinic = onshi_server::store::Clinic {
+            id,
+            name: detail.settings.name.clone(),
+            email: detail.settings.email.clone(),
+        };
+        let code = issue_code(store.as_ref(), &clinic, now, 1).await?;
+        let n = per_clinic.min(args.terminals - made);
         let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+        first_terminal = first_terminal.or(ids.first().copied());
         let terminals: Vec<NewTerminal> = ids
             .iter()
             .map(|id| NewTerminal {
@@ -72,14 +112,15 @@ async fn main() -> Result<()> {
             .map(|(i, id)| {
                 let mut r = report.clone();
                 r.agent_id = *id;
-                r.snapshot.hostname = format!("BENCH-{chunk}-{i}");
-                if i % 10 == 0 {
+                r.snapshot.hostname = format!("BENCH-{:06}", made + i);
+                if (made + i) % 10 == 0 {
                     r.snapshot.uptime.last_start = now - Duration::hours(30);
                 }
                 ingest::prepare(r, *id, &config.policy, now)
             })
             .collect::<Result<Vec<_>, _>>()?;
         store.write_batch(&rows).await?;
+        made += n;
     }
     store.sync_committed().await?;
     eprintln!(
@@ -107,5 +148,87 @@ async fn main() -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
+    if args.requests > 0 {
+        let first = first_terminal.context("no terminals")?;
+        dashboard(store, config, first, args.requests).await?;
+    }
+    Ok(())
+}
+
+/// Serves the dashboard on the benchmark's database (evaluator off) and times its pages.
+async fn dashboard(
+    store: Arc<dyn onshi_server::store::Store>,
+    mut config: Config,
+    terminal: Uuid,
+    requests: usize,
+) -> Result<()> {
+    const PASSWORD: &str = "benchmark password";
+    onshi_server::auth::add_user(
+        store.as_ref(),
+        "bench",
+        Role::Viewer,
+        Some(PASSWORD.into()),
+        Utc::now(),
+    )
+    .await?;
+    config.evaluator.enabled = false;
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let app = Application::build_with_store(config, store).await?;
+    let base = format!("http://{}", app.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let desk = DashboardSession::login(&base, "bench", PASSWORD)
+        .await
+        .context("logging in")?;
+    let pages = [
+        ("overview, first page (worst first)", "/".to_string()),
+        ("overview, page 2,000 (offset 99,950)", "/?page=2000".into()),
+        ("overview, state = warning", "/?state=warning".into()),
+        (
+            "overview, rule = no daily restart, page 100",
+            "/?rule=no_daily_restart&page=100".into(),
+        ),
+        (
+            "overview, prefecture = 東京都, by certificate",
+            "/?prefecture=%E6%9D%B1%E4%BA%AC%E9%83%BD&sort=cert".into(),
+        ),
+        (
+            "overview, sorted by last start, descending",
+            "/?sort=last_start&desc=1".into(),
+        ),
+        ("overview, search hostname prefix", "/?q=bench-1234".into()),
+        (
+            "overview, search clinic name prefix",
+            "/?q=%E3%83%99%E3%83%B3%E3%83%81%E5%8C%BB%E9%99%A201".into(),
+        ),
+        ("one clinic's terminals", "/?clinic=42".into()),
+        ("alerts page (200 of the open alerts)", "/alerts".into()),
+        ("terminal page", format!("/terminals/{terminal}")),
+        ("clinics, page 50", "/clinics?page=50".into()),
+    ];
+    println!("\n| page | p50 | p99 | max | bytes |\n|---|---|---|---|---|");
+    for (what, path) in pages {
+        let mut times = Vec::with_capacity(requests);
+        let mut bytes = 0;
+        desk.page(&path).await.context(path.clone())?;
+        for _ in 0..requests {
+            let started = Instant::now();
+            let page = desk.page(&path).await.context(path.clone())?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            bytes = page.len();
+        }
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "| {what} `{path}` | {:.1} ms | {:.1} ms | {:.1} ms | {bytes} |",
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
+    let _ = stop.send(());
+    server.await??;
     Ok(())
 }
