@@ -58,6 +58,7 @@ CREATE TABLE terminal_status (
     state          TEXT    NOT NULL,
     state_rank     INTEGER NOT NULL,
     open_alerts    INTEGER NOT NULL,
+    open_rules     INTEGER NOT NULL,     -- bit i: rules::key::ALL[i] has an unresolved alert
     apps_behind    INTEGER NOT NULL,
     backup         TEXT    NOT NULL,     -- ok, missing, stale, unknown
     last_start     INTEGER,

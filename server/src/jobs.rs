@@ -59,6 +59,62 @@ impl ChangeSignal {
     }
 }
 
+/// Terminals per state and per rule, kept by the evaluator as it writes summaries, so the
+/// overview's counts cost nothing per request. `ready` once the summaries are loaded.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FleetTally {
+    pub ready: bool,
+    /// Indexed by [`TerminalStateKind::rank`].
+    pub states: [i64; 5],
+    /// Indexed like [`rules::key::ALL`].
+    pub rules: [i64; rules::key::ALL.len()],
+}
+
+impl FleetTally {
+    fn apply(&mut self, s: &TerminalSummary, sign: i64) {
+        if let Some(n) = usize::try_from(s.state.rank())
+            .ok()
+            .and_then(|i| self.states.get_mut(i))
+        {
+            *n += sign;
+        }
+        for (i, n) in self.rules.iter_mut().enumerate() {
+            if s.open_rules & (1 << i) != 0 {
+                *n += sign;
+            }
+        }
+    }
+
+    pub fn state(&self, k: TerminalStateKind) -> i64 {
+        usize::try_from(k.rank())
+            .ok()
+            .and_then(|i| self.states.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn total(&self) -> i64 {
+        self.states.iter().sum()
+    }
+
+    pub fn rule(&self, rule: &str) -> i64 {
+        rules::key::ALL
+            .iter()
+            .position(|r| *r == rule)
+            .map_or(0, |i| self.rules[i])
+    }
+}
+
+pub type SharedTally = Arc<std::sync::RwLock<FleetTally>>;
+
+/// The bit of `rule` in [`TerminalSummary::open_rules`].
+pub fn rule_bit(rule: &str) -> u32 {
+    rules::key::ALL
+        .iter()
+        .position(|r| *r == rule)
+        .map_or(0, |i| 1 << i)
+}
+
 #[derive(Debug, Clone)]
 pub struct EvaluatorSettings {
     /// Whether this process runs the evaluator and the digest (a benchmark may turn it off).
@@ -120,6 +176,7 @@ pub struct Evaluator {
     /// the lines that changed and wait for the next write.
     summaries: Option<HashMap<Uuid, TerminalSummary>>,
     changed_summaries: Vec<TerminalSummary>,
+    tally: SharedTally,
 }
 
 impl Evaluator {
@@ -143,12 +200,33 @@ impl Evaluator {
             last_digest: None,
             summaries: None,
             changed_summaries: Vec::new(),
+            tally: SharedTally::default(),
+        }
+    }
+
+    /// Shares the evaluator's counts with the dashboard.
+    pub fn with_tally(mut self, tally: SharedTally) -> Self {
+        self.tally = tally;
+        self
+    }
+
+    fn update_tally(&self, f: impl FnOnce(&mut FleetTally)) {
+        if let Ok(mut t) = self.tally.write() {
+            f(&mut t);
         }
     }
 
     async fn load_summaries(&mut self) -> Result<(), Error> {
         if self.summaries.is_none() {
             let stored = self.store.desk().summaries().await?;
+            let mut tally = FleetTally {
+                ready: true,
+                ..FleetTally::default()
+            };
+            for s in &stored {
+                tally.apply(s, 1);
+            }
+            self.update_tally(|t| *t = tally);
             self.summaries = Some(stored.into_iter().map(|s| (s.terminal_id, s)).collect());
         }
         Ok(())
@@ -219,6 +297,7 @@ impl Evaluator {
                     .await
             })
         };
+        let mut evaluated: HashSet<Uuid> = HashSet::new();
         let mut next = Some(fetch(None));
         while let Some(loading) = next.take() {
             let page = loading
@@ -229,12 +308,28 @@ impl Evaluator {
                 next = Some(fetch(Some(last.terminal_id)));
             }
             for t in &page {
+                evaluated.insert(t.terminal_id);
                 tally_versions(t, now, &mut versions);
                 audit.extend(rules::audit_entries(t));
                 self.evaluate_one(t, now, &mut active, &mut pending, &mut stats);
             }
             if pending.len() >= self.settings.write_batch {
                 self.write(&mut pending, &mut audit, now).await?;
+            }
+        }
+        // Terminals that are gone (revoked) leave the counts.
+        if let Some(known) = &mut self.summaries {
+            let gone: Vec<Uuid> = known
+                .keys()
+                .filter(|id| !evaluated.contains(id))
+                .copied()
+                .collect();
+            if let Ok(mut tally) = self.tally.write() {
+                for id in gone {
+                    if let Some(old) = known.remove(&id) {
+                        tally.apply(&old, -1);
+                    }
+                }
             }
         }
         // Alerts of terminals that are gone (revoked): their conditions no longer hold.
@@ -352,13 +447,13 @@ impl Evaluator {
         };
         let mut seen: HashSet<&'static str> = HashSet::new();
         // (severity, status) of this terminal's alerts after this evaluation.
-        let mut after: Vec<(rules::Severity, AlertStatus)> = Vec::new();
+        let mut after: Vec<(&str, rules::Severity, AlertStatus)> = Vec::new();
         for f in &findings {
             seen.insert(f.rule);
             let current = active.remove(&(t.terminal_id, f.rule.to_string()));
             let transition = alerts::transition(current.as_ref(), Some(f), &ctx);
             match (&transition, &current) {
-                (Some((a, _)), _) | (None, Some(a)) => after.push((a.severity, a.status)),
+                (Some((a, _)), _) | (None, Some(a)) => after.push((f.rule, a.severity, a.status)),
                 (None, None) => {}
             }
             if let Some((alert, action)) = transition {
@@ -385,7 +480,7 @@ impl Evaluator {
             };
             match alerts::transition(Some(&current), None, &ctx) {
                 Some((alert, action)) => {
-                    after.push((alert.severity, alert.status));
+                    after.push((rule, alert.severity, alert.status));
                     stats.changes += 1;
                     pending.push(AlertChange {
                         alert,
@@ -393,7 +488,7 @@ impl Evaluator {
                         mails: Vec::new(),
                     });
                 }
-                None => after.push((current.severity, current.status)),
+                None => after.push((rule, current.severity, current.status)),
             }
         }
         let offline_after = Duration::seconds(
@@ -412,7 +507,13 @@ impl Evaluator {
         if let Some(known) = &mut self.summaries
             && known.get(&t.terminal_id) != Some(&summary)
         {
-            known.insert(t.terminal_id, summary.clone());
+            let old = known.insert(t.terminal_id, summary.clone());
+            if let Ok(mut tally) = self.tally.write() {
+                if let Some(old) = &old {
+                    tally.apply(old, -1);
+                }
+                tally.apply(&summary, 1);
+            }
             self.changed_summaries.push(summary);
         }
     }
@@ -625,17 +726,18 @@ pub fn summarize(
     t: &TerminalState,
     clinic: &ClinicSettings,
     hostname: &str,
-    alerts_after: &[(rules::Severity, AlertStatus)],
+    alerts_after: &[(&str, rules::Severity, AlertStatus)],
     silenced: bool,
     offline: bool,
     expected: &HashMap<String, ExpectedVersion>,
 ) -> TerminalSummary {
-    let open: Vec<rules::Severity> = alerts_after
+    let open: Vec<(&str, rules::Severity)> = alerts_after
         .iter()
-        .filter(|(_, status)| *status != AlertStatus::Resolved)
-        .map(|(severity, _)| *severity)
+        .filter(|(_, _, status)| *status != AlertStatus::Resolved)
+        .map(|(rule, severity, _)| (*rule, *severity))
         .collect();
-    let worst = open.iter().max().copied();
+    let open_rules = open.iter().fold(0, |bits, (rule, _)| bits | rule_bit(rule));
+    let worst = open.iter().map(|(_, s)| *s).max();
     let state = if silenced {
         TerminalStateKind::Silenced
     } else if offline {
@@ -677,6 +779,7 @@ pub fn summarize(
         hostname: hostname.to_string(),
         state,
         open_alerts: open.len() as i64,
+        open_rules,
         apps_behind,
         backup,
         last_start: snapshot.map(|s| s.uptime.last_start),
@@ -697,6 +800,73 @@ pub fn most_common(counts: &HashMap<String, usize>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calendar::BusinessHours;
+
+    #[test]
+    fn summaries_rank_states_and_the_tally_follows_them() {
+        let clinic = ClinicSettings {
+            id: 1,
+            name: "さくら".into(),
+            email: "a@b.jp".into(),
+            hours: BusinessHours::default(),
+            desk_name: None,
+            desk_phone: None,
+            prefecture: Some("東京都".into()),
+        };
+        let t = TerminalState {
+            terminal_id: Uuid::now_v7(),
+            clinic_id: 1,
+            enrolled_at: Utc::now(),
+            last_seen: Some(Utc::now()),
+            snapshot: Some(onshi_shared::sample::snapshot()),
+            events: Vec::new(),
+        };
+        use rules::Severity::{Critical, Warning};
+        let alerts = [
+            (rules::key::CERT_EXPIRY, Critical, AlertStatus::Open),
+            (
+                rules::key::PENDING_REBOOT,
+                Warning,
+                AlertStatus::Acknowledged,
+            ),
+            (rules::key::OFFLINE, Critical, AlertStatus::Resolved),
+        ];
+        let expected = HashMap::new();
+        let s = |alerts: &[(&str, rules::Severity, AlertStatus)], silenced, offline| {
+            summarize(&t, &clinic, "PC", alerts, silenced, offline, &expected)
+        };
+        // (alerts, silenced, offline) -> state
+        let cases = [
+            (&alerts[..], false, false, TerminalStateKind::Critical),
+            (&alerts[1..], false, false, TerminalStateKind::Warning),
+            (&alerts[2..], false, false, TerminalStateKind::Ok),
+            (&alerts[..], false, true, TerminalStateKind::Offline),
+            (&alerts[..], true, true, TerminalStateKind::Silenced),
+        ];
+        for (a, silenced, offline, want) in cases {
+            assert_eq!(
+                s(a, silenced, offline).state,
+                want,
+                "{a:?} {silenced} {offline}"
+            );
+        }
+        let full = s(&alerts, false, false);
+        assert_eq!(full.open_alerts, 2, "the resolved one does not count");
+        assert_eq!(
+            full.open_rules,
+            rule_bit(rules::key::CERT_EXPIRY) | rule_bit(rules::key::PENDING_REBOOT)
+        );
+        assert_eq!(full.prefecture.as_deref(), Some("東京都"));
+        let mut tally = FleetTally::default();
+        tally.apply(&full, 1);
+        tally.apply(&s(&alerts[1..], false, false), 1);
+        assert_eq!(tally.total(), 2);
+        assert_eq!(tally.state(TerminalStateKind::Critical), 1);
+        assert_eq!(tally.rule(rules::key::PENDING_REBOOT), 2);
+        tally.apply(&full, -1);
+        assert_eq!(tally.rule(rules::key::CERT_EXPIRY), 0);
+        assert_eq!(tally.state(TerminalStateKind::Warning), 1);
+    }
 
     #[test]
     fn the_most_common_version_wins_ties_go_to_the_newest() {

@@ -51,13 +51,15 @@ impl Application {
         )
         .await?;
         let mut jobs = Vec::new();
+        let tally = crate::jobs::SharedTally::default();
         let evaluator = Evaluator::new(
             store.clone(),
             config.policy.clone(),
             config.offline_after_intervals,
             config.evaluator.clone(),
             Arc::new(Composer::new(config.mail.clone())),
-        );
+        )
+        .with_tally(tally.clone());
         if config.evaluator.enabled {
             let stop = Arc::new(Notify::new());
             jobs.push((
@@ -81,7 +83,8 @@ impl Application {
             std::time::Duration::from_secs(u64::from(config.revocation_check_secs)),
         ));
         let changes = config.evaluator.enabled.then_some(changes);
-        let state = AppState::new(store, ingest, tokens, config, changes)?;
+        let tally = config.evaluator.enabled.then_some(tally);
+        let state = AppState::new(store, ingest, tokens, config, changes, tally)?;
         Ok(Application {
             listener,
             state,

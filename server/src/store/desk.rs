@@ -81,6 +81,8 @@ pub struct TerminalSummary {
     pub hostname: String,
     pub state: TerminalStateKind,
     pub open_alerts: i64,
+    /// Bit `i` set: rule `rules::key::ALL[i]` has an unresolved alert on this terminal.
+    pub open_rules: u32,
     pub apps_behind: i64,
     pub backup: BackupKind,
     pub last_start: Option<DateTime<Utc>>,
@@ -391,8 +393,10 @@ pub trait DeskStore: Send + Sync {
     async fn state_counts(&self) -> StoreResult<Vec<(TerminalStateKind, i64)>>;
     /// Terminals with an unresolved alert, per rule.
     async fn rule_counts(&self) -> StoreResult<Vec<(String, i64)>>;
-    /// One page of the overview and the number of terminals that match the filters.
-    async fn fleet(&self, q: &FleetQuery) -> StoreResult<(i64, Vec<FleetRow>)>;
+    /// How many terminals match the filters (limit and offset ignored).
+    async fn fleet_count(&self, q: &FleetQuery) -> StoreResult<i64>;
+    /// One page of the overview.
+    async fn fleet_rows(&self, q: &FleetQuery) -> StoreResult<Vec<FleetRow>>;
     async fn prefectures(&self) -> StoreResult<Vec<String>>;
 
     async fn terminal_detail(&self, id: Uuid) -> StoreResult<Option<TerminalDetail>>;

@@ -447,13 +447,15 @@ async fn clinic_page(
         (
             desk.contacts(id).await?,
             desk.enrollment_codes(id).await?,
-            desk.fleet(&FleetQuery {
-                clinic_id: Some(id),
-                sort: FleetSort::State,
-                limit: 200,
-                ..FleetQuery::default()
-            })
-            .await?,
+            {
+                let q = FleetQuery {
+                    clinic_id: Some(id),
+                    sort: FleetSort::State,
+                    limit: 200,
+                    ..FleetQuery::default()
+                };
+                (desk.fleet_count(&q).await?, desk.fleet_rows(&q).await?)
+            },
             desk.outbox_rows(Some(id), 30).await?,
             desk.audit_rows(Some(id), None, 30).await?,
         )

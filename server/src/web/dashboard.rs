@@ -210,6 +210,28 @@ fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
     }
 }
 
+/// Terminals per state and per rule: the evaluator's running counts, or (when this process
+/// runs no evaluator) the store's.
+async fn counts(
+    state: &AppState,
+) -> Result<(Vec<(TerminalStateKind, i64)>, Vec<(String, i64)>), crate::Error> {
+    if let Some(t) = state.tally() {
+        let states = TerminalStateKind::ALL
+            .into_iter()
+            .map(|k| (k, t.state(k)))
+            .collect();
+        let mut rules: Vec<(String, i64)> = rules::key::ALL
+            .iter()
+            .map(|r| (r.to_string(), t.rule(r)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        rules.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        return Ok((states, rules));
+    }
+    let desk = state.store.desk();
+    Ok((desk.state_counts().await?, desk.rule_counts().await?))
+}
+
 /// `GET /`
 pub async fn overview(
     State(state): State<AppState>,
@@ -218,7 +240,7 @@ pub async fn overview(
 ) -> Result<Html<String>, PageFailure> {
     let now = Utc::now();
     let desk = state.store.desk();
-    let counts = desk.state_counts().await?;
+    let (counts, rule_counts) = counts(&state).await?;
     let total_terminals = counts.iter().map(|(_, n)| n).sum();
     let states = TerminalStateKind::ALL
         .into_iter()
@@ -228,9 +250,22 @@ pub async fn overview(
             count: counts.iter().find(|(s, _)| *s == k).map_or(0, |(_, n)| *n),
         })
         .collect();
-    let rules = desk
-        .rule_counts()
-        .await?
+    let page = query.page.unwrap_or(1).max(1);
+    let fleet = fleet_query(&query, page);
+    // The counts answer the common filters without a count query.
+    let narrowed =
+        fleet.clinic_id.is_some() || fleet.prefecture.is_some() || fleet.search.is_some();
+    let matching = match (&fleet.state, &fleet.rule) {
+        (None, None) if !narrowed => total_terminals,
+        (Some(k), None) if !narrowed => counts.iter().find(|(s, _)| s == k).map_or(0, |(_, n)| *n),
+        (None, Some(r)) if !narrowed => rule_counts
+            .iter()
+            .find(|(rule, _)| rule == r)
+            .map_or(0, |(_, n)| *n),
+        _ => desk.fleet_count(&fleet).await?,
+    };
+    let rows = desk.fleet_rows(&fleet).await?;
+    let rules = rule_counts
         .into_iter()
         .map(|(rule, count)| RuleCount {
             title: rules::title_ja(&rule),
@@ -238,8 +273,6 @@ pub async fn overview(
             count,
         })
         .collect();
-    let page = query.page.unwrap_or(1).max(1);
-    let (matching, rows) = desk.fleet(&fleet_query(&query, page)).await?;
     let pages = ((matching + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     let clinic_name = match query.clinic.parse::<i64>() {
         Ok(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
@@ -282,14 +315,12 @@ pub async fn summary_json(
     State(state): State<AppState>,
     _staff: Staff,
 ) -> Result<Json<Summary>, AuthFailure> {
-    let desk = state.store.desk();
+    let (states, rules) = counts(&state).await?;
     Ok(Json(Summary {
-        states: desk
-            .state_counts()
-            .await?
+        states: states
             .into_iter()
             .map(|(k, n)| (k.as_str().to_string(), n))
             .collect(),
-        rules: desk.rule_counts().await?,
+        rules,
     }))
 }

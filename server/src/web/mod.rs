@@ -22,7 +22,7 @@ use crate::auth::LoginThrottle;
 use crate::config::Config;
 use crate::enroll::TokenCache;
 use crate::ingest::{Ingest, Rejection};
-use crate::jobs::ChangeSignal;
+use crate::jobs::{ChangeSignal, FleetTally, SharedTally};
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -37,6 +37,8 @@ pub struct AppState {
     pub dummy_hash: Arc<str>,
     /// Wakes the evaluator for terminals whose alerts staff changed.
     pub changes: Option<Arc<ChangeSignal>>,
+    /// The evaluator's counts per state and rule (absent when this process runs none).
+    pub tally: Option<SharedTally>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
         tokens: Arc<TokenCache>,
         config: Config,
         changes: Option<Arc<ChangeSignal>>,
+        tally: Option<SharedTally>,
     ) -> Result<AppState, crate::Error> {
         let d = &config.dashboard;
         let throttle = LoginThrottle::new(
@@ -60,7 +63,14 @@ impl AppState {
             dummy_hash: crate::auth::hash_password(&crate::auth::new_secret())?.into(),
             config: Arc::new(config),
             changes,
+            tally,
         })
+    }
+
+    /// The evaluator's counts, once it has loaded them.
+    pub fn tally(&self) -> Option<FleetTally> {
+        let t = self.tally.as_ref()?.read().ok()?;
+        t.ready.then(|| t.clone())
     }
 }
 

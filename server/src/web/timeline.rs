@@ -4,16 +4,17 @@
 //! Three lanes share one time axis in JST (UTC+09:00, no daylight saving time):
 //! "起動" (every start, shaped and coloured by kind), "受信" (hours in which a report
 //! arrived, consecutive hours merged into one bar) and "イベント" (change events).
-//! Night hours (00:00–06:00 JST) get a light band, and every complete JST calendar day
-//! without a restart-type start (a cold boot or a fast-startup power-on) gets a faint
-//! red band in the start lane: the support desk's daily-restart rule.
+//! Night hours (00:00–06:00 JST) get a light band, and every complete JST calendar day on
+//! which the terminal reported but had no restart-type start (a cold boot or a fast-startup
+//! power-on) gets a faint red band in the start lane: the support desk's daily-restart rule.
+//! A day without reports (switched off, or not yet enrolled) is not judged.
 //!
 //! The page's Content-Security-Policy forbids inline styles, so the markup uses class
 //! names plus presentation attributes only (no `style=""`, no `<style>`): the page's
 //! CSS can restyle the classes, and the drawing still reads correctly without CSS.
 //! Every text that may come from a terminal goes through [`escape_xml`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt::{self, Write as _};
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -337,11 +338,24 @@ fn render(t: &Timeline<'_>, out: &mut String) -> fmt::Result {
         .filter(|s| axis.contains(s.at) && StartKind::parse(s.kind).is_restart())
         .map(|s| jst_date(s.at))
         .collect();
+    // A day counts only if the terminal was on (it reported that day): a PC switched off over
+    // a closed Sunday, or days before it was enrolled, need no restart.
+    let reported_days: HashSet<NaiveDate> = t
+        .report_hours
+        .iter()
+        .filter(|h| axis.contains(**h))
+        .map(|h| jst_date(*h))
+        .collect();
     // Only complete days are judged: the first day is cut by the window (an earlier
     // restart that day is not in view) and today is not over yet.
     let missing: Vec<&Day> = calendar
         .iter()
-        .filter(|d| d.start >= axis.from && d.end <= axis.to && !restart_days.contains(&d.date))
+        .filter(|d| {
+            d.start >= axis.from
+                && d.end <= axis.to
+                && reported_days.contains(&d.date)
+                && !restart_days.contains(&d.date)
+        })
         .collect();
 
     let lanes_top = START_TOP;
@@ -724,7 +738,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_input_gives_a_valid_svg_with_the_axis() {
+    fn a_quiet_month_gives_a_valid_svg_with_the_axis() {
         // (now, day ticks, night bands, days flagged without restart, labelled dates, unlabelled dates)
         let cases = [
             (
@@ -738,7 +752,7 @@ mod tests {
             (NOW_NOON, 30, 30, 29, ["11/30", "11/28", "11/02"], "11/29"),
         ];
         for (now, ticks, nights, flagged, labelled, unlabelled) in cases {
-            let svg = draw(now, &[], &[], &[]);
+            let svg = draw(now, &[], &every_hour(now), &[]);
             for needle in [
                 r#"id="timeline""#,
                 r#"viewBox="0 0 1000 154""#,
@@ -766,7 +780,8 @@ mod tests {
                 );
             }
             assert!(!svg.contains(&format!(">{unlabelled}</text>")), "{now}");
-            assert_eq!(count(&svg, "reports"), 0);
+            // A terminal on all the time: one merged bar of reports.
+            assert_eq!(count(&svg, "reports"), 1);
             for class in ["start-cold", "start-fast", "start-resume", "start-unknown"] {
                 assert_eq!(count(&svg, class), 0, "{class}");
             }
@@ -784,7 +799,12 @@ mod tests {
             ("2026-11-24T15:30:00Z", r#"cx="800.6""#),
         ];
         for (at, want) in cases {
-            let svg = draw(NOW_MIDNIGHT, &[start(at, "cold_boot")], &[], &[]);
+            let svg = draw(
+                NOW_MIDNIGHT,
+                &[start(at, "cold_boot")],
+                &every_hour(NOW_MIDNIGHT),
+                &[],
+            );
             assert!(plot(&svg).contains(want), "{at}: want {want}");
         }
         let svg = draw(NOW_MIDNIGHT, &[], &[], &[]);
@@ -1061,7 +1081,7 @@ mod tests {
             ),
         ];
         for (name, starts, want) in cases {
-            let svg = draw(NOW_MIDNIGHT, &starts, &[], &[]);
+            let svg = draw(NOW_MIDNIGHT, &starts, &every_hour(NOW_MIDNIGHT), &[]);
             assert_eq!(count(&svg, "no-restart"), want, "{name}");
             assert!(svg.contains(&format!("再起動のない日: {want}日")), "{name}");
         }
@@ -1074,7 +1094,7 @@ mod tests {
             nov_noon(5, "cold_boot"),
             nov_noon(30, "cold_boot"),
         ];
-        let svg = draw(NOW_MIDNIGHT, &starts, &[], &[]);
+        let svg = draw(NOW_MIDNIGHT, &starts, &every_hour(NOW_MIDNIGHT), &[]);
         for (day, flagged) in [
             ("2026-11-01", false),
             ("2026-11-02", false),
@@ -1098,7 +1118,7 @@ mod tests {
     fn only_complete_days_are_judged() {
         // Now is 11/30 12:00 JST: 10/31 (cut by the window) and 11/30 (not over) are never
         // flagged, even without a start; 11/01..11/29 are.
-        let svg = draw(NOW_NOON, &[], &[], &[]);
+        let svg = draw(NOW_NOON, &[], &every_hour(NOW_NOON), &[]);
         assert_eq!(count(&svg, "no-restart"), 29);
         assert!(!svg.contains("2026-10-31 再起動なし"));
         assert!(svg.contains("2026-11-01 再起動なし"));
@@ -1136,7 +1156,12 @@ mod tests {
             ),
         ];
         for (at, jst_text, counted, flagged) in cases {
-            let svg = draw(NOW_MIDNIGHT, &[start(at, "cold_boot")], &[], &[]);
+            let svg = draw(
+                NOW_MIDNIGHT,
+                &[start(at, "cold_boot")],
+                &every_hour(NOW_MIDNIGHT),
+                &[],
+            );
             assert!(
                 svg.contains(&format!("<title>{jst_text} 再起動</title>")),
                 "{at}"
@@ -1145,6 +1170,27 @@ mod tests {
             assert!(svg.contains(&format!("{flagged} 再起動なし")), "{at}");
             assert_eq!(count(&svg, "no-restart"), 29, "{at}");
         }
+    }
+
+    /// Every hour of the 30 days before `now`: a terminal that was on all the time.
+    fn every_hour(now: &str) -> Vec<DateTime<Utc>> {
+        let from = utc(now) - Duration::days(30);
+        (0..720).map(|n| from + Duration::hours(n)).collect()
+    }
+
+    #[test]
+    fn days_without_reports_are_not_judged() {
+        // On only on 11/10 and 11/11 (no restart either day), off the rest of the month.
+        let hours: Vec<DateTime<Utc>> = ["2026-11-10T01:00:00Z", "2026-11-11T01:00:00Z"]
+            .iter()
+            .map(|h| utc(h))
+            .collect();
+        let svg = draw(NOW_MIDNIGHT, &[], &hours, &[]);
+        assert_eq!(count(&svg, "no-restart"), 2);
+        assert!(svg.contains("2026-11-10 再起動なし"));
+        assert!(svg.contains("2026-11-11 再起動なし"));
+        // Nothing reported at all: nothing to judge.
+        assert_eq!(count(&draw(NOW_MIDNIGHT, &[], &[], &[]), "no-restart"), 0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::store::desk::*;
 use crate::store::{StoreResult, from_millis, millis};
 
 const SUMMARY_COLUMNS: &str = "ts.terminal_id, ts.clinic_id, ts.clinic_name, ts.prefecture, \
-     ts.hostname, ts.state_rank, ts.open_alerts, ts.apps_behind, ts.backup, ts.last_start, \
+     ts.hostname, ts.state_rank, ts.open_alerts, ts.open_rules, ts.apps_behind, ts.backup, ts.last_start, \
      ts.cert_not_after";
 
 fn summary_from(r: &SqliteRow) -> Result<TerminalSummary, Error> {
@@ -34,6 +34,7 @@ fn summary_from(r: &SqliteRow) -> Result<TerminalSummary, Error> {
             .find(|k| k.rank() == rank)
             .ok_or_else(|| Error::Corrupt(format!("terminal state rank {rank}")))?,
         open_alerts: r.try_get("open_alerts")?,
+        open_rules: u32::try_from(r.try_get::<i64, _>("open_rules")?).unwrap_or(0),
         apps_behind: r.try_get("apps_behind")?,
         backup: BackupKind::parse(&backup),
         last_start: opt_time(r, "last_start")?,
@@ -344,8 +345,8 @@ impl DeskStore for SqliteStore {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO terminal_status (terminal_id, clinic_id, clinic_name, prefecture, \
-                 hostname, host_key, state, state_rank, open_alerts, apps_behind, backup, \
-                 last_start, cert_not_after, updated_at) ",
+                 hostname, host_key, state, state_rank, open_alerts, open_rules, apps_behind, \
+                 backup, last_start, cert_not_after, updated_at) ",
             );
             q.push_values(chunk, |mut b, s| {
                 b.push_bind(s.terminal_id.to_string())
@@ -357,6 +358,7 @@ impl DeskStore for SqliteStore {
                     .push_bind(s.state.as_str())
                     .push_bind(s.state.rank())
                     .push_bind(s.open_alerts)
+                    .push_bind(i64::from(s.open_rules))
                     .push_bind(s.apps_behind)
                     .push_bind(s.backup.as_str())
                     .push_bind(s.last_start.map(millis))
@@ -369,7 +371,8 @@ impl DeskStore for SqliteStore {
                  clinic_name = excluded.clinic_name, prefecture = excluded.prefecture, \
                  hostname = excluded.hostname, host_key = excluded.host_key, \
                  state = excluded.state, state_rank = excluded.state_rank, \
-                 open_alerts = excluded.open_alerts, apps_behind = excluded.apps_behind, \
+                 open_alerts = excluded.open_alerts, open_rules = excluded.open_rules, \
+                 apps_behind = excluded.apps_behind, \
                  backup = excluded.backup, last_start = excluded.last_start, \
                  cert_not_after = excluded.cert_not_after, updated_at = excluded.updated_at",
             );
@@ -416,25 +419,35 @@ impl DeskStore for SqliteStore {
             .collect()
     }
 
-    async fn fleet(&self, f: &FleetQuery) -> StoreResult<(i64, Vec<FleetRow>)> {
+    async fn fleet_count(&self, f: &FleetQuery) -> StoreResult<i64> {
         let mut count: QueryBuilder<Sqlite> =
             QueryBuilder::new("SELECT COUNT(*) FROM terminal_status ts");
         push_fleet_filters(&mut count, f);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        Ok(count.build_query_scalar().fetch_one(&self.pool).await?)
+    }
+
+    async fn fleet_rows(&self, f: &FleetQuery) -> StoreResult<Vec<FleetRow>> {
+        // Two steps: the page's ids from the index alone (OFFSET skips index entries, not
+        // joined rows), then the joins for those ids only.
+        let order = order_by(f.sort, f.descending);
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {SUMMARY_COLUMNS}, s.received_at, c.code FROM terminal_status ts \
-             LEFT JOIN terminal_state s ON s.terminal_id = ts.terminal_id \
-             LEFT JOIN clinics c ON c.id = ts.clinic_id"
+            "SELECT {SUMMARY_COLUMNS}, s.received_at, c.code FROM \
+             (SELECT ts.terminal_id FROM terminal_status ts"
         ));
         push_fleet_filters(&mut q, f);
-        q.push(order_by(f.sort, f.descending));
+        q.push(order);
         q.push(" LIMIT ")
             .push_bind(f.limit)
             .push(" OFFSET ")
             .push_bind(f.offset);
+        q.push(
+            ") page JOIN terminal_status ts ON ts.terminal_id = page.terminal_id \
+             LEFT JOIN terminal_state s ON s.terminal_id = ts.terminal_id \
+             LEFT JOIN clinics c ON c.id = ts.clinic_id",
+        );
+        q.push(order);
         let rows = q.build().fetch_all(&self.pool).await?;
-        let rows = rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 Ok(FleetRow {
                     summary: summary_from(r)?,
@@ -442,8 +455,7 @@ impl DeskStore for SqliteStore {
                     clinic_code: r.try_get("code")?,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok((total, rows))
+            .collect()
     }
 
     async fn prefectures(&self) -> StoreResult<Vec<String>> {
