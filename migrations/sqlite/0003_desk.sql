@@ -74,6 +74,10 @@ CREATE INDEX terminal_status_cert ON terminal_status(cert_not_after);
 CREATE INDEX terminal_status_prefecture ON terminal_status(prefecture, state_rank);
 
 CREATE INDEX alerts_rule ON alerts(rule, status);
+-- The alerts page: unresolved alerts, most severe first, newest first.
+CREATE INDEX alerts_unresolved ON alerts(
+    (CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), opened_at DESC)
+    WHERE status IN ('open', 'acknowledged');
 CREATE INDEX outbox_clinic ON outbox(clinic_id, id);
 
 -- The hours (Unix ms at the start of the UTC hour) in which a terminal reported: the writer

@@ -452,6 +452,11 @@ async fn staff_acknowledge_note_resolve_and_silence_with_history_and_audit() {
             "{step} in {history:?}"
         );
     }
+    let times = admin.page("/alerts/times").await;
+    let row = &times[times.find("電子証明書の有効期限が近づいています").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    // One alert, acknowledged once, resolved once.
+    assert_eq!(row.matches("<td class=\"num\">1</td>").count(), 3, "{row}");
     let terminal_page = admin.page(&format!("/terminals/{}", agent.agent_id)).await;
     assert!(terminal_page.contains("<svg") && terminal_page.contains("id=\"timeline\""));
     assert!(terminal_page.contains("解決済み"));

@@ -272,6 +272,8 @@ pub struct AlertQuery {
     pub terminal_id: Option<Uuid>,
     /// Resolved ones too (the terminal page shows its recent history).
     pub include_resolved: bool,
+    /// Whether to count every match (else the total comes back as -1).
+    pub count: bool,
     pub offset: i64,
     pub limit: i64,
 }

@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(session::logout))
         .route("/terminals/{id}", get(terminal::page))
         .route("/alerts", get(actions::alerts_page))
+        .route("/alerts/times", get(actions::times_page))
         .route("/alerts/{id}/ack", post(actions::acknowledge))
         .route("/alerts/{id}/resolve", post(actions::resolve))
         .route("/alerts/{id}/note", post(actions::note))

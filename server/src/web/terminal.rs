@@ -153,6 +153,7 @@ pub async fn page(
             clinic_id: None,
             terminal_id: Some(id),
             include_resolved: true,
+            count: false,
             offset: 0,
             limit: 100,
         })

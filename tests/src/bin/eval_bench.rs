@@ -212,6 +212,15 @@ async fn dashboard(
         ),
         ("one clinic's terminals", "/?clinic=42".into()),
         ("alerts page (200 of the open alerts)", "/alerts".into()),
+        (
+            "alerts page, one rule",
+            "/alerts?rule=no_daily_restart".into(),
+        ),
+        ("alerts page, one clinic", "/alerts?clinic=42".into()),
+        (
+            "time to acknowledge / resolve (30 days of alerts)",
+            "/alerts/times".into(),
+        ),
         ("terminal page", format!("/terminals/{terminal}")),
         ("clinics, page 50", "/clinics?page=50".into()),
     ];

@@ -561,7 +561,20 @@ impl DeskStore for SqliteStore {
         }
         let mut count: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM alerts a");
         filters(&mut count, f);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let total: i64 = if f.count {
+            count.build_query_scalar().fetch_one(&self.pool).await?
+        } else {
+            -1
+        };
+        // The page's ids first, in the order of `alerts_unresolved` (the same expression), then
+        // the joins for those ids only.
+        let order = if f.include_resolved {
+            " ORDER BY a.status = 'resolved', CASE a.severity WHEN 'critical' THEN 0 \
+             WHEN 'warning' THEN 1 ELSE 2 END, a.opened_at DESC, a.id"
+        } else {
+            " ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, \
+             a.opened_at DESC"
+        };
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT a.id, a.terminal_id, a.clinic_id, a.rule, a.severity, a.status, a.detail, \
              a.occurrence, a.opened_at, a.updated_at, a.clear_since, a.ack_by, a.ack_note, \
@@ -569,18 +582,20 @@ impl DeskStore for SqliteStore {
              COALESCE(ts.hostname, t.hostname) AS hostname, c.name AS clinic_name, \
              (SELECT h.note FROM alert_history h WHERE h.alert_id = a.id AND h.note IS NOT NULL \
               ORDER BY h.id DESC LIMIT 1) AS last_note \
-             FROM alerts a JOIN terminals t ON t.id = a.terminal_id \
+             FROM (SELECT a.id FROM alerts a",
+        );
+        filters(&mut q, f);
+        q.push(order)
+            .push(" LIMIT ")
+            .push_bind(f.limit)
+            .push(" OFFSET ")
+            .push_bind(f.offset);
+        q.push(
+            ") page JOIN alerts a ON a.id = page.id JOIN terminals t ON t.id = a.terminal_id \
              JOIN clinics c ON c.id = a.clinic_id \
              LEFT JOIN terminal_status ts ON ts.terminal_id = a.terminal_id",
         );
-        filters(&mut q, f);
-        q.push(
-            " ORDER BY a.status = 'resolved', CASE a.severity WHEN 'critical' THEN 0 \
-             WHEN 'warning' THEN 1 ELSE 2 END, a.opened_at DESC, a.id LIMIT ",
-        )
-        .push_bind(f.limit)
-        .push(" OFFSET ")
-        .push_bind(f.offset);
+        q.push(order);
         let rows = q.build().fetch_all(&self.pool).await?;
         let views = rows
             .iter()
