@@ -87,3 +87,7 @@ CREATE TABLE report_hours (
     hour         INTEGER NOT NULL,
     PRIMARY KEY (terminal_id, hour)
 ) WITHOUT ROWID;
+
+-- The overview reads terminal_status now; the per-report problem count (a rule pass on the
+-- request path) is gone.
+ALTER TABLE terminal_state DROP COLUMN problems;

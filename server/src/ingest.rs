@@ -9,13 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use onshi_shared::{AgentPolicy, Report, StartKind, Validate, limits};
+use onshi_shared::{Report, StartKind, Validate, limits};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::Error;
 use crate::jobs::ChangeSignal;
-use crate::rules;
 use crate::store::{EventRow, IngestRow, Store, normalize_snapshot};
 
 /// Why a report was refused; each maps to one precise HTTP status.
@@ -62,7 +61,7 @@ pub fn parse_report(body: &[u8]) -> Result<Report, Rejection> {
     Ok(report)
 }
 
-fn start_kind_name(kind: StartKind) -> &'static str {
+pub fn start_kind_name(kind: StartKind) -> &'static str {
     match kind {
         StartKind::ColdBoot => "cold_boot",
         StartKind::FastStartup => "fast_startup",
@@ -73,14 +72,8 @@ fn start_kind_name(kind: StartKind) -> &'static str {
 
 /// Flattens a validated report into the row the writer stores. Runs in the request task so the
 /// serialisation cost is spread over all cores.
-pub fn prepare(
-    report: Report,
-    terminal_id: Uuid,
-    policy: &AgentPolicy,
-    now: DateTime<Utc>,
-) -> Result<IngestRow, Error> {
+pub fn prepare(report: Report, terminal_id: Uuid, now: DateTime<Utc>) -> Result<IngestRow, Error> {
     let s = &report.snapshot;
-    let findings = rules::evaluate_snapshot(s, policy, now);
     let events = report
         .events
         .iter()
@@ -100,7 +93,6 @@ pub fn prepare(
     let last_start_kind = start_kind_name(s.uptime.last_start_kind);
     let uptime_secs = i64::try_from(s.uptime.uptime_secs).unwrap_or(i64::MAX);
     let cert_not_after = s.certificates.current().map(|c| c.not_after);
-    let problems = rules::problem_count(&findings) as i64;
     let (snapshot, snapshot_hash) = normalize_snapshot(report.snapshot);
     Ok(IngestRow {
         terminal_id,
@@ -113,7 +105,6 @@ pub fn prepare(
         last_boot,
         uptime_secs,
         cert_not_after,
-        problems,
         snapshot,
         snapshot_hash,
         write_snapshot: true,
@@ -448,9 +439,6 @@ mod tests {
             async fn fleet_counts(&self, t: DateTime<Utc>) -> StoreResult<FleetCounts> {
                 self.inner.fleet_counts(t).await
             }
-            async fn fleet_page(&self, o: i64, l: i64) -> StoreResult<Vec<TerminalRow>> {
-                self.inner.fleet_page(o, l).await
-            }
             async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>> {
                 self.inner.snapshot_hashes().await
             }
@@ -504,13 +492,7 @@ mod tests {
             let (ingest, writer) = Ingest::start(store.clone(), 16, 16).await.unwrap();
             let mut waiting = Vec::new();
             for (i, id) in ids.iter().enumerate() {
-                let row = prepare(
-                    onshi_shared::sample::report(i as u64 + 1),
-                    *id,
-                    &AgentPolicy::default(),
-                    now,
-                )
-                .unwrap();
+                let row = prepare(onshi_shared::sample::report(i as u64 + 1), *id, now).unwrap();
                 let ingest = ingest.clone();
                 waiting.push(tokio::spawn(async move { ingest.submit(row).await }));
             }
@@ -544,14 +526,12 @@ mod tests {
         let report = onshi_shared::sample::report(9);
         let id = Uuid::now_v7();
         let sent_at = report.sent_at;
-        let row = prepare(report, id, &AgentPolicy::default(), sent_at).unwrap();
+        let row = prepare(report, id, sent_at).unwrap();
         assert_eq!(row.seq, 9);
         assert_eq!(row.events.len(), 1);
         assert_eq!(row.events[0].kind, "account_changed");
         assert_eq!(row.hostname, "ONSHI-PC-01");
         assert_eq!(row.snapshot.hostname, "ONSHI-PC-01");
         assert_eq!(row.last_start_kind, "cold_boot");
-        // the sample has no backup: one warning
-        assert_eq!(row.problems, 1);
     }
 }

@@ -226,14 +226,6 @@ fn snapshot_rules(s: &Snapshot, policy: &AgentPolicy, now: DateTime<Utc>, out: &
     probes(s, out);
 }
 
-/// How many findings count as problems on the dashboard (warning or worse).
-pub fn problem_count(findings: &[Finding]) -> usize {
-    findings
-        .iter()
-        .filter(|f| f.severity >= Severity::Warning)
-        .count()
-}
-
 /// The last start that installs updates. A fast-startup power-on counts (the app updates run);
 /// a resume from hibernation does not, so then only the last full boot counts.
 fn counting_start(s: &Snapshot) -> DateTime<Utc> {
@@ -1289,6 +1281,9 @@ mod tests {
             f.iter().map(|f| f.rule).collect::<Vec<_>>(),
             vec![key::BACKUP_MISSING]
         );
-        assert_eq!(problem_count(&f), 1);
+        assert_eq!(
+            f.iter().filter(|f| f.severity >= Severity::Warning).count(),
+            1
+        );
     }
 }

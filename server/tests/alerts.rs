@@ -122,7 +122,7 @@ impl Fleet {
         let mut report = report;
         report.seq = self.seq as u64;
         report.agent_id = self.terminals[i];
-        let row = ingest::prepare(report, self.terminals[i], &policy(), now).unwrap();
+        let row = ingest::prepare(report, self.terminals[i], now).unwrap();
         self.store.write_batch(&[row]).await.unwrap();
     }
 

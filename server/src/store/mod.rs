@@ -115,7 +115,6 @@ pub struct IngestRow {
     pub last_boot: DateTime<Utc>,
     pub uptime_secs: i64,
     pub cert_not_after: Option<DateTime<Utc>>,
-    pub problems: i64,
     /// The snapshot without its per-report fields (see [`normalize_snapshot`]); serialised by
     /// the store only when `write_snapshot` says it changed.
     pub snapshot: Snapshot,
@@ -136,18 +135,6 @@ pub struct EventRow {
     pub body_json: String,
 }
 
-/// One line of the fleet overview.
-#[derive(Debug, Clone)]
-pub struct TerminalRow {
-    pub id: Uuid,
-    pub clinic_name: String,
-    pub hostname: String,
-    pub last_seen: Option<DateTime<Utc>>,
-    pub last_start: Option<DateTime<Utc>>,
-    pub cert_not_after: Option<DateTime<Utc>>,
-    pub problems: i64,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
     pub id: Uuid,
@@ -166,7 +153,6 @@ pub struct StartRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FleetCounts {
     pub terminals: i64,
-    pub with_problems: i64,
     pub offline: i64,
 }
 
@@ -214,7 +200,6 @@ pub trait Store: Send + Sync + 'static {
     /// batch executes, so the flush overlaps the work instead of following it.
     async fn sync_committed(&self) -> StoreResult<()>;
     async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts>;
-    async fn fleet_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<TerminalRow>>;
     /// (terminal, seq, hash) of every stored snapshot body, to warm the writer at start-up.
     async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>>;
     /// The latest snapshot and its seq.

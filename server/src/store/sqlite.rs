@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::{
     AgentAuth, Clinic, FleetCounts, IngestRow, NewTerminal, StartRow, Store, StoreResult,
-    StoredEvent, TerminalRow, from_millis, latest_per_terminal, millis, restore_snapshot,
+    StoredEvent, from_millis, latest_per_terminal, millis, restore_snapshot,
 };
 use crate::Error;
 
@@ -278,8 +278,7 @@ impl Store for SqliteStore {
         for chunk in latest_per_terminal(rows).chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO terminal_state (terminal_id, seq, received_at, collected_at, \
-                 uptime_secs, hostname, last_start, last_start_kind, last_boot, cert_not_after, \
-                 problems) ",
+                 uptime_secs, hostname, last_start, last_start_kind, last_boot, cert_not_after) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(r.terminal_id.to_string())
@@ -291,16 +290,14 @@ impl Store for SqliteStore {
                     .push_bind(millis(r.last_start))
                     .push_bind(r.last_start_kind)
                     .push_bind(millis(r.last_boot))
-                    .push_bind(r.cert_not_after.map(millis))
-                    .push_bind(r.problems);
+                    .push_bind(r.cert_not_after.map(millis));
             });
             q.push(
                 " ON CONFLICT (terminal_id) DO UPDATE SET seq = excluded.seq, \
                  received_at = excluded.received_at, collected_at = excluded.collected_at, \
                  uptime_secs = excluded.uptime_secs, hostname = excluded.hostname, \
                  last_start = excluded.last_start, last_start_kind = excluded.last_start_kind, \
-                 last_boot = excluded.last_boot, cert_not_after = excluded.cert_not_after, \
-                 problems = excluded.problems \
+                 last_boot = excluded.last_boot, cert_not_after = excluded.cert_not_after \
                  WHERE excluded.seq > terminal_state.seq",
             );
             statements.push(q);
@@ -385,7 +382,6 @@ impl Store for SqliteStore {
     async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS terminals, \
-                    COALESCE(SUM(s.problems > 0), 0) AS with_problems, \
                     COALESCE(SUM(s.received_at IS NULL OR s.received_at < ?), 0) AS offline \
              FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id \
              WHERE t.revoked_at IS NULL",
@@ -395,43 +391,8 @@ impl Store for SqliteStore {
         .await?;
         Ok(FleetCounts {
             terminals: row.try_get("terminals")?,
-            with_problems: row.try_get("with_problems")?,
             offline: row.try_get("offline")?,
         })
-    }
-
-    async fn fleet_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<TerminalRow>> {
-        let rows = sqlx::query(
-            "SELECT t.id, c.name AS clinic_name, COALESCE(s.hostname, t.hostname) AS hostname, \
-                    s.received_at, s.last_start, s.cert_not_after, COALESCE(s.problems, 0) AS problems \
-             FROM terminals t JOIN clinics c ON c.id = t.clinic_id \
-             LEFT JOIN terminal_state s ON s.terminal_id = t.id \
-             WHERE t.revoked_at IS NULL \
-             ORDER BY problems DESC, c.name, hostname, t.id LIMIT ? OFFSET ?",
-        )
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(TerminalRow {
-                    id: uuid_col(row, "id")?,
-                    clinic_name: row.try_get("clinic_name")?,
-                    hostname: row.try_get("hostname")?,
-                    last_seen: row
-                        .try_get::<Option<i64>, _>("received_at")?
-                        .map(from_millis),
-                    last_start: row
-                        .try_get::<Option<i64>, _>("last_start")?
-                        .map(from_millis),
-                    cert_not_after: row
-                        .try_get::<Option<i64>, _>("cert_not_after")?
-                        .map(from_millis),
-                    problems: row.try_get("problems")?,
-                })
-            })
-            .collect()
     }
 
     async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>> {

@@ -145,7 +145,7 @@ pub async fn report(
         ));
     }
     let seq = report.seq;
-    let row = ingest::prepare(report, agent.terminal_id, &state.config.policy, Utc::now())?;
+    let row = ingest::prepare(report, agent.terminal_id, Utc::now())?;
     if !state.ingest.submit(row).await? {
         return Err(ApiFailure::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -93,12 +93,7 @@ pub fn start_kind_ja(kind: &str) -> &'static str {
 }
 
 pub fn start_kind_of(kind: StartKind) -> &'static str {
-    match kind {
-        StartKind::ColdBoot => "cold_boot",
-        StartKind::FastStartup => "fast_startup",
-        StartKind::Resume => "resume",
-        StartKind::Unknown => "unknown",
-    }
+    crate::ingest::start_kind_name(kind)
 }
 
 fn account_change_ja(change: &AccountChange) -> String {

@@ -116,7 +116,7 @@ async fn main() -> Result<()> {
                 if (made + i) % 10 == 0 {
                     r.snapshot.uptime.last_start = now - Duration::hours(30);
                 }
-                ingest::prepare(r, *id, &config.policy, now)
+                ingest::prepare(r, *id, now)
             })
             .collect::<Result<Vec<_>, _>>()?;
         store.write_batch(&rows).await?;

@@ -229,11 +229,10 @@ async fn main() -> Result<()> {
     let mut report = sample::report(0);
     report.events.clear();
     report.snapshot = snapshot.clone();
-    let policy = onshi_shared::AgentPolicy::default();
     let mut rows = Vec::with_capacity(1000);
     for line in std::fs::read_to_string(work.path().join("terminals.txt"))?.lines() {
         let id: Uuid = line.split(' ').next().unwrap_or_default().parse()?;
-        rows.push(ingest::prepare(report.clone(), id, &policy, now)?);
+        rows.push(ingest::prepare(report.clone(), id, now)?);
         if rows.len() == 1000 {
             store.write_batch(&rows).await?;
             rows.clear();
