@@ -168,7 +168,19 @@ impl Ingest {
             .into_iter()
             .map(|(id, seq, hash)| (id, (seq, hash)))
             .collect();
-        let handle = tokio::spawn(writer(store, rx, max_batch, bodies, stats.clone(), changes));
+        let hours: HashMap<Uuid, i64> = store
+            .report_hours_since(chrono::Utc::now())
+            .await?
+            .into_iter()
+            .collect();
+        let handle = tokio::spawn(writer(
+            store,
+            rx,
+            max_batch,
+            WriterCache { bodies, hours },
+            stats.clone(),
+            changes,
+        ));
         Ok((
             Ingest {
                 tx,
@@ -214,13 +226,20 @@ impl Ingest {
 
 type Reply = oneshot::Sender<Result<(), Arc<Error>>>;
 
+/// What the writer remembers between batches, warmed from the store at start-up.
+struct WriterCache {
+    /// (seq, body hash) of the snapshot body last committed per terminal, so an unchanged body
+    /// is not sent to the database again.
+    bodies: HashMap<Uuid, (i64, i64)>,
+    /// The hour of each terminal's last recorded report (see `IngestRow::new_hour`).
+    hours: HashMap<Uuid, i64>,
+}
+
 async fn writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
-    // (seq, body hash) of the snapshot body last committed per terminal, so an unchanged body is
-    // not sent to the database again.
-    mut bodies: HashMap<Uuid, (i64, i64)>,
+    cache: WriterCache,
     stats: Arc<IngestStats>,
     changes: Option<Arc<ChangeSignal>>,
 ) {
@@ -229,8 +248,10 @@ async fn writer(
     let (committed_tx, committed_rx) = mpsc::unbounded_channel::<Vec<Reply>>();
     let flusher = tokio::spawn(flusher(store.clone(), committed_rx, stats.clone()));
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
-    // The hour of each terminal's last stored report (see `IngestRow::new_hour`).
-    let mut hours: HashMap<Uuid, i64> = HashMap::new();
+    let WriterCache {
+        mut bodies,
+        mut hours,
+    } = cache;
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let mut rows: Vec<IngestRow> = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
@@ -441,6 +462,12 @@ mod tests {
             }
             async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>> {
                 self.inner.snapshot_hashes().await
+            }
+            async fn report_hours_since(
+                &self,
+                since: DateTime<Utc>,
+            ) -> StoreResult<Vec<(Uuid, i64)>> {
+                self.inner.report_hours_since(since).await
             }
             async fn latest_snapshot(
                 &self,

@@ -577,3 +577,33 @@ async fn clinics_are_edited_and_their_codes_issued_once_and_revoked() {
 async fn desk_page(desk: &Desk, path: &str) -> String {
     wait_for(desk, path, "<table").await
 }
+
+#[tokio::test]
+async fn each_reported_hour_is_recorded_once_for_the_timeline() {
+    let f = fixture().await;
+    let agent = f.enroll(&f.started.code, "pc").await;
+    for seq in 1..=3 {
+        f.report(&agent, seq, |_| {}).await;
+    }
+    let desk = f.started.store.desk();
+    let hours = desk
+        .report_hours(agent.agent_id, Utc::now() - Duration::hours(2))
+        .await
+        .unwrap();
+    assert_eq!(hours.len(), 1, "{hours:?}");
+    assert_eq!(
+        hours[0].timestamp_millis(),
+        onshi_server::store::hour_of(Utc::now())
+    );
+    // A restarted writer knows the hour is recorded already.
+    let recorded = f
+        .started
+        .store
+        .report_hours_since(Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded,
+        vec![(agent.agent_id, hours[0].timestamp_millis())]
+    );
+}

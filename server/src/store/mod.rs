@@ -202,6 +202,9 @@ pub trait Store: Send + Sync + 'static {
     async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts>;
     /// (terminal, seq, hash) of every stored snapshot body, to warm the writer at start-up.
     async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>>;
+    /// (terminal, hour) of every report hour recorded at or after `since`, so a restarted
+    /// writer does not record them again.
+    async fn report_hours_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<(Uuid, i64)>>;
     /// The latest snapshot and its seq.
     async fn latest_snapshot(&self, terminal_id: Uuid) -> StoreResult<Option<(i64, Snapshot)>>;
     /// Events of one terminal in the order they were stored.

@@ -395,6 +395,16 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn report_hours_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<(Uuid, i64)>> {
+        let rows = sqlx::query("SELECT terminal_id, hour FROM report_hours WHERE hour >= ?")
+            .bind(super::hour_of(since))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((uuid_col(r, "terminal_id")?, r.try_get("hour")?)))
+            .collect()
+    }
+
     async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>> {
         let rows = sqlx::query("SELECT terminal_id, seq, hash FROM terminal_snapshot")
             .fetch_all(&self.pool)
