@@ -331,21 +331,36 @@ pub async fn acknowledge(
         .alerts()
         .acknowledge_alert(id, &staff.user.name, note, until, now)
         .await?;
-    if !done {
-        return Ok(form_error(
-            "このアラートは見つからないか、解決済みです",
-            &back,
-        ));
-    }
-    audit_alert(
+    finish(
         &state,
         &staff,
         id,
+        done,
         format!("アラート #{id} を確認済みに ({note})"),
+        &back,
     )
-    .await?;
-    after_change(&state, id).await?;
-    Ok(Redirect::to(&back).into_response())
+    .await
+}
+
+/// The end of acknowledging or resolving: refused when the store changed nothing, else
+/// audited, the evaluator woken for the terminal, and back to the page the form was on.
+async fn finish(
+    state: &AppState,
+    staff: &Staff,
+    id: i64,
+    done: bool,
+    what: String,
+    back: &str,
+) -> Result<Response, AuthFailure> {
+    if !done {
+        return Ok(form_error(
+            "このアラートは見つからないか、解決済みです",
+            back,
+        ));
+    }
+    audit_alert(state, staff, id, what).await?;
+    after_change(state, id).await?;
+    Ok(Redirect::to(back).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,21 +386,15 @@ pub async fn resolve(
         .alerts()
         .resolve_alert(id, &staff.user.name, note, Utc::now())
         .await?;
-    if !done {
-        return Ok(form_error(
-            "このアラートは見つからないか、解決済みです",
-            &back,
-        ));
-    }
-    audit_alert(
+    finish(
         &state,
         &staff,
         id,
+        done,
         format!("アラート #{id} を解決済みに ({note})"),
+        &back,
     )
-    .await?;
-    after_change(&state, id).await?;
-    Ok(Redirect::to(&back).into_response())
+    .await
 }
 
 /// `POST /alerts/{id}/note`

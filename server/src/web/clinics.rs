@@ -493,6 +493,25 @@ async fn clinic_page(
     })
 }
 
+/// The clinic page as a response: 422 when it shows a refused form again, else 200.
+async fn render_clinic(
+    state: &AppState,
+    staff: &Staff,
+    form: ClinicFormView,
+    error: Option<String>,
+    new_code: Option<String>,
+) -> Result<Response, crate::Error> {
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let html = clinic_page(state, staff, form, error, new_code)
+        .await?
+        .render()?;
+    Ok((status, Html(html)).into_response())
+}
+
 fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -508,9 +527,8 @@ fn not_found() -> Response {
 pub async fn new_form(
     State(state): State<AppState>,
     Admin(staff): Admin,
-) -> Result<Html<String>, PageFailure> {
-    let page = clinic_page(&state, &staff, ClinicFormView::empty(), None, None).await?;
-    Ok(Html(page.render()?))
+) -> Result<Response, PageFailure> {
+    Ok(render_clinic(&state, &staff, ClinicFormView::empty(), None, None).await?)
 }
 
 /// `GET /clinics/{id}`
@@ -522,15 +540,14 @@ pub async fn page(
     let Some(detail) = state.store.desk().clinic_detail(id).await? else {
         return Ok(not_found());
     };
-    let page = clinic_page(
+    Ok(render_clinic(
         &state,
         &staff,
         ClinicFormView::from_detail(&detail),
         None,
         None,
     )
-    .await?;
-    Ok(Html(page.render()?).into_response())
+    .await?)
 }
 
 async fn save(
@@ -601,9 +618,7 @@ async fn refill(
         desk_phone: f.desk_phone.clone(),
         notes: f.notes.clone(),
     };
-    let page = clinic_page(state, staff, view, Some(error), None).await?;
-    let html = page.render().map_err(crate::Error::from)?;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response())
+    Ok(render_clinic(state, staff, view, Some(error), None).await?)
 }
 
 /// `POST /clinics`
@@ -659,16 +674,14 @@ pub async fn issue_code(
     let mut entry = staff.audit(format!("医療機関「{}」の登録コードを発行", clinic.name));
     entry.clinic_id = Some(id);
     state.store.desk().record_audit(&entry).await?;
-    let page = clinic_page(
+    Ok(render_clinic(
         &state,
         &staff,
         ClinicFormView::from_detail(&detail),
         None,
         Some(code),
     )
-    .await?;
-    let html = page.render().map_err(crate::Error::from)?;
-    Ok(Html(html).into_response())
+    .await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -745,16 +758,8 @@ pub async fn add_contact(
         .find_map(|(l, v)| single_line(l, v.trim(), 100).err())
     };
     if let Some(error) = problem {
-        let page = clinic_page(
-            &state,
-            &staff,
-            ClinicFormView::from_detail(&detail),
-            Some(error),
-            None,
-        )
-        .await?;
-        let html = page.render().map_err(crate::Error::from)?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response());
+        let view = ClinicFormView::from_detail(&detail);
+        return Ok(render_clinic(&state, &staff, view, Some(error), None).await?);
     }
     let contact = Contact {
         id: 0,
