@@ -391,6 +391,16 @@ mod tests {
     use onshi_shared::AccountRole;
 
     #[test]
+    fn the_deployed_sample_configuration_is_valid() {
+        let file: FileConfig =
+            toml::from_str(include_str!("../../deploy/config/server.toml")).unwrap();
+        let c = Config::resolve(file, &DbArgs::default(), None).unwrap();
+        assert!(c.dashboard.secure_cookies);
+        assert_eq!(c.dashboard.session_hours, 12);
+        assert_eq!(c.dashboard.max_failed_logins, 5);
+    }
+
+    #[test]
     fn flags_beat_file_beat_defaults() {
         let file: FileConfig = toml::from_str(
             r#"
