@@ -21,7 +21,8 @@ use crate::notify::Composer;
 use crate::rules::{self, ClinicPolicy, ExpectedVersion, TerminalState};
 use crate::store::Store;
 use crate::store::alerts::{
-    Alert, AlertChange, AlertStatus, ClinicSettings, NewMail, Silence, StateSelection,
+    Alert, AlertChange, AlertStatus, ClinicSettings, NewMail, Silence, SnapshotCache,
+    StateSelection,
 };
 use crate::store::desk::{BackupKind, TerminalStateKind, TerminalSummary};
 
@@ -177,6 +178,7 @@ pub struct Evaluator {
     summaries: Option<HashMap<Uuid, TerminalSummary>>,
     changed_summaries: Vec<TerminalSummary>,
     tally: SharedTally,
+    snapshots: Arc<SnapshotCache>,
 }
 
 impl Evaluator {
@@ -201,6 +203,7 @@ impl Evaluator {
             summaries: None,
             changed_summaries: Vec::new(),
             tally: SharedTally::default(),
+            snapshots: Arc::default(),
         }
     }
 
@@ -271,14 +274,7 @@ impl Evaluator {
     pub async fn full_pass(&mut self, now: DateTime<Utc>) -> Result<PassStats, Error> {
         self.reload(now).await?;
         self.load_summaries().await?;
-        let mut active: HashMap<(Uuid, String), Alert> = self
-            .store
-            .alerts()
-            .active_alerts(None)
-            .await?
-            .into_iter()
-            .map(|a| ((a.terminal_id, a.rule.clone()), a))
-            .collect();
+        let mut active = by_rule(self.store.alerts().active_alerts(None).await?);
         let mut stats = PassStats::default();
         let mut versions: HashMap<String, HashMap<String, usize>> = HashMap::new();
         let mut pending: Vec<AlertChange> = Vec::new();
@@ -286,14 +282,16 @@ impl Evaluator {
         let events_since = now - rules::EVENT_WINDOW;
         let limit = self.settings.page_size;
         let pages = self.store.clone();
+        let cache = self.snapshots.clone();
         let fetch = |after: Option<Uuid>| {
             let store = pages.clone();
+            let cache = cache.clone();
             // Its own task: the next page loads (and parses) on the other core while this one
             // is evaluated.
             tokio::spawn(async move {
                 store
                     .alerts()
-                    .terminal_states(StateSelection::Page { after, limit }, events_since)
+                    .terminal_states(StateSelection::Page { after, limit }, events_since, &cache)
                     .await
             })
         };
@@ -324,6 +322,9 @@ impl Evaluator {
                 .filter(|id| !evaluated.contains(id))
                 .copied()
                 .collect();
+            if let Ok(mut snapshots) = self.snapshots.lock() {
+                snapshots.retain(|id, _| evaluated.contains(id));
+            }
             if let Ok(mut tally) = self.tally.write() {
                 for id in gone {
                     if let Some(old) = known.remove(&id) {
@@ -386,7 +387,11 @@ impl Evaluator {
         let store = self.store.clone();
         let a = store.alerts();
         let states = a
-            .terminal_states(StateSelection::Ids(ids), now - rules::EVENT_WINDOW)
+            .terminal_states(
+                StateSelection::Ids(ids),
+                now - rules::EVENT_WINDOW,
+                &self.snapshots,
+            )
             .await?;
         if states
             .iter()
@@ -396,12 +401,7 @@ impl Evaluator {
         }
         // Staff may have just set a maintenance window: a targeted pass must see it.
         self.silences = a.active_silences(now).await?;
-        let mut active: HashMap<(Uuid, String), Alert> = a
-            .active_alerts(Some(ids))
-            .await?
-            .into_iter()
-            .map(|a| ((a.terminal_id, a.rule.clone()), a))
-            .collect();
+        let mut active = by_rule(a.active_alerts(Some(ids)).await?);
         let mut pending = Vec::new();
         let mut audit = Vec::new();
         for t in &states {
@@ -416,7 +416,7 @@ impl Evaluator {
         &mut self,
         t: &TerminalState,
         now: DateTime<Utc>,
-        active: &mut HashMap<(Uuid, String), Alert>,
+        active: &mut HashMap<(Uuid, &'static str), Alert>,
         pending: &mut Vec<AlertChange>,
         stats: &mut PassStats,
     ) {
@@ -450,7 +450,7 @@ impl Evaluator {
         let mut after: Vec<(&str, rules::Severity, AlertStatus)> = Vec::new();
         for f in &findings {
             seen.insert(f.rule);
-            let current = active.remove(&(t.terminal_id, f.rule.to_string()));
+            let current = active.remove(&(t.terminal_id, f.rule));
             let transition = alerts::transition(current.as_ref(), Some(f), &ctx);
             match (&transition, &current) {
                 (Some((a, _)), _) | (None, Some(a)) => after.push((f.rule, a.severity, a.status)),
@@ -475,7 +475,7 @@ impl Evaluator {
             if seen.contains(rule) {
                 continue;
             }
-            let Some(current) = active.remove(&(t.terminal_id, rule.to_string())) else {
+            let Some(current) = active.remove(&(t.terminal_id, rule)) else {
                 continue;
             };
             match alerts::transition(Some(&current), None, &ctx) {
@@ -624,11 +624,11 @@ impl Evaluator {
             let states = self
                 .store
                 .alerts()
-                .terminal_states(StateSelection::Ids(ids), now)
+                .terminal_states(StateSelection::Ids(ids), now, &self.snapshots)
                 .await?;
             for t in states {
                 if let Some(s) = t.snapshot {
-                    self.hostnames.insert(t.terminal_id, s.hostname);
+                    self.hostnames.insert(t.terminal_id, s.hostname.clone());
                 }
             }
         }
@@ -717,6 +717,19 @@ fn tally_versions(
                 .or_default() += 1;
         }
     }
+}
+
+/// Alerts keyed by (terminal, rule key), the rule as the `&'static str` of [`rules::key::ALL`]
+/// so lookups allocate nothing. An alert of a rule this build does not know is dropped: no
+/// finding can ever match it.
+fn by_rule(alerts: Vec<Alert>) -> HashMap<(Uuid, &'static str), Alert> {
+    alerts
+        .into_iter()
+        .filter_map(|a| {
+            let rule = rules::key::ALL.iter().find(|r| **r == a.rule)?;
+            Some(((a.terminal_id, *rule), a))
+        })
+        .collect()
 }
 
 /// The overview's line for a terminal, from its state and its alerts after evaluation.
@@ -818,7 +831,8 @@ mod tests {
             clinic_id: 1,
             enrolled_at: Utc::now(),
             last_seen: Some(Utc::now()),
-            snapshot: Some(onshi_shared::sample::snapshot()),
+            collected_at: Utc::now(),
+            snapshot: Some(Arc::new(onshi_shared::sample::snapshot())),
             events: Vec::new(),
         };
         use rules::Severity::{Critical, Warning};

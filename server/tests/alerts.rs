@@ -769,3 +769,51 @@ fn decode_subject(raw: &str) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn passes_reuse_parsed_snapshots_until_the_body_changes() {
+    use onshi_server::store::alerts::{SnapshotCache, StateSelection};
+    let mut f = fleet(2).await;
+    let now = Utc::now();
+    f.report(0, report_at(now, "PC-A"), now).await;
+    f.report(1, report_at(now, "PC-B"), now).await;
+    let cache = SnapshotCache::default();
+    async fn load(
+        f: &Fleet,
+        now: DateTime<Utc>,
+        cache: &SnapshotCache,
+    ) -> Vec<onshi_server::rules::TerminalState> {
+        f.store
+            .alerts()
+            .terminal_states(StateSelection::Ids(&f.terminals), now, cache)
+            .await
+            .unwrap()
+    }
+    let first = load(&f, now, &cache).await;
+    assert_eq!(cache.lock().unwrap().len(), 2);
+    // A new report with the same content (only the collection time moved): the same parsed
+    // body, the new collection time.
+    let later = now + Duration::minutes(1);
+    let mut same = report_at(now, "PC-A");
+    same.snapshot.collected_at = later;
+    same.snapshot.uptime.uptime_secs += 60;
+    f.report(0, same, later).await;
+    let second = load(&f, now, &cache).await;
+    let id = f.terminals[0];
+    let a = |states: &[onshi_server::rules::TerminalState]| {
+        states.iter().find(|t| t.terminal_id == id).unwrap().clone()
+    };
+    assert!(Arc::ptr_eq(
+        a(&first).snapshot.as_ref().unwrap(),
+        a(&second).snapshot.as_ref().unwrap()
+    ));
+    assert_eq!(a(&second).collected_at.timestamp_millis(), later.timestamp_millis());
+    // A changed body is fetched and parsed again.
+    f.report(0, report_at(later, "PC-A-RENAMED"), later).await;
+    let third = load(&f, now, &cache).await;
+    assert_eq!(a(&third).snapshot.as_ref().unwrap().hostname, "PC-A-RENAMED");
+    assert!(!Arc::ptr_eq(
+        a(&first).snapshot.as_ref().unwrap(),
+        a(&third).snapshot.as_ref().unwrap()
+    ));
+}

@@ -150,6 +150,15 @@ async fn main() -> Result<()> {
         );
         slowest = slowest.max(started.elapsed());
     }
+    // The evaluator keeps every parsed snapshot between passes: what that costs in memory.
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("\nresident memory after the passes: {rss}");
     if args.requests > 0 {
         let first = first_terminal.context("no terminals")?;
         dashboard(store, config, first, args.requests, slowest * 2).await?;
