@@ -334,7 +334,7 @@ impl Evaluator {
             }
         }
         // Alerts of terminals that are gone (revoked): their conditions no longer hold.
-        let orphans: Vec<Alert> = active.into_values().collect();
+        let orphans: Vec<Alert> = active.into_values().flatten().map(|(_, a)| a).collect();
         for a in orphans {
             let ctx = Context {
                 terminal_id: a.terminal_id,
@@ -416,7 +416,7 @@ impl Evaluator {
         &mut self,
         t: &TerminalState,
         now: DateTime<Utc>,
-        active: &mut HashMap<(Uuid, &'static str), Alert>,
+        active: &mut HashMap<Uuid, Vec<(&'static str, Alert)>>,
         pending: &mut Vec<AlertChange>,
         stats: &mut PassStats,
     ) {
@@ -425,7 +425,9 @@ impl Evaluator {
             tracing::warn!(terminal = %t.terminal_id, clinic = t.clinic_id, "terminal of an unknown clinic");
             return;
         };
-        if let Some(s) = &t.snapshot {
+        if let Some(s) = &t.snapshot
+            && self.hostnames.get(&t.terminal_id) != Some(&s.hostname)
+        {
             self.hostnames.insert(t.terminal_id, s.hostname.clone());
         }
         let hostname = self
@@ -445,12 +447,16 @@ impl Evaluator {
             now,
             hold_down: self.settings.hold_down,
         };
-        let mut seen: HashSet<&'static str> = HashSet::new();
+        // This terminal's unresolved alerts: one map lookup, then a short list by rule.
+        let mut current_alerts = active.remove(&t.terminal_id).unwrap_or_default();
+        let mut take = |rule: &str| {
+            let i = current_alerts.iter().position(|(r, _)| *r == rule)?;
+            Some(current_alerts.swap_remove(i).1)
+        };
         // (severity, status) of this terminal's alerts after this evaluation.
         let mut after: Vec<(&str, rules::Severity, AlertStatus)> = Vec::new();
         for f in &findings {
-            seen.insert(f.rule);
-            let current = active.remove(&(t.terminal_id, f.rule));
+            let current = take(f.rule);
             let transition = alerts::transition(current.as_ref(), Some(f), &ctx);
             match (&transition, &current) {
                 (Some((a, _)), _) | (None, Some(a)) => after.push((f.rule, a.severity, a.status)),
@@ -471,13 +477,8 @@ impl Evaluator {
                 });
             }
         }
-        for rule in rules::key::ALL {
-            if seen.contains(rule) {
-                continue;
-            }
-            let Some(current) = active.remove(&(t.terminal_id, rule)) else {
-                continue;
-            };
+        // What is left has no finding now: the condition cleared.
+        for (rule, current) in current_alerts {
             match alerts::transition(Some(&current), None, &ctx) {
                 Some((alert, action)) => {
                     after.push((rule, alert.severity, alert.status));
@@ -719,17 +720,17 @@ fn tally_versions(
     }
 }
 
-/// Alerts keyed by (terminal, rule key), the rule as the `&'static str` of [`rules::key::ALL`]
-/// so lookups allocate nothing. An alert of a rule this build does not know is dropped: no
-/// finding can ever match it.
-fn by_rule(alerts: Vec<Alert>) -> HashMap<(Uuid, &'static str), Alert> {
-    alerts
-        .into_iter()
-        .filter_map(|a| {
-            let rule = rules::key::ALL.iter().find(|r| **r == a.rule)?;
-            Some(((a.terminal_id, *rule), a))
-        })
-        .collect()
+/// Unresolved alerts by terminal, each with its rule as the `&'static str` of
+/// [`rules::key::ALL`], so a terminal costs one map lookup and no allocation. An alert of a rule
+/// this build does not know is dropped: no finding can ever match it.
+fn by_rule(alerts: Vec<Alert>) -> HashMap<Uuid, Vec<(&'static str, Alert)>> {
+    let mut out: HashMap<Uuid, Vec<(&'static str, Alert)>> = HashMap::new();
+    for a in alerts {
+        if let Some(rule) = rules::key::ALL.iter().find(|r| **r == a.rule) {
+            out.entry(a.terminal_id).or_default().push((*rule, a));
+        }
+    }
+    out
 }
 
 /// The overview's line for a terminal, from its state and its alerts after evaluation.

@@ -807,11 +807,17 @@ async fn passes_reuse_parsed_snapshots_until_the_body_changes() {
         a(&first).snapshot.as_ref().unwrap(),
         a(&second).snapshot.as_ref().unwrap()
     ));
-    assert_eq!(a(&second).collected_at.timestamp_millis(), later.timestamp_millis());
+    assert_eq!(
+        a(&second).collected_at.timestamp_millis(),
+        later.timestamp_millis()
+    );
     // A changed body is fetched and parsed again.
     f.report(0, report_at(later, "PC-A-RENAMED"), later).await;
     let third = load(&f, now, &cache).await;
-    assert_eq!(a(&third).snapshot.as_ref().unwrap().hostname, "PC-A-RENAMED");
+    assert_eq!(
+        a(&third).snapshot.as_ref().unwrap().hostname,
+        "PC-A-RENAMED"
+    );
     assert!(!Arc::ptr_eq(
         a(&first).snapshot.as_ref().unwrap(),
         a(&third).snapshot.as_ref().unwrap()

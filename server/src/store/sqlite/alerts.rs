@@ -132,7 +132,8 @@ impl AlertStore for SqliteStore {
             "SELECT t.id, t.clinic_id, t.enrolled_at, s.received_at, s.collected_at, b.hash \
              FROM terminals t \
              LEFT JOIN terminal_state s ON s.terminal_id = t.id \
-             LEFT JOIN terminal_snapshot b ON b.terminal_id = t.id \
+             LEFT JOIN terminal_snapshot b INDEXED BY terminal_snapshot_hash \
+               ON b.terminal_id = t.id \
              WHERE t.revoked_at IS NULL ",
         );
         match selection {

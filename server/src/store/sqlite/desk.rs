@@ -584,6 +584,16 @@ impl DeskStore for SqliteStore {
               ORDER BY h.id DESC LIMIT 1) AS last_note \
              FROM (SELECT a.id FROM alerts a",
         );
+        // The whole fleet's unresolved alerts come straight off their index, already in order
+        // (the planner, without statistics, would sort them); a filtered list uses the filter's
+        // index instead.
+        if !f.include_resolved
+            && f.rule.is_none()
+            && f.clinic_id.is_none()
+            && f.terminal_id.is_none()
+        {
+            q.push(" INDEXED BY alerts_unresolved");
+        }
         filters(&mut q, f);
         q.push(order)
             .push(" LIMIT ")
