@@ -505,14 +505,12 @@ mod tests {
         )]));
         let rules_of = |n: usize| -> Vec<&'static str> {
             let t = sim(n);
-            let snapshot = t.snapshot(now);
             let state = TerminalState {
                 terminal_id: t.agent_id,
                 clinic_id: 1,
                 enrolled_at: now,
                 last_seen: Some(now),
-                collected_at: snapshot.collected_at,
-                snapshot: Some(std::sync::Arc::new(snapshot)),
+                snapshot: Some(t.snapshot(now)),
                 events: t.pending_events.clone(),
             };
             rules::evaluate(&state, &policy, now)

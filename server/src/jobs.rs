@@ -21,8 +21,7 @@ use crate::notify::Composer;
 use crate::rules::{self, ClinicPolicy, ExpectedVersion, TerminalState};
 use crate::store::Store;
 use crate::store::alerts::{
-    Alert, AlertChange, AlertStatus, ClinicSettings, NewMail, Silence, SnapshotCache,
-    StateSelection,
+    Alert, AlertChange, AlertStatus, ClinicSettings, NewMail, Silence, StateSelection,
 };
 use crate::store::desk::{BackupKind, TerminalStateKind, TerminalSummary};
 
@@ -178,7 +177,6 @@ pub struct Evaluator {
     summaries: Option<HashMap<Uuid, TerminalSummary>>,
     changed_summaries: Vec<TerminalSummary>,
     tally: SharedTally,
-    snapshots: Arc<SnapshotCache>,
 }
 
 impl Evaluator {
@@ -203,7 +201,6 @@ impl Evaluator {
             summaries: None,
             changed_summaries: Vec::new(),
             tally: SharedTally::default(),
-            snapshots: Arc::default(),
         }
     }
 
@@ -282,16 +279,14 @@ impl Evaluator {
         let events_since = now - rules::EVENT_WINDOW;
         let limit = self.settings.page_size;
         let pages = self.store.clone();
-        let cache = self.snapshots.clone();
         let fetch = |after: Option<Uuid>| {
             let store = pages.clone();
-            let cache = cache.clone();
             // Its own task: the next page loads (and parses) on the other core while this one
             // is evaluated.
             tokio::spawn(async move {
                 store
                     .alerts()
-                    .terminal_states(StateSelection::Page { after, limit }, events_since, &cache)
+                    .terminal_states(StateSelection::Page { after, limit }, events_since)
                     .await
             })
         };
@@ -322,9 +317,6 @@ impl Evaluator {
                 .filter(|id| !evaluated.contains(id))
                 .copied()
                 .collect();
-            if let Ok(mut snapshots) = self.snapshots.lock() {
-                snapshots.retain(|id, _| evaluated.contains(id));
-            }
             if let Ok(mut tally) = self.tally.write() {
                 for id in gone {
                     if let Some(old) = known.remove(&id) {
@@ -387,11 +379,7 @@ impl Evaluator {
         let store = self.store.clone();
         let a = store.alerts();
         let states = a
-            .terminal_states(
-                StateSelection::Ids(ids),
-                now - rules::EVENT_WINDOW,
-                &self.snapshots,
-            )
+            .terminal_states(StateSelection::Ids(ids), now - rules::EVENT_WINDOW)
             .await?;
         if states
             .iter()
@@ -625,11 +613,11 @@ impl Evaluator {
             let states = self
                 .store
                 .alerts()
-                .terminal_states(StateSelection::Ids(ids), now, &self.snapshots)
+                .terminal_states(StateSelection::Ids(ids), now)
                 .await?;
             for t in states {
                 if let Some(s) = t.snapshot {
-                    self.hostnames.insert(t.terminal_id, s.hostname.clone());
+                    self.hostnames.insert(t.terminal_id, s.hostname);
                 }
             }
         }
@@ -832,8 +820,7 @@ mod tests {
             clinic_id: 1,
             enrolled_at: Utc::now(),
             last_seen: Some(Utc::now()),
-            collected_at: Utc::now(),
-            snapshot: Some(Arc::new(onshi_shared::sample::snapshot())),
+            snapshot: Some(onshi_shared::sample::snapshot()),
             events: Vec::new(),
         };
         use rules::Severity::{Critical, Warning};

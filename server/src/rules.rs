@@ -144,11 +144,7 @@ pub struct TerminalState {
     pub enrolled_at: DateTime<Utc>,
     /// When the last report arrived; `None` before the first.
     pub last_seen: Option<DateTime<Utc>>,
-    /// The latest snapshot as stored: its per-report fields (collection time, uptime, probe
-    /// latency) are blanked, so one parsed body serves every pass until its content changes.
-    pub snapshot: Option<std::sync::Arc<Snapshot>>,
-    /// When the agent collected that snapshot (the epoch without one).
-    pub collected_at: DateTime<Utc>,
+    pub snapshot: Option<Snapshot>,
     /// Change events from the last [`EVENT_WINDOW`] (older ones may be left out), oldest first.
     pub events: Vec<Event>,
 }
@@ -202,7 +198,7 @@ pub fn evaluate(t: &TerminalState, policy: &ClinicPolicy, now: DateTime<Utc>) ->
     let mut out = Vec::new();
     offline(t, policy, now, &mut out);
     if let Some(s) = &t.snapshot {
-        snapshot_rules(s, t.collected_at, &policy.agent, now, &mut out);
+        snapshot_rules(s, &policy.agent, now, &mut out);
         updates_behind(s, policy, now, &mut out);
         backup(s, t, now, &mut out);
     }
@@ -215,21 +211,15 @@ pub fn evaluate(t: &TerminalState, policy: &ClinicPolicy, now: DateTime<Utc>) ->
 /// The full set is [`evaluate`].
 pub fn evaluate_snapshot(s: &Snapshot, policy: &AgentPolicy, now: DateTime<Utc>) -> Vec<Finding> {
     let mut out = Vec::new();
-    snapshot_rules(s, s.collected_at, policy, now, &mut out);
+    snapshot_rules(s, policy, now, &mut out);
     // Without the install time, a backup counts as missing once the certificate is a week old.
     let installed = s.certificates.current().map(|c| c.not_before);
     backup_rule(s, installed, now, &mut out);
     out
 }
 
-fn snapshot_rules(
-    s: &Snapshot,
-    collected_at: DateTime<Utc>,
-    policy: &AgentPolicy,
-    now: DateTime<Utc>,
-    out: &mut Vec<Finding>,
-) {
-    restart(s, collected_at, out);
+fn snapshot_rules(s: &Snapshot, policy: &AgentPolicy, now: DateTime<Utc>, out: &mut Vec<Finding>) {
+    restart(s, out);
     pending_reboot(s, now, out);
     certificates(s, now, out);
     accounts(s, policy, now, out);
@@ -247,8 +237,8 @@ fn counting_start(s: &Snapshot) -> DateTime<Utc> {
 
 /// Measured at the last report, not at `now`: a terminal switched off since then may well have
 /// been restarted, and the offline rule speaks for it.
-fn restart(s: &Snapshot, collected_at: DateTime<Utc>, out: &mut Vec<Finding>) {
-    let since = collected_at - counting_start(s);
+fn restart(s: &Snapshot, out: &mut Vec<Finding>) {
+    let since = s.collected_at - counting_start(s);
     let hours = since.num_hours();
     let severity = if since > RESTART_CRITICAL {
         Severity::Critical
@@ -756,8 +746,7 @@ mod tests {
             clinic_id: 1,
             enrolled_at: s.collected_at - Duration::days(365),
             last_seen: Some(s.collected_at),
-            collected_at: s.collected_at,
-            snapshot: Some(std::sync::Arc::new(s)),
+            snapshot: Some(s),
             events: vec![],
         }
     }

@@ -201,24 +201,16 @@ pub enum StateSelection<'a> {
     Ids(&'a [Uuid]),
 }
 
-/// Parsed snapshot bodies by terminal, with the content hash they were stored under: a pass
-/// fetches and parses only the bodies whose hash changed since the last one.
-pub type SnapshotCache = std::sync::Mutex<
-    std::collections::HashMap<Uuid, (i64, std::sync::Arc<onshi_shared::Snapshot>)>,
->;
-
 #[async_trait]
 pub trait AlertStore: Send + Sync {
     async fn clinic_settings(&self) -> StoreResult<Vec<ClinicSettings>>;
     async fn set_clinic_settings(&self, clinic: &ClinicSettings) -> StoreResult<()>;
     /// Active (not revoked) terminals with their latest state and the change events since
-    /// `events_since`. Snapshot bodies come from `cache` when their hash is unchanged; the
-    /// others are fetched, parsed and put in it.
+    /// `events_since`.
     async fn terminal_states(
         &self,
         selection: StateSelection<'_>,
         events_since: DateTime<Utc>,
-        cache: &SnapshotCache,
     ) -> StoreResult<Vec<TerminalState>>;
     async fn expected_versions(&self) -> StoreResult<Vec<ExpectedVersionRow>>;
     /// Sets (or with `None` clears) an expected version; `since` starts the grace period.

@@ -136,34 +136,40 @@ async fn main() -> Result<()> {
         config.evaluator.clone(),
         Arc::new(Composer::new(config.mail.clone())),
     );
-    println!("| pass | terminals | findings | alert changes | time |\n|---|---|---|---|---|");
+    println!(
+        "| pass | terminals | findings | alert changes | time | resident memory after |\n|---|---|---|---|---|---|"
+    );
     let mut slowest = std::time::Duration::ZERO;
     for pass in 1..=args.passes {
         let started = Instant::now();
         let stats = evaluator.full_pass(now).await?;
         println!(
-            "| {pass} | {} | {} | {} | {:.2} s |",
+            "| {pass} | {} | {} | {} | {:.2} s | {} |",
             stats.terminals,
             stats.findings,
             stats.changes,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            resident()
         );
         slowest = slowest.max(started.elapsed());
     }
-    // The evaluator keeps every parsed snapshot between passes: what that costs in memory.
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
-        })
-        .unwrap_or_else(|| "unknown".into());
-    println!("\nresident memory after the passes: {rss}");
+
     if args.requests > 0 {
         let first = first_terminal.context("no terminals")?;
         dashboard(store, config, first, args.requests, slowest * 2).await?;
     }
     Ok(())
+}
+
+/// This process's resident memory (the evaluator keeps every parsed snapshot between passes).
+fn resident() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Serves the dashboard on the benchmark's database and times its pages. The server's own
