@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::format::{Nav, datetime_local, parse_datetime_local, query_string, time_ja};
 use super::session::{Admin, AuthFailure, Staff};
-use super::timeline::escape_xml;
 use super::{AppState, PageFailure};
 use crate::rules;
 use crate::store::alerts::{AlertStatus, Silence};
@@ -274,16 +273,12 @@ fn back_to(back: Option<&str>) -> String {
 
 /// A form problem the person can fix: shown as a short page with a way back.
 fn form_error(message: &str, back: &str) -> Response {
-    (
+    super::message_page(
         axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        Html(format!(
-            "<!doctype html><meta charset=utf-8><link rel=stylesheet href=/static/app.css>\
-             <main><p class=error>{}</p><p><a href=\"{}\">戻る</a></p></main>",
-            escape_xml(message),
-            escape_xml(back)
-        )),
+        message,
+        back,
+        "戻る",
     )
-        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,15 +289,6 @@ pub struct AckForm {
     #[serde(default)]
     until: String,
     back: Option<String>,
-}
-
-async fn after_change(state: &AppState, alert_id: i64) -> Result<(), crate::Error> {
-    if let (Some(changes), Some(alert)) =
-        (&state.changes, state.store.alerts().alert(alert_id).await?)
-    {
-        changes.mark([alert.terminal_id]);
-    }
-    Ok(())
 }
 
 /// `POST /alerts/{id}/ack`
@@ -358,8 +344,12 @@ async fn finish(
             back,
         ));
     }
-    audit_alert(state, staff, id, what).await?;
-    after_change(state, id).await?;
+    // The alert's terminal is evaluated again at once (its summary, the counts).
+    if let (Some(changes), Some(terminal)) =
+        (&state.changes, audit_alert(state, staff, id, what).await?)
+    {
+        changes.mark([terminal]);
+    }
     Ok(Redirect::to(back).into_response())
 }
 
@@ -425,17 +415,19 @@ pub async fn note(
     Ok(Redirect::to(&back).into_response())
 }
 
+/// Records a staff action on an alert with its terminal and clinic; returns the terminal.
 async fn audit_alert(
     state: &AppState,
     staff: &Staff,
     id: i64,
     what: String,
-) -> Result<(), crate::Error> {
+) -> Result<Option<uuid::Uuid>, crate::Error> {
     let alert = state.store.alerts().alert(id).await?;
     let mut entry = staff.audit(what);
     entry.terminal_id = alert.as_ref().map(|a| a.terminal_id);
     entry.clinic_id = alert.as_ref().map(|a| a.clinic_id);
-    state.store.desk().record_audit(&entry).await
+    state.store.desk().record_audit(&entry).await?;
+    Ok(entry.terminal_id)
 }
 
 #[derive(Debug, Deserialize)]

@@ -225,6 +225,22 @@ pub struct ClinicForm {
     notes: String,
 }
 
+impl ClinicForm {
+    /// The closed-weekday checkboxes, in the order of `WEEKDAYS`.
+    fn closed_flags(&self) -> [bool; 7] {
+        [
+            &self.closed_mon,
+            &self.closed_tue,
+            &self.closed_wed,
+            &self.closed_thu,
+            &self.closed_fri,
+            &self.closed_sat,
+            &self.closed_sun,
+        ]
+        .map(Option::is_some)
+    }
+}
+
 fn opt(s: &str) -> Option<String> {
     Some(s.trim().to_string()).filter(|s| !s.is_empty())
 }
@@ -285,19 +301,11 @@ pub fn parse_clinic_form(id: i64, f: &ClinicForm) -> Result<ClinicDetail, String
     if close <= open {
         return Err("診療終了は診療開始より後にしてください".into());
     }
-    let flags = [
-        &f.closed_mon,
-        &f.closed_tue,
-        &f.closed_wed,
-        &f.closed_thu,
-        &f.closed_fri,
-        &f.closed_sat,
-        &f.closed_sun,
-    ];
+    let flags = f.closed_flags();
     let closed_weekdays = WEEKDAYS
         .iter()
         .zip(flags)
-        .filter(|(_, on)| on.is_some())
+        .filter(|(_, on)| *on)
         .map(|((d, _, _), _)| *d)
         .collect();
     for (label, value) in [
@@ -513,14 +521,12 @@ async fn render_clinic(
 }
 
 fn not_found() -> Response {
-    (
+    super::message_page(
         StatusCode::NOT_FOUND,
-        Html(
-            "<!doctype html><meta charset=utf-8><link rel=stylesheet href=/static/app.css>\
-             <main><p>この医療機関は見つかりません。</p><p><a href=\"/clinics\">医療機関一覧へ</a></p></main>",
-        ),
+        "この医療機関は見つかりません。",
+        "/clinics",
+        "医療機関一覧へ",
     )
-        .into_response()
 }
 
 /// `GET /clinics/new`
@@ -590,15 +596,7 @@ async fn refill(
     f: &ClinicForm,
     error: String,
 ) -> Result<Response, AuthFailure> {
-    let flags = [
-        &f.closed_mon,
-        &f.closed_tue,
-        &f.closed_wed,
-        &f.closed_thu,
-        &f.closed_fri,
-        &f.closed_sat,
-        &f.closed_sun,
-    ];
+    let flags = f.closed_flags();
     let view = ClinicFormView {
         id,
         name: f.name.clone(),
@@ -611,7 +609,7 @@ async fn refill(
         closed: WEEKDAYS
             .iter()
             .zip(flags)
-            .map(|((_, key, label), on)| (*key, *label, on.is_some()))
+            .map(|((_, key, label), on)| (*key, *label, on))
             .collect(),
         closed_on_holidays: f.closed_on_holidays.is_some(),
         desk_name: f.desk_name.clone(),

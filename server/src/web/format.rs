@@ -2,7 +2,7 @@
 //! and the header every page shares. Pure functions, tested here.
 
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
-use onshi_shared::{AccountChange, Event, EventKind, StartKind};
+use onshi_shared::{AccountChange, Event, EventKind};
 
 use super::session::{Staff, url_encode};
 use crate::calendar::jst;
@@ -92,10 +92,6 @@ pub fn start_kind_ja(kind: &str) -> &'static str {
     }
 }
 
-pub fn start_kind_of(kind: StartKind) -> &'static str {
-    crate::ingest::start_kind_name(kind)
-}
-
 fn account_change_ja(change: &AccountChange) -> String {
     match change {
         AccountChange::Created => "作成".into(),
@@ -114,7 +110,10 @@ pub fn describe_event(e: &Event) -> String {
     match &e.kind {
         EventKind::AgentStarted { version } => format!("エージェント起動 (v{version})"),
         EventKind::Rebooted { start_kind, .. } => {
-            format!("起動: {}", start_kind_ja(start_kind_of(*start_kind)))
+            format!(
+                "起動: {}",
+                start_kind_ja(crate::ingest::start_kind_name(*start_kind))
+            )
         }
         EventKind::AccountChanged { role, name, change } => {
             format!("{} {name}: {}", role.label_ja(), account_change_ja(change))

@@ -206,6 +206,30 @@ impl From<crate::Error> for ApiFailure {
     }
 }
 
+/// A short page with one message and a link: not found, a refused form, a missing right.
+/// Both texts are escaped.
+pub fn message_page(status: StatusCode, message: &str, href: &str, link: &str) -> Response {
+    use timeline::escape_xml;
+    let class = if status.is_client_error() && status != StatusCode::NOT_FOUND {
+        " class=error"
+    } else {
+        ""
+    };
+    (
+        status,
+        axum::response::Html(format!(
+            "<!doctype html><meta charset=utf-8><title>{}</title>\
+             <link rel=stylesheet href=/static/app.css>\
+             <main><p{class}>{}</p><p><a href=\"{}\">{}</a></p></main>",
+            status.as_u16(),
+            escape_xml(message),
+            escape_xml(href),
+            escape_xml(link)
+        )),
+    )
+        .into_response()
+}
+
 /// A server-rendered page failure: logged, shown as a short Japanese message.
 pub struct PageFailure(crate::Error);
 

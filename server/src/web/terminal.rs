@@ -13,8 +13,7 @@ use uuid::Uuid;
 
 use super::actions::AlertRow;
 use super::format::{
-    Nav, datetime_local, describe_event, duration_ja, opt_time_ja, start_kind_ja, start_kind_of,
-    time_ja,
+    Nav, datetime_local, describe_event, duration_ja, opt_time_ja, start_kind_ja, time_ja,
 };
 use super::session::Staff;
 use super::timeline::{Timeline, TimelineEvent, TimelineStart, timeline_svg};
@@ -269,7 +268,7 @@ fn fill_from_snapshot(
 ) {
     let u = &s.uptime;
     page.last_start = time_ja(u.last_start);
-    page.last_start_kind = start_kind_ja(start_kind_of(u.last_start_kind));
+    page.last_start_kind = start_kind_ja(crate::ingest::start_kind_name(u.last_start_kind));
     page.since_start = duration_ja(now - u.last_start);
     page.restart_overdue = now - u.last_start > rules::RESTART_WARNING;
     page.last_boot = time_ja(u.last_boot);
@@ -427,12 +426,10 @@ fn fill_from_snapshot(
 }
 
 fn not_found() -> Response {
-    (
+    super::message_page(
         StatusCode::NOT_FOUND,
-        Html(
-            "<!doctype html><meta charset=utf-8><link rel=stylesheet href=/static/app.css>\
-             <main><p>この端末は見つかりません。</p><p><a href=\"/\">端末一覧へ</a></p></main>",
-        ),
+        "この端末は見つかりません。",
+        "/",
+        "端末一覧へ",
     )
-        .into_response()
 }

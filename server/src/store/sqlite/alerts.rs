@@ -52,6 +52,25 @@ pub(super) fn alert_from(row: &SqliteRow) -> Result<Alert, Error> {
     })
 }
 
+/// A clinic row's settings (every column `clinic_settings` selects).
+pub(super) fn clinic_settings_from(r: &SqliteRow) -> Result<ClinicSettings, sqlx::Error> {
+    let closed: String = r.try_get("closed_weekdays")?;
+    Ok(ClinicSettings {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        email: r.try_get("email")?,
+        hours: BusinessHours {
+            open: time_of(r.try_get("open_minute")?),
+            close: time_of(r.try_get("close_minute")?),
+            closed_weekdays: parse_weekdays(&closed),
+            closed_on_holidays: r.try_get("closed_on_holidays")?,
+        },
+        desk_name: r.try_get("desk_name")?,
+        desk_phone: r.try_get("desk_phone")?,
+        prefecture: r.try_get("prefecture")?,
+    })
+}
+
 pub(super) fn minute_of(t: NaiveTime) -> i64 {
     i64::from(t.hour() * 60 + t.minute())
 }
@@ -79,25 +98,10 @@ impl AlertStore for SqliteStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let closed: String = r.try_get("closed_weekdays")?;
-                Ok(ClinicSettings {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    email: r.try_get("email")?,
-                    hours: BusinessHours {
-                        open: time_of(r.try_get("open_minute")?),
-                        close: time_of(r.try_get("close_minute")?),
-                        closed_weekdays: parse_weekdays(&closed),
-                        closed_on_holidays: r.try_get("closed_on_holidays")?,
-                    },
-                    desk_name: r.try_get("desk_name")?,
-                    desk_phone: r.try_get("desk_phone")?,
-                    prefecture: r.try_get("prefecture")?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(clinic_settings_from)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn set_clinic_settings(&self, c: &ClinicSettings) -> StoreResult<()> {

@@ -8,11 +8,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::alerts::{alert_from, history, minute_of, opt_time, time_of};
+use super::alerts::{alert_from, clinic_settings_from, history, minute_of, opt_time};
 use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
 use crate::Error;
-use crate::calendar::{BusinessHours, format_weekdays, parse_weekdays};
-use crate::store::alerts::ClinicSettings;
+use crate::calendar::format_weekdays;
 use crate::store::desk::*;
 use crate::store::{StoreResult, from_millis, millis};
 
@@ -743,22 +742,8 @@ impl DeskStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
-        let closed: String = r.try_get("closed_weekdays")?;
         Ok(Some(ClinicDetail {
-            settings: ClinicSettings {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                email: r.try_get("email")?,
-                hours: BusinessHours {
-                    open: time_of(r.try_get("open_minute")?),
-                    close: time_of(r.try_get("close_minute")?),
-                    closed_weekdays: parse_weekdays(&closed),
-                    closed_on_holidays: r.try_get("closed_on_holidays")?,
-                },
-                desk_name: r.try_get("desk_name")?,
-                desk_phone: r.try_get("desk_phone")?,
-                prefecture: r.try_get("prefecture")?,
-            },
+            settings: clinic_settings_from(&r)?,
             code: r.try_get("code")?,
             phone: r.try_get("phone")?,
             notes: r.try_get("notes")?,
