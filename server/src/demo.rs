@@ -190,8 +190,7 @@ impl SimTerminal {
 
     /// The snapshot this terminal would collect at `now`.
     pub fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
-        let mut s = sample::snapshot();
-        s.collected_at = now;
+        let mut s = sample::snapshot_at(now);
         s.hostname = self.hostname.clone();
         s.uptime.last_start = self.last_start;
         s.uptime.last_boot = self.last_start;
@@ -490,6 +489,35 @@ mod tests {
     }
 
     #[test]
+    fn the_evaluators_slim_snapshots_find_what_the_full_ones_find() {
+        use crate::rules::{self, ClinicPolicy, TerminalState};
+        let now = Utc::now();
+        let policy = ClinicPolicy::new(demo_policy(30));
+        for n in 0..20 {
+            let t = sim(n);
+            let full = t.snapshot(now);
+            let mut slim = full.clone();
+            rules::slim_for_rules(&mut slim);
+            assert!(slim.network.adapters.is_empty() && slim.os.is_empty());
+            let state = |s| TerminalState {
+                terminal_id: t.agent_id,
+                clinic_id: 1,
+                enrolled_at: now - Duration::days(400),
+                last_seen: Some(now),
+                collected_at: now,
+                snapshot: Some(std::sync::Arc::new(s)),
+                events: t.pending_events.clone(),
+            };
+            assert_eq!(
+                rules::evaluate(&state(slim), &policy, now),
+                rules::evaluate(&state(full), &policy, now),
+                "profile {:?}",
+                Profile::pick(n)
+            );
+        }
+    }
+
+    #[test]
     fn every_profile_opens_its_alert() {
         use crate::rules::{self, ClinicPolicy, ExpectedVersion, TerminalState, key};
         use std::collections::HashMap;
@@ -505,12 +533,14 @@ mod tests {
         )]));
         let rules_of = |n: usize| -> Vec<&'static str> {
             let t = sim(n);
+            let snapshot = t.snapshot(now);
             let state = TerminalState {
                 terminal_id: t.agent_id,
                 clinic_id: 1,
                 enrolled_at: now,
                 last_seen: Some(now),
-                snapshot: Some(t.snapshot(now)),
+                collected_at: snapshot.collected_at,
+                snapshot: Some(std::sync::Arc::new(snapshot)),
                 events: t.pending_events.clone(),
             };
             rules::evaluate(&state, &policy, now)

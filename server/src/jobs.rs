@@ -21,7 +21,8 @@ use crate::notify::Composer;
 use crate::rules::{self, ClinicPolicy, ExpectedVersion, TerminalState};
 use crate::store::Store;
 use crate::store::alerts::{
-    Alert, AlertChange, AlertStatus, ClinicSettings, NewMail, Silence, StateSelection,
+    Alert, AlertChange, AlertStatus, ClinicSettings, NewMail, Silence, SnapshotCache,
+    StateSelection,
 };
 use crate::store::desk::{BackupKind, TerminalStateKind, TerminalSummary};
 
@@ -177,6 +178,36 @@ pub struct Evaluator {
     summaries: Option<HashMap<Uuid, TerminalSummary>>,
     changed_summaries: Vec<TerminalSummary>,
     tally: SharedTally,
+    snapshots: Arc<SnapshotCache>,
+    /// The alerts findings are compared with, kept between passes (`None` until loaded, and
+    /// again after a failed write).
+    alerts: Option<AlertCache>,
+}
+
+/// Every tracked alert by terminal (see [`Alert::tracked`]), loaded once and then kept up to
+/// date from the evaluator's own changes and from the history of what staff did.
+struct AlertCache {
+    by_terminal: HashMap<Uuid, Vec<(&'static str, Alert)>>,
+    /// The newest history entry already applied.
+    mark: i64,
+}
+
+impl AlertCache {
+    /// Replaces what the cache holds for this alert's (terminal, rule).
+    fn put(&mut self, alert: Alert) {
+        let Some(rule) = rules::key::ALL.iter().find(|r| **r == alert.rule) else {
+            return;
+        };
+        let terminal = alert.terminal_id;
+        let list = self.by_terminal.entry(terminal).or_default();
+        list.retain(|(r, _)| r != rule);
+        if alert.tracked() {
+            list.push((*rule, alert));
+        }
+        if list.is_empty() {
+            self.by_terminal.remove(&terminal);
+        }
+    }
 }
 
 impl Evaluator {
@@ -201,6 +232,8 @@ impl Evaluator {
             summaries: None,
             changed_summaries: Vec::new(),
             tally: SharedTally::default(),
+            snapshots: Arc::default(),
+            alerts: None,
         }
     }
 
@@ -213,6 +246,30 @@ impl Evaluator {
     fn update_tally(&self, f: impl FnOnce(&mut FleetTally)) {
         if let Ok(mut t) = self.tally.write() {
             f(&mut t);
+        }
+    }
+
+    /// Takes the alert cache out for a pass, loading it or applying what staff changed since
+    /// the last pass. The pass puts it back only when all its writes succeeded.
+    async fn take_alerts(&mut self) -> Result<AlertCache, Error> {
+        let a = self.store.alerts();
+        // The mark first: a change made while loading is applied again next time (harmless),
+        // never missed.
+        let mark = a.history_mark().await?;
+        match self.alerts.take() {
+            None => Ok(AlertCache {
+                by_terminal: by_rule(a.active_alerts(None).await?),
+                mark,
+            }),
+            Some(mut cache) => {
+                if mark > cache.mark {
+                    for alert in a.alerts_changed_by_staff(cache.mark, mark).await? {
+                        cache.put(alert);
+                    }
+                    cache.mark = mark;
+                }
+                Ok(cache)
+            }
         }
     }
 
@@ -271,7 +328,8 @@ impl Evaluator {
     pub async fn full_pass(&mut self, now: DateTime<Utc>) -> Result<PassStats, Error> {
         self.reload(now).await?;
         self.load_summaries().await?;
-        let mut active = by_rule(self.store.alerts().active_alerts(None).await?);
+        let mut tracked = self.take_alerts().await?;
+        let active = &mut tracked.by_terminal;
         let mut stats = PassStats::default();
         let mut versions: HashMap<String, HashMap<String, usize>> = HashMap::new();
         let mut pending: Vec<AlertChange> = Vec::new();
@@ -279,14 +337,16 @@ impl Evaluator {
         let events_since = now - rules::EVENT_WINDOW;
         let limit = self.settings.page_size;
         let pages = self.store.clone();
+        let cache = self.snapshots.clone();
         let fetch = |after: Option<Uuid>| {
             let store = pages.clone();
+            let cache = cache.clone();
             // Its own task: the next page loads (and parses) on the other core while this one
             // is evaluated.
             tokio::spawn(async move {
                 store
                     .alerts()
-                    .terminal_states(StateSelection::Page { after, limit }, events_since)
+                    .terminal_states(StateSelection::Page { after, limit }, events_since, &cache)
                     .await
             })
         };
@@ -304,7 +364,7 @@ impl Evaluator {
                 evaluated.insert(t.terminal_id);
                 tally_versions(t, now, &mut versions);
                 audit.extend(rules::audit_entries(t));
-                self.evaluate_one(t, now, &mut active, &mut pending, &mut stats);
+                self.evaluate_one(t, now, active, &mut pending, &mut stats);
             }
             if pending.len() >= self.settings.write_batch {
                 self.write(&mut pending, &mut audit, now).await?;
@@ -317,6 +377,9 @@ impl Evaluator {
                 .filter(|id| !evaluated.contains(id))
                 .copied()
                 .collect();
+            if let Ok(mut snapshots) = self.snapshots.lock() {
+                snapshots.retain(|id, _| evaluated.contains(id));
+            }
             if let Ok(mut tally) = self.tally.write() {
                 for id in gone {
                     if let Some(old) = known.remove(&id) {
@@ -326,15 +389,26 @@ impl Evaluator {
             }
         }
         // Alerts of terminals that are gone (revoked): their conditions no longer hold.
-        let orphans: Vec<Alert> = active.into_values().flatten().map(|(_, a)| a).collect();
-        for a in orphans {
-            let ctx = Context {
-                terminal_id: a.terminal_id,
-                clinic_id: a.clinic_id,
-                now,
-                hold_down: self.settings.hold_down,
-            };
-            if let Some((alert, action)) = alerts::transition(Some(&a), None, &ctx) {
+        let gone: Vec<Uuid> = active
+            .keys()
+            .filter(|id| !evaluated.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            for (rule, a) in active.remove(&id).unwrap_or_default() {
+                let ctx = Context {
+                    terminal_id: a.terminal_id,
+                    clinic_id: a.clinic_id,
+                    now,
+                    hold_down: self.settings.hold_down,
+                };
+                let Some((alert, action)) = alerts::transition(Some(&a), None, &ctx) else {
+                    active.entry(id).or_default().push((rule, a));
+                    continue;
+                };
+                if alert.tracked() {
+                    active.entry(id).or_default().push((rule, alert.clone()));
+                }
                 pending.push(AlertChange {
                     alert,
                     action,
@@ -344,6 +418,7 @@ impl Evaluator {
             }
         }
         self.write(&mut pending, &mut audit, now).await?;
+        self.alerts = Some(tracked);
         self.update_fleet_versions(versions, now).await?;
         Ok(stats)
     }
@@ -379,7 +454,11 @@ impl Evaluator {
         let store = self.store.clone();
         let a = store.alerts();
         let states = a
-            .terminal_states(StateSelection::Ids(ids), now - rules::EVENT_WINDOW)
+            .terminal_states(
+                StateSelection::Ids(ids),
+                now - rules::EVENT_WINDOW,
+                &self.snapshots,
+            )
             .await?;
         if states
             .iter()
@@ -389,14 +468,28 @@ impl Evaluator {
         }
         // Staff may have just set a maintenance window: a targeted pass must see it.
         self.silences = a.active_silences(now).await?;
-        let mut active = by_rule(a.active_alerts(Some(ids)).await?);
+        // With the cache loaded (after the first full pass) its entries are kept current;
+        // before that, these terminals' alerts come from the store.
+        let mut cache = match self.alerts {
+            Some(_) => Some(self.take_alerts().await?),
+            None => None,
+        };
+        let mut fresh: HashMap<Uuid, Vec<(&'static str, Alert)>>;
+        let active = match &mut cache {
+            Some(c) => &mut c.by_terminal,
+            None => {
+                fresh = by_rule(a.active_alerts(Some(ids)).await?);
+                &mut fresh
+            }
+        };
         let mut pending = Vec::new();
         let mut audit = Vec::new();
         for t in &states {
             audit.extend(rules::audit_entries(t));
-            self.evaluate_one(t, now, &mut active, &mut pending, &mut stats);
+            self.evaluate_one(t, now, active, &mut pending, &mut stats);
         }
         self.write(&mut pending, &mut audit, now).await?;
+        self.alerts = cache;
         Ok(stats)
     }
 
@@ -443,12 +536,19 @@ impl Evaluator {
         };
         // (severity, status) of this terminal's alerts after this evaluation.
         let mut after: Vec<(&str, rules::Severity, AlertStatus)> = Vec::new();
+        // The alerts to compare with next time.
+        let mut keep: Vec<(&'static str, Alert)> = Vec::new();
         for f in &findings {
             let current = take(f.rule);
             let transition = alerts::transition(current.as_ref(), Some(f), &ctx);
             match (&transition, &current) {
                 (Some((a, _)), _) | (None, Some(a)) => after.push((f.rule, a.severity, a.status)),
                 (None, None) => {}
+            }
+            match (&transition, current) {
+                (Some((a, _)), _) if a.tracked() => keep.push((f.rule, a.clone())),
+                (None, Some(a)) => keep.push((f.rule, a)),
+                _ => {}
             }
             if let Some((alert, action)) = transition {
                 let mails = if alerts::mail_now(&alert, action, silenced) {
@@ -470,6 +570,9 @@ impl Evaluator {
             match alerts::transition(Some(&current), None, &ctx) {
                 Some((alert, action)) => {
                     after.push((rule, alert.severity, alert.status));
+                    if alert.tracked() {
+                        keep.push((rule, alert.clone()));
+                    }
                     stats.changes += 1;
                     pending.push(AlertChange {
                         alert,
@@ -477,8 +580,14 @@ impl Evaluator {
                         mails: Vec::new(),
                     });
                 }
-                None => after.push((rule, current.severity, current.status)),
+                None => {
+                    after.push((rule, current.severity, current.status));
+                    keep.push((rule, current));
+                }
             }
+        }
+        if !keep.is_empty() {
+            active.insert(t.terminal_id, keep);
         }
         let offline_after = Duration::seconds(
             i64::from(self.agent.interval_secs) * i64::from(self.offline_after_intervals),
@@ -613,11 +722,11 @@ impl Evaluator {
             let states = self
                 .store
                 .alerts()
-                .terminal_states(StateSelection::Ids(ids), now)
+                .terminal_states(StateSelection::Ids(ids), now, &self.snapshots)
                 .await?;
             for t in states {
                 if let Some(s) = t.snapshot {
-                    self.hostnames.insert(t.terminal_id, s.hostname);
+                    self.hostnames.insert(t.terminal_id, s.hostname.clone());
                 }
             }
         }
@@ -698,12 +807,17 @@ fn tally_versions(
         return;
     }
     for app in &s.apps.installed {
-        if let Some(v) = &app.version {
-            *versions
-                .entry(app.name.clone())
-                .or_default()
-                .entry(v.clone())
-                .or_default() += 1;
+        let Some(v) = &app.version else { continue };
+        // Looked up by reference first: the names are copied once per fleet, not per terminal.
+        let counts = match versions.get_mut(&app.name) {
+            Some(c) => c,
+            None => versions.entry(app.name.clone()).or_default(),
+        };
+        match counts.get_mut(v) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(v.clone(), 1);
+            }
         }
     }
 }
@@ -820,7 +934,8 @@ mod tests {
             clinic_id: 1,
             enrolled_at: Utc::now(),
             last_seen: Some(Utc::now()),
-            snapshot: Some(onshi_shared::sample::snapshot()),
+            collected_at: Utc::now(),
+            snapshot: Some(Arc::new(onshi_shared::sample::snapshot())),
             events: Vec::new(),
         };
         use rules::Severity::{Critical, Warning};

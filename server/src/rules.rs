@@ -144,9 +144,44 @@ pub struct TerminalState {
     pub enrolled_at: DateTime<Utc>,
     /// When the last report arrived; `None` before the first.
     pub last_seen: Option<DateTime<Utc>>,
-    pub snapshot: Option<Snapshot>,
+    /// The latest snapshot as stored: its per-report fields (collection time, uptime, probe
+    /// latency) are blanked, so one parsed body serves every pass until its content changes.
+    pub snapshot: Option<std::sync::Arc<Snapshot>>,
+    /// When the agent collected that snapshot (the epoch without one).
+    pub collected_at: DateTime<Utc>,
     /// Change events from the last [`EVENT_WINDOW`] (older ones may be left out), oldest first.
     pub events: Vec<Event>,
+}
+
+/// Drops what no rule, summary or fleet count reads from a snapshot the evaluator keeps between
+/// passes (operating system and agent strings, install dates, certificate issuer and serial,
+/// account SIDs, adapters and network fingerprint, probe errors): at 250,000 terminals the
+/// parsed bodies are the evaluator's largest memory. The terminal page reads the stored body,
+/// not this copy.
+pub fn slim_for_rules(s: &mut Snapshot) {
+    s.os = String::new();
+    s.agent_version = String::new();
+    s.uptime.restart_requested_by = None;
+    for app in &mut s.apps.installed {
+        app.installed_on = None;
+    }
+    s.apps.missing = Vec::new();
+    for c in &mut s.certificates.certs {
+        c.issuer = String::new();
+        c.serial = String::new();
+        c.store = String::new();
+    }
+    for a in &mut s.accounts.accounts {
+        a.sid = None;
+    }
+    s.network.adapters = Vec::new();
+    s.network.fingerprint = String::new();
+    s.network.default_gateway = None;
+    s.network.gateway_mac = None;
+    for p in &mut s.network.probes {
+        p.error = None;
+        p.latency_ms = None;
+    }
 }
 
 /// The version a watched app should have, and since when that is so (set by staff, or first
@@ -198,7 +233,7 @@ pub fn evaluate(t: &TerminalState, policy: &ClinicPolicy, now: DateTime<Utc>) ->
     let mut out = Vec::new();
     offline(t, policy, now, &mut out);
     if let Some(s) = &t.snapshot {
-        snapshot_rules(s, &policy.agent, now, &mut out);
+        snapshot_rules(s, t.collected_at, &policy.agent, now, &mut out);
         updates_behind(s, policy, now, &mut out);
         backup(s, t, now, &mut out);
     }
@@ -211,15 +246,21 @@ pub fn evaluate(t: &TerminalState, policy: &ClinicPolicy, now: DateTime<Utc>) ->
 /// The full set is [`evaluate`].
 pub fn evaluate_snapshot(s: &Snapshot, policy: &AgentPolicy, now: DateTime<Utc>) -> Vec<Finding> {
     let mut out = Vec::new();
-    snapshot_rules(s, policy, now, &mut out);
+    snapshot_rules(s, s.collected_at, policy, now, &mut out);
     // Without the install time, a backup counts as missing once the certificate is a week old.
     let installed = s.certificates.current().map(|c| c.not_before);
     backup_rule(s, installed, now, &mut out);
     out
 }
 
-fn snapshot_rules(s: &Snapshot, policy: &AgentPolicy, now: DateTime<Utc>, out: &mut Vec<Finding>) {
-    restart(s, out);
+fn snapshot_rules(
+    s: &Snapshot,
+    collected_at: DateTime<Utc>,
+    policy: &AgentPolicy,
+    now: DateTime<Utc>,
+    out: &mut Vec<Finding>,
+) {
+    restart(s, collected_at, out);
     pending_reboot(s, now, out);
     certificates(s, now, out);
     accounts(s, policy, now, out);
@@ -237,8 +278,8 @@ fn counting_start(s: &Snapshot) -> DateTime<Utc> {
 
 /// Measured at the last report, not at `now`: a terminal switched off since then may well have
 /// been restarted, and the offline rule speaks for it.
-fn restart(s: &Snapshot, out: &mut Vec<Finding>) {
-    let since = s.collected_at - counting_start(s);
+fn restart(s: &Snapshot, collected_at: DateTime<Utc>, out: &mut Vec<Finding>) {
+    let since = collected_at - counting_start(s);
     let hours = since.num_hours();
     let severity = if since > RESTART_CRITICAL {
         Severity::Critical
@@ -746,7 +787,8 @@ mod tests {
             clinic_id: 1,
             enrolled_at: s.collected_at - Duration::days(365),
             last_seen: Some(s.collected_at),
-            snapshot: Some(s),
+            collected_at: s.collected_at,
+            snapshot: Some(std::sync::Arc::new(s)),
             events: vec![],
         }
     }

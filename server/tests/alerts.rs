@@ -239,6 +239,77 @@ async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
     assert_eq!(f.store.alerts().outbox_counts().await.unwrap().pending, 2);
 }
 
+#[tokio::test]
+async fn full_passes_see_what_staff_did_between_them() {
+    let mut f = fleet(2).await;
+    let t0 = Utc::now();
+    let mut broken = report_at(t0, "PC-0");
+    broken.events.push(linkage_password_changed(t0));
+    f.report(0, broken, t0).await;
+    f.report(1, report_at(t0, "PC-1"), t0).await;
+    let mut ev = f.evaluator(None);
+    ev.full_pass(t0).await.unwrap();
+    let a = f.alert(0, key::PROTECTED_ACCOUNT_LINKAGE).await.unwrap();
+    // The evaluator keeps its alerts between passes: an acknowledgement with an end made
+    // through the store (the desk, the command line) must reach the next passes.
+    assert!(
+        f.store
+            .alerts()
+            .acknowledge_alert(
+                a.id,
+                "suzuki",
+                "折り返し待ち",
+                Some(t0 + Duration::minutes(10)),
+                t0
+            )
+            .await
+            .unwrap()
+    );
+    ev.full_pass(t0 + Duration::minutes(1)).await.unwrap();
+    let acked = f.store.alerts().alert(a.id).await.unwrap().unwrap();
+    assert_eq!(acked.status, AlertStatus::Acknowledged);
+    let line = |s: Vec<onshi_server::store::desk::TerminalSummary>| {
+        s.into_iter()
+            .find(|s| s.terminal_id == f.terminals[0])
+            .unwrap()
+    };
+    ev.full_pass(t0 + Duration::minutes(11)).await.unwrap();
+    let expired = f.store.alerts().alert(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        expired.status,
+        AlertStatus::Open,
+        "the acknowledgement ran out"
+    );
+    let actions: Vec<String> = f
+        .store
+        .alerts()
+        .alert_history(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.action)
+        .collect();
+    assert_eq!(actions, ["opened", "acknowledged", "ack_expired"]);
+    // Resolved by staff: the next pass leaves it resolved, and the condition clearing later
+    // does not turn it into the evaluator's resolution.
+    assert!(
+        f.store
+            .alerts()
+            .resolve_alert(a.id, "suzuki", "現地で確認", t0 + Duration::minutes(12))
+            .await
+            .unwrap()
+    );
+    ev.full_pass(t0 + Duration::minutes(13)).await.unwrap();
+    let resolved = f.store.alerts().alert(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (resolved.status, resolved.resolved_by.as_deref()),
+        (AlertStatus::Resolved, Some("suzuki"))
+    );
+    let summary = line(f.store.desk().summaries().await.unwrap());
+    let linkage = onshi_server::jobs::rule_bit(key::PROTECTED_ACCOUNT_LINKAGE);
+    assert_eq!(summary.open_rules & linkage, 0, "{summary:?}");
+}
+
 trait Trunc {
     fn trunc_millis(self) -> Self;
 }
@@ -768,4 +839,58 @@ fn decode_subject(raw: &str) -> String {
         rest = &rest[c.len_utf8()..];
     }
     out
+}
+
+#[tokio::test]
+async fn passes_reuse_parsed_snapshots_until_the_body_changes() {
+    use onshi_server::store::alerts::{SnapshotCache, StateSelection};
+    let mut f = fleet(2).await;
+    let now = Utc::now();
+    f.report(0, report_at(now, "PC-A"), now).await;
+    f.report(1, report_at(now, "PC-B"), now).await;
+    let cache = SnapshotCache::default();
+    async fn load(
+        f: &Fleet,
+        now: DateTime<Utc>,
+        cache: &SnapshotCache,
+    ) -> Vec<onshi_server::rules::TerminalState> {
+        f.store
+            .alerts()
+            .terminal_states(StateSelection::Ids(&f.terminals), now, cache)
+            .await
+            .unwrap()
+    }
+    let first = load(&f, now, &cache).await;
+    assert_eq!(cache.lock().unwrap().len(), 2);
+    // A new report with the same content (only the collection time moved): the same parsed
+    // body, the new collection time.
+    let later = now + Duration::minutes(1);
+    let mut same = report_at(now, "PC-A");
+    same.snapshot.collected_at = later;
+    same.snapshot.uptime.uptime_secs += 60;
+    f.report(0, same, later).await;
+    let second = load(&f, now, &cache).await;
+    let id = f.terminals[0];
+    let a = |states: &[onshi_server::rules::TerminalState]| {
+        states.iter().find(|t| t.terminal_id == id).unwrap().clone()
+    };
+    assert!(Arc::ptr_eq(
+        a(&first).snapshot.as_ref().unwrap(),
+        a(&second).snapshot.as_ref().unwrap()
+    ));
+    assert_eq!(
+        a(&second).collected_at.timestamp_millis(),
+        later.timestamp_millis()
+    );
+    // A changed body is fetched and parsed again.
+    f.report(0, report_at(later, "PC-A-RENAMED"), later).await;
+    let third = load(&f, now, &cache).await;
+    assert_eq!(
+        a(&third).snapshot.as_ref().unwrap().hostname,
+        "PC-A-RENAMED"
+    );
+    assert!(!Arc::ptr_eq(
+        a(&first).snapshot.as_ref().unwrap(),
+        a(&third).snapshot.as_ref().unwrap()
+    ));
 }

@@ -336,12 +336,19 @@ pub mod sample {
     use crate::event::{AccountChange, Event, EventKind};
     use crate::{Report, SCHEMA_VERSION};
 
-    /// A healthy terminal's snapshot, as a Windows agent would send it.
+    /// A healthy terminal's snapshot, as a Windows agent would send it, collected on
+    /// 2026-11-25 09:00 UTC.
     pub fn snapshot() -> Snapshot {
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
-            .single()
-            .unwrap_or_default();
+        snapshot_at(
+            Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        )
+    }
+
+    /// [`snapshot`] collected at `now`: every time in it (start, certificates, passwords) is
+    /// placed relative to `now`, so the terminal is healthy at `now` whatever the date.
+    pub fn snapshot_at(now: DateTime<Utc>) -> Snapshot {
         let boot = now - Duration::hours(5);
         Snapshot {
             collected_at: now,
@@ -432,7 +439,11 @@ pub mod sample {
 
     /// A report carrying [`snapshot`] and one account-change event.
     pub fn report(seq: u64) -> Report {
-        let snapshot = snapshot();
+        report_with(seq, snapshot())
+    }
+
+    /// A report carrying `snapshot` and one account-change event at its collection time.
+    pub fn report_with(seq: u64, snapshot: Snapshot) -> Report {
         Report {
             schema: SCHEMA_VERSION,
             agent_id: Uuid::nil(),

@@ -73,6 +73,16 @@ pub struct Alert {
     pub resolved_by: Option<String>,
 }
 
+impl Alert {
+    /// Whether the evaluator must compare this alert with fresh findings: the same rows
+    /// [`AlertStore::active_alerts`] selects.
+    pub fn tracked(&self) -> bool {
+        self.status != AlertStatus::Resolved
+            || (self.occurrence.is_some()
+                && self.resolved_by.as_deref().is_some_and(|b| b != AUTO_ACTOR))
+    }
+}
+
 /// What happened to an alert, as the history records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertAction {
@@ -201,16 +211,24 @@ pub enum StateSelection<'a> {
     Ids(&'a [Uuid]),
 }
 
+/// Parsed snapshot bodies by terminal, with the content hash they were stored under: a pass
+/// fetches and parses only the bodies whose hash changed since the last one.
+pub type SnapshotCache = std::sync::Mutex<
+    std::collections::HashMap<Uuid, (i64, std::sync::Arc<onshi_shared::Snapshot>)>,
+>;
+
 #[async_trait]
 pub trait AlertStore: Send + Sync {
     async fn clinic_settings(&self) -> StoreResult<Vec<ClinicSettings>>;
     async fn set_clinic_settings(&self, clinic: &ClinicSettings) -> StoreResult<()>;
     /// Active (not revoked) terminals with their latest state and the change events since
-    /// `events_since`.
+    /// `events_since`. Snapshot bodies come from `cache` when their hash is unchanged; the
+    /// others are fetched, parsed and put in it.
     async fn terminal_states(
         &self,
         selection: StateSelection<'_>,
         events_since: DateTime<Utc>,
+        cache: &SnapshotCache,
     ) -> StoreResult<Vec<TerminalState>>;
     async fn expected_versions(&self) -> StoreResult<Vec<ExpectedVersionRow>>;
     /// Sets (or with `None` clears) an expected version; `since` starts the grace period.
@@ -225,6 +243,13 @@ pub trait AlertStore: Send + Sync {
     /// Alerts the evaluator must compare with fresh findings: open, acknowledged, and
     /// staff-resolved ones whose condition has not cleared yet. `None` loads every terminal's.
     async fn active_alerts(&self, terminals: Option<&[Uuid]>) -> StoreResult<Vec<Alert>>;
+    /// The newest entry of the alerts' history (0 when empty): a mark for
+    /// [`AlertStore::alerts_changed_by_staff`].
+    async fn history_mark(&self) -> StoreResult<i64>;
+    /// The alerts whose history has an entry after `after` and up to `upto` that someone other
+    /// than the evaluator made (acknowledged, resolved, noted, from the desk or the command
+    /// line), whatever their status now.
+    async fn alerts_changed_by_staff(&self, after: i64, upto: i64) -> StoreResult<Vec<Alert>>;
     async fn alert(&self, id: i64) -> StoreResult<Option<Alert>>;
     /// Writes alert changes, their history, their mails and audit entries in one transaction.
     async fn apply_alert_changes(

@@ -54,9 +54,8 @@ async fn main() -> Result<()> {
     let store = onshi_server::store::connect(&config.database).await?;
     let now = Utc::now();
     let setup = Instant::now();
-    let mut report = sample::report(1);
+    let mut report = sample::report_with(1, sample::snapshot_at(now));
     report.events.clear();
-    report.snapshot.collected_at = now;
     let per_clinic = args.terminals.div_ceil(args.clinics.max(1));
     let mut made = 0;
     let mut first_terminal = None;

@@ -221,14 +221,12 @@ async fn main() -> Result<()> {
         }
     }
     std::fs::write(work.path().join("terminals.txt"), lines)?;
-    let mut snapshot = sample::snapshot();
-    snapshot.collected_at = now;
+    let snapshot = sample::snapshot_at(now);
 
     // The fleet has reported before: one stored report per terminal, so the measured run is the
     // steady state (every report updates an existing terminal) rather than first contact.
-    let mut report = sample::report(0);
+    let mut report = sample::report_with(0, snapshot.clone());
     report.events.clear();
-    report.snapshot = snapshot.clone();
     let mut rows = Vec::with_capacity(1000);
     for line in std::fs::read_to_string(work.path().join("terminals.txt"))?.lines() {
         let id: Uuid = line.split(' ').next().unwrap_or_default().parse()?;

@@ -15,7 +15,7 @@ use crate::Error;
 use crate::calendar::{BusinessHours, format_weekdays, parse_weekdays};
 use crate::rules::{AuditEntry, Severity, TerminalState};
 use crate::store::alerts::*;
-use crate::store::{StoreResult, from_millis, millis, restore_snapshot};
+use crate::store::{StoreResult, from_millis, millis};
 
 /// Events the rules read; the rest stay out of the evaluator's memory.
 const RULE_EVENT_KINDS: &str = "('account_changed', 'network_changed', 'cert_changed')";
@@ -129,12 +129,15 @@ impl AlertStore for SqliteStore {
         &self,
         selection: StateSelection<'_>,
         events_since: DateTime<Utc>,
+        cache: &SnapshotCache,
     ) -> StoreResult<Vec<TerminalState>> {
+        // Step 1: the small columns of every selected terminal, with its body's hash.
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT t.id, t.clinic_id, t.enrolled_at, s.received_at, s.collected_at, \
-             s.uptime_secs, b.body FROM terminals t \
+            "SELECT t.id, t.clinic_id, t.enrolled_at, s.received_at, s.collected_at, b.hash \
+             FROM terminals t \
              LEFT JOIN terminal_state s ON s.terminal_id = t.id \
-             LEFT JOIN terminal_snapshot b ON b.terminal_id = t.id \
+             LEFT JOIN terminal_snapshot b INDEXED BY terminal_snapshot_hash \
+               ON b.terminal_id = t.id \
              WHERE t.revoked_at IS NULL ",
         );
         match selection {
@@ -153,29 +156,76 @@ impl AlertStore for SqliteStore {
             }
         }
         let rows = q.build().fetch_all(&self.pool).await?;
-        let mut states = Vec::with_capacity(rows.len());
-        let mut index = HashMap::with_capacity(rows.len());
+        let mut heads = Vec::with_capacity(rows.len());
         for r in &rows {
-            let terminal_id = uuid_col(r, "id")?;
-            let body: Option<String> = r.try_get("body")?;
+            let hash: Option<i64> = r.try_get("hash")?;
             let collected: Option<i64> = r.try_get("collected_at")?;
-            let snapshot = match (body, collected) {
-                (Some(body), Some(collected)) => Some(restore_snapshot(
-                    &body,
-                    from_millis(collected),
-                    r.try_get("uptime_secs")?,
-                )?),
-                _ => None,
-            };
-            index.insert(terminal_id, states.len());
-            states.push(TerminalState {
-                terminal_id,
-                clinic_id: r.try_get("clinic_id")?,
-                enrolled_at: from_millis(r.try_get("enrolled_at")?),
-                last_seen: opt_time(r, "received_at")?,
-                snapshot,
-                events: Vec::new(),
-            });
+            heads.push((
+                uuid_col(r, "id")?,
+                r.try_get::<i64, _>("clinic_id")?,
+                from_millis(r.try_get("enrolled_at")?),
+                opt_time(r, "received_at")?,
+                collected.filter(|_| hash.is_some()).map(from_millis),
+                hash,
+            ));
+        }
+        drop(rows);
+        // Step 2: the bodies the cache does not hold at that hash.
+        let stale: Vec<Uuid> = {
+            let known = cache
+                .lock()
+                .map_err(|_| Error::Corrupt("snapshot cache poisoned".into()))?;
+            heads
+                .iter()
+                .filter(|h| {
+                    h.5.is_some_and(|hash| known.get(&h.0).map(|k| k.0) != Some(hash))
+                })
+                .map(|h| h.0)
+                .collect()
+        };
+        for chunk in stale.chunks(500) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT terminal_id, hash, body FROM terminal_snapshot WHERE terminal_id IN ",
+            );
+            push_ids(&mut q, chunk);
+            let rows = q.build().fetch_all(&self.pool).await?;
+            let mut parsed = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let body: &str = r.try_get("body")?;
+                let mut snapshot: onshi_shared::Snapshot = serde_json::from_str(body)?;
+                crate::rules::slim_for_rules(&mut snapshot);
+                parsed.push((
+                    uuid_col(r, "terminal_id")?,
+                    r.try_get::<i64, _>("hash")?,
+                    snapshot,
+                ));
+            }
+            let mut known = cache
+                .lock()
+                .map_err(|_| Error::Corrupt("snapshot cache poisoned".into()))?;
+            for (id, hash, snapshot) in parsed {
+                known.insert(id, (hash, std::sync::Arc::new(snapshot)));
+            }
+        }
+        let mut states = Vec::with_capacity(heads.len());
+        let mut index = HashMap::with_capacity(heads.len());
+        {
+            let known = cache
+                .lock()
+                .map_err(|_| Error::Corrupt("snapshot cache poisoned".into()))?;
+            for (terminal_id, clinic_id, enrolled_at, last_seen, collected, _) in heads {
+                let snapshot = collected.and(known.get(&terminal_id).map(|k| k.1.clone()));
+                index.insert(terminal_id, states.len());
+                states.push(TerminalState {
+                    terminal_id,
+                    clinic_id,
+                    enrolled_at,
+                    last_seen,
+                    collected_at: collected.unwrap_or_default(),
+                    snapshot,
+                    events: Vec::new(),
+                });
+            }
         }
         let (Some(first), Some(last)) = (states.first(), states.last()) else {
             return Ok(states);
@@ -274,6 +324,25 @@ impl AlertStore for SqliteStore {
             push_ids(&mut q, ids);
         }
         let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(alert_from).collect()
+    }
+
+    async fn history_mark(&self) -> StoreResult<i64> {
+        let mark: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM alert_history")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(mark.unwrap_or(0))
+    }
+
+    async fn alerts_changed_by_staff(&self, after: i64, upto: i64) -> StoreResult<Vec<Alert>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id IN (SELECT alert_id FROM alert_history \
+             WHERE id > ? AND id <= ? AND actor <> '{AUTO_ACTOR}')"
+        )))
+        .bind(after)
+        .bind(upto)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(alert_from).collect()
     }
 
