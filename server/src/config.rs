@@ -145,6 +145,11 @@ pub struct FileSmtp {
     pub retry_base_secs: Option<u64>,
     pub max_attempts: Option<i64>,
     pub poll_secs: Option<u32>,
+    /// Seconds to wait for the SMTP server at each step before giving up (default 30).
+    pub timeout_secs: Option<u64>,
+    /// Seconds a claimed mail stays claimed: after a crash, unsent claims are sent again once
+    /// this has passed (default 120; at least the timeout).
+    pub lease_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -266,6 +271,20 @@ impl Config {
                 mail.retry_base = std::time::Duration::from_secs(secs.max(1));
             }
             mail.max_attempts = m.max_attempts.unwrap_or(mail.max_attempts).max(1);
+            if let Some(secs) = m.timeout_secs {
+                mail.timeout = std::time::Duration::from_secs(secs.max(1));
+            }
+            if let Some(secs) = m.lease_secs {
+                mail.lease = std::time::Duration::from_secs(secs.max(1));
+            }
+            if mail.lease < mail.timeout {
+                return Err(Error::Config(format!(
+                    "smtp.lease_secs ({}) must be at least smtp.timeout_secs ({}): a claim \
+                     must outlast the send it covers",
+                    mail.lease.as_secs(),
+                    mail.timeout.as_secs()
+                )));
+            }
             mail_poll_secs = m.poll_secs.unwrap_or(mail_poll_secs).max(1);
         }
         if let Ok(password) = std::env::var("ONSHI_SMTP_PASSWORD")
@@ -326,7 +345,8 @@ impl Config {
              [alerts]\nenabled = {}\nevaluate_every_secs = {}\nhold_down_secs = {}\ndigest_hour = {}\n\
              [smtp]\nhost = {:?}\nport = {}\ntls = \"{}\"\nuser = {:?}\npassword = {}\n\
              from = {:?}\ndesk = {:?}\ndesk_name = {:?}\ndesk_phone = {:?}\nfile_dir = {:?}\n\
-             retry_base_secs = {}\nmax_attempts = {}\npoll_secs = {}\n\
+             retry_base_secs = {}\nmax_attempts = {}\npoll_secs = {}\ntimeout_secs = {}\n\
+             lease_secs = {}\n\
              [dashboard]\nsecure_cookies = {}\nsession_hours = {}\nmax_failed_logins = {}\n\
              lockout_minutes = {}\n",
             self.listen,
@@ -371,6 +391,8 @@ impl Config {
             self.mail.retry_base.as_secs(),
             self.mail.max_attempts,
             self.mail_poll_secs,
+            self.mail.timeout.as_secs(),
+            self.mail.lease.as_secs(),
             self.dashboard.secure_cookies,
             self.dashboard.session_hours,
             self.dashboard.max_failed_logins,
@@ -455,6 +477,12 @@ mod tests {
         assert!(printed.contains("password = \"***\""));
         assert!(printed.contains("tls = \"tls\""));
         assert!(toml::from_str::<FileConfig>("[smtp]\ntls = \"ssl\"").is_err());
+        assert_eq!(config.mail.lease, std::time::Duration::from_secs(120));
+        // A claim shorter than one send would let a second sender take a mail in flight.
+        let short: FileConfig =
+            toml::from_str("[smtp]\nhost = \"h\"\ntimeout_secs = 30\nlease_secs = 10").unwrap();
+        let err = Config::resolve(short, &DbArgs::default(), None).unwrap_err();
+        assert!(err.to_string().contains("lease_secs"), "{err}");
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct MailConfig {
     /// First retry delay; doubles per attempt up to an hour, with ±20 % jitter.
     pub retry_base: StdDuration,
     pub max_attempts: i64,
+    /// How long to wait for the SMTP server at each step.
+    pub timeout: StdDuration,
+    /// How long a claimed mail stays claimed (see [`Sender`]).
+    pub lease: StdDuration,
 }
 
 impl Default for MailConfig {
@@ -78,6 +82,8 @@ impl Default for MailConfig {
             file_dir: None,
             retry_base: StdDuration::from_secs(30),
             max_attempts: 20,
+            timeout: StdDuration::from_secs(30),
+            lease: StdDuration::from_secs(120),
         }
     }
 }
@@ -547,9 +553,7 @@ impl Transport {
             TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
                 .map_err(|e| Error::Config(format!("smtp: {e}")))?,
         };
-        let mut builder = builder
-            .port(config.port)
-            .timeout(Some(StdDuration::from_secs(30)));
+        let mut builder = builder.port(config.port).timeout(Some(config.timeout));
         if let (Some(user), Some(password)) = (&config.user, &config.password) {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
@@ -603,8 +607,8 @@ impl Sender {
         Sender {
             store,
             transport,
+            lease: Duration::from_std(config.lease).unwrap_or(Duration::minutes(2)),
             config,
-            lease: Duration::minutes(2),
             stats: Arc::new(MailStats::default()),
         }
     }

@@ -3,6 +3,11 @@
 
 pub mod webdriver;
 
+/// The SMTP receiver the server's own tests use: real TCP on a loopback port.
+#[allow(clippy::unwrap_used)]
+#[path = "../../server/tests/support/smtp.rs"]
+pub mod smtp;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -285,4 +290,48 @@ impl DashboardSession {
         }
         resp.text().await.ok()
     }
+}
+
+/// Starts `onshi-server serve` on a loopback port with a data directory and a config file.
+pub fn start_server(data: &Path, config: &Path, port: u16) -> Result<Proc> {
+    Proc::spawn(
+        "onshi-server",
+        Command::new(binary("onshi-server")?)
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--config")
+            .arg(config)
+            .args(["--log", "warn", "serve", "--listen"])
+            .arg(format!("127.0.0.1:{port}")),
+    )
+}
+
+/// Waits until the server at `base` answers its health check.
+pub async fn wait_healthy(base: &str) -> Result<()> {
+    let client = reqwest::Client::new();
+    wait_for("server health", Duration::from_secs(20), || {
+        let req = client.get(format!("{base}/healthz")).send();
+        async move { req.await.ok().filter(|r| r.status().is_success()) }
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Adds a clinic through `onshi-server clinic add` and returns the enrollment code it printed.
+pub fn add_clinic(data: &Path, name: &str, email: &str) -> Result<String> {
+    let out = Command::new(binary("onshi-server")?)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["clinic", "add", name, "--email", email])
+        .output()?;
+    if !out.status.success() {
+        bail!("clinic add: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8(out.stdout)?;
+    Ok(stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("enrollment code: "))
+        .with_context(|| format!("no enrollment code printed:\n{stdout}"))?
+        .trim()
+        .to_string())
 }

@@ -2,12 +2,14 @@
 //! disk. The server is killed, the machine changes while it is down, and every change event must
 //! arrive exactly once and in order when it comes back.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use onshi_e2e::{DashboardSession, FakeMachine, Proc, add_staff_user, binary, free_port, wait_for};
+use onshi_e2e::{
+    DashboardSession, FakeMachine, Proc, add_clinic, add_staff_user, binary, free_port,
+    start_server, wait_for, wait_healthy,
+};
 use onshi_server::store::{DatabaseUrl, StoredEvent, connect};
 use uuid::Uuid;
 
@@ -20,29 +22,6 @@ accounts = [
   { role = "linkage", name = "renkei" },
 ]
 "#;
-
-fn start_server(data: &Path, config: &Path, port: u16) -> Result<Proc> {
-    Proc::spawn(
-        "onshi-server",
-        Command::new(binary("onshi-server")?)
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--config")
-            .arg(config)
-            .args(["--log", "warn", "serve", "--listen"])
-            .arg(format!("127.0.0.1:{port}")),
-    )
-}
-
-async fn wait_healthy(base: &str) -> Result<()> {
-    let client = reqwest::Client::new();
-    wait_for("server health", Duration::from_secs(20), || {
-        let req = client.get(format!("{base}/healthz")).send();
-        async move { req.await.ok().filter(|r| r.status().is_success()) }
-    })
-    .await
-    .map(|_| ())
-}
 
 fn kinds(events: &[StoredEvent]) -> Vec<String> {
     events.iter().map(|e| e.kind.clone()).collect()
@@ -61,29 +40,7 @@ async fn agent_reports_survive_a_server_outage_exactly_once_in_order() -> Result
     let base = format!("http://127.0.0.1:{port}");
 
     // A clinic and its enrollment code, through the CLI.
-    let out = Command::new(binary("onshi-server")?)
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "clinic",
-            "add",
-            "テスト内科",
-            "--email",
-            "clinic@example.jp",
-        ])
-        .output()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout)?;
-    let code = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("enrollment code: "))
-        .context("no enrollment code printed")?
-        .trim()
-        .to_string();
+    let code = add_clinic(&data, "テスト内科", "clinic@example.jp")?;
 
     add_staff_user(&data, "desk", "viewer", "e2e staff password")?;
     let mut server = start_server(&data, &config, port)?;
