@@ -195,14 +195,14 @@ struct AlertCache {
 impl AlertCache {
     /// Replaces what the cache holds for this alert's (terminal, rule).
     fn put(&mut self, alert: Alert) {
-        let Some(rule) = rules::key::ALL.iter().find(|r| **r == alert.rule) else {
+        let Some(rule) = rule_key(&alert.rule) else {
             return;
         };
         let terminal = alert.terminal_id;
         let list = self.by_terminal.entry(terminal).or_default();
-        list.retain(|(r, _)| r != rule);
+        list.retain(|(r, _)| *r != rule);
         if alert.tracked() {
-            list.push((*rule, alert));
+            list.push((rule, alert));
         }
         if list.is_empty() {
             self.by_terminal.remove(&terminal);
@@ -395,6 +395,7 @@ impl Evaluator {
             .copied()
             .collect();
         for id in gone {
+            let mut keep = Vec::new();
             for (rule, a) in active.remove(&id).unwrap_or_default() {
                 let ctx = Context {
                     terminal_id: a.terminal_id,
@@ -402,19 +403,10 @@ impl Evaluator {
                     now,
                     hold_down: self.settings.hold_down,
                 };
-                let Some((alert, action)) = alerts::transition(Some(&a), None, &ctx) else {
-                    active.entry(id).or_default().push((rule, a));
-                    continue;
-                };
-                if alert.tracked() {
-                    active.entry(id).or_default().push((rule, alert.clone()));
-                }
-                pending.push(AlertChange {
-                    alert,
-                    action,
-                    mails: Vec::new(),
-                });
-                stats.changes += 1;
+                cleared(rule, a, &ctx, &mut keep, &mut pending, &mut stats);
+            }
+            if !keep.is_empty() {
+                active.insert(id, keep);
             }
         }
         self.write(&mut pending, &mut audit, now).await?;
@@ -534,17 +526,12 @@ impl Evaluator {
             let i = current_alerts.iter().position(|(r, _)| *r == rule)?;
             Some(current_alerts.swap_remove(i).1)
         };
-        // (severity, status) of this terminal's alerts after this evaluation.
-        let mut after: Vec<(&str, rules::Severity, AlertStatus)> = Vec::new();
-        // The alerts to compare with next time.
+        // This terminal's tracked alerts after this evaluation: compared with next time, and
+        // what its overview line counts (an alert no longer tracked is resolved).
         let mut keep: Vec<(&'static str, Alert)> = Vec::new();
         for f in &findings {
             let current = take(f.rule);
             let transition = alerts::transition(current.as_ref(), Some(f), &ctx);
-            match (&transition, &current) {
-                (Some((a, _)), _) | (None, Some(a)) => after.push((f.rule, a.severity, a.status)),
-                (None, None) => {}
-            }
             match (&transition, current) {
                 (Some((a, _)), _) if a.tracked() => keep.push((f.rule, a.clone())),
                 (None, Some(a)) => keep.push((f.rule, a)),
@@ -567,25 +554,12 @@ impl Evaluator {
         }
         // What is left has no finding now: the condition cleared.
         for (rule, current) in current_alerts {
-            match alerts::transition(Some(&current), None, &ctx) {
-                Some((alert, action)) => {
-                    after.push((rule, alert.severity, alert.status));
-                    if alert.tracked() {
-                        keep.push((rule, alert.clone()));
-                    }
-                    stats.changes += 1;
-                    pending.push(AlertChange {
-                        alert,
-                        action,
-                        mails: Vec::new(),
-                    });
-                }
-                None => {
-                    after.push((rule, current.severity, current.status));
-                    keep.push((rule, current));
-                }
-            }
+            cleared(rule, current, &ctx, &mut keep, pending, stats);
         }
+        let after: Vec<(&str, rules::Severity, AlertStatus)> = keep
+            .iter()
+            .map(|(rule, a)| (*rule, a.severity, a.status))
+            .collect();
         if !keep.is_empty() {
             active.insert(t.terminal_id, keep);
         }
@@ -828,11 +802,42 @@ fn tally_versions(
 fn by_rule(alerts: Vec<Alert>) -> HashMap<Uuid, Vec<(&'static str, Alert)>> {
     let mut out: HashMap<Uuid, Vec<(&'static str, Alert)>> = HashMap::new();
     for a in alerts {
-        if let Some(rule) = rules::key::ALL.iter().find(|r| **r == a.rule) {
-            out.entry(a.terminal_id).or_default().push((*rule, a));
+        if let Some(rule) = rule_key(&a.rule) {
+            out.entry(a.terminal_id).or_default().push((rule, a));
         }
     }
     out
+}
+
+/// The `&'static str` of [`rules::key::ALL`] for a stored rule name.
+fn rule_key(rule: &str) -> Option<&'static str> {
+    rules::key::ALL.iter().find(|r| **r == rule).copied()
+}
+
+/// An alert whose condition no longer holds: its transition (if any) is queued, and it is kept
+/// for the next comparison while still tracked.
+fn cleared(
+    rule: &'static str,
+    current: Alert,
+    ctx: &Context,
+    keep: &mut Vec<(&'static str, Alert)>,
+    pending: &mut Vec<AlertChange>,
+    stats: &mut PassStats,
+) {
+    match alerts::transition(Some(&current), None, ctx) {
+        Some((alert, action)) => {
+            if alert.tracked() {
+                keep.push((rule, alert.clone()));
+            }
+            stats.changes += 1;
+            pending.push(AlertChange {
+                alert,
+                action,
+                mails: Vec::new(),
+            });
+        }
+        None => keep.push((rule, current)),
+    }
 }
 
 /// The overview's line for a terminal, from its state and its alerts after evaluation.

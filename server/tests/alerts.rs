@@ -151,6 +151,20 @@ impl Fleet {
     }
 }
 
+/// `n` terminals that reported at `t0`: PC-0's linkage account password changed (a critical
+/// alert), the others healthy.
+async fn fleet_with_broken_linkage(n: usize, t0: DateTime<Utc>) -> Fleet {
+    let mut f = fleet(n).await;
+    for i in 0..n {
+        let mut r = report_at(t0, &format!("PC-{i}"));
+        if i == 0 {
+            r.events.push(linkage_password_changed(t0));
+        }
+        f.report(i, r, t0).await;
+    }
+    f
+}
+
 fn mail_config(desk: Option<&str>, port: u16) -> MailConfig {
     MailConfig {
         host: "127.0.0.1".into(),
@@ -165,13 +179,8 @@ fn mail_config(desk: Option<&str>, port: u16) -> MailConfig {
 
 #[tokio::test]
 async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
-    let mut f = fleet(3).await;
     let t0 = Utc::now();
-    let mut broken = report_at(t0, "PC-0");
-    broken.events.push(linkage_password_changed(t0));
-    f.report(0, broken, t0).await;
-    f.report(1, report_at(t0, "PC-1"), t0).await;
-    f.report(2, report_at(t0, "PC-2"), t0).await;
+    let mut f = fleet_with_broken_linkage(3, t0).await;
     let mut ev = f.evaluator(None);
     let stats = ev.full_pass(t0).await.unwrap();
     assert_eq!(stats.terminals, 3);
@@ -241,12 +250,8 @@ async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
 
 #[tokio::test]
 async fn full_passes_see_what_staff_did_between_them() {
-    let mut f = fleet(2).await;
     let t0 = Utc::now();
-    let mut broken = report_at(t0, "PC-0");
-    broken.events.push(linkage_password_changed(t0));
-    f.report(0, broken, t0).await;
-    f.report(1, report_at(t0, "PC-1"), t0).await;
+    let mut f = fleet_with_broken_linkage(2, t0).await;
     let mut ev = f.evaluator(None);
     ev.full_pass(t0).await.unwrap();
     let a = f.alert(0, key::PROTECTED_ACCOUNT_LINKAGE).await.unwrap();

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 /// The workspace's `target/<profile>` directory, found from this test executable.
 fn bin_dir() -> Result<PathBuf> {
@@ -334,4 +334,29 @@ pub fn add_clinic(data: &Path, name: &str, email: &str) -> Result<String> {
         .with_context(|| format!("no enrollment code printed:\n{stdout}"))?
         .trim()
         .to_string())
+}
+
+/// Enrolls a terminal through `POST /api/v1/enroll` with an enrollment code.
+pub async fn enroll(
+    client: &reqwest::Client,
+    base: &str,
+    code: &str,
+    hostname: &str,
+) -> Result<onshi_shared::EnrollResponse> {
+    let resp = client
+        .post(format!("{base}/api/v1/enroll"))
+        .json(&onshi_shared::EnrollRequest {
+            schema: onshi_shared::SCHEMA_VERSION,
+            code: code.into(),
+            hostname: hostname.into(),
+            agent_version: "0.1.0".into(),
+            os: "Windows 11 Pro 23H2".into(),
+        })
+        .send()
+        .await
+        .context("POST /api/v1/enroll")?;
+    let status = resp.status();
+    let body = resp.text().await?;
+    ensure!(status.is_success(), "enroll {hostname:?}: {status} {body}");
+    serde_json::from_str(&body).with_context(|| format!("enroll reply {body}"))
 }

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use chrono::{DateTime, SubsecRound, Utc};
 use onshi_e2e::webdriver::{self, Browser, Element, Launch};
-use onshi_e2e::{Proc, binary, free_port, wait_for};
+use onshi_e2e::{Proc, binary, enroll, free_port, wait_for};
 use onshi_server::store::alerts::AlertStatus;
 use onshi_server::store::{DatabaseUrl, connect};
-use onshi_shared::{EnrollRequest, EnrollResponse, Report, ReportAck, SCHEMA_VERSION, sample};
+use onshi_shared::{EnrollResponse, Report, ReportAck, SCHEMA_VERSION, sample};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -102,30 +102,6 @@ fn snapshot_at(hostname: &str, now: DateTime<Utc>) -> onshi_shared::Snapshot {
         account.password_last_set = Some(now - chrono::Duration::days(200));
     }
     s
-}
-
-async fn enroll(
-    client: &reqwest::Client,
-    base: &str,
-    code: &str,
-    hostname: &str,
-) -> Result<EnrollResponse> {
-    let resp = client
-        .post(format!("{base}/api/v1/enroll"))
-        .json(&EnrollRequest {
-            schema: SCHEMA_VERSION,
-            code: code.into(),
-            hostname: hostname.into(),
-            agent_version: "0.1.0".into(),
-            os: "Windows 11 Pro 23H2".into(),
-        })
-        .send()
-        .await
-        .context("POST /api/v1/enroll")?;
-    let status = resp.status();
-    let body = resp.text().await?;
-    ensure!(status.is_success(), "enroll {hostname:?}: {status} {body}");
-    serde_json::from_str(&body).with_context(|| format!("enroll reply {body}"))
 }
 
 async fn report(

@@ -8,12 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use chrono::Utc;
 use onshi_e2e::smtp::{Mode, SmtpReceiver};
-use onshi_e2e::{add_clinic, free_port, start_server, wait_for, wait_healthy};
+use onshi_e2e::{add_clinic, enroll, free_port, start_server, wait_for, wait_healthy};
 use onshi_server::store::{DatabaseUrl, connect};
-use onshi_shared::{
-    AccountChange, AccountRole, EnrollRequest, EnrollResponse, Event, EventKind, SCHEMA_VERSION,
-    sample,
-};
+use onshi_shared::{AccountChange, AccountRole, Event, EventKind, sample};
 
 fn config(smtp_port: u16) -> String {
     format!(
@@ -40,20 +37,7 @@ lease_secs = 3
 /// a critical alert, mailed to the clinic and to the desk at once.
 async fn report_broken_terminal(base: &str, code: &str, hostname: &str) -> Result<()> {
     let client = reqwest::Client::new();
-    let enrolled: EnrollResponse = client
-        .post(format!("{base}/api/v1/enroll"))
-        .json(&EnrollRequest {
-            schema: SCHEMA_VERSION,
-            code: code.into(),
-            hostname: hostname.into(),
-            agent_version: "0.1.0".into(),
-            os: "Windows 11".into(),
-        })
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let enrolled = enroll(&client, base, code, hostname).await?;
     let now = Utc::now();
     let mut snapshot = sample::snapshot_at(now);
     snapshot.hostname = hostname.into();
