@@ -251,7 +251,7 @@ async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
 #[tokio::test]
 async fn full_passes_see_what_staff_did_between_them() {
     let t0 = Utc::now();
-    let mut f = fleet_with_broken_linkage(2, t0).await;
+    let f = fleet_with_broken_linkage(2, t0).await;
     let mut ev = f.evaluator(None);
     ev.full_pass(t0).await.unwrap();
     let a = f.alert(0, key::PROTECTED_ACCOUNT_LINKAGE).await.unwrap();
