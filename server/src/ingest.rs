@@ -127,6 +127,14 @@ pub struct IngestStats {
     pub flushes: AtomicU64,
     pub failed_batches: AtomicU64,
     pub rejected: AtomicU64,
+    /// Time spent in batch commits and in WAL flushes, in microseconds.
+    pub commit_micros: AtomicU64,
+    pub flush_micros: AtomicU64,
+}
+
+fn add_elapsed(counter: &AtomicU64, since: std::time::Instant) {
+    let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+    counter.fetch_add(micros, Ordering::Relaxed);
 }
 
 /// The handle request handlers use to submit rows to the writer.
@@ -273,7 +281,10 @@ async fn writer(
             rows.push(row);
             replies.push(job.done);
         }
-        match store.write_batch(&rows).await {
+        let started = std::time::Instant::now();
+        let written = store.write_batch(&rows).await;
+        add_elapsed(&stats.commit_micros, started);
+        match written {
             Ok(()) => {
                 let events: usize = rows.iter().map(|r| r.events.len()).sum();
                 stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -319,7 +330,10 @@ async fn flusher(
 ) {
     let mut waiting: Vec<Vec<Reply>> = Vec::new();
     while committed.recv_many(&mut waiting, usize::MAX).await > 0 {
-        match store.sync_committed().await {
+        let started = std::time::Instant::now();
+        let flushed = store.sync_committed().await;
+        add_elapsed(&stats.flush_micros, started);
+        match flushed {
             Ok(()) => {
                 stats.flushes.fetch_add(1, Ordering::Relaxed);
                 for reply in waiting.drain(..).flatten() {

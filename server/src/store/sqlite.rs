@@ -10,15 +10,17 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onshi_shared::Snapshot;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::{
@@ -42,7 +44,7 @@ pub struct SqliteStore {
     /// The one connection every write goes through: SQLite has one writer at a time anyway,
     /// and a single connection keeps its page cache valid (another connection's commit would
     /// make it start cold).
-    writer: SqlitePool,
+    writer: Writer,
     wal: PathBuf,
 }
 
@@ -61,13 +63,15 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(options.clone().pragma("cache_size", "-131072"))
+        let mut writer =
+            SqliteConnection::connect_with(&options.clone().pragma("cache_size", "-131072"))
+                .await?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&mut writer)
             .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        // Local connections do not go stale: no ping before each read.
         let pool = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(4)
             .min_connections(1)
             .connect_with(options.pragma("cache_size", "-32768"))
@@ -76,7 +80,7 @@ impl SqliteStore {
         wal.push("-wal");
         Ok(SqliteStore {
             pool,
-            writer,
+            writer: Writer(Arc::new(tokio::sync::Mutex::new(writer))),
             wal: PathBuf::from(wal),
         })
     }
@@ -92,6 +96,19 @@ impl SqliteStore {
         })
         .await
         .map_err(|_| Error::WriterGone)?
+    }
+}
+
+/// The writer connection, held directly rather than in a pool: sqlx's pool pings a connection
+/// when it is taken and again when it is given back, two more round trips to the SQLite thread
+/// for every statement. A write future dropped halfway leaves nothing behind: sqlx queues the
+/// rollback of an unfinished transaction on the connection before the next command.
+#[derive(Clone)]
+pub(super) struct Writer(Arc<tokio::sync::Mutex<SqliteConnection>>);
+
+impl Writer {
+    pub(super) async fn lock(&self) -> tokio::sync::MutexGuard<'_, SqliteConnection> {
+        self.0.lock().await
     }
 }
 
@@ -123,7 +140,7 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(email)
         .bind(millis(now))
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await?;
         Ok(clinic_from(&row)?)
@@ -153,7 +170,7 @@ impl Store for SqliteStore {
         .bind(clinic_id)
         .bind(millis(now))
         .bind(millis(expires_at))
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await
     }
@@ -168,7 +185,7 @@ impl Store for SqliteStore {
         )
         .bind(millis(now))
         .bind(code_hash)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await?;
         Ok(done.rows_affected() == 1)
@@ -180,7 +197,8 @@ impl Store for SqliteStore {
         terminals: &[NewTerminal],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Clinic>> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         let clinic = sqlx::query(
             "SELECT c.id, c.name, c.email FROM enrollment_codes e JOIN clinics c ON c.id = e.clinic_id \
              WHERE e.code_hash = ? AND e.revoked_at IS NULL AND e.expires_at > ?",
@@ -248,7 +266,8 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_terminal(&self, terminal_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         let done =
             sqlx::query("UPDATE terminals SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
                 .bind(millis(now))
@@ -364,9 +383,10 @@ impl Store for SqliteStore {
         if let [only] = statements.as_mut_slice() {
             // The usual steady-state batch is one upsert: atomic on its own, and one round
             // trip to the SQLite thread instead of three.
-            only.build().execute(&self.writer).await?;
+            only.build().execute(&mut *self.writer.lock().await).await?;
         } else {
-            let mut tx = self.writer.begin().await?;
+            let mut conn = self.writer.lock().await;
+            let mut tx = conn.begin().await?;
             for q in &mut statements {
                 q.build().execute(&mut *tx).await?;
             }

@@ -198,6 +198,8 @@ pub async fn metrics(State(state): State<AppState>) -> String {
          # TYPE onshi_ingest_flushes_total counter\nonshi_ingest_flushes_total {}\n\
          # TYPE onshi_ingest_batches_failed_total counter\nonshi_ingest_batches_failed_total {}\n\
          # TYPE onshi_reports_rejected_total counter\nonshi_reports_rejected_total {}\n\
+         # TYPE onshi_ingest_commit_seconds_total counter\nonshi_ingest_commit_seconds_total {}\n\
+         # TYPE onshi_ingest_flush_seconds_total counter\nonshi_ingest_flush_seconds_total {}\n\
          # TYPE onshi_ingest_queue_depth gauge\nonshi_ingest_queue_depth {}\n",
             s.reports.load(Ordering::Relaxed),
             s.events.load(Ordering::Relaxed),
@@ -205,6 +207,8 @@ pub async fn metrics(State(state): State<AppState>) -> String {
             s.flushes.load(Ordering::Relaxed),
             s.failed_batches.load(Ordering::Relaxed),
             s.rejected.load(Ordering::Relaxed),
+            s.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            s.flush_micros.load(Ordering::Relaxed) as f64 / 1e6,
             state.ingest.queue_depth(),
         )
 }

@@ -289,6 +289,10 @@ async fn main() -> Result<()> {
         metric("onshi_ingest_batches_total "),
         metric("onshi_ingest_flushes_total "),
     );
+    let (commit_secs, flush_secs) = (
+        metric("onshi_ingest_commit_seconds_total "),
+        metric("onshi_ingest_flush_seconds_total "),
+    );
     let _ = stop_tx.send(());
     server.await??;
     let stored = store.fleet_counts(now).await?;
@@ -319,9 +323,14 @@ async fn main() -> Result<()> {
         stored.terminals - stored.offline
     );
     println!(
-        "writer: {:.1} reports per commit, {:.1} reports per WAL flush",
+        "writer: {:.1} reports per commit ({:.0} µs each, {:.0} % of the run), \
+         {:.1} reports per WAL flush ({:.0} µs each, {:.0} % of the run)",
         reports / batches.max(1.0),
-        reports / flushes.max(1.0)
+        commit_secs * 1e6 / batches.max(1.0),
+        commit_secs * 100.0 / args.seconds as f64,
+        reports / flushes.max(1.0),
+        flush_secs * 1e6 / flushes.max(1.0),
+        flush_secs * 100.0 / args.seconds as f64,
     );
     if real.errors > 0 {
         bail!("{} requests failed against the real server", real.errors);

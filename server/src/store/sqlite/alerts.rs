@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveTime, Timelike, Utc};
 use onshi_shared::Event;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
@@ -120,7 +120,7 @@ impl AlertStore for SqliteStore {
         .bind(&c.desk_phone)
         .bind(&c.prefecture)
         .bind(c.id)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await
     }
@@ -297,14 +297,14 @@ impl AlertStore for SqliteStore {
                 .bind(v)
                 .bind(millis(since))
                 .bind(by)
-                .execute(&self.writer)
+                .execute(&mut *self.writer.lock().await)
                 .await?;
             }
             None => {
                 sqlx::query("DELETE FROM expected_versions WHERE app = ? AND source = ?")
                     .bind(app)
                     .bind(source)
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer.lock().await)
                     .await?;
             }
         }
@@ -365,7 +365,8 @@ impl AlertStore for SqliteStore {
         if changes.is_empty() && audit.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         for chunk in changes.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO alerts (terminal_id, clinic_id, rule, severity, status, detail, \
@@ -469,7 +470,8 @@ impl AlertStore for SqliteStore {
         until: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(
             "UPDATE alerts SET status = 'acknowledged', ack_by = ?, ack_note = ?, ack_until = ?, \
              updated_at = ? WHERE id = ? AND status <> 'resolved'",
@@ -497,7 +499,8 @@ impl AlertStore for SqliteStore {
         note: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(
             "UPDATE alerts SET status = 'resolved', resolved_at = ?, resolved_by = ?, \
              updated_at = ?, clear_since = NULL WHERE id = ? AND status <> 'resolved'",
@@ -555,7 +558,7 @@ impl AlertStore for SqliteStore {
         .bind(&s.reason)
         .bind(&s.created_by)
         .bind(millis(now))
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await?;
         Ok(id)
@@ -609,7 +612,8 @@ impl AlertStore for SqliteStore {
         if mails.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         let rows: Vec<(Option<i64>, &NewMail)> = mails.iter().map(|m| (None, m)).collect();
         let n = insert_mails(&mut tx, &rows, now).await?;
         tx.commit().await?;
@@ -633,7 +637,7 @@ impl AlertStore for SqliteStore {
         .bind(millis(now))
         .bind(millis(now))
         .bind(limit)
-        .fetch_all(&self.writer)
+        .fetch_all(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await?;
         let mut mails = rows
@@ -662,7 +666,7 @@ impl AlertStore for SqliteStore {
         )
         .bind(millis(now))
         .bind(id)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await
     }
@@ -680,7 +684,7 @@ impl AlertStore for SqliteStore {
         .bind(millis(next_attempt))
         .bind(error)
         .bind(id)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await
     }
@@ -692,7 +696,7 @@ impl AlertStore for SqliteStore {
         )
         .bind(error)
         .bind(id)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await
     }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::alerts::{alert_from, clinic_settings_from, history, minute_of, opt_time};
@@ -145,7 +145,7 @@ impl DeskStore for SqliteStore {
         .bind(password_hash)
         .bind(millis(now))
         .bind(millis(now))
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.writer.lock().await)
         .await;
         match id {
             Ok(id) => {
@@ -177,7 +177,8 @@ impl DeskStore for SqliteStore {
     }
 
     async fn set_password(&self, user_id: i64, hash: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
             .bind(hash)
             .bind(millis(now))
@@ -198,7 +199,8 @@ impl DeskStore for SqliteStore {
         disabled: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         sqlx::query("UPDATE users SET disabled_at = ? WHERE id = ?")
             .bind(disabled.then(|| millis(now)))
             .bind(user_id)
@@ -223,7 +225,8 @@ impl DeskStore for SqliteStore {
         expires_at: DateTime<Utc>,
         address: &str,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(millis(now))
             .execute(&mut *tx)
@@ -271,7 +274,7 @@ impl DeskStore for SqliteStore {
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
             .bind(id_hash)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.lock().await)
             .await?;
         self.flush_wal().await
     }
@@ -287,7 +290,7 @@ impl DeskStore for SqliteStore {
         .bind(e.terminal_id.map(|t| t.to_string()))
         .bind(e.clinic_id)
         .bind(&e.what)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await
     }
@@ -340,7 +343,8 @@ impl DeskStore for SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO terminal_status (terminal_id, clinic_id, clinic_name, prefecture, \
@@ -627,7 +631,8 @@ impl DeskStore for SqliteStore {
         note: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM alerts WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -752,7 +757,8 @@ impl DeskStore for SqliteStore {
 
     async fn save_clinic(&self, c: &ClinicDetail, now: DateTime<Utc>) -> StoreResult<Option<i64>> {
         let s = &c.settings;
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
         // Both statements take the same parameters; the last is `created_at` or `id`.
         let sql = if s.id == 0 {
             "INSERT INTO clinics (name, email, open_minute, close_minute, closed_weekdays, \
@@ -829,7 +835,7 @@ impl DeskStore for SqliteStore {
         .bind(&c.role)
         .bind(&c.email)
         .bind(&c.phone)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.writer.lock().await)
         .await?;
         self.flush_wal().await?;
         Ok(id)
@@ -839,7 +845,7 @@ impl DeskStore for SqliteStore {
         let done = sqlx::query("DELETE FROM clinic_contacts WHERE id = ? AND clinic_id = ?")
             .bind(id)
             .bind(clinic_id)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.lock().await)
             .await?;
         self.flush_wal().await?;
         Ok(done.rows_affected() == 1)
