@@ -2,7 +2,6 @@
 //! writer task that commits whole batches (group commit) and answers each request after the
 //! commit. Nothing is acknowledged that is not on disk; nothing is dropped silently.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +14,7 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::jobs::ChangeSignal;
-use crate::store::{EventRow, IngestRow, Store, normalize_snapshot};
+use crate::store::{EventRow, IdMap, IngestRow, Store, normalize_snapshot};
 
 /// Why a report was refused; each maps to one precise HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -170,13 +169,13 @@ impl Ingest {
     ) -> Result<(Ingest, tokio::task::JoinHandle<()>), Error> {
         let (tx, rx) = mpsc::channel(capacity);
         let stats = Arc::new(IngestStats::default());
-        let bodies: HashMap<Uuid, (i64, i64)> = store
+        let bodies: IdMap<(i64, i64)> = store
             .snapshot_hashes()
             .await?
             .into_iter()
             .map(|(id, seq, hash)| (id, (seq, hash)))
             .collect();
-        let hours: HashMap<Uuid, i64> = store
+        let hours: IdMap<i64> = store
             .report_hours_since(chrono::Utc::now())
             .await?
             .into_iter()
@@ -225,22 +224,29 @@ impl Ingest {
             }
         }
         match wait.await {
-            Ok(Ok(())) => Ok(true),
+            // The row comes back to be freed here, where it was allocated, not in the writer.
+            Ok(Ok(_row)) => Ok(true),
             Ok(Err(e)) => Err(Error::Batch(e)),
             Err(_) => Err(Error::WriterGone),
         }
     }
 }
 
-type Reply = oneshot::Sender<Result<(), Arc<Error>>>;
+/// Answers a request once its row is durable, handing the row back: dropping a report's parsed
+/// snapshot is a few hundred frees, which belong in the request's task rather than on the
+/// writer's critical path (and in the allocator arena of the thread that made them).
+type Reply = oneshot::Sender<Result<IngestRow, Arc<Error>>>;
+
+/// Committed rows waiting for the flush that makes them durable, with whom to answer.
+type Committed = (Vec<Reply>, Vec<IngestRow>);
 
 /// What the writer remembers between batches, warmed from the store at start-up.
 struct WriterCache {
     /// (seq, body hash) of the snapshot body last committed per terminal, so an unchanged body
     /// is not sent to the database again.
-    bodies: HashMap<Uuid, (i64, i64)>,
+    bodies: IdMap<(i64, i64)>,
     /// The hour of each terminal's last recorded report (see `IngestRow::new_hour`).
-    hours: HashMap<Uuid, i64>,
+    hours: IdMap<i64>,
 }
 
 async fn writer(
@@ -253,7 +259,7 @@ async fn writer(
 ) {
     // Committed batches wait here for the flush that makes them durable; the flusher runs
     // while this task executes the next batch (pipelined group commit).
-    let (committed_tx, committed_rx) = mpsc::unbounded_channel::<Vec<Reply>>();
+    let (committed_tx, committed_rx) = mpsc::unbounded_channel::<Committed>();
     let flusher = tokio::spawn(flusher(store.clone(), committed_rx, stats.clone()));
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     let WriterCache {
@@ -300,8 +306,8 @@ async fn writer(
                             .map(|r| r.terminal_id),
                     );
                 }
-                if let Err(unsent) = committed_tx.send(replies) {
-                    fail_all(unsent.0, Arc::new(Error::WriterGone));
+                if let Err(unsent) = committed_tx.send((replies, rows)) {
+                    fail_all((unsent.0).0, Arc::new(Error::WriterGone));
                 }
             }
             Err(e) => {
@@ -325,10 +331,10 @@ async fn writer(
 /// then answers their requests.
 async fn flusher(
     store: Arc<dyn Store>,
-    mut committed: mpsc::UnboundedReceiver<Vec<Reply>>,
+    mut committed: mpsc::UnboundedReceiver<Committed>,
     stats: Arc<IngestStats>,
 ) {
-    let mut waiting: Vec<Vec<Reply>> = Vec::new();
+    let mut waiting: Vec<Committed> = Vec::new();
     while committed.recv_many(&mut waiting, usize::MAX).await > 0 {
         let started = std::time::Instant::now();
         let flushed = store.sync_committed().await;
@@ -336,15 +342,17 @@ async fn flusher(
         match flushed {
             Ok(()) => {
                 stats.flushes.fetch_add(1, Ordering::Relaxed);
-                for reply in waiting.drain(..).flatten() {
-                    let _ = reply.send(Ok(()));
+                for (replies, rows) in waiting.drain(..) {
+                    for (reply, row) in replies.into_iter().zip(rows) {
+                        let _ = reply.send(Ok(row));
+                    }
                 }
             }
             Err(e) => {
                 // Committed but maybe not durable: the agents resend, and replays are idempotent.
                 tracing::error!(error = %e, "flushing committed reports failed");
                 let e = Arc::new(e);
-                for replies in waiting.drain(..) {
+                for (replies, _) in waiting.drain(..) {
                     fail_all(replies, e.clone());
                 }
             }

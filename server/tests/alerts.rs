@@ -792,6 +792,17 @@ async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
         metrics.contains("onshi_alerts_open{severity=\"critical\"} 1"),
         "{metrics}"
     );
+    // The writer's counters: reports went through commits and flushes that took time.
+    let counter = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from {metrics}"))
+    };
+    assert!(counter("onshi_reports_ingested_total") >= 1.0);
+    assert!(counter("onshi_ingest_flushes_total") >= 1.0);
+    assert!(counter("onshi_ingest_commit_seconds_total") > 0.0);
+    assert!(counter("onshi_ingest_flush_seconds_total") > 0.0);
     let desk = support::desk_login(
         store.as_ref(),
         &base,

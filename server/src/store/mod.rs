@@ -253,10 +253,14 @@ pub fn restore_snapshot(
     Ok(s)
 }
 
+/// Maps keyed by terminal id on the ingest path: the ids are the server's own (a report's id
+/// is checked against its token first), so a fast hash with a per-process seed is enough.
+pub(crate) type IdMap<V> = std::collections::HashMap<Uuid, V, foldhash::fast::RandomState>;
+
 /// The highest-seq row per terminal, in first-seen order: a multi-row upsert must not touch the
 /// same row twice (PostgreSQL refuses to).
 pub(crate) fn latest_per_terminal(rows: &[IngestRow]) -> Vec<&IngestRow> {
-    let mut index: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
+    let mut index: IdMap<usize> = IdMap::default();
     let mut out: Vec<&IngestRow> = Vec::with_capacity(rows.len());
     for row in rows {
         match index.get(&row.terminal_id) {
