@@ -148,8 +148,8 @@ pub struct Ingest {
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Ingest {
-    /// Starts the writer task; it stops when every `Ingest` handle is dropped and the queue is
-    /// drained.
+    /// Starts the writer; it stops when every `Ingest` handle is dropped and the queue is
+    /// drained, and the returned handle completes then.
     pub async fn start(
         store: Arc<dyn Store>,
         capacity: usize,
@@ -180,14 +180,32 @@ impl Ingest {
             .await?
             .into_iter()
             .collect();
-        let handle = tokio::spawn(writer(
+        // The writer and its flusher run on a thread of their own: on the shared runtime a
+        // committed batch waited behind the request tasks queued on the same worker before the
+        // writer could start the next one, and the writer is the one serial step of ingest.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io("starting the ingest writer's runtime".into(), e))?;
+        let task = writer(
             store,
             rx,
             max_batch,
             WriterCache { bodies, hours },
             stats.clone(),
             changes,
-        ));
+        );
+        let (stopped_tx, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("onshi-ingest".into())
+            .spawn(move || {
+                runtime.block_on(task);
+                let _ = stopped_tx.send(());
+            })
+            .map_err(|e| Error::Io("starting the ingest writer's thread".into(), e))?;
+        let handle = tokio::spawn(async move {
+            let _ = stopped.await;
+        });
         Ok((
             Ingest {
                 tx,
