@@ -180,13 +180,20 @@ impl Ingest {
             .await?
             .into_iter()
             .collect();
-        // The writer and its flusher run on a thread of their own: on the shared runtime a
+        // The writer runs on a thread of its own, the flusher on another: on the shared runtime a
         // committed batch waited behind the request tasks queued on the same worker before the
         // writer could start the next one, and the writer is the one serial step of ingest.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::Io("starting the ingest writer's runtime".into(), e))?;
+        let (committed_tx, committed_rx) = std::sync::mpsc::channel::<Committed>();
+        let flush_stats = stats.clone();
+        let flush_store = store.clone();
+        let flush = std::thread::Builder::new()
+            .name("onshi-flush".into())
+            .spawn(move || flusher(flush_store, committed_rx, flush_stats))
+            .map_err(|e| Error::Io("starting the ingest flush thread".into(), e))?;
         let task = writer(
             store,
             rx,
@@ -194,12 +201,15 @@ impl Ingest {
             WriterCache { bodies, hours },
             stats.clone(),
             changes,
+            committed_tx,
         );
         let (stopped_tx, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("onshi-ingest".into())
             .spawn(move || {
                 runtime.block_on(task);
+                // The writer dropped its end: the flusher answers what is left and stops.
+                let _ = flush.join();
                 let _ = stopped_tx.send(());
             })
             .map_err(|e| Error::Io("starting the ingest writer's thread".into(), e))?;
@@ -267,6 +277,8 @@ struct WriterCache {
     hours: IdMap<i64>,
 }
 
+/// Commits batches; committed batches go to `committed`, where they wait for the flush that
+/// makes them durable while this task executes the next batch (pipelined group commit).
 async fn writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Job>,
@@ -274,11 +286,8 @@ async fn writer(
     cache: WriterCache,
     stats: Arc<IngestStats>,
     changes: Option<Arc<ChangeSignal>>,
+    committed: std::sync::mpsc::Sender<Committed>,
 ) {
-    // Committed batches wait here for the flush that makes them durable; the flusher runs
-    // while this task executes the next batch (pipelined group commit).
-    let (committed_tx, committed_rx) = mpsc::unbounded_channel::<Committed>();
-    let flusher = tokio::spawn(flusher(store.clone(), committed_rx, stats.clone()));
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     let WriterCache {
         mut bodies,
@@ -324,7 +333,7 @@ async fn writer(
                             .map(|r| r.terminal_id),
                     );
                 }
-                if let Err(unsent) = committed_tx.send((replies, rows)) {
+                if let Err(unsent) = committed.send((replies, rows)) {
                     fail_all((unsent.0).0, Arc::new(Error::WriterGone));
                 }
             }
@@ -340,22 +349,23 @@ async fn writer(
             }
         }
     }
-    drop(committed_tx);
-    let _ = flusher.await;
     tracing::info!("ingest writer stopped");
 }
 
 /// Flushes committed batches to disk, as many per flush as have committed meanwhile, and only
-/// then answers their requests.
-async fn flusher(
+/// then answers their requests. Runs on a thread of its own: the flush blocks, and answering
+/// from here spares a hand-off to the blocking pool and back for every flush.
+fn flusher(
     store: Arc<dyn Store>,
-    mut committed: mpsc::UnboundedReceiver<Committed>,
+    committed: std::sync::mpsc::Receiver<Committed>,
     stats: Arc<IngestStats>,
 ) {
     let mut waiting: Vec<Committed> = Vec::new();
-    while committed.recv_many(&mut waiting, usize::MAX).await > 0 {
+    while let Ok(first) = committed.recv() {
+        waiting.push(first);
+        waiting.extend(committed.try_iter());
         let started = std::time::Instant::now();
-        let flushed = store.sync_committed().await;
+        let flushed = store.sync_committed();
         add_elapsed(&stats.flush_micros, started);
         match flushed {
             Ok(()) => {
@@ -431,25 +441,33 @@ mod tests {
         use super::*;
         use crate::store::*;
         use async_trait::async_trait;
-        use tokio::sync::Semaphore;
+        use std::sync::{Condvar, Mutex};
 
         /// A SQLite store whose flushes wait for the test to allow them.
         struct GatedFlush {
             inner: SqliteStore,
-            gate: Semaphore,
+            permits: Mutex<usize>,
+            opened: Condvar,
             flushes: AtomicU64,
+        }
+
+        impl GatedFlush {
+            fn allow(&self, flushes: usize) {
+                *self.permits.lock().unwrap() += flushes;
+                self.opened.notify_all();
+            }
         }
 
         #[async_trait]
         impl Store for GatedFlush {
-            async fn sync_committed(&self) -> StoreResult<()> {
-                self.gate
-                    .acquire()
-                    .await
-                    .map_err(|_| Error::WriterGone)?
-                    .forget();
+            fn sync_committed(&self) -> StoreResult<()> {
+                let mut permits = self.permits.lock().unwrap();
+                while *permits == 0 {
+                    permits = self.opened.wait(permits).unwrap();
+                }
+                *permits -= 1;
                 self.flushes.fetch_add(1, Ordering::SeqCst);
-                self.inner.sync_committed().await
+                self.inner.sync_committed()
             }
             async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {
                 self.inner.write_batch(rows).await
@@ -553,7 +571,8 @@ mod tests {
             inner.enroll("h", &terminals, now).await.unwrap().unwrap();
             let store = Arc::new(GatedFlush {
                 inner,
-                gate: Semaphore::new(0),
+                permits: Mutex::new(0),
+                opened: Condvar::new(),
                 flushes: AtomicU64::new(0),
             });
             let (ingest, writer) = Ingest::start(store.clone(), 16, 16).await.unwrap();
@@ -578,7 +597,7 @@ mod tests {
                 waiting.iter().all(|w| !w.is_finished()),
                 "replied before the flush"
             );
-            store.gate.add_permits(3);
+            store.allow(3);
             for w in waiting {
                 assert!(w.await.unwrap().unwrap());
             }

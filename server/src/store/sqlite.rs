@@ -89,14 +89,18 @@ impl SqliteStore {
     async fn flush_wal(&self) -> StoreResult<()> {
         let wal = self.wal.clone();
         // One trip to the blocking pool for open + flush.
-        tokio::task::spawn_blocking(move || {
-            std::fs::File::open(&wal)
-                .and_then(|f| f.sync_data())
-                .map_err(|e| Error::Io(format!("flushing {}", wal.display()), e))
-        })
-        .await
-        .map_err(|_| Error::WriterGone)?
+        tokio::task::spawn_blocking(move || sync_file(&wal))
+            .await
+            .map_err(|_| Error::WriterGone)?
     }
+}
+
+/// Flushes a file's data to disk. Opened each time: the WAL file is deleted when the last
+/// connection closes and made again, so a kept handle could flush a file SQLite no longer uses.
+fn sync_file(path: &Path) -> StoreResult<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_data())
+        .map_err(|e| Error::Io(format!("flushing {}", path.display()), e))
 }
 
 /// The writer connection, held directly rather than in a pool: sqlx's pool pings a connection
@@ -395,8 +399,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn sync_committed(&self) -> StoreResult<()> {
-        self.flush_wal().await
+    fn sync_committed(&self) -> StoreResult<()> {
+        sync_file(&self.wal)
     }
 
     async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts> {

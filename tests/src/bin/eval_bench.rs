@@ -121,7 +121,7 @@ async fn main() -> Result<()> {
         store.write_batch(&rows).await?;
         made += n;
     }
-    store.sync_committed().await?;
+    store.sync_committed()?;
     eprintln!(
         "{} terminals stored in {:.1} s",
         args.terminals,
