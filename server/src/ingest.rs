@@ -190,9 +190,11 @@ impl Ingest {
         let (committed_tx, committed_rx) = std::sync::mpsc::channel::<Committed>();
         let flush_stats = stats.clone();
         let flush_store = store.clone();
+        let flush_state = Arc::new(FlushState::default());
+        let writer_flush_state = flush_state.clone();
         let flush = std::thread::Builder::new()
             .name("onshi-flush".into())
-            .spawn(move || flusher(flush_store, committed_rx, flush_stats))
+            .spawn(move || flusher(flush_store, committed_rx, flush_stats, flush_state))
             .map_err(|e| Error::Io("starting the ingest flush thread".into(), e))?;
         let task = writer(
             store,
@@ -202,6 +204,7 @@ impl Ingest {
             stats.clone(),
             changes,
             committed_tx,
+            writer_flush_state,
         );
         let (stopped_tx, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -260,6 +263,13 @@ impl Ingest {
     }
 }
 
+/// Committed batches not yet flushed, and a signal when the flusher has caught up.
+#[derive(Default)]
+struct FlushState {
+    pending: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
 /// Answers a request once its row is durable, handing the row back: dropping a report's parsed
 /// snapshot is a few hundred frees, which belong in the request's task rather than on the
 /// writer's critical path (and in the allocator arena of the thread that made them).
@@ -287,6 +297,7 @@ async fn writer(
     stats: Arc<IngestStats>,
     changes: Option<Arc<ChangeSignal>>,
     committed: std::sync::mpsc::Sender<Committed>,
+    flush: Arc<FlushState>,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     let WriterCache {
@@ -294,6 +305,15 @@ async fn writer(
         mut hours,
     } = cache;
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
+        // Rows committed while a flush runs wait for the next flush anyway: gather more until
+        // the flusher is free, so each flush covers one larger commit instead of several.
+        while flush.pending.load(Ordering::Acquire) > 0 && jobs.len() < max_batch {
+            let room = max_batch - jobs.len();
+            tokio::select! {
+                _ = flush.idle.notified() => break,
+                n = rx.recv_many(&mut jobs, room) => if n == 0 { break },
+            }
+        }
         let mut rows: Vec<IngestRow> = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs.drain(..) {
@@ -333,6 +353,7 @@ async fn writer(
                             .map(|r| r.terminal_id),
                     );
                 }
+                flush.pending.fetch_add(1, Ordering::AcqRel);
                 if let Err(unsent) = committed.send((replies, rows)) {
                     fail_all((unsent.0).0, Arc::new(Error::WriterGone));
                 }
@@ -359,6 +380,7 @@ fn flusher(
     store: Arc<dyn Store>,
     committed: std::sync::mpsc::Receiver<Committed>,
     stats: Arc<IngestStats>,
+    state: Arc<FlushState>,
 ) {
     let mut waiting: Vec<Committed> = Vec::new();
     while let Ok(first) = committed.recv() {
@@ -367,6 +389,7 @@ fn flusher(
         let started = std::time::Instant::now();
         let flushed = store.sync_committed();
         add_elapsed(&stats.flush_micros, started);
+        let covered = waiting.len();
         match flushed {
             Ok(()) => {
                 stats.flushes.fetch_add(1, Ordering::Relaxed);
@@ -385,6 +408,8 @@ fn flusher(
                 }
             }
         }
+        state.pending.fetch_sub(covered, Ordering::AcqRel);
+        state.idle.notify_one();
     }
 }
 
@@ -548,7 +573,7 @@ mod tests {
         }
 
         #[tokio::test]
-        async fn no_reply_before_the_flush_and_batches_share_flushes() {
+        async fn no_reply_before_the_flush_and_one_commit_per_flush() {
             let dir = tempfile::tempdir().unwrap();
             let inner = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
             let now = Utc::now();
@@ -576,32 +601,38 @@ mod tests {
                 flushes: AtomicU64::new(0),
             });
             let (ingest, writer) = Ingest::start(store.clone(), 16, 16).await.unwrap();
-            let mut waiting = Vec::new();
-            for (i, id) in ids.iter().enumerate() {
-                let row = prepare(onshi_shared::sample::report(i as u64 + 1), *id, now).unwrap();
+            let submit = |i: usize| {
+                let row = prepare(onshi_shared::sample::report(i as u64 + 1), ids[i], now).unwrap();
                 let ingest = ingest.clone();
-                waiting.push(tokio::spawn(async move { ingest.submit(row).await }));
-            }
-            // Committed (visible) but not flushed: nobody has an answer yet.
-            for id in &ids {
-                for _ in 0..200 {
-                    if store.latest_snapshot(*id).await.unwrap().is_some() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::spawn(async move { ingest.submit(row).await })
+            };
+            let visible = async |i: usize| store.latest_snapshot(ids[i]).await.unwrap().is_some();
+
+            // Committed (visible) but not flushed: no answer yet.
+            let first = submit(0);
+            for _ in 0..200 {
+                if visible(0).await {
+                    break;
                 }
-                assert!(store.latest_snapshot(*id).await.unwrap().is_some());
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            assert!(
-                waiting.iter().all(|w| !w.is_finished()),
-                "replied before the flush"
-            );
-            store.allow(3);
-            for w in waiting {
+            assert!(visible(0).await);
+            // Rows that arrive while that flush is pending are held, not committed one by one:
+            // they would wait for the next flush anyway.
+            let later = [submit(1), submit(2)];
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(!first.is_finished(), "replied before the flush");
+            assert!(!visible(1).await && !visible(2).await);
+
+            store.allow(1);
+            assert!(first.await.unwrap().unwrap());
+            store.allow(1);
+            for w in later {
                 assert!(w.await.unwrap().unwrap());
             }
-            assert!(store.flushes.load(Ordering::SeqCst) <= 3);
+            assert!(visible(1).await && visible(2).await);
+            assert_eq!(ingest.stats.batches.load(Ordering::SeqCst), 2);
+            assert_eq!(store.flushes.load(Ordering::SeqCst), 2);
             drop(ingest);
             writer.await.unwrap();
         }
