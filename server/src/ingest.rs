@@ -203,8 +203,10 @@ impl Ingest {
             WriterCache { bodies, hours },
             stats.clone(),
             changes,
-            committed_tx,
-            writer_flush_state,
+            ToFlush {
+                committed: committed_tx,
+                state: writer_flush_state,
+            },
         );
         let (stopped_tx, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -270,6 +272,12 @@ struct FlushState {
     idle: tokio::sync::Notify,
 }
 
+/// The writer's end of the flush thread's queue.
+struct ToFlush {
+    committed: std::sync::mpsc::Sender<Committed>,
+    state: Arc<FlushState>,
+}
+
 /// Answers a request once its row is durable, handing the row back: dropping a report's parsed
 /// snapshot is a few hundred frees, which belong in the request's task rather than on the
 /// writer's critical path (and in the allocator arena of the thread that made them).
@@ -287,8 +295,8 @@ struct WriterCache {
     hours: IdMap<i64>,
 }
 
-/// Commits batches; committed batches go to `committed`, where they wait for the flush that
-/// makes them durable while this task executes the next batch (pipelined group commit).
+/// Commits batches; committed batches go to the flush thread, where they wait for the flush
+/// that makes them durable while this task gathers the next batch (pipelined group commit).
 async fn writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Job>,
@@ -296,8 +304,7 @@ async fn writer(
     cache: WriterCache,
     stats: Arc<IngestStats>,
     changes: Option<Arc<ChangeSignal>>,
-    committed: std::sync::mpsc::Sender<Committed>,
-    flush: Arc<FlushState>,
+    flush: ToFlush,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     let WriterCache {
@@ -307,10 +314,10 @@ async fn writer(
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         // Rows committed while a flush runs wait for the next flush anyway: gather more until
         // the flusher is free, so each flush covers one larger commit instead of several.
-        while flush.pending.load(Ordering::Acquire) > 0 && jobs.len() < max_batch {
+        while flush.state.pending.load(Ordering::Acquire) > 0 && jobs.len() < max_batch {
             let room = max_batch - jobs.len();
             tokio::select! {
-                _ = flush.idle.notified() => break,
+                _ = flush.state.idle.notified() => break,
                 n = rx.recv_many(&mut jobs, room) => if n == 0 { break },
             }
         }
@@ -353,8 +360,8 @@ async fn writer(
                             .map(|r| r.terminal_id),
                     );
                 }
-                flush.pending.fetch_add(1, Ordering::AcqRel);
-                if let Err(unsent) = committed.send((replies, rows)) {
+                flush.state.pending.fetch_add(1, Ordering::AcqRel);
+                if let Err(unsent) = flush.committed.send((replies, rows)) {
                     fail_all((unsent.0).0, Arc::new(Error::WriterGone));
                 }
             }
