@@ -1,6 +1,7 @@
 //! Report ingest: decode and validate in the request task, then hand the flattened row to one
-//! writer task that commits whole batches (group commit) and answers each request after the
-//! commit. Nothing is acknowledged that is not on disk; nothing is dropped silently.
+//! writer (a thread of its own) that commits whole batches (group commit); a flush thread makes
+//! the commits durable and answers each request after that. Nothing is acknowledged that is not
+//! on disk; nothing is dropped silently.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -362,6 +363,7 @@ async fn writer(
                 }
                 flush.state.pending.fetch_add(1, Ordering::AcqRel);
                 if let Err(unsent) = flush.committed.send((replies, rows)) {
+                    flush.state.pending.fetch_sub(1, Ordering::AcqRel);
                     fail_all((unsent.0).0, Arc::new(Error::WriterGone));
                 }
             }
