@@ -355,8 +355,16 @@ pub async fn enroll(
         .send()
         .await
         .context("POST /api/v1/enroll")?;
+    json_reply(resp, &format!("enroll {hostname:?}")).await
+}
+
+/// The JSON body of a successful reply; any other status is an error carrying the body.
+pub async fn json_reply<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+    what: &str,
+) -> Result<T> {
     let status = resp.status();
     let body = resp.text().await?;
-    ensure!(status.is_success(), "enroll {hostname:?}: {status} {body}");
-    serde_json::from_str(&body).with_context(|| format!("enroll reply {body}"))
+    ensure!(status.is_success(), "{what}: {status} {body}");
+    serde_json::from_str(&body).with_context(|| format!("{what} reply {body}"))
 }

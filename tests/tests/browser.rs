@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use chrono::{DateTime, SubsecRound, Utc};
 use onshi_e2e::webdriver::{self, Browser, Element, Launch};
-use onshi_e2e::{Proc, binary, enroll, free_port, wait_for};
+use onshi_e2e::{Proc, binary, enroll, free_port, json_reply, wait_for};
 use onshi_server::store::alerts::AlertStatus;
 use onshi_server::store::{DatabaseUrl, connect};
 use onshi_shared::{EnrollResponse, Report, ReportAck, SCHEMA_VERSION, sample};
@@ -125,10 +125,7 @@ async fn report(
         .send()
         .await
         .context("POST /api/v1/report")?;
-    let status = resp.status();
-    let body = resp.text().await?;
-    ensure!(status.is_success(), "report: {status} {body}");
-    serde_json::from_str(&body).with_context(|| format!("report reply {body}"))
+    json_reply(resp, "report").await
 }
 
 /// The path (and query) of `url` on the server at `base`.

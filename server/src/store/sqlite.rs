@@ -297,8 +297,9 @@ impl Store for SqliteStore {
     }
 
     async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {
+        let latest = latest_per_terminal(rows);
         let mut statements: Vec<QueryBuilder<Sqlite>> = Vec::new();
-        for chunk in latest_per_terminal(rows).chunks(ROWS_PER_STATEMENT) {
+        for chunk in latest.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO terminal_state (terminal_id, seq, received_at, collected_at, \
                  uptime_secs, hostname, last_start, last_start_kind, last_boot, cert_not_after) ",
@@ -327,7 +328,7 @@ impl Store for SqliteStore {
         }
 
         // Serialised here, and only for the bodies that changed.
-        let bodies = latest_per_terminal(rows)
+        let bodies = latest
             .into_iter()
             .filter(|r| r.write_snapshot)
             .map(|r| Ok((r, serde_json::to_string(&r.snapshot)?)))
