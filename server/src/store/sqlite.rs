@@ -1,5 +1,7 @@
-//! The embedded store: SQLite in WAL mode. sqlx's SQLite driver costs about 100 µs per
-//! statement, so the batch writer uses multi-row statements rather than one statement per row.
+//! The embedded store: SQLite in WAL mode, through sqlx, except the ingest batch, which runs on
+//! a connection of its own driven synchronously by the ingest writer's thread ([`batch`]).
+//! sqlx's SQLite driver costs a round trip to its own thread per statement, so the other bulk
+//! writes (enrollment, alerts) use multi-row statements rather than one statement per row.
 //!
 //! Durability is pipelined: commits run with `synchronous=NORMAL` (the WAL is written but not
 //! flushed), and [`Store::sync_committed`] flushes the WAL file afterwards, while the next batch
@@ -25,15 +27,16 @@ use uuid::Uuid;
 
 use super::{
     AgentAuth, Clinic, FleetCounts, IngestRow, NewTerminal, StartRow, Store, StoreResult,
-    StoredEvent, from_millis, latest_per_terminal, millis, restore_snapshot,
+    StoredEvent, from_millis, millis, restore_snapshot,
 };
 use crate::Error;
 
 mod alerts;
+mod batch;
 mod desk;
 
-/// Rows per multi-row statement: one statement covers a typical batch (each statement costs a
-/// round trip to sqlx's SQLite thread), and 100 rows × 11 columns stays far below SQLite's
+/// Rows per multi-row statement in the sqlx writes: one statement covers a typical batch (each
+/// statement costs a round trip to sqlx's SQLite thread), and 100 rows × 11 columns stays far below SQLite's
 /// variable limit.
 pub(super) const ROWS_PER_STATEMENT: usize = 100;
 
@@ -41,10 +44,14 @@ pub(super) const ROWS_PER_STATEMENT: usize = 100;
 pub struct SqliteStore {
     /// Readers (the dashboard, lookups).
     pool: SqlitePool,
-    /// The one connection every write goes through: SQLite has one writer at a time anyway,
-    /// and a single connection keeps its page cache valid (another connection's commit would
-    /// make it start cold).
+    /// The connection every write except the ingest batch goes through. Its lock is the
+    /// store's write lock: SQLite has one writer at a time anyway, and taking turns here
+    /// spares both write connections SQLite's sleeping busy handler.
     writer: Writer,
+    /// The ingest batch's own connection (see [`batch`]), used under the writer's lock. It
+    /// does nearly all the writing, so it has the large page cache: another connection's
+    /// commit makes a connection's cache start cold, which is rare for this one.
+    batch: Arc<batch::BatchWriter>,
     wal: PathBuf,
 }
 
@@ -64,12 +71,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory");
         let mut writer =
-            SqliteConnection::connect_with(&options.clone().pragma("cache_size", "-131072"))
-                .await?;
+            SqliteConnection::connect_with(&options.clone().pragma("cache_size", "-32768")).await?;
         sqlx::migrate!("../migrations/sqlite")
             .run(&mut writer)
             .await?;
         // Local connections do not go stale: no ping before each read.
+        let batch = batch::BatchWriter::open(path)?;
         let pool = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(4)
@@ -81,6 +88,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writer: Writer(Arc::new(tokio::sync::Mutex::new(writer))),
+            batch: Arc::new(batch),
             wal: PathBuf::from(wal),
         })
     }
@@ -297,107 +305,9 @@ impl Store for SqliteStore {
     }
 
     async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {
-        let latest = latest_per_terminal(rows);
-        let mut statements: Vec<QueryBuilder<Sqlite>> = Vec::new();
-        for chunk in latest.chunks(ROWS_PER_STATEMENT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO terminal_state (terminal_id, seq, received_at, collected_at, \
-                 uptime_secs, hostname, last_start, last_start_kind, last_boot, cert_not_after) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(r.terminal_id.to_string())
-                    .push_bind(r.seq)
-                    .push_bind(millis(r.received_at))
-                    .push_bind(millis(r.collected_at))
-                    .push_bind(r.uptime_secs)
-                    .push_bind(r.hostname.clone())
-                    .push_bind(millis(r.last_start))
-                    .push_bind(r.last_start_kind)
-                    .push_bind(millis(r.last_boot))
-                    .push_bind(r.cert_not_after.map(millis));
-            });
-            q.push(
-                " ON CONFLICT (terminal_id) DO UPDATE SET seq = excluded.seq, \
-                 received_at = excluded.received_at, collected_at = excluded.collected_at, \
-                 uptime_secs = excluded.uptime_secs, hostname = excluded.hostname, \
-                 last_start = excluded.last_start, last_start_kind = excluded.last_start_kind, \
-                 last_boot = excluded.last_boot, cert_not_after = excluded.cert_not_after \
-                 WHERE excluded.seq > terminal_state.seq",
-            );
-            statements.push(q);
-        }
-
-        // Serialised here, and only for the bodies that changed.
-        let bodies = latest
-            .into_iter()
-            .filter(|r| r.write_snapshot)
-            .map(|r| Ok((r, serde_json::to_string(&r.snapshot)?)))
-            .collect::<Result<Vec<(&IngestRow, String)>, serde_json::Error>>()?;
-        for chunk in bodies.chunks(ROWS_PER_STATEMENT) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO terminal_snapshot (terminal_id, seq, hash, body) ");
-            q.push_values(chunk, |mut b, (r, body)| {
-                b.push_bind(r.terminal_id.to_string())
-                    .push_bind(r.seq)
-                    .push_bind(r.snapshot_hash)
-                    .push_bind(body.clone());
-            });
-            // A late, older report must not overwrite a newer body: compare with the state row,
-            // which the statement above already brought to the newest seq.
-            q.push(
-                " ON CONFLICT (terminal_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
-                 body = excluded.body WHERE terminal_snapshot.hash <> excluded.hash AND excluded.seq >= \
-                 (SELECT seq FROM terminal_state WHERE terminal_id = excluded.terminal_id)",
-            );
-            statements.push(q);
-        }
-
-        let events: Vec<_> = rows
-            .iter()
-            .flat_map(|r| r.events.iter().map(move |e| (r, e)))
-            .collect();
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO events (id, terminal_id, seq, at, received_at, kind, body) ",
-            );
-            q.push_values(chunk, |mut b, (r, e)| {
-                b.push_bind(e.id.to_string())
-                    .push_bind(r.terminal_id.to_string())
-                    .push_bind(r.seq)
-                    .push_bind(millis(e.at))
-                    .push_bind(millis(r.received_at))
-                    .push_bind(e.kind)
-                    .push_bind(e.body_json.clone());
-            });
-            q.push(" ON CONFLICT (id) DO NOTHING");
-            statements.push(q);
-        }
-        let new_hours: Vec<(String, i64)> = rows
-            .iter()
-            .filter(|r| r.new_hour)
-            .map(|r| (r.terminal_id.to_string(), super::hour_of(r.received_at)))
-            .collect();
-        for chunk in new_hours.chunks(ROWS_PER_STATEMENT * 4) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT OR IGNORE INTO report_hours (terminal_id, hour) ");
-            q.push_values(chunk, |mut b, (id, hour)| {
-                b.push_bind(id.clone()).push_bind(*hour);
-            });
-            statements.push(q);
-        }
-        if let [only] = statements.as_mut_slice() {
-            // The usual steady-state batch is one upsert: atomic on its own, and one round
-            // trip to the SQLite thread instead of three.
-            only.build().execute(&mut *self.writer.lock().await).await?;
-        } else {
-            let mut conn = self.writer.lock().await;
-            let mut tx = conn.begin().await?;
-            for q in &mut statements {
-                q.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        }
-        Ok(())
+        // One write at a time over both connections: neither waits in SQLite's busy handler.
+        let _writes = self.writer.lock().await;
+        self.batch.write(rows)
     }
 
     fn sync_committed(&self) -> StoreResult<()> {
