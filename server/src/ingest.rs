@@ -1,7 +1,7 @@
 //! Report ingest: decode and validate in the request task, then hand the flattened row to one
-//! writer (a thread of its own) that commits whole batches (group commit); a flush thread makes
-//! the commits durable and answers each request after that. Nothing is acknowledged that is not
-//! on disk; nothing is dropped silently.
+//! writer (a thread of its own) that commits whole batches (group commit), makes each commit
+//! durable and only then answers its requests. Nothing is acknowledged that is not on disk;
+//! nothing is dropped silently.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -181,22 +181,13 @@ impl Ingest {
             .await?
             .into_iter()
             .collect();
-        // The writer runs on a thread of its own, the flusher on another: on the shared runtime a
-        // committed batch waited behind the request tasks queued on the same worker before the
-        // writer could start the next one, and the writer is the one serial step of ingest.
+        // The writer runs on a thread of its own: on the shared runtime a committed batch waited
+        // behind the request tasks queued on the same worker before the writer could start the
+        // next one, and the writer is the one serial step of ingest.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::Io("starting the ingest writer's runtime".into(), e))?;
-        let (committed_tx, committed_rx) = std::sync::mpsc::channel::<Committed>();
-        let flush_stats = stats.clone();
-        let flush_store = store.clone();
-        let flush_state = Arc::new(FlushState::default());
-        let writer_flush_state = flush_state.clone();
-        let flush = std::thread::Builder::new()
-            .name("onshi-flush".into())
-            .spawn(move || flusher(flush_store, committed_rx, flush_stats, flush_state))
-            .map_err(|e| Error::Io("starting the ingest flush thread".into(), e))?;
         let task = writer(
             store,
             rx,
@@ -204,18 +195,12 @@ impl Ingest {
             WriterCache { bodies, hours },
             stats.clone(),
             changes,
-            ToFlush {
-                committed: committed_tx,
-                state: writer_flush_state,
-            },
         );
         let (stopped_tx, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("onshi-ingest".into())
             .spawn(move || {
                 runtime.block_on(task);
-                // The writer dropped its end: the flusher answers what is left and stops.
-                let _ = flush.join();
                 let _ = stopped_tx.send(());
             })
             .map_err(|e| Error::Io("starting the ingest writer's thread".into(), e))?;
@@ -266,26 +251,10 @@ impl Ingest {
     }
 }
 
-/// Committed batches not yet flushed, and a signal when the flusher has caught up.
-#[derive(Default)]
-struct FlushState {
-    pending: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
-}
-
-/// The writer's end of the flush thread's queue.
-struct ToFlush {
-    committed: std::sync::mpsc::Sender<Committed>,
-    state: Arc<FlushState>,
-}
-
 /// Answers a request once its row is durable, handing the row back: dropping a report's parsed
 /// snapshot is a few hundred frees, which belong in the request's task rather than on the
 /// writer's critical path (and in the allocator arena of the thread that made them).
 type Reply = oneshot::Sender<Result<IngestRow, Arc<Error>>>;
-
-/// Committed rows waiting for the flush that makes them durable, with whom to answer.
-type Committed = (Vec<Reply>, Vec<IngestRow>);
 
 /// What the writer remembers between batches, warmed from the store at start-up.
 struct WriterCache {
@@ -296,8 +265,9 @@ struct WriterCache {
     hours: IdMap<i64>,
 }
 
-/// Commits batches; committed batches go to the flush thread, where they wait for the flush
-/// that makes them durable while this task gathers the next batch (pipelined group commit).
+/// Commits batches and flushes each commit to disk before answering it (group commit). Reports
+/// that arrive during a commit and its flush queue up and make the next batch, so the batch
+/// grows with the load; the flush blocks this thread, which does nothing else.
 async fn writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Job>,
@@ -305,7 +275,6 @@ async fn writer(
     cache: WriterCache,
     stats: Arc<IngestStats>,
     changes: Option<Arc<ChangeSignal>>,
-    flush: ToFlush,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     let WriterCache {
@@ -313,15 +282,6 @@ async fn writer(
         mut hours,
     } = cache;
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
-        // Rows committed while a flush runs wait for the next flush anyway: gather more until
-        // the flusher is free, so each flush covers one larger commit instead of several.
-        while flush.state.pending.load(Ordering::Acquire) > 0 && jobs.len() < max_batch {
-            let room = max_batch - jobs.len();
-            tokio::select! {
-                _ = flush.state.idle.notified() => break,
-                n = rx.recv_many(&mut jobs, room) => if n == 0 { break },
-            }
-        }
         let mut rows: Vec<IngestRow> = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs.drain(..) {
@@ -361,10 +321,22 @@ async fn writer(
                             .map(|r| r.terminal_id),
                     );
                 }
-                flush.state.pending.fetch_add(1, Ordering::AcqRel);
-                if let Err(unsent) = flush.committed.send((replies, rows)) {
-                    flush.state.pending.fetch_sub(1, Ordering::AcqRel);
-                    fail_all((unsent.0).0, Arc::new(Error::WriterGone));
+                let started = std::time::Instant::now();
+                let flushed = store.sync_committed();
+                add_elapsed(&stats.flush_micros, started);
+                match flushed {
+                    Ok(()) => {
+                        stats.flushes.fetch_add(1, Ordering::Relaxed);
+                        for (reply, row) in replies.into_iter().zip(rows) {
+                            let _ = reply.send(Ok(row));
+                        }
+                    }
+                    Err(e) => {
+                        // Committed but maybe not durable: the agents resend, and replays are
+                        // idempotent.
+                        tracing::error!(error = %e, "flushing committed reports failed");
+                        fail_all(replies, Arc::new(e));
+                    }
                 }
             }
             Err(e) => {
@@ -380,46 +352,6 @@ async fn writer(
         }
     }
     tracing::info!("ingest writer stopped");
-}
-
-/// Flushes committed batches to disk, as many per flush as have committed meanwhile, and only
-/// then answers their requests. Runs on a thread of its own: the flush blocks, and answering
-/// from here spares a hand-off to the blocking pool and back for every flush.
-fn flusher(
-    store: Arc<dyn Store>,
-    committed: std::sync::mpsc::Receiver<Committed>,
-    stats: Arc<IngestStats>,
-    state: Arc<FlushState>,
-) {
-    let mut waiting: Vec<Committed> = Vec::new();
-    while let Ok(first) = committed.recv() {
-        waiting.push(first);
-        waiting.extend(committed.try_iter());
-        let started = std::time::Instant::now();
-        let flushed = store.sync_committed();
-        add_elapsed(&stats.flush_micros, started);
-        let covered = waiting.len();
-        match flushed {
-            Ok(()) => {
-                stats.flushes.fetch_add(1, Ordering::Relaxed);
-                for (replies, rows) in waiting.drain(..) {
-                    for (reply, row) in replies.into_iter().zip(rows) {
-                        let _ = reply.send(Ok(row));
-                    }
-                }
-            }
-            Err(e) => {
-                // Committed but maybe not durable: the agents resend, and replays are idempotent.
-                tracing::error!(error = %e, "flushing committed reports failed");
-                let e = Arc::new(e);
-                for (replies, _) in waiting.drain(..) {
-                    fail_all(replies, e.clone());
-                }
-            }
-        }
-        state.pending.fetch_sub(covered, Ordering::AcqRel);
-        state.idle.notify_one();
-    }
 }
 
 fn fail_all(replies: Vec<Reply>, error: Arc<Error>) {

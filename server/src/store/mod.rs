@@ -196,9 +196,8 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a batch of reports in one transaction: latest state (highest seq wins), events
     /// (once per id) and starts. Committed, but durable only after [`Store::sync_committed`].
     async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()>;
-    /// Makes every batch committed before this call durable. Blocks: the ingest calls it on its
-    /// own flush thread while the writer executes the next batch, so the flush overlaps the work
-    /// instead of following it.
+    /// Makes every batch committed before this call durable. Blocks: the ingest writer calls it
+    /// on its own thread after each commit, before it answers the batch's requests.
     fn sync_committed(&self) -> StoreResult<()>;
     async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts>;
     /// (terminal, seq, hash) of every stored snapshot body, to warm the writer at start-up.

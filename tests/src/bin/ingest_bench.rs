@@ -1,9 +1,12 @@
 //! Ingest benchmark: drives `POST /api/v1/report` over real HTTP on loopback with wrk, many
 //! distinct terminals, against (1) the real server on SQLite with durable group commit and
-//! (2) a handler that only decodes and parses the body: the ceiling. Prints reports/s and
-//! p50/p99 for both, and the ratio.
+//! (2) a handler that only decodes and parses the body: the ceiling. Both servers run for the
+//! whole benchmark and the load alternates between them, ceiling then ingest, for `--rounds`
+//! rounds, so that a change in the machine's speed over the run (seen here: 25 % between runs
+//! minutes apart) falls on both sides of each ratio. Prints reports/s and p50/p99 for each run,
+//! each round's ratio and their median.
 //!
-//! `cargo run --release -p onshi-e2e --bin ingest-bench -- --terminals 250000 --seconds 15`
+//! `cargo run --release -p onshi-e2e --bin ingest-bench -- --terminals 250000 --seconds 10 --rounds 5`
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -28,8 +31,11 @@ struct Args {
     #[arg(long, default_value_t = 250_000)]
     terminals: usize,
     /// Seconds per run.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 10)]
     seconds: u32,
+    /// Rounds of (ceiling run, ingest run).
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
     /// Concurrent HTTP connections.
     #[arg(long, default_value_t = 64)]
     connections: u32,
@@ -40,7 +46,7 @@ struct Args {
 
 const LUA: &str = r#"
 local ids, toks, seqs = {}, {}, {}
-local n, i, nthreads = 0, 0, 1
+local n, i, nthreads, base = 0, 0, 1, 0
 tid = 0 -- set per thread by setup()
 local snapshot
 
@@ -51,12 +57,13 @@ end
 
 function init(args)
   nthreads = tonumber(args[3])
+  base = tonumber(args[4]) -- each round's reports are newer than the last round's
   for line in io.lines(args[1]) do
     local id, tok = line:match("(%S+) (%S+)")
     n = n + 1
     ids[n] = id
     toks[n] = tok
-    seqs[n] = 0
+    seqs[n] = base
   end
   local f = io.open(args[2], "r")
   snapshot = f:read("*a")
@@ -139,7 +146,8 @@ fn process_cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-async fn wrk(args: &Args, addr: SocketAddr, work: &Path) -> Result<Run> {
+/// One wrk run against `addr`; every terminal's `seq` starts above `seq_base`.
+async fn wrk(args: &Args, addr: SocketAddr, work: &Path, seq_base: u64) -> Result<Run> {
     let cpu_before = process_cpu_secs();
     let out = tokio::process::Command::new("wrk")
         .arg(format!("-t{}", args.threads))
@@ -154,6 +162,7 @@ async fn wrk(args: &Args, addr: SocketAddr, work: &Path) -> Result<Run> {
         .arg(work.join("terminals.txt"))
         .arg(work.join("snapshot.json"))
         .arg(args.threads.to_string())
+        .arg(seq_base.to_string())
         .output()
         .await
         .context("running wrk (install it: apt-get install wrk)")?;
@@ -251,9 +260,9 @@ async fn main() -> Result<()> {
 
     // 1. Ceiling: parse only.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let ceiling_addr = listener.local_addr()?;
     let router = axum::Router::new().route("/api/v1/report", post(parse_only));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_ceiling, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let ceiling_server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async {
@@ -261,11 +270,9 @@ async fn main() -> Result<()> {
             })
             .await
     });
-    let ceiling = wrk(&args, addr, work.path()).await?;
-    let _ = stop_tx.send(());
-    ceiling_server.await??;
 
-    // 2. The real server: authentication, validation, group commit on SQLite (WAL, FULL sync).
+    // 2. The real server: authentication, validation, group commit on SQLite, the reply after
+    // the WAL flush.
     let app = Application::build(config).await?;
     let addr = app.local_addr()?;
     let store = app.store();
@@ -273,7 +280,35 @@ async fn main() -> Result<()> {
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stop_rx.await;
     }));
-    let real = wrk(&args, addr, work.path()).await?;
+
+    println!(
+        "| round | run | reports/s | p50 | p99 | server CPU per report | errors |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    let row = |round: u32, name: &str, run: &Run| {
+        println!(
+            "| {round} | {name} | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {} |",
+            run.per_sec(),
+            run.p50_us as f64 / 1000.0,
+            run.p99_us as f64 / 1000.0,
+            run.cpu_us(),
+            run.errors,
+        )
+    };
+    let mut ratios = Vec::new();
+    let mut failed = 0;
+    for round in 1..=args.rounds {
+        // Seqs stay below 2^53 (Lua numbers) and above every earlier round's.
+        let seq_base = u64::from(round) * 1_000_000_000;
+        let ceiling = wrk(&args, ceiling_addr, work.path(), seq_base).await?;
+        row(round, "parse-only ceiling", &ceiling);
+        let real = wrk(&args, addr, work.path(), seq_base).await?;
+        row(round, "ingest, SQLite durable", &real);
+        ratios.push(real.per_sec() / ceiling.per_sec().max(1.0));
+        failed += real.errors;
+    }
+    let _ = stop_ceiling.send(());
+    ceiling_server.await??;
     let metrics = reqwest::get(format!("http://{addr}/metrics"))
         .await?
         .text()
@@ -297,43 +332,35 @@ async fn main() -> Result<()> {
     server.await??;
     let stored = store.fleet_counts(now).await?;
 
-    let ratio = real.per_sec() / ceiling.per_sec().max(1.0);
+    let shown: Vec<String> = ratios
+        .iter()
+        .map(|r| format!("{:.0} %", r * 100.0))
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
     println!(
-        "| run | reports/s | p50 | p99 | server CPU per report | errors |\n|---|---|---|---|---|---|\n\
-         | parse-only ceiling | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {} |\n\
-         | ingest, SQLite durable | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {} |\n",
-        ceiling.per_sec(),
-        ceiling.p50_us as f64 / 1000.0,
-        ceiling.p99_us as f64 / 1000.0,
-        ceiling.cpu_us(),
-        ceiling.errors,
-        real.per_sec(),
-        real.p50_us as f64 / 1000.0,
-        real.p99_us as f64 / 1000.0,
-        real.cpu_us(),
-        real.errors,
-    );
-    println!(
-        "ingest / ceiling = {:.0} %  ({} terminals enrolled, {} connections, {} s per run, \
-         {} terminals with stored state)",
-        ratio * 100.0,
+        "\ningest / ceiling per round: {}; median {:.0} %  ({} terminals enrolled, {} connections, \
+         {} s per run, {} terminals with stored state)",
+        shown.join(", "),
+        median * 100.0,
         args.terminals,
         args.connections,
         args.seconds,
         stored.terminals - stored.offline
     );
+    let ingest_secs = f64::from(args.seconds * args.rounds);
     println!(
-        "writer: {:.1} reports per commit ({:.0} µs each, {:.0} % of the run), \
-         {:.1} reports per WAL flush ({:.0} µs each, {:.0} % of the run)",
+        "writer: {:.1} reports per commit ({:.0} µs each, {:.0} % of the ingest runs), \
+         {:.1} reports per WAL flush ({:.0} µs each, {:.0} % of the ingest runs)",
         reports / batches.max(1.0),
         commit_secs * 1e6 / batches.max(1.0),
-        commit_secs * 100.0 / args.seconds as f64,
+        commit_secs * 100.0 / ingest_secs,
         reports / flushes.max(1.0),
         flush_secs * 1e6 / flushes.max(1.0),
-        flush_secs * 100.0 / args.seconds as f64,
+        flush_secs * 100.0 / ingest_secs,
     );
-    if real.errors > 0 {
-        bail!("{} requests failed against the real server", real.errors);
+    if failed > 0 {
+        bail!("{failed} requests failed against the real server");
     }
     Ok(())
 }
