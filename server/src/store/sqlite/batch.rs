@@ -163,12 +163,8 @@ mod tests {
         }
     }
 
-    /// The ingest batch and the sqlx writes use two connections. Enrollment reads, then
-    /// inserts, in one transaction: without the shared write lock, a batch committed between
-    /// its read and its write makes SQLite refuse the write (SQLITE_BUSY on a stale snapshot,
-    /// which the busy timeout does not retry).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn ingest_batches_and_other_writes_take_turns() {
+    /// A store with `n` enrolled terminals (enrollment code "code", valid for a day).
+    async fn enrolled(n: usize) -> (tempfile::TempDir, Arc<SqliteStore>, Vec<Uuid>) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(
             SqliteStore::open(&dir.path().join("t.db"))
@@ -184,26 +180,64 @@ mod tests {
             .add_enrollment_code(clinic.id, "code", now, now + Duration::days(1))
             .await
             .expect("code");
-        let reporting: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
-        let first: Vec<NewTerminal> = reporting.iter().copied().map(terminal).collect();
+        let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+        let terminals: Vec<NewTerminal> = ids.iter().copied().map(terminal).collect();
         store
-            .enroll("code", &first, now)
+            .enroll("code", &terminals, now)
             .await
             .expect("enroll")
             .expect("clinic of the code");
+        (dir, store, ids)
+    }
+
+    fn row(id: Uuid, seq: u64) -> crate::store::IngestRow {
+        let mut report = sample::report(seq);
+        report.agent_id = id;
+        prepare(report, id, Utc::now()).expect("prepare")
+    }
+
+    /// A batch is one transaction: when one row fails (here a terminal the store does not
+    /// know), nothing of the batch is stored, and the connection takes the next batch.
+    #[tokio::test]
+    async fn a_failed_batch_stores_nothing_and_the_next_one_succeeds() {
+        let (_dir, store, ids) = enrolled(1).await;
+        let known = ids[0];
+        let failed = store
+            .write_batch(&[row(known, 1), row(Uuid::now_v7(), 1)])
+            .await;
+        assert!(failed.is_err(), "a row for an unknown terminal was stored");
+        // The known terminal's state row was written before the unknown one failed: its
+        // start (recorded by a trigger on the state row) must be gone with the rest.
+        assert!(store.starts(known, 10).await.expect("read").is_empty());
+        assert_eq!(store.latest_snapshot(known).await.expect("read"), None);
+        assert!(store.events(known, 10).await.expect("read").is_empty());
+
+        store
+            .write_batch(&[row(known, 2)])
+            .await
+            .expect("next batch");
+        let (seq, _) = store
+            .latest_snapshot(known)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(seq, 2);
+        assert_eq!(store.events(known, 10).await.expect("read").len(), 1);
+    }
+
+    /// The ingest batch and the sqlx writes use two connections. Enrollment reads, then
+    /// inserts, in one transaction: without the shared write lock, a batch committed between
+    /// its read and its write makes SQLite refuse the write (SQLITE_BUSY on a stale snapshot,
+    /// which the busy timeout does not retry).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ingest_batches_and_other_writes_take_turns() {
+        let (_dir, store, reporting) = enrolled(20).await;
         const BATCHES: u64 = 300;
         let batches = {
             let (store, ids) = (store.clone(), reporting.clone());
             tokio::spawn(async move {
                 for seq in 1..=BATCHES {
-                    let rows = ids
-                        .iter()
-                        .map(|&id| {
-                            let mut report = sample::report(seq);
-                            report.agent_id = id;
-                            prepare(report, id, Utc::now())
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let rows: Vec<_> = ids.iter().map(|&id| row(id, seq)).collect();
                     store.write_batch(&rows).await?;
                 }
                 Ok::<_, crate::Error>(())
