@@ -257,8 +257,9 @@ pub fn restore_snapshot(
 /// is checked against its token first), so a fast hash with a per-process seed is enough.
 pub(crate) type IdMap<V> = std::collections::HashMap<Uuid, V, foldhash::fast::RandomState>;
 
-/// The highest-seq row per terminal, in first-seen order: a multi-row upsert must not touch the
-/// same row twice (PostgreSQL refuses to).
+/// The highest-seq row per terminal, in first-seen order: a batch writes each terminal's state
+/// and body once, from its newest report (a multi-row upsert in PostgreSQL may not touch the
+/// same row twice).
 pub(crate) fn latest_per_terminal(rows: &[IngestRow]) -> Vec<&IngestRow> {
     let mut index: IdMap<usize> = IdMap::default();
     let mut out: Vec<&IngestRow> = Vec::with_capacity(rows.len());

@@ -6,10 +6,11 @@
 //! Durability is split from the commit: ingest commits run with `synchronous=NORMAL` (the WAL is
 //! written but not flushed), and [`Store::sync_committed`] flushes the WAL file afterwards,
 //! before the batch is answered (a flush on this virtual disk costs about 200 µs whatever it
-//! covers, so it is done once per batch and never per statement). Every commit that returned before a flush started is on disk when the
-//! flush returns: SQLite only rewrites WAL frames after a checkpoint, and in NORMAL mode a
-//! checkpoint flushes the WAL before it copies it and the database after. Writes outside the
-//! ingest batch (enrollment, clinics) flush before they return.
+//! covers, so it is done once per batch and never per statement). Every commit that returned
+//! before a flush started is on disk when the flush returns: SQLite only rewrites WAL frames
+//! after a checkpoint, and in NORMAL mode a checkpoint flushes the WAL before it copies it and
+//! the database after. Writes outside the ingest batch (enrollment, clinics) flush before they
+//! return.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -21,7 +22,6 @@ use chrono::{DateTime, Utc};
 use onshi_shared::Snapshot;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
 };
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
@@ -37,9 +37,22 @@ mod batch;
 mod desk;
 
 /// Rows per multi-row statement in the sqlx writes: one statement covers a typical batch (each
-/// statement costs a round trip to sqlx's SQLite thread), and 100 rows × 11 columns stays far below SQLite's
-/// variable limit.
+/// statement costs a round trip to sqlx's SQLite thread), and 100 rows × 11 columns stays far
+/// below SQLite's variable limit.
 pub(super) const ROWS_PER_STATEMENT: usize = 100;
+
+/// Settings every connection of the store opens with, sqlx's and the batch writer's: commits
+/// write the WAL without flushing it (see the module documentation), foreign keys are checked.
+/// The database itself is put in WAL mode once, by the first sqlx connection.
+pub(super) const PRAGMAS: [(&str, &str); 3] = [
+    ("synchronous", "NORMAL"),
+    ("foreign_keys", "ON"),
+    ("temp_store", "MEMORY"),
+];
+
+/// How long a connection waits for another process's write (a command-line tool on the same
+/// database); within this process, writes take turns on the writer lock instead.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -63,14 +76,14 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
         }
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory");
+        let options = PRAGMAS.into_iter().fold(
+            SqliteConnectOptions::from_str("sqlite://")?
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(BUSY_TIMEOUT),
+            |options, (name, value)| options.pragma(name, value),
+        );
         let mut writer =
             SqliteConnection::connect_with(&options.clone().pragma("cache_size", "-32768")).await?;
         sqlx::migrate!("../migrations/sqlite")

@@ -11,11 +11,11 @@
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use uuid::Uuid;
 
+use super::{BUSY_TIMEOUT, PRAGMAS};
 use crate::Error;
 use crate::store::{IngestRow, StoreResult, hour_of, latest_per_terminal, millis};
 
@@ -46,18 +46,17 @@ const INSERT_HOUR: &str = "INSERT OR IGNORE INTO report_hours (terminal_id, hour
 pub(super) struct BatchWriter(Mutex<Connection>);
 
 impl BatchWriter {
-    /// Opens the database sqlx has already created and migrated, with the same settings as the
-    /// sqlx writer (WAL, `synchronous=NORMAL`: durability comes from the flush after the commit).
+    /// Opens the database sqlx has already created and migrated, with the store's connection
+    /// settings and the large page cache (it does nearly all the writing).
     pub(super) fn open(path: &Path) -> StoreResult<Self> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.execute_batch(
-            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -131072;",
-        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        for (name, value) in PRAGMAS.into_iter().chain([("cache_size", "-131072")]) {
+            conn.execute_batch(&format!("PRAGMA {name} = {value}"))?;
+        }
         let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Config(format!(
