@@ -9,8 +9,8 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::rules::{Finding, Severity};
-use crate::store::alerts::{AUTO_ACTOR, Alert, AlertAction, AlertStatus};
+use crate::domain::{AUTO_ACTOR, Alert, AlertAction, AlertStatus, Severity};
+use crate::rules::Finding;
 
 /// What the evaluator knows about where an alert lives.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +33,7 @@ pub fn transition(
         (None, Some(f)) => Some((open(f, ctx), AlertAction::Opened)),
         (Some(a), Some(f)) => match a.status {
             AlertStatus::Resolved => {
-                let staff = a.resolved_by.as_deref().is_some_and(|b| b != AUTO_ACTOR);
+                let staff = a.resolved_by_staff();
                 if staff && a.occurrence.as_deref() == Some(f.occurrence.as_str()) {
                     None
                 } else {
@@ -106,7 +106,7 @@ fn open(f: &Finding, ctx: &Context) -> Alert {
         id: 0,
         terminal_id: ctx.terminal_id,
         clinic_id: ctx.clinic_id,
-        rule: f.rule.to_string(),
+        rule: f.rule,
         severity: f.severity,
         status: AlertStatus::Open,
         detail: f.detail.clone(),
@@ -139,7 +139,7 @@ pub fn mail_now(alert: &Alert, action: AlertAction, silenced: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::key;
+    use crate::domain::RuleKey;
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -156,7 +156,7 @@ mod tests {
 
     fn f(severity: Severity, occurrence: &str) -> Finding {
         Finding {
-            rule: key::CERT_EXPIRY,
+            rule: RuleKey::CertExpiry,
             severity,
             detail: format!("{occurrence} left"),
             occurrence: occurrence.into(),

@@ -11,8 +11,6 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
-use crate::store::Store;
-use crate::store::desk::{Role, StaffAudit};
 
 /// Shorter passwords are refused.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -73,52 +71,6 @@ pub fn same_secret(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
-}
-
-/// Creates a staff account; a `None` password generates one. Returns the password to show
-/// once (the generated one) or `None` when the caller supplied it.
-pub async fn add_user(
-    store: &dyn Store,
-    name: &str,
-    role: Role,
-    password: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<Option<String>, Error> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(Error::Config(
-            "a user name is 1–64 characters without control characters".into(),
-        ));
-    }
-    let (password, generated) = match password {
-        Some(p) => {
-            check_new_password(&p).map_err(Error::Config)?;
-            (p, false)
-        }
-        None => (generate_password(), true),
-    };
-    let hash = {
-        let p = password.clone();
-        tokio::task::spawn_blocking(move || hash_password(&p))
-            .await
-            .map_err(|e| Error::Password(e.to_string()))??
-    };
-    let desk = store.desk();
-    let Some(id) = desk.create_user(name, role, &hash, now).await? else {
-        return Err(Error::Config(format!(
-            "a user named {name:?} already exists"
-        )));
-    };
-    desk.record_audit(&StaffAudit {
-        at: now,
-        actor: "cli".into(),
-        user_id: Some(id),
-        terminal_id: None,
-        clinic_id: None,
-        what: format!("ユーザー {name} ({}) を作成", role.as_str()),
-    })
-    .await?;
-    Ok(generated.then_some(password))
 }
 
 /// Failed logins per key (an account name or an address) in a fixed window.

@@ -3,19 +3,9 @@
 //! Terminals are switched off at night and on closed days, so "offline" only counts the time a
 //! clinic is open. Japan has one time zone without daylight saving time (+09:00).
 
-use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 
-/// Japan Standard Time.
-pub fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).expect("+09:00 is a valid offset")
-}
-
-/// A time as the desk and clinics read it: `2026-11-26 00:30` (JST).
-pub fn time_ja(t: DateTime<Utc>) -> String {
-    t.with_timezone(&jst()).format("%Y-%m-%d %H:%M").to_string()
-}
+use crate::jst::offset as jst;
 
 /// The n-th `weekday` of a month (n from 1).
 fn nth_weekday(year: i32, month: u32, weekday: Weekday, n: u8) -> Option<NaiveDate> {

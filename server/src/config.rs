@@ -1,25 +1,28 @@
-//! Settings: defaults, then a TOML file, then `ONSHI_*` environment variables and flags (clap
-//! reads both; a flag wins over its variable).
+//! Settings: the structs below with their defaults, then a TOML file, then `ONSHI_*` environment
+//! variables (every key; nested keys joined by `__`, e.g. `ONSHI_SMTP__HOST`), then flags.
+//!
+//! The layers are merged as TOML values over the serialized defaults and deserialized once, so
+//! a key added to a struct is at once a file key, a variable and a line of `print-config`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
 
-use onshi_shared::{AccountSpec, AgentPolicy};
-use serde::Deserialize;
+use onshi_shared::AgentPolicy;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::jobs::EvaluatorSettings;
-use crate::notify::{MailConfig, TlsMode};
-use crate::store::DatabaseUrl;
+use crate::store::{DatabaseUrl, redact_url};
 
 /// The effective configuration of one server process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Directory of the embedded SQLite database (`onshi.db`).
     pub data_dir: PathBuf,
-    pub database: DatabaseUrl,
-    /// The policy every agent receives in enroll and report replies.
-    pub policy: AgentPolicy,
+    /// `sqlite://…` or `postgres://…`; when set it wins over `data_dir`.
+    pub database_url: Option<String>,
     /// Reports waiting for the writer before handlers start asking agents to slow down.
     pub queue_capacity: usize,
     /// Most reports committed in one transaction.
@@ -30,18 +33,205 @@ pub struct Config {
     pub offline_after_intervals: u32,
     /// How often a running server picks up terminals revoked elsewhere.
     pub revocation_check_secs: u32,
-    /// `[alerts]`: the rule evaluator and the digest.
-    pub evaluator: EvaluatorSettings,
-    /// `[smtp]`: outgoing mail.
-    pub mail: MailConfig,
-    /// How often the mail sender looks at the outbox.
-    pub mail_poll_secs: u32,
-    /// `[dashboard]`: staff sessions.
+    /// The policy every agent receives in enroll and report replies.
+    pub policy: AgentPolicy,
+    pub alerts: AlertSettings,
+    pub smtp: SmtpSettings,
     pub dashboard: DashboardSettings,
 }
 
-/// How staff sessions behave.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("onshi-data"),
+            database_url: None,
+            queue_capacity: 16_384,
+            max_batch: 1_000,
+            enrollment_code_days: 30,
+            offline_after_intervals: 3,
+            revocation_check_secs: 10,
+            policy: AgentPolicy::default(),
+            alerts: AlertSettings::default(),
+            smtp: SmtpSettings::default(),
+            dashboard: DashboardSettings::default(),
+        }
+    }
+}
+
+/// `[alerts]`: the rule evaluator and the daily digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Run the evaluator and the digest in this process (a benchmark may turn it off).
+    pub enabled: bool,
+    /// Seconds between full rule evaluations.
+    pub evaluate_every_secs: u64,
+    /// Seconds a condition must stay clear before its alert resolves by itself.
+    pub hold_down_secs: u64,
+    /// JST hour (0–23) at which each clinic's daily digest is written.
+    pub digest_hour: u32,
+    /// Terminals loaded per query in a full pass.
+    pub page_size: i64,
+    /// Alert changes per transaction.
+    pub write_batch: usize,
+    /// Pause after reports changed state before the targeted pass, so a stream of reports is
+    /// evaluated in groups.
+    pub debounce_ms: u64,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            enabled: true,
+            evaluate_every_secs: 60,
+            hold_down_secs: 900,
+            digest_hour: 8,
+            page_size: 2_000,
+            write_batch: 500,
+            debounce_ms: 500,
+        }
+    }
+}
+
+impl AlertSettings {
+    pub fn interval(&self) -> StdDuration {
+        StdDuration::from_secs(self.evaluate_every_secs)
+    }
+
+    pub fn hold_down(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.hold_down_secs).unwrap_or(i64::MAX))
+    }
+
+    pub fn debounce(&self) -> StdDuration {
+        StdDuration::from_millis(self.debounce_ms)
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain SMTP (a relay on the same host or a test receiver).
+    None,
+    /// STARTTLS on the submission port (587).
+    #[default]
+    Starttls,
+    /// Implicit TLS (465).
+    Tls,
+}
+
+/// `[smtp]`: outgoing mail. The password never prints.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// SMTP server; empty means no SMTP.
+    pub host: String,
+    /// Default by `tls`: 25, 587 or 465.
+    pub port: Option<u16>,
+    pub tls: TlsMode,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+    /// The support desk's address: it gets a copy of every mail, with terminal details.
+    pub desk: Option<String>,
+    /// Named first in clinic mails when the clinic has no desk of its own.
+    pub desk_name: String,
+    pub desk_phone: Option<String>,
+    /// Write mails as `.eml` files into this folder instead of sending them.
+    pub file_dir: Option<PathBuf>,
+    /// First retry delay; doubles per attempt up to an hour, with ±20 % jitter.
+    pub retry_base_secs: u64,
+    pub max_attempts: i64,
+    /// How often the sender looks at the outbox.
+    pub poll_secs: u32,
+    /// Seconds to wait for the SMTP server at each step before giving up.
+    pub timeout_secs: u64,
+    /// Seconds a claimed mail stays claimed: after a crash, unsent claims are sent again once
+    /// this has passed (at least the timeout).
+    pub lease_secs: u64,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: String::new(),
+            port: None,
+            tls: TlsMode::Starttls,
+            user: None,
+            password: None,
+            from: "Onshi Watch <onshi-watch@localhost>".into(),
+            desk: None,
+            desk_name: "サポート窓口".into(),
+            desk_phone: None,
+            file_dir: None,
+            retry_base_secs: 30,
+            max_attempts: 20,
+            poll_secs: 5,
+            timeout_secs: 30,
+            lease_secs: 120,
+        }
+    }
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port())
+            .field("tls", &self.tls)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .field("desk", &self.desk)
+            .field("file_dir", &self.file_dir)
+            .finish()
+    }
+}
+
+impl SmtpSettings {
+    /// Whether mails leave the outbox at all.
+    pub fn enabled(&self) -> bool {
+        !self.host.is_empty() || self.file_dir.is_some()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            TlsMode::None => 25,
+            TlsMode::Starttls => 587,
+            TlsMode::Tls => 465,
+        })
+    }
+
+    pub fn retry_base(&self) -> StdDuration {
+        StdDuration::from_secs(self.retry_base_secs)
+    }
+
+    pub fn timeout(&self) -> StdDuration {
+        StdDuration::from_secs(self.timeout_secs)
+    }
+
+    pub fn lease(&self) -> StdDuration {
+        StdDuration::from_secs(self.lease_secs)
+    }
+
+    pub fn poll(&self) -> StdDuration {
+        StdDuration::from_secs(u64::from(self.poll_secs))
+    }
+
+    /// The domain of the From address, for Message-IDs.
+    pub fn domain(&self) -> String {
+        self.from
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('>').trim().to_string())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "onshi-watch.invalid".into())
+    }
+}
+
+/// `[dashboard]`: staff sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DashboardSettings {
     /// The dashboard is reached over HTTPS (here or at a reverse proxy): the session cookie is
     /// then `__Host-` prefixed and `Secure`.
@@ -65,346 +255,262 @@ impl Default for DashboardSettings {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        let data_dir = PathBuf::from("onshi-data");
-        Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            database: DatabaseUrl::Sqlite(data_dir.join("onshi.db")),
-            data_dir,
-            policy: AgentPolicy::default(),
-            queue_capacity: 16_384,
-            max_batch: 1_000,
-            enrollment_code_days: 30,
-            offline_after_intervals: 3,
-            revocation_check_secs: 10,
-            evaluator: EvaluatorSettings::default(),
-            mail: MailConfig::default(),
-            mail_poll_secs: 5,
-            dashboard: DashboardSettings::default(),
-        }
-    }
-}
-
-/// The TOML file: every key optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub database_url: Option<String>,
-    pub queue_capacity: Option<usize>,
-    pub max_batch: Option<usize>,
-    pub enrollment_code_days: Option<u32>,
-    pub offline_after_intervals: Option<u32>,
-    pub revocation_check_secs: Option<u32>,
-    pub policy: Option<FilePolicy>,
-    pub alerts: Option<FileAlerts>,
-    pub smtp: Option<FileSmtp>,
-    pub dashboard: Option<FileDashboard>,
-}
-
-/// `[dashboard]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileDashboard {
-    pub secure_cookies: Option<bool>,
-    pub session_hours: Option<u32>,
-    pub max_failed_logins: Option<u32>,
-    pub lockout_minutes: Option<u32>,
-}
-
-/// `[alerts]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileAlerts {
-    /// Run the evaluator in this process (default true).
-    pub enabled: Option<bool>,
-    /// Seconds between full rule evaluations.
-    pub evaluate_every_secs: Option<u64>,
-    /// Seconds a condition must stay clear before its alert resolves by itself.
-    pub hold_down_secs: Option<i64>,
-    /// JST hour (0–23) at which the daily digests are written.
-    pub digest_hour: Option<u32>,
-}
-
-/// `[smtp]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSmtp {
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub tls: Option<TlsMode>,
-    pub user: Option<String>,
-    pub password: Option<String>,
-    pub from: Option<String>,
-    pub desk: Option<String>,
-    pub desk_name: Option<String>,
-    pub desk_phone: Option<String>,
-    pub file_dir: Option<PathBuf>,
-    pub retry_base_secs: Option<u64>,
-    pub max_attempts: Option<i64>,
-    pub poll_secs: Option<u32>,
-    /// Seconds to wait for the SMTP server at each step before giving up (default 30).
-    pub timeout_secs: Option<u64>,
-    /// Seconds a claimed mail stays claimed: after a crash, unsent claims are sent again once
-    /// this has passed (default 120; at least the timeout).
-    pub lease_secs: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FilePolicy {
-    pub interval_secs: Option<u32>,
-    #[serde(default)]
-    pub accounts: Vec<AccountSpec>,
-    pub watched_apps: Option<Vec<String>>,
-    #[serde(default)]
-    pub probe_targets: Vec<String>,
-    pub cert_issuer: Option<String>,
-}
-
-/// What the command line (flags and `ONSHI_*` variables) says; `None` means "not given".
+/// The flags every subcommand shares: the settings file and where the data lives.
 #[derive(Debug, Default, Clone, clap::Args)]
-pub struct DbArgs {
+pub struct ConfigArgs {
     /// TOML configuration file.
     #[arg(long, env = "ONSHI_CONFIG", global = true)]
     pub config: Option<PathBuf>,
-    /// Directory for the embedded SQLite database.
-    #[arg(long, env = "ONSHI_DATA_DIR", global = true)]
+    /// Directory for the embedded SQLite database (also `ONSHI_DATA_DIR`).
+    #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
-    /// sqlite:// or postgres:// URL; overrides --data-dir.
-    #[arg(
-        long,
-        env = "ONSHI_DATABASE_URL",
-        global = true,
-        hide_env_values = true
-    )]
+    /// sqlite:// or postgres:// URL; overrides --data-dir (also `ONSHI_DATABASE_URL`).
+    #[arg(long, global = true)]
     pub database_url: Option<String>,
 }
 
+/// `ONSHI_*` variables that are not settings: flags of their own, the agent's, the tests'.
+const NOT_SETTINGS: [&str; 3] = ["ONSHI_CONFIG", "ONSHI_LOG", "ONSHI_LOG_FORMAT"];
+const NOT_SETTINGS_PREFIXES: [&str; 3] = ["ONSHI_AGENT_", "ONSHI_TEST_", "ONSHI_DEMO_"];
+
 impl Config {
-    /// Builds the effective configuration: defaults < file < environment/flags.
-    pub fn load(args: &DbArgs, listen: Option<SocketAddr>) -> Result<Config, Error> {
+    /// Builds the effective configuration from the process's file, environment and flags.
+    pub fn load(args: &ConfigArgs, listen: Option<SocketAddr>) -> Result<Config, Error> {
         let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            Some(path) => Some((path.as_path(), read_file(path)?)),
+            None => None,
         };
-        Self::resolve(file, args, listen)
+        Self::layered(file, std::env::vars(), args, listen)
     }
 
-    pub fn resolve(
-        file: FileConfig,
-        args: &DbArgs,
+    /// defaults < file < environment < flags, then checked.
+    pub fn layered(
+        file: Option<(&Path, String)>,
+        env: impl IntoIterator<Item = (String, String)>,
+        args: &ConfigArgs,
         listen: Option<SocketAddr>,
     ) -> Result<Config, Error> {
-        let defaults = Config::default();
-        let data_dir = args
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or(defaults.data_dir);
-        let database = match args
-            .database_url
-            .as_deref()
-            .or(file.database_url.as_deref())
-        {
-            Some(url) => DatabaseUrl::parse(url)?,
-            None => DatabaseUrl::Sqlite(data_dir.join("onshi.db")),
-        };
-        let mut policy = defaults.policy;
-        if let Some(p) = file.policy {
-            if let Some(i) = p.interval_secs {
-                policy.interval_secs = i;
-            }
-            policy.accounts = p.accounts;
-            if let Some(apps) = p.watched_apps {
-                policy.watched_apps = apps;
-            }
-            policy.probe_targets = p.probe_targets;
-            if let Some(issuer) = p.cert_issuer {
-                policy.cert_issuer = issuer;
-            }
+        let mut value = toml::Value::try_from(Config::default())
+            .map_err(|e| Error::Config(format!("serializing the defaults: {e}")))?;
+        if let Some((path, text)) = file {
+            let describe = |e: toml::de::Error| Error::Config(format!("{}: {e}", path.display()));
+            // Checked on its own first, so an unknown key is reported with the file's name.
+            toml::from_str::<Config>(&text).map_err(describe)?;
+            let table: toml::Table = toml::from_str(&text).map_err(describe)?;
+            merge(&mut value, toml::Value::Table(table));
         }
-        if policy.interval_secs == 0 {
-            return Err(Error::Config(
-                "policy.interval_secs must be at least 1".into(),
-            ));
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ONSHI_"))
+            .filter(|(k, _)| {
+                !NOT_SETTINGS.contains(&k.as_str())
+                    && !NOT_SETTINGS_PREFIXES.iter().any(|p| k.starts_with(p))
+            })
+            .collect();
+        env.sort();
+        for (name, raw) in env {
+            apply_env(&mut value, &name, &raw)?;
         }
-        let mut evaluator = defaults.evaluator;
-        if let Some(a) = file.alerts {
-            if let Some(enabled) = a.enabled {
-                evaluator.enabled = enabled;
-            }
-            if let Some(secs) = a.evaluate_every_secs {
-                evaluator.interval = std::time::Duration::from_secs(secs.max(1));
-            }
-            if let Some(secs) = a.hold_down_secs {
-                evaluator.hold_down = chrono::Duration::seconds(secs.max(0));
-            }
-            if let Some(hour) = a.digest_hour {
-                if hour > 23 {
-                    return Err(Error::Config("alerts.digest_hour must be 0–23".into()));
-                }
-                evaluator.digest_hour = hour;
-            }
+        let mut flags = toml::Table::new();
+        if let Some(dir) = &args.data_dir {
+            flags.insert("data_dir".into(), path_value(dir));
         }
-        let mut mail = defaults.mail;
-        let mut mail_poll_secs = defaults.mail_poll_secs;
-        if let Some(m) = file.smtp {
-            let tls = m.tls.unwrap_or(mail.tls);
-            mail.port = m.port.unwrap_or(match tls {
-                TlsMode::None => 25,
-                TlsMode::Starttls => 587,
-                TlsMode::Tls => 465,
-            });
-            mail.tls = tls;
-            mail.host = m.host.unwrap_or_default();
-            mail.user = m.user;
-            mail.password = m.password;
-            mail.from = m.from.unwrap_or(mail.from);
-            mail.desk = m.desk;
-            mail.desk_name = m.desk_name.unwrap_or(mail.desk_name);
-            mail.desk_phone = m.desk_phone;
-            mail.file_dir = m.file_dir;
-            if let Some(secs) = m.retry_base_secs {
-                mail.retry_base = std::time::Duration::from_secs(secs.max(1));
-            }
-            mail.max_attempts = m.max_attempts.unwrap_or(mail.max_attempts).max(1);
-            if let Some(secs) = m.timeout_secs {
-                mail.timeout = std::time::Duration::from_secs(secs.max(1));
-            }
-            if let Some(secs) = m.lease_secs {
-                mail.lease = std::time::Duration::from_secs(secs.max(1));
-            }
-            if mail.lease < mail.timeout {
-                return Err(Error::Config(format!(
-                    "smtp.lease_secs ({}) must be at least smtp.timeout_secs ({}): a claim \
-                     must outlast the send it covers",
-                    mail.lease.as_secs(),
-                    mail.timeout.as_secs()
-                )));
-            }
-            mail_poll_secs = m.poll_secs.unwrap_or(mail_poll_secs).max(1);
+        if let Some(url) = &args.database_url {
+            flags.insert("database_url".into(), toml::Value::String(url.clone()));
         }
-        if let Ok(password) = std::env::var("ONSHI_SMTP_PASSWORD")
-            && !password.is_empty()
-        {
-            mail.password = Some(password);
+        if let Some(addr) = listen {
+            flags.insert("listen".into(), toml::Value::String(addr.to_string()));
         }
-        let mut dashboard = defaults.dashboard;
-        if let Some(d) = file.dashboard {
-            dashboard.secure_cookies = d.secure_cookies.unwrap_or(dashboard.secure_cookies);
-            dashboard.session_hours = d.session_hours.unwrap_or(dashboard.session_hours).max(1);
-            dashboard.max_failed_logins = d
-                .max_failed_logins
-                .unwrap_or(dashboard.max_failed_logins)
-                .max(1);
-            dashboard.lockout_minutes = d
-                .lockout_minutes
-                .unwrap_or(dashboard.lockout_minutes)
-                .max(1);
-        }
-        let config = Config {
-            dashboard,
-            evaluator,
-            mail,
-            mail_poll_secs,
-            listen: listen.or(file.listen).unwrap_or(defaults.listen),
-            data_dir,
-            database,
-            policy,
-            queue_capacity: file
-                .queue_capacity
-                .unwrap_or(defaults.queue_capacity)
-                .max(1),
-            max_batch: file.max_batch.unwrap_or(defaults.max_batch).max(1),
-            enrollment_code_days: file
-                .enrollment_code_days
-                .unwrap_or(defaults.enrollment_code_days),
-            offline_after_intervals: file
-                .offline_after_intervals
-                .unwrap_or(defaults.offline_after_intervals)
-                .max(1),
-            revocation_check_secs: file
-                .revocation_check_secs
-                .unwrap_or(defaults.revocation_check_secs)
-                .max(1),
-        };
+        merge(&mut value, toml::Value::Table(flags));
+        let config: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(e.to_string()))?;
+        config.check()?;
         Ok(config)
     }
 
-    /// The effective configuration as TOML-like text, secrets redacted.
+    /// Where the data lives: `database_url`, else SQLite in `data_dir`.
+    pub fn database(&self) -> Result<DatabaseUrl, Error> {
+        match &self.database_url {
+            Some(url) => DatabaseUrl::parse(url),
+            None => Ok(DatabaseUrl::Sqlite(self.data_dir.join("onshi.db"))),
+        }
+    }
+
+    /// Refuses settings that cannot work, with the key's name.
+    fn check(&self) -> Result<(), Error> {
+        let at_least_one: [(&str, u64); 13] = [
+            ("queue_capacity", self.queue_capacity as u64),
+            ("max_batch", self.max_batch as u64),
+            (
+                "offline_after_intervals",
+                u64::from(self.offline_after_intervals),
+            ),
+            (
+                "revocation_check_secs",
+                u64::from(self.revocation_check_secs),
+            ),
+            ("policy.interval_secs", u64::from(self.policy.interval_secs)),
+            (
+                "alerts.evaluate_every_secs",
+                self.alerts.evaluate_every_secs,
+            ),
+            ("alerts.page_size", self.alerts.page_size.max(0) as u64),
+            ("alerts.write_batch", self.alerts.write_batch as u64),
+            ("smtp.retry_base_secs", self.smtp.retry_base_secs),
+            ("smtp.max_attempts", self.smtp.max_attempts.max(0) as u64),
+            ("smtp.poll_secs", u64::from(self.smtp.poll_secs)),
+            ("smtp.timeout_secs", self.smtp.timeout_secs),
+            (
+                "dashboard.session_hours",
+                u64::from(self.dashboard.session_hours),
+            ),
+        ];
+        let more = [
+            (
+                "dashboard.max_failed_logins",
+                u64::from(self.dashboard.max_failed_logins),
+            ),
+            (
+                "dashboard.lockout_minutes",
+                u64::from(self.dashboard.lockout_minutes),
+            ),
+        ];
+        for (key, value) in at_least_one.into_iter().chain(more) {
+            if value == 0 {
+                return Err(Error::Config(format!("{key} must be at least 1")));
+            }
+        }
+        if self.alerts.digest_hour > 23 {
+            return Err(Error::Config("alerts.digest_hour must be 0–23".into()));
+        }
+        if self.smtp.lease_secs < self.smtp.timeout_secs {
+            return Err(Error::Config(format!(
+                "smtp.lease_secs ({}) must be at least smtp.timeout_secs ({}): a claim must \
+                 outlast the send it covers",
+                self.smtp.lease_secs, self.smtp.timeout_secs
+            )));
+        }
+        self.database()?;
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted: what `print-config` prints.
     pub fn describe(&self) -> String {
-        format!(
-            "listen = \"{}\"\ndata_dir = \"{}\"\ndatabase_url = \"{:?}\"\nqueue_capacity = {}\n\
-             max_batch = {}\nenrollment_code_days = {}\noffline_after_intervals = {}\n\
-             revocation_check_secs = {}\n\
-             [policy]\ninterval_secs = {}\nwatched_apps = {:?}\nprobe_targets = {:?}\n\
-             cert_issuer = {:?}\naccounts = {:?}\n\
-             [alerts]\nenabled = {}\nevaluate_every_secs = {}\nhold_down_secs = {}\ndigest_hour = {}\n\
-             [smtp]\nhost = {:?}\nport = {}\ntls = \"{}\"\nuser = {:?}\npassword = {}\n\
-             from = {:?}\ndesk = {:?}\ndesk_name = {:?}\ndesk_phone = {:?}\nfile_dir = {:?}\n\
-             retry_base_secs = {}\nmax_attempts = {}\npoll_secs = {}\ntimeout_secs = {}\n\
-             lease_secs = {}\n\
-             [dashboard]\nsecure_cookies = {}\nsession_hours = {}\nmax_failed_logins = {}\n\
-             lockout_minutes = {}\n",
-            self.listen,
-            self.data_dir.display(),
-            self.database,
-            self.queue_capacity,
-            self.max_batch,
-            self.enrollment_code_days,
-            self.offline_after_intervals,
-            self.revocation_check_secs,
-            self.policy.interval_secs,
-            self.policy.watched_apps,
-            self.policy.probe_targets,
-            self.policy.cert_issuer,
-            self.policy.accounts,
-            self.evaluator.enabled,
-            self.evaluator.interval.as_secs(),
-            self.evaluator.hold_down.num_seconds(),
-            self.evaluator.digest_hour,
-            self.mail.host,
-            self.mail.port,
-            match self.mail.tls {
-                TlsMode::None => "none",
-                TlsMode::Starttls => "starttls",
-                TlsMode::Tls => "tls",
-            },
-            self.mail.user.as_deref().unwrap_or(""),
-            if self.mail.password.is_some() {
-                "\"***\""
-            } else {
-                "\"\""
-            },
-            self.mail.from,
-            self.mail.desk.as_deref().unwrap_or(""),
-            self.mail.desk_name,
-            self.mail.desk_phone.as_deref().unwrap_or(""),
-            self.mail
-                .file_dir
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-            self.mail.retry_base.as_secs(),
-            self.mail.max_attempts,
-            self.mail_poll_secs,
-            self.mail.timeout.as_secs(),
-            self.mail.lease.as_secs(),
-            self.dashboard.secure_cookies,
-            self.dashboard.session_hours,
-            self.dashboard.max_failed_logins,
-            self.dashboard.lockout_minutes,
-        )
+        let mut shown = self.clone();
+        if shown.smtp.password.is_some() {
+            shown.smtp.password = Some("***".into());
+        }
+        shown.database_url = shown.database_url.as_deref().map(redact_url);
+        let mut text = toml::to_string(&shown).unwrap_or_else(|e| format!("# {e}\n"));
+        if self.database_url.is_none() {
+            text.push_str(&format!(
+                "# database: sqlite://{} (from data_dir)\n",
+                self.data_dir.join("onshi.db").display()
+            ));
+        }
+        text
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Io(format!("reading {}", path.display()), e))?;
-    toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+fn read_file(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| Error::Io(format!("reading {}", path.display()), e))
+}
+
+fn path_value(p: &Path) -> toml::Value {
+    toml::Value::String(p.to_string_lossy().into_owned())
+}
+
+/// Lays `over` onto `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Sets the key a variable names (`ONSHI_SMTP__LEASE_SECS` → `smtp.lease_secs`). The value is
+/// read as the type the default has there (text for text, TOML for numbers, booleans and
+/// lists); an optional key without a default takes the text as it is, or a TOML value when text
+/// does not fit. A name that is no setting is an error, not silently ignored.
+fn apply_env(value: &mut toml::Value, name: &str, raw: &str) -> Result<(), Error> {
+    let path: Vec<String> = name["ONSHI_".len()..]
+        .split("__")
+        .map(str::to_lowercase)
+        .collect();
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    let text = toml::Value::String(raw.to_string());
+    let existing = path
+        .iter()
+        .try_fold(&*value, |v, key| v.as_table().and_then(|t| t.get(key)));
+    let bad = |what: &str| Error::Config(format!("{name}: {raw:?} is not {what}"));
+    let candidates = match existing {
+        Some(toml::Value::String(_)) => vec![text],
+        Some(toml::Value::Integer(_)) => {
+            vec![
+                parsed
+                    .filter(toml::Value::is_integer)
+                    .ok_or_else(|| bad("a whole number"))?,
+            ]
+        }
+        Some(toml::Value::Boolean(_)) => {
+            vec![
+                parsed
+                    .filter(toml::Value::is_bool)
+                    .ok_or_else(|| bad("true or false"))?,
+            ]
+        }
+        Some(other) => {
+            let want = other.type_str();
+            vec![
+                parsed
+                    .filter(|v| v.type_str() == want)
+                    .ok_or_else(|| bad(&format!("a TOML {want}")))?,
+            ]
+        }
+        None => std::iter::once(text).chain(parsed).collect(),
+    };
+    for candidate in candidates {
+        let mut trial = value.clone();
+        if set_path(&mut trial, &path, candidate) && trial.clone().try_into::<Config>().is_ok() {
+            *value = trial;
+            return Ok(());
+        }
+    }
+    Err(Error::Config(format!(
+        "{name}: no such setting, or {raw:?} does not fit it (nested keys are joined with __, \
+         e.g. ONSHI_SMTP__HOST)"
+    )))
+}
+
+/// Sets `path` in a table of tables; `false` when a parent is missing or not a table.
+fn set_path(value: &mut toml::Value, path: &[String], new: toml::Value) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut table = match value.as_table_mut() {
+        Some(t) => t,
+        None => return false,
+    };
+    for key in parents {
+        match table.get_mut(key).and_then(toml::Value::as_table_mut) {
+            Some(t) => table = t,
+            None => return false,
+        }
+    }
+    table.insert(last.clone(), new);
+    true
 }
 
 #[cfg(test)]
@@ -412,91 +518,137 @@ mod tests {
     use super::*;
     use onshi_shared::AccountRole;
 
+    fn layered(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        args: &ConfigArgs,
+    ) -> Result<Config, Error> {
+        Config::layered(
+            file.map(|t| (Path::new("server.toml"), t.to_string())),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            args,
+            None,
+        )
+    }
+
     #[test]
     fn the_deployed_sample_configuration_is_valid() {
-        let file: FileConfig =
-            toml::from_str(include_str!("../../deploy/config/server.toml")).unwrap();
-        let c = Config::resolve(file, &DbArgs::default(), None).unwrap();
+        let c = layered(
+            Some(include_str!("../../deploy/config/server.toml")),
+            &[],
+            &ConfigArgs::default(),
+        )
+        .unwrap();
         assert!(c.dashboard.secure_cookies);
         assert_eq!(c.dashboard.session_hours, 12);
         assert_eq!(c.dashboard.max_failed_logins, 5);
     }
 
     #[test]
-    fn flags_beat_file_beat_defaults() {
-        let file: FileConfig = toml::from_str(
-            r#"
+    fn each_layer_sets_a_key_and_the_later_one_wins() {
+        let file = r#"
             listen = "127.0.0.1:9000"
             data_dir = "/srv/onshi"
             [policy]
             interval_secs = 120
             accounts = [{ role = "windows", name = "onshi" }]
-            "#,
-        )
-        .unwrap();
-        let args = DbArgs {
+            [smtp]
+            host = "smtp.file.example"
+            lease_secs = 300
+        "#;
+        let defaults = layered(None, &[], &ConfigArgs::default()).unwrap();
+        assert_eq!(defaults.smtp.lease_secs, 120, "default");
+        let from_file = layered(Some(file), &[], &ConfigArgs::default()).unwrap();
+        assert_eq!(from_file.smtp.lease_secs, 300, "file over default");
+        assert_eq!(from_file.smtp.host, "smtp.file.example");
+        let env = [
+            ("ONSHI_SMTP__LEASE_SECS", "600"),
+            ("ONSHI_DATA_DIR", "/env/dir"),
+            ("ONSHI_SMTP__DESK_PHONE", "0312345678"),
+            ("ONSHI_POLICY__WATCHED_APPS", r#"["配信アプリ"]"#),
+            ("ONSHI_DASHBOARD__SECURE_COOKIES", "true"),
+            ("ONSHI_AGENT_SERVER", "https://not-a-server-setting.example"),
+        ];
+        let from_env = layered(Some(file), &env, &ConfigArgs::default()).unwrap();
+        assert_eq!(from_env.smtp.lease_secs, 600, "environment over file");
+        assert_eq!(from_env.data_dir, PathBuf::from("/env/dir"));
+        assert_eq!(from_env.smtp.host, "smtp.file.example", "untouched by env");
+        assert_eq!(from_env.smtp.desk_phone.as_deref(), Some("0312345678"));
+        assert_eq!(from_env.policy.watched_apps, vec!["配信アプリ".to_string()]);
+        assert!(from_env.dashboard.secure_cookies);
+        assert_eq!(from_env.policy.interval_secs, 120);
+        assert_eq!(from_env.policy.accounts[0].role, AccountRole::Windows);
+        let args = ConfigArgs {
             data_dir: Some("/flag/dir".into()),
             ..Default::default()
         };
-        let config = Config::resolve(file, &args, None).unwrap();
-        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
-        assert_eq!(config.data_dir, PathBuf::from("/flag/dir"));
+        let from_flags = layered(Some(file), &env, &args).unwrap();
         assert_eq!(
-            config.database,
+            from_flags.data_dir,
+            PathBuf::from("/flag/dir"),
+            "flag over env"
+        );
+        assert_eq!(
+            from_flags.database().unwrap(),
             DatabaseUrl::Sqlite(PathBuf::from("/flag/dir/onshi.db"))
         );
-        assert_eq!(config.policy.interval_secs, 120);
-        assert_eq!(config.policy.accounts[0].role, AccountRole::Windows);
+        assert_eq!(from_flags.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
     }
 
     #[test]
-    fn smtp_and_alerts_sections() {
-        let file: FileConfig = toml::from_str(
-            r#"
+    fn bad_keys_and_values_say_where_they_came_from() {
+        let args = ConfigArgs::default();
+        let e = layered(Some("lisen = \"x\""), &[], &args).unwrap_err();
+        assert!(e.to_string().contains("server.toml"), "{e}");
+        let e = layered(None, &[("ONSHI_SMTP__HOTS", "x")], &args).unwrap_err();
+        assert!(e.to_string().contains("ONSHI_SMTP__HOTS"), "{e}");
+        let e = layered(None, &[("ONSHI_SMTP__LEASE_SECS", "soon")], &args).unwrap_err();
+        assert!(e.to_string().contains("whole number"), "{e}");
+        let e = layered(None, &[("ONSHI_ALERTS__ENABLED", "yes")], &args).unwrap_err();
+        assert!(e.to_string().contains("true or false"), "{e}");
+        let e = layered(Some("[smtp]\ntls = \"ssl\""), &[], &args).unwrap_err();
+        assert!(e.to_string().contains("server.toml"), "{e}");
+        // A claim shorter than one send would let a second sender take a mail in flight.
+        let e = layered(
+            Some("[smtp]\nhost = \"h\"\ntimeout_secs = 30\nlease_secs = 10"),
+            &[],
+            &args,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("lease_secs"), "{e}");
+        let e = layered(Some("queue_capacity = 0"), &[], &args).unwrap_err();
+        assert!(
+            e.to_string().contains("queue_capacity must be at least 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn smtp_ports_follow_tls_and_print_config_hides_secrets() {
+        let file = r#"
+            database_url = "postgres://onshi:p@ss@word@127.0.0.1/onshi"
             [alerts]
-            evaluate_every_secs = 10
-            hold_down_secs = 600
             digest_hour = 7
             [smtp]
             host = "smtp.example.jp"
             tls = "tls"
             user = "watch"
             password = "hunter2"
-            from = "Onshi Watch <watch@example.jp>"
-            desk = "desk@example.jp"
-            "#,
-        )
-        .unwrap();
-        let config = Config::resolve(file, &DbArgs::default(), None).unwrap();
-        assert_eq!(config.mail.port, 465, "the TLS port by default");
-        assert_eq!(config.mail.tls, TlsMode::Tls);
-        assert_eq!(config.evaluator.digest_hour, 7);
-        assert_eq!(config.evaluator.hold_down, chrono::Duration::minutes(10));
-        let printed = config.describe();
-        assert!(!printed.contains("hunter2"), "{printed}");
-        assert!(printed.contains("password = \"***\""));
-        assert!(printed.contains("tls = \"tls\""));
-        assert!(toml::from_str::<FileConfig>("[smtp]\ntls = \"ssl\"").is_err());
-        assert_eq!(config.mail.lease, std::time::Duration::from_secs(120));
-        // A claim shorter than one send would let a second sender take a mail in flight.
-        let short: FileConfig =
-            toml::from_str("[smtp]\nhost = \"h\"\ntimeout_secs = 30\nlease_secs = 10").unwrap();
-        let err = Config::resolve(short, &DbArgs::default(), None).unwrap_err();
-        assert!(err.to_string().contains("lease_secs"), "{err}");
-    }
-
-    #[test]
-    fn unknown_keys_are_errors() {
-        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
-    }
-
-    #[test]
-    fn describe_hides_database_password() {
-        let args = DbArgs {
-            database_url: Some("postgres://u:secret@127.0.0.1/db".into()),
-            ..Default::default()
-        };
-        let config = Config::resolve(FileConfig::default(), &args, None).unwrap();
-        assert!(!config.describe().contains("secret"));
+        "#;
+        let c = layered(Some(file), &[], &ConfigArgs::default()).unwrap();
+        assert_eq!(c.smtp.port(), 465, "the TLS port by default");
+        assert_eq!(c.alerts.digest_hour, 7);
+        let printed = c.describe();
+        for secret in ["hunter2", "p@ss", "word@"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("password = \"***\""), "{printed}");
+        assert!(printed.contains("tls = \"tls\""), "{printed}");
+        assert!(printed.contains("[dashboard]"), "{printed}");
+        // What print-config prints reads back as the same configuration (secrets aside).
+        let again = layered(Some(&printed), &[], &ConfigArgs::default()).unwrap();
+        assert_eq!(again.alerts, c.alerts);
+        assert_eq!(again.smtp.host, c.smtp.host);
+        assert!(!format!("{c:?}").contains("hunter2"), "Debug hides it too");
     }
 }

@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::Error;
-use crate::store::{AgentAuth, Clinic, Store};
+use crate::store::{AgentAuth, Store};
 
 /// Letters an installer can type without confusion (no 0/O, 1/I/L).
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -49,21 +48,6 @@ pub fn new_token() -> String {
 /// Tokens are 256-bit random values, so a fast hash is enough (no password stretching needed).
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Creates a code for a clinic and returns it in clear (the only time it is shown).
-pub async fn issue_code(
-    store: &dyn Store,
-    clinic: &Clinic,
-    now: DateTime<Utc>,
-    valid_days: u32,
-) -> Result<String, Error> {
-    let code = new_code();
-    let expires = now + Duration::days(i64::from(valid_days));
-    store
-        .add_enrollment_code(clinic.id, &hash_code(&code), now, expires)
-        .await?;
-    Ok(code)
 }
 
 /// Valid agent tokens by hash. Filled on first use; revocation removes entries.

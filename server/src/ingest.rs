@@ -9,13 +9,32 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use onshi_shared::{Report, StartKind, Validate, limits};
+use onshi_shared::{Report, Validate, limits};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::Error;
-use crate::jobs::ChangeSignal;
-use crate::store::{EventRow, IdMap, IngestRow, Store, normalize_snapshot};
+use crate::evaluator::ChangeSignal;
+use crate::store::{EventRow, IdMap, IngestRow, normalize_snapshot};
+
+/// Where the writer puts its batches: the one write path that is not a store query, kept
+/// apart so each engine can make it as fast as it can (SQLite: its own connection and an
+/// explicit WAL flush; see `store::sqlite::batch`).
+#[async_trait::async_trait]
+pub trait BatchSink: Send + Sync + 'static {
+    /// Writes a batch of reports in one transaction: latest report (highest seq wins), events
+    /// (once per id) and starts. Committed, but durable only after
+    /// [`BatchSink::sync_committed`].
+    async fn write_batch(&self, rows: &[IngestRow]) -> Result<(), Error>;
+    /// Makes every batch committed before this call durable. Blocks: the writer calls it on its
+    /// own thread after each commit, before it answers the batch's requests.
+    fn sync_committed(&self) -> Result<(), Error>;
+    /// (terminal, seq, hash) of every stored snapshot body, to warm the writer at start-up.
+    async fn snapshot_hashes(&self) -> Result<Vec<(Uuid, i64, i64)>, Error>;
+    /// (terminal, hour) of every report hour recorded at or after `since`, so a restarted
+    /// writer does not record them again.
+    async fn report_hours_since(&self, since: DateTime<Utc>) -> Result<Vec<(Uuid, i64)>, Error>;
+}
 
 /// Why a report was refused; each maps to one precise HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -61,15 +80,6 @@ pub fn parse_report(body: &[u8]) -> Result<Report, Rejection> {
     Ok(report)
 }
 
-pub fn start_kind_name(kind: StartKind) -> &'static str {
-    match kind {
-        StartKind::ColdBoot => "cold_boot",
-        StartKind::FastStartup => "fast_startup",
-        StartKind::Resume => "resume",
-        StartKind::Unknown => "unknown",
-    }
-}
-
 /// Flattens a validated report into the row the writer stores. Runs in the request task so the
 /// serialisation cost is spread over all cores.
 pub fn prepare(report: Report, terminal_id: Uuid, now: DateTime<Utc>) -> Result<IngestRow, Error> {
@@ -90,7 +100,7 @@ pub fn prepare(report: Report, terminal_id: Uuid, now: DateTime<Utc>) -> Result<
     let collected_at = s.collected_at;
     let hostname = s.hostname.clone();
     let (last_start, last_boot) = (s.uptime.last_start, s.uptime.last_boot);
-    let last_start_kind = start_kind_name(s.uptime.last_start_kind);
+    let last_start_kind = s.uptime.last_start_kind;
     let uptime_secs = i64::try_from(s.uptime.uptime_secs).unwrap_or(i64::MAX);
     let cert_not_after = s.certificates.current().map(|c| c.not_after);
     let (snapshot, snapshot_hash) = normalize_snapshot(report.snapshot);
@@ -152,7 +162,7 @@ impl Ingest {
     /// Starts the writer; it stops when every `Ingest` handle is dropped and the queue is
     /// drained, and the returned handle completes then.
     pub async fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn BatchSink>,
         capacity: usize,
         max_batch: usize,
     ) -> Result<(Ingest, tokio::task::JoinHandle<()>), Error> {
@@ -163,7 +173,7 @@ impl Ingest {
     /// report changed something (a new snapshot body or events) on `changes`, so the evaluator
     /// looks at them soon without running inside the writer.
     pub async fn start_with_signal(
-        store: Arc<dyn Store>,
+        store: Arc<dyn BatchSink>,
         capacity: usize,
         max_batch: usize,
         changes: Option<Arc<ChangeSignal>>,
@@ -269,7 +279,7 @@ struct WriterCache {
 /// that arrive during a commit and its flush queue up and make the next batch, so the batch
 /// grows with the load; the flush blocks this thread, which does nothing else.
 async fn writer(
-    store: Arc<dyn Store>,
+    store: Arc<dyn BatchSink>,
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
     cache: WriterCache,
@@ -365,6 +375,7 @@ mod tests {
     use super::*;
     use flate2::Compression;
     use flate2::write::GzEncoder;
+    use onshi_shared::StartKind;
     use std::io::Write;
 
     fn gzip(data: &[u8]) -> Vec<u8> {
@@ -409,9 +420,9 @@ mod tests {
         use async_trait::async_trait;
         use std::sync::{Condvar, Mutex};
 
-        /// A SQLite store whose flushes wait for the test to allow them.
+        /// A SQLite batch sink whose flushes wait for the test to allow them.
         struct GatedFlush {
-            inner: SqliteStore,
+            inner: Arc<dyn BatchSink>,
             permits: Mutex<usize>,
             opened: Condvar,
             flushes: AtomicU64,
@@ -425,8 +436,8 @@ mod tests {
         }
 
         #[async_trait]
-        impl Store for GatedFlush {
-            fn sync_committed(&self) -> StoreResult<()> {
+        impl BatchSink for GatedFlush {
+            fn sync_committed(&self) -> Result<(), Error> {
                 let mut permits = self.permits.lock().unwrap();
                 while *permits == 0 {
                     permits = self.opened.wait(permits).unwrap();
@@ -435,81 +446,17 @@ mod tests {
                 self.flushes.fetch_add(1, Ordering::SeqCst);
                 self.inner.sync_committed()
             }
-            async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {
+            async fn write_batch(&self, rows: &[IngestRow]) -> Result<(), Error> {
                 self.inner.write_batch(rows).await
             }
-            async fn create_clinic(
-                &self,
-                n: &str,
-                e: &str,
-                t: DateTime<Utc>,
-            ) -> StoreResult<Clinic> {
-                self.inner.create_clinic(n, e, t).await
-            }
-            async fn clinic_by_name(&self, n: &str) -> StoreResult<Option<Clinic>> {
-                self.inner.clinic_by_name(n).await
-            }
-            async fn add_enrollment_code(
-                &self,
-                c: i64,
-                h: &str,
-                t: DateTime<Utc>,
-                x: DateTime<Utc>,
-            ) -> StoreResult<()> {
-                self.inner.add_enrollment_code(c, h, t, x).await
-            }
-            async fn revoke_enrollment_code(&self, h: &str, t: DateTime<Utc>) -> StoreResult<bool> {
-                self.inner.revoke_enrollment_code(h, t).await
-            }
-            async fn enroll(
-                &self,
-                h: &str,
-                t: &[NewTerminal],
-                n: DateTime<Utc>,
-            ) -> StoreResult<Option<Clinic>> {
-                self.inner.enroll(h, t, n).await
-            }
-            async fn agent_by_token(&self, h: &str) -> StoreResult<Option<AgentAuth>> {
-                self.inner.agent_by_token(h).await
-            }
-            async fn active_tokens(&self) -> StoreResult<Vec<(String, AgentAuth)>> {
-                self.inner.active_tokens().await
-            }
-            async fn revoke_terminal(&self, id: Uuid, t: DateTime<Utc>) -> StoreResult<bool> {
-                self.inner.revoke_terminal(id, t).await
-            }
-            async fn revoked_since(&self, t: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
-                self.inner.revoked_since(t).await
-            }
-            async fn fleet_counts(&self, t: DateTime<Utc>) -> StoreResult<FleetCounts> {
-                self.inner.fleet_counts(t).await
-            }
-            async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>> {
+            async fn snapshot_hashes(&self) -> Result<Vec<(Uuid, i64, i64)>, Error> {
                 self.inner.snapshot_hashes().await
             }
             async fn report_hours_since(
                 &self,
                 since: DateTime<Utc>,
-            ) -> StoreResult<Vec<(Uuid, i64)>> {
+            ) -> Result<Vec<(Uuid, i64)>, Error> {
                 self.inner.report_hours_since(since).await
-            }
-            async fn latest_snapshot(
-                &self,
-                id: Uuid,
-            ) -> StoreResult<Option<(i64, onshi_shared::Snapshot)>> {
-                self.inner.latest_snapshot(id).await
-            }
-            async fn events(&self, id: Uuid, l: i64) -> StoreResult<Vec<StoredEvent>> {
-                self.inner.events(id, l).await
-            }
-            async fn starts(&self, id: Uuid, l: i64) -> StoreResult<Vec<StartRow>> {
-                self.inner.starts(id, l).await
-            }
-            fn alerts(&self) -> &dyn AlertStore {
-                self.inner.alerts()
-            }
-            fn desk(&self) -> &dyn crate::store::DeskStore {
-                self.inner.desk()
             }
         }
 
@@ -518,11 +465,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let inner = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
             let now = Utc::now();
-            let clinic = inner.create_clinic("c", "c@example.jp", now).await.unwrap();
-            inner
-                .add_enrollment_code(clinic.id, "h", now, now + chrono::Duration::days(1))
-                .await
-                .unwrap();
+            let (_, code) = crate::store::test_support::clinic_with_code(&inner).await;
             let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
             let terminals: Vec<NewTerminal> = ids
                 .iter()
@@ -534,9 +477,9 @@ mod tests {
                     os: "o".into(),
                 })
                 .collect();
-            inner.enroll("h", &terminals, now).await.unwrap().unwrap();
+            inner.enroll(&code, &terminals, now).await.unwrap().unwrap();
             let store = Arc::new(GatedFlush {
-                inner,
+                inner: inner.ingest_sink(),
                 permits: Mutex::new(0),
                 opened: Condvar::new(),
                 flushes: AtomicU64::new(0),
@@ -547,7 +490,7 @@ mod tests {
                 let ingest = ingest.clone();
                 tokio::spawn(async move { ingest.submit(row).await })
             };
-            let visible = async |i: usize| store.latest_snapshot(ids[i]).await.unwrap().is_some();
+            let visible = async |i: usize| inner.latest_snapshot(ids[i]).await.unwrap().is_some();
 
             // Committed (visible) but not flushed: no answer yet.
             let first = submit(0);
@@ -590,6 +533,6 @@ mod tests {
         assert_eq!(row.events[0].kind, "account_changed");
         assert_eq!(row.hostname, "ONSHI-PC-01");
         assert_eq!(row.snapshot.hostname, "ONSHI-PC-01");
-        assert_eq!(row.last_start_kind, "cold_boot");
+        assert_eq!(row.last_start_kind, StartKind::ColdBoot);
     }
 }

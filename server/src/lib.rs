@@ -1,18 +1,27 @@
-//! `onshi-server`: ingests agent reports, keeps the fleet's state, shows the support desk a
-//! dashboard. The binary is a thin CLI over this library; tests drive the same entry points.
+//! `onshi-server`: ingests agent reports, keeps the fleet's state, evaluates the rules into
+//! alerts, mails clinics what to do and shows the support desk a dashboard. The binary is a
+//! thin CLI over this library ([`cli`]); tests drive the same entry points.
+//!
+//! Along the pipeline: [`web::api`] → [`ingest`] → [`store`] → [`evaluator`] ([`rules`],
+//! [`alerts`]) → [`notify`]; staff act through [`desk`] from [`web`] and [`cli`]; the types they
+//! all speak are in [`domain`].
 
 pub mod alerts;
 pub mod auth;
 pub mod calendar;
+pub mod cli;
 pub mod config;
-pub mod demo;
+pub mod desk;
+pub mod domain;
 pub mod enroll;
+pub mod evaluator;
 pub mod ingest;
-pub mod jobs;
+pub mod jst;
 pub mod notify;
 pub mod rules;
 pub mod startup;
 pub mod store;
+pub mod telemetry;
 pub mod web;
 
 use thiserror::Error;
@@ -25,6 +34,14 @@ pub use startup::Application;
 pub enum Error {
     #[error("configuration: {0}")]
     Config(String),
+    /// A staff input that does not follow the rules; the message is for the person.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A unique value is already taken.
+    #[error("{0}")]
+    Conflict(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration: {0}")]
@@ -43,15 +60,21 @@ pub enum Error {
     WriterGone,
     #[error("storing the report failed: {0}")]
     Batch(std::sync::Arc<Error>),
-    #[error("http client: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("not found: {0}")]
-    NotFound(String),
     #[error("password hashing: {0}")]
     Password(String),
 }
 
-/// Installs the process-wide rustls crypto provider (ring). sqlx and reqwest may each pull in a
+impl Error {
+    /// The message for the person who asked, when the refusal is theirs to mend.
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            Error::Invalid(m) | Error::NotFound(m) | Error::Conflict(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Installs the process-wide rustls crypto provider (ring). sqlx and lettre may each pull in a
 /// different one; installing ours first makes the choice explicit.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -11,9 +11,9 @@ use tokio::sync::Notify;
 use crate::Error;
 use crate::config::Config;
 use crate::enroll::TokenCache;
+use crate::evaluator::{ChangeSignal, Evaluator, SharedTally};
 use crate::ingest::Ingest;
-use crate::jobs::{ChangeSignal, Evaluator};
-use crate::notify::{Composer, Sender, Transport};
+use crate::notify::{Sender, Transport};
 use crate::store::{self, Store};
 use crate::web::{self, AppState};
 
@@ -30,7 +30,7 @@ pub struct Application {
 impl Application {
     /// Opens the configured store, starts the ingest writer and binds the listener.
     pub async fn build(config: Config) -> Result<Application, Error> {
-        let store = store::connect(&config.database).await?;
+        let store = store::connect(&config.database()?).await?;
         Self::build_with_store(config, store).await
     }
 
@@ -42,25 +42,20 @@ impl Application {
             .await
             .map_err(|e| Error::Io(format!("binding {}", config.listen), e))?;
         let tokens = Arc::new(TokenCache::preload(store.as_ref()).await?);
+        let evaluating = config.alerts.enabled;
         let changes = Arc::new(ChangeSignal::default());
         let (ingest, writer) = Ingest::start_with_signal(
-            store.clone(),
+            store.ingest_sink(),
             config.queue_capacity,
             config.max_batch,
-            config.evaluator.enabled.then(|| changes.clone()),
+            evaluating.then(|| changes.clone()),
         )
         .await?;
         let mut jobs = Vec::new();
-        let tally = crate::jobs::SharedTally::default();
-        let evaluator = Evaluator::new(
-            store.clone(),
-            config.policy.clone(),
-            config.offline_after_intervals,
-            config.evaluator.clone(),
-            Arc::new(Composer::new(config.mail.clone())),
-        )
-        .with_tally(tally.clone());
-        if config.evaluator.enabled {
+        let tally = SharedTally::default();
+        if evaluating {
+            let evaluator =
+                Evaluator::from_config(store.clone(), &config).with_tally(tally.clone());
             let stop = Arc::new(Notify::new());
             jobs.push((
                 stop.clone(),
@@ -69,11 +64,11 @@ impl Application {
         } else {
             tracing::warn!("[alerts] enabled = false: no rule evaluation, no alerts, no digests");
         }
-        match Transport::from_config(&config.mail)? {
+        match Transport::from_config(&config.smtp)? {
             Some(transport) => {
-                let sender = Sender::new(store.clone(), transport, config.mail.clone());
+                let sender = Sender::new(store.clone(), transport, config.smtp.clone());
                 let stop = Arc::new(Notify::new());
-                let every = std::time::Duration::from_secs(u64::from(config.mail_poll_secs));
+                let every = config.smtp.poll();
                 jobs.push((stop.clone(), tokio::spawn(sender.run(every, stop))));
             }
             None => tracing::warn!("no [smtp] host or file_dir: mails stay in the outbox"),
@@ -82,8 +77,8 @@ impl Application {
             store.clone(),
             std::time::Duration::from_secs(u64::from(config.revocation_check_secs)),
         ));
-        let changes = config.evaluator.enabled.then_some(changes);
-        let tally = config.evaluator.enabled.then_some(tally);
+        let changes = evaluating.then_some(changes);
+        let tally = evaluating.then_some(tally);
         let state = AppState::new(store, ingest, tokens, config, changes, tally)?;
         Ok(Application {
             listener,
@@ -102,6 +97,11 @@ impl Application {
 
     pub fn store(&self) -> Arc<dyn Store> {
         self.state.store.clone()
+    }
+
+    /// The staff actions of this server (waking its evaluator).
+    pub fn desk(&self) -> crate::desk::Desk {
+        self.state.desk.clone()
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish and the writer

@@ -42,6 +42,31 @@ pub enum AccountChange {
     Unlocked,
 }
 
+impl AccountChange {
+    /// The change in Japanese, as the desk's pages and the clinics' mails word it.
+    pub fn label_ja(&self) -> String {
+        match self {
+            AccountChange::Created => "作成".into(),
+            AccountChange::Deleted => "削除".into(),
+            AccountChange::Renamed { from, to } => format!("名前の変更 ({from} → {to})"),
+            AccountChange::PasswordChanged => "パスワードの変更".into(),
+            AccountChange::Disabled => "無効化".into(),
+            AccountChange::Enabled => "有効化".into(),
+            AccountChange::Locked => "ロックアウト".into(),
+            AccountChange::Unlocked => "ロック解除".into(),
+        }
+    }
+
+    /// Whether this change breaks a protected account (creating, enabling or unlocking one
+    /// puts things back).
+    pub fn breaks_protected(&self) -> bool {
+        !matches!(
+            self,
+            AccountChange::Created | AccountChange::Enabled | AccountChange::Unlocked
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
@@ -154,6 +179,18 @@ impl Validate for Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_kinds_store_under_their_wire_names() {
+        for k in StartKind::ALL {
+            let wire = serde_json::to_string(&k).unwrap();
+            assert_eq!(wire, format!("\"{}\"", k.as_str()));
+            assert_eq!(StartKind::parse(k.as_str()), k);
+        }
+        assert_eq!(StartKind::parse("warp"), StartKind::Unknown);
+        assert!(StartKind::FastStartup.counts_as_restart());
+        assert!(!StartKind::Resume.counts_as_restart());
+    }
 
     #[test]
     fn every_kind_round_trips_with_a_flat_tag() {

@@ -22,8 +22,10 @@ pub struct AccountSpec {
     pub name: String,
 }
 
-/// Policy an agent follows until the server sends another.
+/// Policy an agent follows until the server sends another. A key left out (of a reply, or of
+/// the server's `[policy]` settings) takes its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AgentPolicy {
     pub interval_secs: u32,
     pub accounts: Vec<AccountSpec>,

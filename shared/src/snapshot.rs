@@ -38,9 +38,45 @@ pub enum StartKind {
 }
 
 impl StartKind {
-    /// Whether this start installs pending app updates the way a daily restart must.
+    pub const ALL: [StartKind; 4] = [
+        StartKind::ColdBoot,
+        StartKind::FastStartup,
+        StartKind::Resume,
+        StartKind::Unknown,
+    ];
+
+    /// Whether this start installs pending app updates the way a daily restart must: a full
+    /// boot or a fast-startup power-on does; a resume from hibernation does not.
     pub fn counts_as_restart(self) -> bool {
         matches!(self, StartKind::ColdBoot | StartKind::FastStartup)
+    }
+
+    /// The name on the wire and in the server's tables (`cold_boot`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartKind::ColdBoot => "cold_boot",
+            StartKind::FastStartup => "fast_startup",
+            StartKind::Resume => "resume",
+            StartKind::Unknown => "unknown",
+        }
+    }
+
+    /// The stored name back; anything else is `Unknown`.
+    pub fn parse(s: &str) -> StartKind {
+        StartKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .unwrap_or(StartKind::Unknown)
+    }
+
+    /// How the desk's pages name it.
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            StartKind::ColdBoot => "再起動",
+            StartKind::FastStartup => "高速スタートアップ",
+            StartKind::Resume => "休止状態から復帰",
+            StartKind::Unknown => "不明",
+        }
     }
 }
 

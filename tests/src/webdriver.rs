@@ -176,7 +176,7 @@ impl Browser {
         if let Some(dir) = log_file.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let port = free_port()?;
+        let port = free_port();
         let mut driver = Proc::spawn(
             "chromedriver",
             Command::new(&driver_bin)

@@ -4,19 +4,24 @@
 pub mod alerts;
 pub mod desk;
 mod sqlite;
+pub mod staff;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use onshi_shared::Snapshot;
+use onshi_shared::{Snapshot, StartKind};
 use uuid::Uuid;
 
 pub use alerts::AlertStore;
 pub use desk::DeskStore;
 pub use sqlite::SqliteStore;
+#[cfg(test)]
+pub(crate) use sqlite::test_support;
+pub use staff::{Applied, StaffChange, StaffStore};
 
 use crate::Error;
+pub use crate::domain::Clinic;
 
 pub type StoreResult<T> = Result<T, Error>;
 
@@ -52,17 +57,17 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
-/// Hides the password in `scheme://user:password@host/...`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
+/// Hides the password in `scheme://user:password@host/...` (a password may itself hold `@`:
+/// the URL parser finds where it ends). A URL that does not parse is not shown at all.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
         }
-        None => url.to_string(),
+        Err(_) => "<a URL that does not parse>".into(),
     }
 }
 
@@ -74,13 +79,6 @@ pub async fn connect(url: &DatabaseUrl) -> Result<Arc<dyn Store>, Error> {
             "this build has no PostgreSQL store yet; use sqlite:// or --data-dir".into(),
         )),
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Clinic {
-    pub id: i64,
-    pub name: String,
-    pub email: String,
 }
 
 /// A terminal as the agent introduced itself at enrollment.
@@ -111,7 +109,7 @@ pub struct IngestRow {
     pub collected_at: DateTime<Utc>,
     pub hostname: String,
     pub last_start: DateTime<Utc>,
-    pub last_start_kind: &'static str,
+    pub last_start_kind: StartKind,
     pub last_boot: DateTime<Utc>,
     pub uptime_secs: i64,
     pub cert_not_after: Option<DateTime<Utc>>,
@@ -147,7 +145,7 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartRow {
     pub started_at: DateTime<Utc>,
-    pub kind: String,
+    pub kind: StartKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -159,26 +157,7 @@ pub struct FleetCounts {
 /// Every query the server runs. One implementation per SQL dialect.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn create_clinic(
-        &self,
-        name: &str,
-        email: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Clinic>;
     async fn clinic_by_name(&self, name: &str) -> StoreResult<Option<Clinic>>;
-    async fn add_enrollment_code(
-        &self,
-        clinic_id: i64,
-        code_hash: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Revokes an enrollment code; `false` when it is unknown or already revoked.
-    async fn revoke_enrollment_code(
-        &self,
-        code_hash: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
     /// Enrolls terminals with a code, atomically (an installer pre-provisioning a batch of PCs
     /// enrolls many at once). `None` when the code is unknown, revoked or expired.
     async fn enroll(
@@ -190,21 +169,11 @@ pub trait Store: Send + Sync + 'static {
     async fn agent_by_token(&self, token_hash: &str) -> StoreResult<Option<AgentAuth>>;
     /// Every token hash that is not revoked, to warm the token cache at start-up.
     async fn active_tokens(&self) -> StoreResult<Vec<(String, AgentAuth)>>;
-    async fn revoke_terminal(&self, terminal_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Terminals revoked at or after `since` (by any process sharing the database).
     async fn revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>>;
-    /// Writes a batch of reports in one transaction: latest state (highest seq wins), events
-    /// (once per id) and starts. Committed, but durable only after [`Store::sync_committed`].
-    async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()>;
-    /// Makes every batch committed before this call durable. Blocks: the ingest writer calls it
-    /// on its own thread after each commit, before it answers the batch's requests.
-    fn sync_committed(&self) -> StoreResult<()>;
     async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts>;
-    /// (terminal, seq, hash) of every stored snapshot body, to warm the writer at start-up.
-    async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>>;
-    /// (terminal, hour) of every report hour recorded at or after `since`, so a restarted
-    /// writer does not record them again.
-    async fn report_hours_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<(Uuid, i64)>>;
+    /// The ingest writer's way into this store.
+    fn ingest_sink(&self) -> Arc<dyn crate::ingest::BatchSink>;
     /// The latest snapshot and its seq.
     async fn latest_snapshot(&self, terminal_id: Uuid) -> StoreResult<Option<(i64, Snapshot)>>;
     /// Events of one terminal in the order they were stored.
@@ -214,6 +183,8 @@ pub trait Store: Send + Sync + 'static {
     fn alerts(&self) -> &dyn AlertStore;
     /// Staff, sessions and the support desk's pages.
     fn desk(&self) -> &dyn DeskStore;
+    /// Every change staff make, with its audit entry.
+    fn staff(&self) -> &dyn StaffStore;
 }
 
 /// The start of the UTC hour `t` falls in, in Unix ms.
@@ -223,7 +194,7 @@ pub fn hour_of(t: DateTime<Utc>) -> i64 {
 
 /// The stored form of a snapshot: the fields that change on every report (collection time,
 /// uptime, probe latency) are blanked so that an unchanged terminal's body hashes the same and is
-/// not rewritten; `terminal_state` keeps the per-report values and [`restore_snapshot`] puts
+/// not rewritten; `latest_report` keeps the per-report values and [`restore_snapshot`] puts
 /// them back.
 ///
 /// The hash is taken over the parsed value (no serialisation on the request path); the body is
@@ -313,5 +284,9 @@ mod tests {
         let pg = DatabaseUrl::parse("postgres://onshi:hunter2@127.0.0.1/onshi").unwrap();
         assert!(!format!("{pg:?}").contains("hunter2"));
         assert!(DatabaseUrl::parse("mysql://x").is_err());
+        let at_in_password = redact_url("postgres://onshi:p@ss@word@127.0.0.1:5432/onshi");
+        assert_eq!(at_in_password, "postgres://onshi:***@127.0.0.1:5432/onshi");
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+        assert!(!redact_url("postgres://u:secret@[bad").contains("secret"));
     }
 }

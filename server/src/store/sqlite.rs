@@ -4,7 +4,7 @@
 //! writes (enrollment, alerts) use multi-row statements rather than one statement per row.
 //!
 //! Durability is split from the commit: ingest commits run with `synchronous=NORMAL` (the WAL is
-//! written but not flushed), and [`Store::sync_committed`] flushes the WAL file afterwards,
+//! written but not flushed), and [`crate::ingest::BatchSink::sync_committed`] flushes the WAL file afterwards,
 //! before the batch is answered (a flush on this virtual disk costs about 200 µs whatever it
 //! covers, so it is done once per batch and never per statement). Every commit that returned
 //! before a flush started is on disk when the flush returns: SQLite only rewrites WAL frames
@@ -35,6 +35,7 @@ use crate::Error;
 mod alerts;
 mod batch;
 mod desk;
+mod staff;
 
 /// Rows per multi-row statement in the sqlx writes: one statement covers a typical batch (each
 /// statement costs a round trip to sqlx's SQLite thread), and 100 rows × 11 columns stays far
@@ -153,25 +154,6 @@ pub(super) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid,
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_clinic(
-        &self,
-        name: &str,
-        email: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Clinic> {
-        let row = sqlx::query(
-            "INSERT INTO clinics (name, email, created_at) VALUES (?, ?, ?) \
-             RETURNING id, name, email",
-        )
-        .bind(name)
-        .bind(email)
-        .bind(millis(now))
-        .fetch_one(&mut *self.writer.lock().await)
-        .await?;
-        self.flush_wal().await?;
-        Ok(clinic_from(&row)?)
-    }
-
     async fn clinic_by_name(&self, name: &str) -> StoreResult<Option<Clinic>> {
         let row =
             sqlx::query("SELECT id, name, email FROM clinics WHERE name = ? ORDER BY id LIMIT 1")
@@ -179,42 +161,6 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.as_ref().map(clinic_from).transpose()?)
-    }
-
-    async fn add_enrollment_code(
-        &self,
-        clinic_id: i64,
-        code_hash: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO enrollment_codes (code_hash, clinic_id, created_at, expires_at) \
-             VALUES (?, ?, ?, ?)",
-        )
-        .bind(code_hash)
-        .bind(clinic_id)
-        .bind(millis(now))
-        .bind(millis(expires_at))
-        .execute(&mut *self.writer.lock().await)
-        .await?;
-        self.flush_wal().await
-    }
-
-    async fn revoke_enrollment_code(
-        &self,
-        code_hash: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE enrollment_codes SET revoked_at = ? WHERE code_hash = ? AND revoked_at IS NULL",
-        )
-        .bind(millis(now))
-        .bind(code_hash)
-        .execute(&mut *self.writer.lock().await)
-        .await?;
-        self.flush_wal().await?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn enroll(
@@ -291,25 +237,6 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn revoke_terminal(&self, terminal_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        let done =
-            sqlx::query("UPDATE terminals SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(millis(now))
-                .bind(terminal_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        // Gone from the overview; its history stays.
-        sqlx::query("DELETE FROM terminal_status WHERE terminal_id = ?")
-            .bind(terminal_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.flush_wal().await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     async fn revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
         let rows = sqlx::query("SELECT id FROM terminals WHERE revoked_at >= ?")
             .bind(millis(since))
@@ -318,21 +245,11 @@ impl Store for SqliteStore {
         rows.iter().map(|r| uuid_col(r, "id")).collect()
     }
 
-    async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {
-        // One write at a time over both connections: neither waits in SQLite's busy handler.
-        let _writes = self.writer.lock().await;
-        self.batch.write(rows)
-    }
-
-    fn sync_committed(&self) -> StoreResult<()> {
-        sync_file(&self.wal)
-    }
-
     async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS terminals, \
                     COALESCE(SUM(s.received_at IS NULL OR s.received_at < ?), 0) AS offline \
-             FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id \
+             FROM terminals t LEFT JOIN latest_report s ON s.terminal_id = t.id \
              WHERE t.revoked_at IS NULL",
         )
         .bind(millis(offline_before))
@@ -344,34 +261,13 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn report_hours_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<(Uuid, i64)>> {
-        let rows = sqlx::query("SELECT terminal_id, hour FROM report_hours WHERE hour >= ?")
-            .bind(super::hour_of(since))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((uuid_col(r, "terminal_id")?, r.try_get("hour")?)))
-            .collect()
-    }
-
-    async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>> {
-        let rows = sqlx::query("SELECT terminal_id, seq, hash FROM terminal_snapshot")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    uuid_col(r, "terminal_id")?,
-                    r.try_get("seq")?,
-                    r.try_get("hash")?,
-                ))
-            })
-            .collect()
+    fn ingest_sink(&self) -> Arc<dyn crate::ingest::BatchSink> {
+        Arc::new(self.clone())
     }
 
     async fn latest_snapshot(&self, terminal_id: Uuid) -> StoreResult<Option<(i64, Snapshot)>> {
         let row = sqlx::query(
-            "SELECT s.seq, s.collected_at, s.uptime_secs, b.body FROM terminal_state s \
+            "SELECT s.seq, s.collected_at, s.uptime_secs, b.body FROM latest_report s \
              JOIN terminal_snapshot b ON b.terminal_id = s.terminal_id WHERE s.terminal_id = ?",
         )
         .bind(terminal_id.to_string())
@@ -418,6 +314,10 @@ impl Store for SqliteStore {
         self
     }
 
+    fn staff(&self) -> &dyn super::StaffStore {
+        self
+    }
+
     async fn starts(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StartRow>> {
         let rows = sqlx::query(
             "SELECT started_at, kind FROM starts WHERE terminal_id = ? \
@@ -429,11 +329,75 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|row| {
+                let kind: String = row.try_get("kind")?;
                 Ok(StartRow {
                     started_at: from_millis(row.try_get("started_at")?),
-                    kind: row.try_get("kind")?,
+                    kind: onshi_shared::StartKind::parse(&kind),
                 })
             })
             .collect()
+    }
+}
+
+#[async_trait]
+impl crate::ingest::BatchSink for SqliteStore {
+    async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {
+        // One write at a time over both connections: neither waits in SQLite's busy handler.
+        let _writes = self.writer.lock().await;
+        self.batch.write(rows)
+    }
+
+    fn sync_committed(&self) -> StoreResult<()> {
+        sync_file(&self.wal)
+    }
+
+    async fn report_hours_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<(Uuid, i64)>> {
+        let rows = sqlx::query("SELECT terminal_id, hour FROM report_hours WHERE hour >= ?")
+            .bind(super::hour_of(since))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((uuid_col(r, "terminal_id")?, r.try_get("hour")?)))
+            .collect()
+    }
+
+    async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>> {
+        let rows = sqlx::query("SELECT terminal_id, seq, hash FROM terminal_snapshot")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    uuid_col(r, "terminal_id")?,
+                    r.try_get("seq")?,
+                    r.try_get("hash")?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// What the store's unit tests start from.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+
+    use super::SqliteStore;
+    use crate::desk::Desk;
+    use crate::domain::Actor;
+
+    /// A clinic and the hash of an enrollment code for it, made through the desk.
+    pub async fn clinic_with_code(store: &SqliteStore) -> (i64, String) {
+        let desk = Desk::for_store(Arc::new(store.clone()));
+        let actor = Actor::CommandLine {
+            os_user: "test".into(),
+        };
+        let now = chrono::Utc::now();
+        let clinic = desk
+            .add_clinic(&actor, "さくら内科", "sakura@example.jp", now)
+            .await
+            .expect("clinic");
+        let code = desk.issue_code(&actor, clinic.id, now).await.expect("code");
+        (clinic.id, crate::enroll::hash_code(&code))
     }
 }

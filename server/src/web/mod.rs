@@ -1,10 +1,14 @@
-//! HTTP: the agent API (`/api/v1/...`), the dashboard, health and metrics.
+//! HTTP: the agent API (`/api/v1/...`), the dashboard (one module per resource), health and
+//! metrics. Handlers read through the store and change things only through [`crate::desk`].
 
-mod actions;
-mod api;
+mod account;
+mod alerts;
+pub mod api;
+mod audit;
 mod clinics;
-mod dashboard;
 mod format;
+mod outbox;
+mod overview;
 pub mod session;
 mod terminal;
 pub mod timeline;
@@ -20,9 +24,10 @@ use onshi_shared::{ApiError, limits};
 
 use crate::auth::LoginThrottle;
 use crate::config::Config;
+use crate::desk::Desk;
 use crate::enroll::TokenCache;
+use crate::evaluator::{ChangeSignal, FleetTally, SharedTally};
 use crate::ingest::{Ingest, Rejection};
-use crate::jobs::{ChangeSignal, FleetTally, SharedTally};
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -33,6 +38,8 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     pub config: Arc<Config>,
     pub throttle: Arc<LoginThrottle>,
+    /// Every staff action.
+    pub desk: Desk,
     /// A real argon2id hash to verify against when the user name is unknown (equal timing).
     pub dummy_hash: Arc<str>,
     /// Wakes the evaluator for terminals whose alerts staff changed.
@@ -55,7 +62,9 @@ impl AppState {
             d.max_failed_logins,
             chrono::Duration::minutes(i64::from(d.lockout_minutes)),
         );
+        let desk = Desk::new(store.clone(), changes.clone(), config.enrollment_code_days);
         Ok(AppState {
+            desk,
             store,
             ingest,
             tokens,
@@ -81,17 +90,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/report", post(api::report))
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES));
     let desk = Router::new()
-        .route("/", get(dashboard::overview))
-        .route("/api/desk/summary", get(dashboard::summary_json))
+        .route("/", get(overview::page))
+        .route("/api/desk/summary", get(overview::summary_json))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/terminals/{id}", get(terminal::page))
-        .route("/alerts", get(actions::alerts_page))
-        .route("/alerts/times", get(actions::times_page))
-        .route("/alerts/{id}/ack", post(actions::acknowledge))
-        .route("/alerts/{id}/resolve", post(actions::resolve))
-        .route("/alerts/{id}/note", post(actions::note))
-        .route("/silences", post(actions::silence))
+        .route("/alerts", get(alerts::alerts_page))
+        .route("/alerts/times", get(alerts::times_page))
+        .route("/alerts/{id}/ack", post(alerts::acknowledge))
+        .route("/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/alerts/{id}/note", post(alerts::note))
+        .route("/silences", post(alerts::silence))
+        .route("/silences/{id}/end", post(alerts::end_silence))
         .route("/clinics", get(clinics::list).post(clinics::create))
         .route("/clinics/new", get(clinics::new_form))
         .route("/clinics/{id}", get(clinics::page).post(clinics::update))
@@ -102,11 +112,11 @@ pub fn router(state: AppState) -> Router {
             "/clinics/{id}/contacts/{contact}/delete",
             post(clinics::delete_contact),
         )
-        .route("/outbox", get(clinics::outbox))
-        .route("/audit", get(clinics::audit))
+        .route("/outbox", get(outbox::page))
+        .route("/audit", get(audit::page))
         .route(
             "/account/password",
-            get(clinics::password_page).post(clinics::change_password),
+            get(account::password_page).post(account::change_password),
         )
         .route("/static/app.css", get(static_css))
         .route("/static/app.js", get(static_js))
@@ -117,7 +127,29 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(api::metrics))
         .merge(api)
         .merge(desk)
+        .layer(trace_layer())
         .with_state(state)
+}
+
+/// One span per request, named by the route it matched (`/terminals/{id}`, not the path with
+/// its ids), with the status and the time taken when the response is sent.
+fn trace_layer() -> tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    impl Fn(&axum::http::Request<axum::body::Body>) -> tracing::Span + Clone,
+> {
+    tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+            let route = request
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or("unmatched", axum::extract::MatchedPath::as_str);
+            tracing::info_span!("request", method = %request.method(), route)
+        })
+        .on_response(
+            tower_http::trace::DefaultOnResponse::new()
+                .level(tracing::Level::DEBUG)
+                .latency_unit(tower_http::LatencyUnit::Micros),
+        )
 }
 
 async fn static_css() -> Response {

@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use super::{AppState, PageFailure};
 use crate::auth::{self, hash_session, new_secret, same_secret};
-use crate::store::desk::{Role, SessionUser, StaffAudit};
+use crate::domain::{Actor, AuditRecord, Role, SessionUser};
+use crate::store::desk::NewSession;
 
 const COOKIE_SECURE: &str = "__Host-onshi_session";
 const COOKIE_PLAIN: &str = "onshi_session";
@@ -76,14 +77,11 @@ impl Staff {
         }
     }
 
-    pub fn audit(&self, what: String) -> StaffAudit {
-        StaffAudit {
-            at: Utc::now(),
-            actor: self.user.name.clone(),
-            user_id: Some(self.user.user_id),
-            terminal_id: None,
-            clinic_id: None,
-            what,
+    /// Who acts when this staff member changes something.
+    pub fn actor(&self) -> Actor {
+        Actor::Staff {
+            user_id: self.user.user_id,
+            name: self.user.name.clone(),
         }
     }
 }
@@ -319,24 +317,20 @@ pub async fn login(
     let id = new_secret();
     let hours = i64::from(state.config.dashboard.session_hours);
     let desk = state.store.desk();
-    desk.create_session(
-        &hash_session(&id),
-        user.id,
-        &new_secret(),
-        now,
-        now + Duration::hours(hours),
-        &addr,
-    )
-    .await?;
-    desk.record_audit(&StaffAudit {
-        at: now,
-        actor: user.name.clone(),
-        user_id: Some(user.id),
-        terminal_id: None,
-        clinic_id: None,
-        what: format!("ログイン ({addr})"),
-    })
-    .await?;
+    let actor = Actor::Staff {
+        user_id: user.id,
+        name: user.name.clone(),
+    };
+    let session = NewSession {
+        id_hash: hash_session(&id),
+        user_id: user.id,
+        csrf: new_secret(),
+        created_at: now,
+        expires_at: now + Duration::hours(hours),
+        address: addr.clone(),
+    };
+    let audit = AuditRecord::new(&actor, now, format!("ログイン ({addr})"));
+    desk.create_session(&session, &audit).await?;
     let mut response = Redirect::to(&next).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,

@@ -11,13 +11,14 @@ use chrono::{Duration, Utc};
 use onshi_shared::{Event, EventKind, Snapshot};
 use uuid::Uuid;
 
-use super::actions::AlertRow;
-use super::format::{
-    Nav, datetime_local, describe_event, duration_ja, opt_time_ja, start_kind_ja, time_ja,
-};
+use super::alerts::AlertRow;
+use super::audit::AuditLine;
+use super::format::{Nav, describe_event};
 use super::session::Staff;
 use super::timeline::{Timeline, TimelineEvent, TimelineStart, timeline_svg};
 use super::{AppState, PageFailure};
+use crate::domain::{compare_versions, effective_versions};
+use crate::jst::{datetime_local, duration_ja, opt_time_ja, time_ja};
 use crate::rules;
 use crate::store::desk::AlertQuery;
 
@@ -119,7 +120,7 @@ pub struct TerminalPage {
     pub silence_start: String,
     pub silence_end: String,
     pub events: Vec<EventRow>,
-    pub audit: Vec<EventRow>,
+    pub audit: Vec<AuditLine>,
 }
 
 /// `GET /terminals/{id}`
@@ -157,16 +158,11 @@ pub async fn page(
             limit: 100,
         })
         .await?;
-    let expected: HashMap<String, String> = {
-        let mut m = HashMap::new();
-        let rows = state.store.alerts().expected_versions().await?;
-        for source in ["fleet", "staff"] {
-            for r in rows.iter().filter(|r| r.source == source) {
-                m.insert(r.app.clone(), r.version.clone());
-            }
-        }
-        m
-    };
+    let expected: HashMap<String, String> =
+        effective_versions(&state.store.alerts().expected_versions().await?)
+            .into_iter()
+            .map(|(app, v)| (app, v.version))
+            .collect();
     let audit = desk.audit_rows(None, Some(id), 50).await?;
 
     let timeline_events: Vec<TimelineEvent<'_>> = events
@@ -178,11 +174,11 @@ pub async fn page(
             label: text,
         })
         .collect();
-    let timeline_starts: Vec<TimelineStart<'_>> = starts
+    let timeline_starts: Vec<TimelineStart> = starts
         .iter()
         .map(|s| TimelineStart {
             at: s.started_at,
-            kind: &s.kind,
+            kind: s.kind,
         })
         .collect();
     let timeline = timeline_svg(&Timeline {
@@ -199,15 +195,15 @@ pub async fn page(
         }),
         _ => None,
     });
-    let summary = detail.summary.as_ref();
+    let line = detail.line.as_ref();
     let mut page = TerminalPage {
         nav: Nav::new(&staff, "overview"),
         id: id.to_string(),
         hostname: detail.hostname,
         clinic_id: detail.clinic_id,
         clinic: detail.clinic_name,
-        state: summary.map_or("ok", |s| s.state.as_str()),
-        state_label: summary.map_or("未評価", |s| s.state.label_ja()),
+        state: line.map_or("ok", |s| s.state.as_str()),
+        state_label: line.map_or("未評価", |s| s.state.label_ja()),
         last_seen: detail.last_seen.map_or_else(|| "未受信".into(), time_ja),
         enrolled: time_ja(detail.enrolled_at),
         agent_version: detail.agent_version,
@@ -246,13 +242,7 @@ pub async fn page(
                 text: text.clone(),
             })
             .collect(),
-        audit: audit
-            .into_iter()
-            .map(|a| EventRow {
-                at: time_ja(a.at),
-                text: format!("{}: {}", a.actor, a.what),
-            })
-            .collect(),
+        audit: audit.into_iter().map(AuditLine::new).collect(),
     };
     if let Some(s) = &snapshot {
         fill_from_snapshot(&mut page, s, &expected, now);
@@ -268,7 +258,7 @@ fn fill_from_snapshot(
 ) {
     let u = &s.uptime;
     page.last_start = time_ja(u.last_start);
-    page.last_start_kind = start_kind_ja(crate::ingest::start_kind_name(u.last_start_kind));
+    page.last_start_kind = u.last_start_kind.label_ja();
     page.since_start = duration_ja(now - u.last_start);
     page.restart_overdue = now - u.last_start > rules::RESTART_WARNING;
     page.last_boot = time_ja(u.last_boot);
@@ -399,7 +389,7 @@ fn fill_from_snapshot(
                 name: a.name.clone(),
                 version: a.version.clone().unwrap_or_else(|| "—".into()),
                 expected: want.cloned().unwrap_or_default(),
-                behind: matches!((&a.version, want), (Some(v), Some(w)) if rules::compare_versions(v, w).is_lt()),
+                behind: matches!((&a.version, want), (Some(v), Some(w)) if compare_versions(v, w).is_lt()),
             }
         })
         .collect();

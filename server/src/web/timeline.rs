@@ -17,14 +17,15 @@
 use std::collections::{BTreeSet, HashSet};
 use std::fmt::{self, Write as _};
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use onshi_shared::StartKind;
 
-/// What kind of start: the strings stored in the database.
-/// "cold_boot" (restart or power-on from a real shutdown), "fast_startup" (Windows fast
-/// startup power-on), "resume" (from hibernation), anything else = unknown.
-pub struct TimelineStart<'a> {
+use crate::jst::{offset as jst, time_ja};
+
+/// A start of the terminal and its kind.
+pub struct TimelineStart {
     pub at: DateTime<Utc>,
-    pub kind: &'a str,
+    pub kind: StartKind,
 }
 
 /// A change event reported by the agent ("agent_started", "rebooted", "account_changed",
@@ -41,7 +42,7 @@ pub struct Timeline<'a> {
     pub now: DateTime<Utc>,
     /// Normally 30; clamped to 1..=366.
     pub days: i64,
-    pub starts: &'a [TimelineStart<'a>],
+    pub starts: &'a [TimelineStart],
     /// The start (UTC, truncated to the hour) of every hour in which at least one report arrived.
     pub report_hours: &'a [DateTime<Utc>],
     pub events: &'a [TimelineEvent<'a>],
@@ -70,16 +71,6 @@ const MIN_LABEL_GAP: f64 = 44.0;
 const MAX_LABEL_CHARS: usize = 120;
 
 const GREY: &str = "#9e9e9e";
-
-/// Japan has one time zone and no daylight saving time.
-fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).expect("+09:00 is a valid offset")
-}
-
-/// "2026-11-25 04:00" in JST.
-fn time_ja(t: DateTime<Utc>) -> String {
-    t.with_timezone(&jst()).format("%Y-%m-%d %H:%M").to_string()
-}
 
 /// The JST calendar day of an instant.
 fn jst_date(t: DateTime<Utc>) -> NaiveDate {
@@ -132,85 +123,51 @@ pub fn escape_xml(s: &str) -> String {
     out
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum StartKind {
-    Cold,
-    Fast,
-    Resume,
-    Unknown,
+/// The class of a start's marker.
+fn start_class(kind: StartKind) -> &'static str {
+    match kind {
+        StartKind::ColdBoot => "start-cold",
+        StartKind::FastStartup => "start-fast",
+        StartKind::Resume => "start-resume",
+        StartKind::Unknown => "start-unknown",
+    }
 }
 
-impl StartKind {
-    const ALL: [StartKind; 4] = [Self::Cold, Self::Fast, Self::Resume, Self::Unknown];
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "cold_boot" => Self::Cold,
-            "fast_startup" => Self::Fast,
-            "resume" => Self::Resume,
-            _ => Self::Unknown,
-        }
+/// The marker, centred on (x, y), with `title` (already escaped) as its tooltip.
+fn marker(kind: StartKind, out: &mut String, x: f64, y: f64, title: &str) -> fmt::Result {
+    let class = start_class(kind);
+    match kind {
+        StartKind::ColdBoot => write!(
+            out,
+            r##"<circle class="{class}" cx="{}" cy="{}" r="4.5" fill="#2e7d32">"##,
+            N(x),
+            N(y)
+        )?,
+        StartKind::FastStartup => write!(
+            out,
+            r##"<circle class="{class}" cx="{}" cy="{}" r="3.5" fill="#fff" stroke="#1565c0" stroke-width="2">"##,
+            N(x),
+            N(y)
+        )?,
+        StartKind::Resume => write!(
+            out,
+            r##"<path class="{class}" d="M{} {}l5 5-5 5-5-5z" fill="#f9a825">"##,
+            N(x),
+            N(y - 5.0)
+        )?,
+        StartKind::Unknown => write!(
+            out,
+            r#"<rect class="{class}" x="{}" y="{}" width="7" height="7" fill="{GREY}">"#,
+            N(x - 3.5),
+            N(y - 3.5)
+        )?,
     }
-
-    fn class(self) -> &'static str {
-        match self {
-            Self::Cold => "start-cold",
-            Self::Fast => "start-fast",
-            Self::Resume => "start-resume",
-            Self::Unknown => "start-unknown",
-        }
-    }
-
-    fn ja(self) -> &'static str {
-        match self {
-            Self::Cold => "再起動",
-            Self::Fast => "高速スタートアップ",
-            Self::Resume => "休止状態から復帰",
-            Self::Unknown => "不明",
-        }
-    }
-
-    /// Counts for the daily-restart rule: a real restart, or a power cycle via fast startup.
-    fn is_restart(self) -> bool {
-        matches!(self, Self::Cold | Self::Fast)
-    }
-
-    /// The marker, centred on (x, y), with `title` (already escaped) as its tooltip.
-    fn marker(self, out: &mut String, x: f64, y: f64, title: &str) -> fmt::Result {
-        let class = self.class();
-        match self {
-            Self::Cold => write!(
-                out,
-                r##"<circle class="{class}" cx="{}" cy="{}" r="4.5" fill="#2e7d32">"##,
-                N(x),
-                N(y)
-            )?,
-            Self::Fast => write!(
-                out,
-                r##"<circle class="{class}" cx="{}" cy="{}" r="3.5" fill="#fff" stroke="#1565c0" stroke-width="2">"##,
-                N(x),
-                N(y)
-            )?,
-            Self::Resume => write!(
-                out,
-                r##"<path class="{class}" d="M{} {}l5 5-5 5-5-5z" fill="#f9a825">"##,
-                N(x),
-                N(y - 5.0)
-            )?,
-            Self::Unknown => write!(
-                out,
-                r#"<rect class="{class}" x="{}" y="{}" width="7" height="7" fill="{GREY}">"#,
-                N(x - 3.5),
-                N(y - 3.5)
-            )?,
-        }
-        let tag = match self {
-            Self::Cold | Self::Fast => "circle",
-            Self::Resume => "path",
-            Self::Unknown => "rect",
-        };
-        write!(out, "<title>{title}</title></{tag}>")
-    }
+    let tag = match kind {
+        StartKind::ColdBoot | StartKind::FastStartup => "circle",
+        StartKind::Resume => "path",
+        StartKind::Unknown => "rect",
+    };
+    write!(out, "<title>{title}</title></{tag}>")
 }
 
 /// Known event kinds: (database string, Japanese name, colour).
@@ -335,7 +292,7 @@ fn render(t: &Timeline<'_>, out: &mut String) -> fmt::Result {
     let restart_days: BTreeSet<NaiveDate> = t
         .starts
         .iter()
-        .filter(|s| axis.contains(s.at) && StartKind::parse(s.kind).is_restart())
+        .filter(|s| axis.contains(s.at) && s.kind.counts_as_restart())
         .map(|s| jst_date(s.at))
         .collect();
     // A day counts only if the terminal was on (it reported that day): a PC switched off over
@@ -484,12 +441,8 @@ fn render(t: &Timeline<'_>, out: &mut String) -> fmt::Result {
     out.push_str(r#"<g class="lane-starts-data">"#);
     let start_y = START_TOP + START_H / 2.0;
     for s in t.starts.iter().filter(|s| axis.contains(s.at)) {
-        let kind = StartKind::parse(s.kind);
-        let mut title = format!("{} {}", time_ja(s.at), kind.ja());
-        if kind == StartKind::Unknown && !s.kind.is_empty() {
-            write!(title, "（{}）", short_label(s.kind))?;
-        }
-        kind.marker(out, axis.x(s.at), start_y, &escape_xml(&title))?;
+        let title = format!("{} {}", time_ja(s.at), s.kind.label_ja());
+        marker(s.kind, out, axis.x(s.at), start_y, &escape_xml(&title))?;
     }
     out.push_str("</g>");
 
@@ -537,15 +490,15 @@ fn legend(out: &mut String) -> fmt::Result {
         N(y + 4.0)
     )?;
     for kind in StartKind::ALL {
-        kind.marker(out, x + 5.0, y, kind.ja())?;
+        marker(kind, out, x + 5.0, y, kind.label_ja())?;
         write!(
             out,
             r##"<text x="{}" y="{}" fill="#333">{}</text>"##,
             N(x + 14.0),
             N(y + 4.0),
-            kind.ja()
+            kind.label_ja()
         )?;
-        x += 14.0 + text_width(kind.ja(), SIZE) + GAP;
+        x += 14.0 + text_width(kind.label_ja(), SIZE) + GAP;
     }
     for (class, text, fill, opacity) in [
         ("reports", "受信あり", "#64b5f6", ""),
@@ -609,7 +562,7 @@ mod tests {
 
     fn draw(
         now: &str,
-        starts: &[TimelineStart<'_>],
+        starts: &[TimelineStart],
         report_hours: &[DateTime<Utc>],
         events: &[TimelineEvent<'_>],
     ) -> String {
@@ -683,8 +636,11 @@ mod tests {
         assert!(stack.is_empty(), "unclosed {stack:?}");
     }
 
-    fn start(at: &str, kind: &'static str) -> TimelineStart<'static> {
-        TimelineStart { at: utc(at), kind }
+    fn start(at: &str, kind: &'static str) -> TimelineStart {
+        TimelineStart {
+            at: utc(at),
+            kind: StartKind::parse(kind),
+        }
     }
 
     fn event(at: &str, kind: &'static str, label: &'static str) -> TimelineEvent<'static> {
@@ -696,12 +652,15 @@ mod tests {
     }
 
     /// A start at 12:00 JST on the given day of November 2026.
-    fn nov_noon(day: u32, kind: &'static str) -> TimelineStart<'static> {
+    fn nov_noon(day: u32, kind: &'static str) -> TimelineStart {
         let at = Utc
             .with_ymd_and_hms(2026, 11, day, 3, 0, 0)
             .single()
             .expect("valid test date");
-        TimelineStart { at, kind }
+        TimelineStart {
+            at,
+            kind: StartKind::parse(kind),
+        }
     }
 
     #[test]
@@ -933,7 +892,6 @@ mod tests {
         let svg = draw(NOW_MIDNIGHT, &starts, &[], &events);
         assert!(!svg.to_ascii_lowercase().contains("<script"));
         assert!(svg.contains("アプリ更新 — &lt;script&gt;alert(1)&lt;/script&gt;</title>"));
-        assert!(svg.contains("不明（&lt;script&gt;alert(2)&lt;/script&gt;）</title>"));
         // An unknown kind never reaches a class attribute.
         assert!(!svg.contains(r#"onload=""#));
         assert_eq!(count(&svg, "event-unknown"), 1);
@@ -971,7 +929,7 @@ mod tests {
             ),
             ("resume", "start-resume", "<path", "休止状態から復帰"),
             ("", "start-unknown", "<rect", "不明"),
-            ("warm_boot", "start-unknown", "<rect", "不明（warm_boot）"),
+            ("warm_boot", "start-unknown", "<rect", "不明"),
         ];
         for (kind, class, element, ja) in cases {
             let svg = draw(
@@ -1025,7 +983,7 @@ mod tests {
 
     #[test]
     fn days_without_a_restart_are_marked() {
-        let cases: Vec<(&str, Vec<TimelineStart<'static>>, usize)> = vec![
+        let cases: Vec<(&str, Vec<TimelineStart>, usize)> = vec![
             ("no starts", vec![], 30),
             (
                 "cold boots on 4 days",
@@ -1219,13 +1177,13 @@ mod tests {
         let from = now - Duration::days(30);
         let hours: Vec<DateTime<Utc>> = (0..720).map(|n| from + Duration::hours(n)).collect();
         // One start a day at 04:00 JST, alternating cold boot and fast startup.
-        let starts: Vec<TimelineStart<'static>> = (0..30)
+        let starts: Vec<TimelineStart> = (0..30)
             .map(|d| TimelineStart {
                 at: from + Duration::days(d) + Duration::hours(4),
                 kind: if d % 2 == 0 {
-                    "cold_boot"
+                    StartKind::ColdBoot
                 } else {
-                    "fast_startup"
+                    StartKind::FastStartup
                 },
             })
             .collect();

@@ -5,20 +5,17 @@
 //!
 //! `cargo run --release -p onshi-e2e --bin eval-bench -- --terminals 250000`
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
 use clap::Parser;
-use onshi_e2e::DashboardSession;
-use onshi_server::config::{DbArgs, FileConfig};
-use onshi_server::enroll::{hash_code, issue_code};
-use onshi_server::jobs::Evaluator;
-use onshi_server::notify::Composer;
+use onshi_e2e::DeskClient;
+use onshi_server::desk::{Desk, new_clinic};
+use onshi_server::domain::{Actor, Role};
+use onshi_server::enroll::hash_code;
+use onshi_server::evaluator::Evaluator;
 use onshi_server::store::NewTerminal;
-use onshi_server::store::alerts::ClinicSettings;
-use onshi_server::store::desk::{ClinicDetail, Role};
 use onshi_server::{Application, Config, ingest};
 use onshi_shared::sample;
 use uuid::Uuid;
@@ -46,12 +43,16 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     onshi_server::install_crypto_provider();
     let work = tempfile::tempdir()?;
-    let db = DbArgs {
-        data_dir: Some(work.path().to_path_buf()),
-        ..Default::default()
+    let config = Config {
+        data_dir: work.path().to_path_buf(),
+        ..Config::default()
     };
-    let config = Config::resolve(FileConfig::default(), &db, None)?;
-    let store = onshi_server::store::connect(&config.database).await?;
+    let store = onshi_server::store::connect(&config.database()?).await?;
+    let desk = Desk::for_store(store.clone());
+    let actor = Actor::CommandLine {
+        os_user: "bench".into(),
+    };
+    let sink = store.ingest_sink();
     let now = Utc::now();
     let setup = Instant::now();
     let mut report = sample::report_with(1, sample::snapshot_at(now));
@@ -63,31 +64,11 @@ async fn main() -> Result<()> {
         if made >= args.terminals {
             break;
         }
-        let detail = ClinicDetail {
-            settings: ClinicSettings {
-                id: 0,
-                name: format!("ベンチ医院{c:05}"),
-                email: format!("c{c}@example.jp"),
-                hours: Default::default(),
-                desk_name: None,
-                desk_phone: None,
-                prefecture: Some(PREFECTURES[c % PREFECTURES.len()].into()),
-            },
-            code: Some(format!("13{c:08}")),
-            phone: None,
-            notes: String::new(),
-        };
-        let id = store
-            .desk()
-            .save_clinic(&detail, now)
-            .await?
-            .context("bench clinic")?;
-        let clinic = onshi_server::store::Clinic {
-            id,
-            name: detail.settings.name.clone(),
-            email: detail.settings.email.clone(),
-        };
-        let code = issue_code(store.as_ref(), &clinic, now, 1).await?;
+        let mut detail = new_clinic(&format!("ベンチ医院{c:05}"), &format!("c{c}@example.jp"));
+        detail.settings.prefecture = Some(PREFECTURES[c % PREFECTURES.len()].into());
+        detail.code = Some(format!("13{c:08}"));
+        let id = desk.save_clinic(&actor, &detail, now).await?;
+        let code = desk.issue_code(&actor, id, now).await?;
         let n = per_clinic.min(args.terminals - made);
         let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
         first_terminal = first_terminal.or(ids.first().copied());
@@ -118,23 +99,17 @@ async fn main() -> Result<()> {
                 ingest::prepare(r, *id, now)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        store.write_batch(&rows).await?;
+        sink.write_batch(&rows).await?;
         made += n;
     }
-    store.sync_committed()?;
+    sink.sync_committed()?;
     eprintln!(
         "{} terminals stored in {:.1} s",
         args.terminals,
         setup.elapsed().as_secs_f64()
     );
 
-    let mut evaluator = Evaluator::new(
-        store.clone(),
-        config.policy.clone(),
-        config.offline_after_intervals,
-        config.evaluator.clone(),
-        Arc::new(Composer::new(config.mail.clone())),
-    );
+    let mut evaluator = Evaluator::from_config(store.clone(), &config);
     println!(
         "| pass | terminals | findings | alert changes | time | resident memory after |\n|---|---|---|---|---|---|"
     );
@@ -155,7 +130,7 @@ async fn main() -> Result<()> {
 
     if args.requests > 0 {
         let first = first_terminal.context("no terminals")?;
-        dashboard(store, config, first, args.requests, slowest * 2).await?;
+        dashboard(desk, config, first, args.requests, slowest * 2).await?;
     }
     Ok(())
 }
@@ -175,30 +150,33 @@ fn resident() -> String {
 /// evaluator makes one full pass at start-up (its counts feed the overview) and no more while
 /// the pages are timed.
 async fn dashboard(
-    store: Arc<dyn onshi_server::store::Store>,
+    desk: Desk,
     mut config: Config,
     terminal: Uuid,
     requests: usize,
     settle: std::time::Duration,
 ) -> Result<()> {
     const PASSWORD: &str = "benchmark password";
-    onshi_server::auth::add_user(
-        store.as_ref(),
+    let actor = Actor::CommandLine {
+        os_user: "bench".into(),
+    };
+    desk.add_user(
+        &actor,
         "bench",
         Role::Viewer,
         Some(PASSWORD.into()),
         Utc::now(),
     )
     .await?;
-    config.evaluator.interval = std::time::Duration::from_secs(3600);
+    config.alerts.evaluate_every_secs = 3600;
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let app = Application::build_with_store(config, store).await?;
+    let app = Application::build_with_store(config, desk.store().clone()).await?;
     let base = format!("http://{}", app.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let desk = DashboardSession::login(&base, "bench", PASSWORD)
+    let client = DeskClient::login(&base, "bench", PASSWORD)
         .await
         .context("logging in")?;
     // Let the start-up pass finish before timing anything.
@@ -242,10 +220,10 @@ async fn dashboard(
     for (what, path) in pages {
         let mut times = Vec::with_capacity(requests);
         let mut bytes = 0;
-        desk.page(&path).await.context(path.clone())?;
+        client.try_page(&path).await.context(path.clone())?;
         for _ in 0..requests {
             let started = Instant::now();
-            let page = desk.page(&path).await.context(path.clone())?;
+            let page = client.try_page(&path).await.context(path.clone())?;
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             bytes = page.len();
         }

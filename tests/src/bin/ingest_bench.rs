@@ -18,8 +18,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use chrono::Utc;
 use clap::Parser;
-use onshi_server::config::{DbArgs, FileConfig};
-use onshi_server::enroll::{hash_code, hash_token, issue_code, new_token};
+use onshi_server::desk::Desk;
+use onshi_server::domain::Actor;
+use onshi_server::enroll::{hash_code, hash_token, new_token};
 use onshi_server::store::NewTerminal;
 use onshi_server::{Application, Config, ingest};
 use onshi_shared::sample;
@@ -192,22 +193,27 @@ async fn main() -> Result<()> {
     onshi_server::install_crypto_provider();
     let work = tempfile::tempdir()?;
     let data = work.path().join("data");
-    let db = DbArgs {
-        data_dir: Some(data.clone()),
-        ..Default::default()
+    let mut config = Config {
+        data_dir: data.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        ..Config::default()
     };
-    let mut config = Config::resolve(FileConfig::default(), &db, Some("127.0.0.1:0".parse()?))?;
     // Ingest alone: the alert evaluator is measured on its own.
-    config.evaluator.enabled = false;
+    config.alerts.enabled = false;
 
     // Enroll the fleet in bulk through the store, as an installer's batch would.
     let setup = Instant::now();
-    let store = onshi_server::store::connect(&config.database).await?;
+    let store = onshi_server::store::connect(&config.database()?).await?;
     let now = Utc::now();
-    let clinic = store
-        .create_clinic("ベンチマーク医院", "bench@example.jp", now)
+    let desk = Desk::for_store(store.clone());
+    let actor = Actor::CommandLine {
+        os_user: "bench".into(),
+    };
+    let clinic = desk
+        .add_clinic(&actor, "ベンチマーク医院", "bench@example.jp", now)
         .await?;
-    let code = issue_code(store.as_ref(), &clinic, now, 1).await?;
+    let code = desk.issue_code(&actor, clinic.id, now).await?;
+    let sink = store.ingest_sink();
     let mut lines = String::with_capacity(args.terminals * 102);
     let mut batch = Vec::with_capacity(10_000);
     for n in 0..args.terminals {
@@ -241,12 +247,13 @@ async fn main() -> Result<()> {
         let id: Uuid = line.split(' ').next().unwrap_or_default().parse()?;
         rows.push(ingest::prepare(report.clone(), id, now)?);
         if rows.len() == 1000 {
-            store.write_batch(&rows).await?;
+            sink.write_batch(&rows).await?;
             rows.clear();
         }
     }
-    store.write_batch(&rows).await?;
-    drop(store);
+    sink.write_batch(&rows).await?;
+    sink.sync_committed()?;
+    drop((sink, desk, store));
     let snapshot_json = serde_json::to_string(&snapshot)?;
     let report_size = snapshot_json.len() + 120;
     std::fs::write(work.path().join("snapshot.json"), &snapshot_json)?;

@@ -12,8 +12,12 @@ use uuid::Uuid;
 
 use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
 use crate::Error;
-use crate::calendar::{BusinessHours, format_weekdays, parse_weekdays};
-use crate::rules::{AuditEntry, Severity, TerminalState};
+use crate::calendar::{BusinessHours, parse_weekdays};
+use crate::domain::{
+    AUTO_ACTOR, Alert, AlertAction, AlertStatus, ClinicSettings, ExpectedVersionRow, HistoryEntry,
+    MailKind, NewMail, OutboxCounts, OutboxMail, RuleKey, Severity, Silence, VersionSource,
+};
+use crate::rules::{AuditEntry, RuleInput};
 use crate::store::alerts::*;
 use crate::store::{StoreResult, from_millis, millis};
 
@@ -30,11 +34,13 @@ pub(super) fn opt_time(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc
 pub(super) fn alert_from(row: &SqliteRow) -> Result<Alert, Error> {
     let severity: String = row.try_get("severity")?;
     let status: String = row.try_get("status")?;
+    let rule: String = row.try_get("rule")?;
     Ok(Alert {
         id: row.try_get("id")?,
         terminal_id: uuid_col(row, "terminal_id")?,
         clinic_id: row.try_get("clinic_id")?,
-        rule: row.try_get("rule")?,
+        rule: RuleKey::parse(&rule)
+            .ok_or_else(|| Error::Corrupt(format!("alert rule {rule:?}")))?,
         severity: Severity::parse(&severity)
             .ok_or_else(|| Error::Corrupt(format!("alert severity {severity:?}")))?,
         status: AlertStatus::parse(&status)
@@ -104,50 +110,29 @@ impl AlertStore for SqliteStore {
             .collect::<Result<_, _>>()?)
     }
 
-    async fn set_clinic_settings(&self, c: &ClinicSettings) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE clinics SET name = ?, email = ?, open_minute = ?, close_minute = ?, \
-             closed_weekdays = ?, closed_on_holidays = ?, desk_name = ?, desk_phone = ?, \
-             prefecture = ? WHERE id = ?",
-        )
-        .bind(&c.name)
-        .bind(&c.email)
-        .bind(minute_of(c.hours.open))
-        .bind(minute_of(c.hours.close))
-        .bind(format_weekdays(&c.hours.closed_weekdays))
-        .bind(c.hours.closed_on_holidays)
-        .bind(&c.desk_name)
-        .bind(&c.desk_phone)
-        .bind(&c.prefecture)
-        .bind(c.id)
-        .execute(&mut *self.writer.lock().await)
-        .await?;
-        self.flush_wal().await
-    }
-
-    async fn terminal_states(
+    async fn rule_inputs(
         &self,
-        selection: StateSelection<'_>,
+        selection: InputSelection<'_>,
         events_since: DateTime<Utc>,
         cache: &SnapshotCache,
-    ) -> StoreResult<Vec<TerminalState>> {
+    ) -> StoreResult<Vec<RuleInput>> {
         // Step 1: the small columns of every selected terminal, with its body's hash.
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT t.id, t.clinic_id, t.enrolled_at, s.received_at, s.collected_at, b.hash \
              FROM terminals t \
-             LEFT JOIN terminal_state s ON s.terminal_id = t.id \
+             LEFT JOIN latest_report s ON s.terminal_id = t.id \
              LEFT JOIN terminal_snapshot b INDEXED BY terminal_snapshot_hash \
                ON b.terminal_id = t.id \
              WHERE t.revoked_at IS NULL ",
         );
         match selection {
-            StateSelection::Page { after, limit } => {
+            InputSelection::Page { after, limit } => {
                 if let Some(after) = after {
                     q.push("AND t.id > ").push_bind(after.to_string());
                 }
                 q.push(" ORDER BY t.id LIMIT ").push_bind(limit);
             }
-            StateSelection::Ids(ids) => {
+            InputSelection::Ids(ids) => {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -216,7 +201,7 @@ impl AlertStore for SqliteStore {
             for (terminal_id, clinic_id, enrolled_at, last_seen, collected, _) in heads {
                 let snapshot = collected.and(known.get(&terminal_id).map(|k| k.1.clone()));
                 index.insert(terminal_id, states.len());
-                states.push(TerminalState {
+                states.push(RuleInput {
                     terminal_id,
                     clinic_id,
                     enrolled_at,
@@ -233,13 +218,13 @@ impl AlertStore for SqliteStore {
         let mut q: QueryBuilder<Sqlite> =
             QueryBuilder::new("SELECT terminal_id, body FROM events WHERE ");
         match selection {
-            StateSelection::Page { .. } => {
+            InputSelection::Page { .. } => {
                 q.push("terminal_id BETWEEN ")
                     .push_bind(first.terminal_id.to_string())
                     .push(" AND ")
                     .push_bind(last.terminal_id.to_string());
             }
-            StateSelection::Ids(ids) => {
+            InputSelection::Ids(ids) => {
                 q.push("terminal_id IN ");
                 push_ids(&mut q, ids);
             }
@@ -268,7 +253,11 @@ impl AlertStore for SqliteStore {
             .map(|r| {
                 Ok(ExpectedVersionRow {
                     app: r.try_get("app")?,
-                    source: r.try_get("source")?,
+                    source: {
+                        let source: String = r.try_get("source")?;
+                        VersionSource::parse(&source)
+                            .ok_or_else(|| Error::Corrupt(format!("version source {source:?}")))?
+                    },
                     version: r.try_get("version")?,
                     since: from_millis(r.try_get("since")?),
                 })
@@ -276,38 +265,25 @@ impl AlertStore for SqliteStore {
             .collect()
     }
 
-    async fn set_expected_version(
+    async fn set_fleet_version(
         &self,
         app: &str,
-        source: &str,
-        version: Option<&str>,
+        version: &str,
         since: DateTime<Utc>,
-        by: &str,
     ) -> StoreResult<()> {
-        match version {
-            Some(v) => {
-                sqlx::query(
-                    "INSERT INTO expected_versions (app, source, version, since, set_by) \
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, source) DO UPDATE SET \
-                     version = excluded.version, since = excluded.since, set_by = excluded.set_by \
-                     WHERE expected_versions.version <> excluded.version",
-                )
-                .bind(app)
-                .bind(source)
-                .bind(v)
-                .bind(millis(since))
-                .bind(by)
-                .execute(&mut *self.writer.lock().await)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM expected_versions WHERE app = ? AND source = ?")
-                    .bind(app)
-                    .bind(source)
-                    .execute(&mut *self.writer.lock().await)
-                    .await?;
-            }
-        }
+        sqlx::query(
+            "INSERT INTO expected_versions (app, source, version, since, set_by) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, source) DO UPDATE SET \
+             version = excluded.version, since = excluded.since, set_by = excluded.set_by \
+             WHERE expected_versions.version <> excluded.version",
+        )
+        .bind(app)
+        .bind(VersionSource::Fleet.as_str())
+        .bind(version)
+        .bind(millis(since))
+        .bind(VersionSource::Fleet.as_str())
+        .execute(&mut *self.writer.lock().await)
+        .await?;
         self.flush_wal().await
     }
 
@@ -377,7 +353,7 @@ impl AlertStore for SqliteStore {
                 let a = &c.alert;
                 b.push_bind(a.terminal_id.to_string())
                     .push_bind(a.clinic_id)
-                    .push_bind(a.rule.clone())
+                    .push_bind(a.rule.as_str())
                     .push_bind(a.severity.as_str())
                     .push_bind(a.status.as_str())
                     .push_bind(a.detail.clone())
@@ -413,7 +389,7 @@ impl AlertStore for SqliteStore {
             let mut history = Vec::new();
             let mut mails = Vec::new();
             for c in chunk {
-                let key = (c.alert.terminal_id, c.alert.rule.clone());
+                let key = (c.alert.terminal_id, c.alert.rule.as_str().to_string());
                 let Some(&(id, times_opened)) = ids.get(&key) else {
                     return Err(Error::Corrupt(format!(
                         "alert upsert returned no row for {key:?}"
@@ -462,64 +438,6 @@ impl AlertStore for SqliteStore {
         self.flush_wal().await
     }
 
-    async fn acknowledge_alert(
-        &self,
-        id: i64,
-        who: &str,
-        note: &str,
-        until: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        let done = sqlx::query(
-            "UPDATE alerts SET status = 'acknowledged', ack_by = ?, ack_note = ?, ack_until = ?, \
-             updated_at = ? WHERE id = ? AND status <> 'resolved'",
-        )
-        .bind(who)
-        .bind(note)
-        .bind(until.map(millis))
-        .bind(millis(now))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        history(&mut tx, id, now, who, "acknowledged", note).await?;
-        tx.commit().await?;
-        self.flush_wal().await?;
-        Ok(true)
-    }
-
-    async fn resolve_alert(
-        &self,
-        id: i64,
-        who: &str,
-        note: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        let done = sqlx::query(
-            "UPDATE alerts SET status = 'resolved', resolved_at = ?, resolved_by = ?, \
-             updated_at = ?, clear_since = NULL WHERE id = ? AND status <> 'resolved'",
-        )
-        .bind(millis(now))
-        .bind(who)
-        .bind(millis(now))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        history(&mut tx, id, now, who, "resolved", note).await?;
-        tx.commit().await?;
-        self.flush_wal().await?;
-        Ok(true)
-    }
-
     async fn alert_history(&self, id: i64) -> StoreResult<Vec<HistoryEntry>> {
         let rows = sqlx::query(
             "SELECT at, actor, action, severity, note FROM alert_history WHERE alert_id = ? \
@@ -539,29 +457,6 @@ impl AlertStore for SqliteStore {
                 })
             })
             .collect()
-    }
-
-    async fn add_silence(&self, s: &Silence, now: DateTime<Utc>) -> StoreResult<i64> {
-        if s.terminal_id.is_some() == s.clinic_id.is_some() || s.ends_at <= s.starts_at {
-            return Err(Error::Config(
-                "a silence covers one terminal or one clinic, and ends after it starts".into(),
-            ));
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO silences (terminal_id, clinic_id, starts_at, ends_at, reason, \
-             created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(s.terminal_id.map(|t| t.to_string()))
-        .bind(s.clinic_id)
-        .bind(millis(s.starts_at))
-        .bind(millis(s.ends_at))
-        .bind(&s.reason)
-        .bind(&s.created_by)
-        .bind(millis(now))
-        .fetch_one(&mut *self.writer.lock().await)
-        .await?;
-        self.flush_wal().await?;
-        Ok(id)
     }
 
     async fn active_silences(&self, now: DateTime<Utc>) -> StoreResult<Vec<Silence>> {
@@ -588,22 +483,6 @@ impl AlertStore for SqliteStore {
                     reason: r.try_get("reason")?,
                     created_by: r.try_get("created_by")?,
                 })
-            })
-            .collect()
-    }
-
-    async fn audit_log(&self, limit: i64) -> StoreResult<Vec<(DateTime<Utc>, String, String)>> {
-        let rows = sqlx::query("SELECT at, actor, what FROM audit_log ORDER BY id DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    from_millis(r.try_get("at")?),
-                    r.try_get("actor")?,
-                    r.try_get("what")?,
-                ))
             })
             .collect()
     }
@@ -643,9 +522,11 @@ impl AlertStore for SqliteStore {
         let mut mails = rows
             .iter()
             .map(|r| {
+                let kind: String = r.try_get("kind")?;
                 Ok(OutboxMail {
                     id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
+                    kind: MailKind::parse(&kind)
+                        .ok_or_else(|| Error::Corrupt(format!("mail kind {kind:?}")))?,
                     recipient: r.try_get("recipient")?,
                     subject: r.try_get("subject")?,
                     message_id: r.try_get("message_id")?,
@@ -768,7 +649,7 @@ async fn insert_mails(
              body_text, body_html, dedupe_key, status, next_attempt_at, created_at) ",
         );
         q.push_values(chunk, |mut b, (alert_id, m)| {
-            b.push_bind(m.kind.clone())
+            b.push_bind(m.kind.as_str())
                 .push_bind(m.clinic_id)
                 .push_bind(*alert_id)
                 .push_bind(m.recipient.clone())
@@ -777,7 +658,7 @@ async fn insert_mails(
                 .push_bind(m.body_text.clone())
                 .push_bind(m.body_html.clone())
                 .push_bind(m.dedupe_key.clone())
-                .push_bind("pending")
+                .push_bind(crate::domain::OutboxStatus::Pending.as_str())
                 .push_bind(millis(now))
                 .push_bind(millis(now));
         });

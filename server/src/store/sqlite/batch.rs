@@ -19,7 +19,7 @@ use super::{BUSY_TIMEOUT, PRAGMAS};
 use crate::Error;
 use crate::store::{IngestRow, StoreResult, hour_of, latest_per_terminal, millis};
 
-const UPSERT_STATE: &str = "INSERT INTO terminal_state (terminal_id, seq, received_at, \
+const UPSERT_STATE: &str = "INSERT INTO latest_report (terminal_id, seq, received_at, \
      collected_at, uptime_secs, hostname, last_start, last_start_kind, last_boot, cert_not_after) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
      ON CONFLICT (terminal_id) DO UPDATE SET seq = excluded.seq, \
@@ -27,7 +27,7 @@ const UPSERT_STATE: &str = "INSERT INTO terminal_state (terminal_id, seq, receiv
      uptime_secs = excluded.uptime_secs, hostname = excluded.hostname, \
      last_start = excluded.last_start, last_start_kind = excluded.last_start_kind, \
      last_boot = excluded.last_boot, cert_not_after = excluded.cert_not_after \
-     WHERE excluded.seq > terminal_state.seq";
+     WHERE excluded.seq > latest_report.seq";
 
 /// A late, older report must not overwrite a newer body: compare with the state row, which
 /// the statement above already brought to the newest seq.
@@ -35,7 +35,7 @@ const UPSERT_BODY: &str = "INSERT INTO terminal_snapshot (terminal_id, seq, hash
      VALUES (?1, ?2, ?3, ?4) \
      ON CONFLICT (terminal_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
      body = excluded.body WHERE terminal_snapshot.hash <> excluded.hash AND excluded.seq >= \
-     (SELECT seq FROM terminal_state WHERE terminal_id = excluded.terminal_id)";
+     (SELECT seq FROM latest_report WHERE terminal_id = excluded.terminal_id)";
 
 const INSERT_EVENT: &str = "INSERT INTO events (id, terminal_id, seq, at, received_at, kind, body) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING";
@@ -99,7 +99,7 @@ fn write_rows(conn: &Connection, rows: &[IngestRow]) -> StoreResult<()> {
             r.uptime_secs,
             r.hostname,
             millis(r.last_start),
-            r.last_start_kind,
+            r.last_start_kind.as_str(),
             millis(r.last_boot),
             r.cert_not_after.map(millis),
         ])?;
@@ -145,11 +145,11 @@ fn write_rows(conn: &Connection, rows: &[IngestRow]) -> StoreResult<()> {
 mod tests {
     use std::sync::Arc;
 
-    use chrono::{Duration, Utc};
+    use chrono::Utc;
     use onshi_shared::sample;
     use uuid::Uuid;
 
-    use crate::ingest::prepare;
+    use crate::ingest::{BatchSink, prepare};
     use crate::store::{NewTerminal, SqliteStore, Store};
 
     fn terminal(id: Uuid) -> NewTerminal {
@@ -162,8 +162,8 @@ mod tests {
         }
     }
 
-    /// A store with `n` enrolled terminals (enrollment code "code", valid for a day).
-    async fn enrolled(n: usize) -> (tempfile::TempDir, Arc<SqliteStore>, Vec<Uuid>) {
+    /// A store with `n` enrolled terminals, and the hash of the code they enrolled with.
+    async fn enrolled(n: usize) -> (tempfile::TempDir, Arc<SqliteStore>, Vec<Uuid>, String) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(
             SqliteStore::open(&dir.path().join("t.db"))
@@ -171,22 +171,15 @@ mod tests {
                 .expect("open"),
         );
         let now = Utc::now();
-        let clinic = store
-            .create_clinic("さくら内科", "sakura@example.jp", now)
-            .await
-            .expect("clinic");
-        store
-            .add_enrollment_code(clinic.id, "code", now, now + Duration::days(1))
-            .await
-            .expect("code");
+        let (_, code) = super::super::test_support::clinic_with_code(&store).await;
         let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
         let terminals: Vec<NewTerminal> = ids.iter().copied().map(terminal).collect();
         store
-            .enroll("code", &terminals, now)
+            .enroll(&code, &terminals, now)
             .await
             .expect("enroll")
             .expect("clinic of the code");
-        (dir, store, ids)
+        (dir, store, ids, code)
     }
 
     fn row(id: Uuid, seq: u64) -> crate::store::IngestRow {
@@ -199,7 +192,7 @@ mod tests {
     /// know), nothing of the batch is stored, and the connection takes the next batch.
     #[tokio::test]
     async fn a_failed_batch_stores_nothing_and_the_next_one_succeeds() {
-        let (_dir, store, ids) = enrolled(1).await;
+        let (_dir, store, ids, _) = enrolled(1).await;
         let known = ids[0];
         let failed = store
             .write_batch(&[row(known, 1), row(Uuid::now_v7(), 1)])
@@ -230,7 +223,7 @@ mod tests {
     /// which the busy timeout does not retry).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ingest_batches_and_other_writes_take_turns() {
-        let (_dir, store, reporting) = enrolled(20).await;
+        let (_dir, store, reporting, code) = enrolled(20).await;
         const BATCHES: u64 = 300;
         let batches = {
             let (store, ids) = (store.clone(), reporting.clone());
@@ -246,7 +239,7 @@ mod tests {
         while !batches.is_finished() {
             let more = [terminal(Uuid::now_v7()), terminal(Uuid::now_v7())];
             store
-                .enroll("code", &more, Utc::now())
+                .enroll(&code, &more, Utc::now())
                 .await
                 .expect("enrollment while batches commit")
                 .expect("clinic of the code");

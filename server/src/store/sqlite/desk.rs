@@ -1,4 +1,4 @@
-//! [`DeskStore`] for SQLite. The overview reads `terminal_status` only through its indexes:
+//! [`DeskStore`] for SQLite. The overview reads `overview_line` only through its indexes:
 //! every filter and every sort order has one, so a page costs the same at 250,000 terminals as
 //! at 300.
 
@@ -8,30 +8,31 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::alerts::{alert_from, clinic_settings_from, history, minute_of, opt_time};
+use super::alerts::{alert_from, clinic_settings_from, opt_time};
 use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
 use crate::Error;
-use crate::calendar::format_weekdays;
+use crate::domain::{
+    AuditRecord, AuditRow, BackupKind, ClinicDetail, Contact, MailKind, OutboxRow, OutboxStatus,
+    OverviewLine, OverviewState, Role, RuleKey, SessionUser, User,
+};
 use crate::store::desk::*;
 use crate::store::{StoreResult, from_millis, millis};
 
-const SUMMARY_COLUMNS: &str = "ts.terminal_id, ts.clinic_id, ts.clinic_name, ts.prefecture, \
+const LINE_COLUMNS: &str = "ts.terminal_id, ts.clinic_id, ts.clinic_name, ts.prefecture, \
      ts.hostname, ts.state_rank, ts.open_alerts, ts.open_rules, ts.apps_behind, ts.backup, ts.last_start, \
      ts.cert_not_after";
 
-fn summary_from(r: &SqliteRow) -> Result<TerminalSummary, Error> {
+fn line_from(r: &SqliteRow) -> Result<OverviewLine, Error> {
     let rank: i64 = r.try_get("state_rank")?;
     let backup: String = r.try_get("backup")?;
-    Ok(TerminalSummary {
+    Ok(OverviewLine {
         terminal_id: uuid_col(r, "terminal_id")?,
         clinic_id: r.try_get("clinic_id")?,
         clinic_name: r.try_get("clinic_name")?,
         prefecture: r.try_get("prefecture")?,
         hostname: r.try_get("hostname")?,
-        state: TerminalStateKind::ALL
-            .into_iter()
-            .find(|k| k.rank() == rank)
-            .ok_or_else(|| Error::Corrupt(format!("terminal state rank {rank}")))?,
+        state: OverviewState::from_rank(rank)
+            .ok_or_else(|| Error::Corrupt(format!("overview state rank {rank}")))?,
         open_alerts: r.try_get("open_alerts")?,
         open_rules: u32::try_from(r.try_get::<i64, _>("open_rules")?).unwrap_or(0),
         apps_behind: r.try_get("apps_behind")?,
@@ -73,7 +74,7 @@ fn push_fleet_filters(q: &mut QueryBuilder<Sqlite>, f: &FleetQuery) {
             " AND ts.terminal_id IN (SELECT terminal_id FROM alerts WHERE status <> 'resolved' \
              AND rule = ",
         )
-        .push_bind(rule.clone())
+        .push_bind(rule.as_str())
         .push(")");
     }
     if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -94,7 +95,7 @@ fn push_fleet_filters(q: &mut QueryBuilder<Sqlite>, f: &FleetQuery) {
     }
 }
 
-/// ORDER BY for each sort; each matches an index of `terminal_status` (the primary key is the
+/// ORDER BY for each sort; each matches an index of `overview_line` (the primary key is the
 /// last column of every index of a WITHOUT ROWID table, so it breaks ties for free).
 fn order_by(sort: FleetSort, descending: bool) -> &'static str {
     match (sort, descending) {
@@ -123,40 +124,12 @@ fn order_by(sort: FleetSort, descending: bool) -> &'static str {
     }
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 #[async_trait]
 impl DeskStore for SqliteStore {
-    async fn create_user(
-        &self,
-        name: &str,
-        role: Role,
-        password_hash: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<i64>> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO users (name, role, password_hash, created_at, password_changed_at) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(name)
-        .bind(role.as_str())
-        .bind(password_hash)
-        .bind(millis(now))
-        .bind(millis(now))
-        .fetch_one(&mut *self.writer.lock().await)
-        .await;
-        match id {
-            Ok(id) => {
-                self.flush_wal().await?;
-                Ok(Some(id))
-            }
-            Err(e) if is_unique_violation(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(
             "SELECT id, name, role, password_hash, disabled_at FROM users WHERE name = ?",
@@ -176,74 +149,34 @@ impl DeskStore for SqliteStore {
         rows.iter().map(user_from).collect()
     }
 
-    async fn set_password(&self, user_id: i64, hash: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
-            .bind(hash)
-            .bind(millis(now))
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.flush_wal().await
-    }
-
-    async fn set_user_disabled(
-        &self,
-        user_id: i64,
-        disabled: bool,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        sqlx::query("UPDATE users SET disabled_at = ? WHERE id = ?")
-            .bind(disabled.then(|| millis(now)))
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        if disabled {
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        self.flush_wal().await
-    }
-
-    async fn create_session(
-        &self,
-        id_hash: &str,
-        user_id: i64,
-        csrf: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-        address: &str,
-    ) -> StoreResult<()> {
+    async fn create_session(&self, session: &NewSession, audit: &AuditRecord) -> StoreResult<()> {
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-            .bind(millis(now))
+            .bind(millis(session.created_at))
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at, address) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(id_hash)
-        .bind(user_id)
-        .bind(csrf)
-        .bind(millis(now))
-        .bind(millis(expires_at))
-        .bind(address)
+        .bind(&session.id_hash)
+        .bind(session.user_id)
+        .bind(&session.csrf)
+        .bind(millis(session.created_at))
+        .bind(millis(session.expires_at))
+        .bind(&session.address)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("INSERT INTO audit_log (at, actor, user_id, what) VALUES (?, ?, ?, ?)")
+            .bind(millis(audit.at))
+            .bind(audit.actor.stored_name())
+            .bind(audit.actor.user_id())
+            .bind(&audit.what)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
+        drop(conn);
         self.flush_wal().await
     }
 
@@ -279,22 +212,6 @@ impl DeskStore for SqliteStore {
         self.flush_wal().await
     }
 
-    async fn record_audit(&self, e: &StaffAudit) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, user_id, terminal_id, clinic_id, what) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(millis(e.at))
-        .bind(&e.actor)
-        .bind(e.user_id)
-        .bind(e.terminal_id.map(|t| t.to_string()))
-        .bind(e.clinic_id)
-        .bind(&e.what)
-        .execute(&mut *self.writer.lock().await)
-        .await?;
-        self.flush_wal().await
-    }
-
     async fn audit_rows(
         &self,
         clinic_id: Option<i64>,
@@ -302,7 +219,7 @@ impl DeskStore for SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<AuditRow>> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT at, actor, terminal_id, clinic_id, what FROM audit_log WHERE 1 = 1",
+            "SELECT at, actor, terminal_id, clinic_id, alert_id, what FROM audit_log WHERE 1 = 1",
         );
         if let Some(c) = clinic_id {
             q.push(" AND clinic_id = ").push_bind(c);
@@ -320,24 +237,25 @@ impl DeskStore for SqliteStore {
                     actor: r.try_get("actor")?,
                     terminal_id: terminal.and_then(|t| Uuid::parse_str(&t).ok()),
                     clinic_id: r.try_get("clinic_id")?,
+                    alert_id: r.try_get("alert_id")?,
                     what: r.try_get("what")?,
                 })
             })
             .collect()
     }
 
-    async fn summaries(&self) -> StoreResult<Vec<TerminalSummary>> {
+    async fn overview_lines(&self) -> StoreResult<Vec<OverviewLine>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SUMMARY_COLUMNS} FROM terminal_status ts"
+            "SELECT {LINE_COLUMNS} FROM overview_line ts"
         )))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(summary_from).collect()
+        rows.iter().map(line_from).collect()
     }
 
-    async fn write_summaries(
+    async fn write_overview_lines(
         &self,
-        rows: &[TerminalSummary],
+        rows: &[OverviewLine],
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         if rows.is_empty() {
@@ -347,7 +265,7 @@ impl DeskStore for SqliteStore {
         let mut tx = conn.begin().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO terminal_status (terminal_id, clinic_id, clinic_name, prefecture, \
+                "INSERT INTO overview_line (terminal_id, clinic_id, clinic_name, prefecture, \
                  hostname, host_key, state, state_rank, open_alerts, open_rules, apps_behind, \
                  backup, last_start, cert_not_after, updated_at) ",
             );
@@ -382,7 +300,7 @@ impl DeskStore for SqliteStore {
             q.build().execute(&mut *tx).await?;
         }
         sqlx::query(
-            "DELETE FROM terminal_status WHERE terminal_id IN \
+            "DELETE FROM overview_line WHERE terminal_id IN \
              (SELECT id FROM terminals WHERE revoked_at IS NOT NULL)",
         )
         .execute(&mut *tx)
@@ -391,26 +309,22 @@ impl DeskStore for SqliteStore {
         self.flush_wal().await
     }
 
-    async fn state_counts(&self) -> StoreResult<Vec<(TerminalStateKind, i64)>> {
-        let rows = sqlx::query(
-            "SELECT state_rank, COUNT(*) AS n FROM terminal_status GROUP BY state_rank",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+    async fn state_counts(&self) -> StoreResult<Vec<(OverviewState, i64)>> {
+        let rows =
+            sqlx::query("SELECT state_rank, COUNT(*) AS n FROM overview_line GROUP BY state_rank")
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::new();
         for r in &rows {
             let rank: i64 = r.try_get("state_rank")?;
-            if let Some(k) = TerminalStateKind::ALL
-                .into_iter()
-                .find(|k| k.rank() == rank)
-            {
+            if let Some(k) = OverviewState::ALL.into_iter().find(|k| k.rank() == rank) {
                 out.push((k, r.try_get("n")?));
             }
         }
         Ok(out)
     }
 
-    async fn rule_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+    async fn rule_counts(&self) -> StoreResult<Vec<(RuleKey, i64)>> {
         let rows = sqlx::query(
             "SELECT rule, COUNT(*) AS n FROM alerts WHERE status IN ('open', 'acknowledged') \
              GROUP BY rule ORDER BY n DESC",
@@ -418,13 +332,18 @@ impl DeskStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("rule")?, r.try_get("n")?)))
+            .map(|r| {
+                let rule: String = r.try_get("rule")?;
+                let rule = RuleKey::parse(&rule)
+                    .ok_or_else(|| Error::Corrupt(format!("alert rule {rule:?}")))?;
+                Ok((rule, r.try_get("n")?))
+            })
             .collect()
     }
 
     async fn fleet_count(&self, f: &FleetQuery) -> StoreResult<i64> {
         let mut count: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT COUNT(*) FROM terminal_status ts");
+            QueryBuilder::new("SELECT COUNT(*) FROM overview_line ts");
         push_fleet_filters(&mut count, f);
         Ok(count.build_query_scalar().fetch_one(&self.pool).await?)
     }
@@ -434,8 +353,8 @@ impl DeskStore for SqliteStore {
         // joined rows), then the joins for those ids only.
         let order = order_by(f.sort, f.descending);
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {SUMMARY_COLUMNS}, s.received_at, c.code FROM \
-             (SELECT ts.terminal_id FROM terminal_status ts"
+            "SELECT {LINE_COLUMNS}, s.received_at, c.code FROM \
+             (SELECT ts.terminal_id FROM overview_line ts"
         ));
         push_fleet_filters(&mut q, f);
         q.push(order);
@@ -444,8 +363,8 @@ impl DeskStore for SqliteStore {
             .push(" OFFSET ")
             .push_bind(f.offset);
         q.push(
-            ") page JOIN terminal_status ts ON ts.terminal_id = page.terminal_id \
-             LEFT JOIN terminal_state s ON s.terminal_id = ts.terminal_id \
+            ") page JOIN overview_line ts ON ts.terminal_id = page.terminal_id \
+             LEFT JOIN latest_report s ON s.terminal_id = ts.terminal_id \
              LEFT JOIN clinics c ON c.id = ts.clinic_id",
         );
         q.push(order);
@@ -453,7 +372,7 @@ impl DeskStore for SqliteStore {
         rows.iter()
             .map(|r| {
                 Ok(FleetRow {
-                    summary: summary_from(r)?,
+                    line: line_from(r)?,
                     last_seen: opt_time(r, "received_at")?,
                     clinic_code: r.try_get("code")?,
                 })
@@ -475,14 +394,14 @@ impl DeskStore for SqliteStore {
             "SELECT t.id, t.clinic_id, c.name AS clinic_name, COALESCE(s.hostname, t.hostname) \
              AS hostname, t.agent_version, t.os, t.enrolled_at, t.revoked_at, s.received_at, s.seq \
              FROM terminals t JOIN clinics c ON c.id = t.clinic_id \
-             LEFT JOIN terminal_state s ON s.terminal_id = t.id WHERE t.id = ?",
+             LEFT JOIN latest_report s ON s.terminal_id = t.id WHERE t.id = ?",
         )
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
         let summary = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SUMMARY_COLUMNS} FROM terminal_status ts WHERE ts.terminal_id = ?"
+            "SELECT {LINE_COLUMNS} FROM overview_line ts WHERE ts.terminal_id = ?"
         )))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
@@ -498,7 +417,7 @@ impl DeskStore for SqliteStore {
             revoked_at: opt_time(&r, "revoked_at")?,
             last_seen: opt_time(&r, "received_at")?,
             seq: r.try_get("seq")?,
-            summary: summary.as_ref().map(summary_from).transpose()?,
+            line: summary.as_ref().map(line_from).transpose()?,
         }))
     }
 
@@ -553,7 +472,7 @@ impl DeskStore for SqliteStore {
                 q.push(" WHERE a.status IN ('open', 'acknowledged')");
             }
             if let Some(rule) = &f.rule {
-                q.push(" AND a.rule = ").push_bind(rule.clone());
+                q.push(" AND a.rule = ").push_bind(rule.as_str());
             }
             if let Some(c) = f.clinic_id {
                 q.push(" AND a.clinic_id = ").push_bind(c);
@@ -606,7 +525,7 @@ impl DeskStore for SqliteStore {
         q.push(
             ") page JOIN alerts a ON a.id = page.id JOIN terminals t ON t.id = a.terminal_id \
              JOIN clinics c ON c.id = a.clinic_id \
-             LEFT JOIN terminal_status ts ON ts.terminal_id = a.terminal_id",
+             LEFT JOIN overview_line ts ON ts.terminal_id = a.terminal_id",
         );
         q.push(order);
         let rows = q.build().fetch_all(&self.pool).await?;
@@ -622,28 +541,6 @@ impl DeskStore for SqliteStore {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok((total, views))
-    }
-
-    async fn add_alert_note(
-        &self,
-        id: i64,
-        who: &str,
-        note: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM alerts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Ok(false);
-        }
-        history(&mut tx, id, now, who, "note", note).await?;
-        tx.commit().await?;
-        self.flush_wal().await?;
-        Ok(true)
     }
 
     async fn response_times(
@@ -755,54 +652,6 @@ impl DeskStore for SqliteStore {
         }))
     }
 
-    async fn save_clinic(&self, c: &ClinicDetail, now: DateTime<Utc>) -> StoreResult<Option<i64>> {
-        let s = &c.settings;
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        // Both statements take the same parameters; the last is `created_at` or `id`.
-        let sql = if s.id == 0 {
-            "INSERT INTO clinics (name, email, open_minute, close_minute, closed_weekdays, \
-             closed_on_holidays, desk_name, desk_phone, code, prefecture, phone, notes, \
-             created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
-        } else {
-            "UPDATE clinics SET name = ?, email = ?, open_minute = ?, close_minute = ?, \
-             closed_weekdays = ?, closed_on_holidays = ?, desk_name = ?, desk_phone = ?, \
-             code = ?, prefecture = ?, phone = ?, notes = ? WHERE id = ? RETURNING id"
-        };
-        let result = sqlx::query_scalar(sql)
-            .bind(&s.name)
-            .bind(&s.email)
-            .bind(minute_of(s.hours.open))
-            .bind(minute_of(s.hours.close))
-            .bind(format_weekdays(&s.hours.closed_weekdays))
-            .bind(s.hours.closed_on_holidays)
-            .bind(&s.desk_name)
-            .bind(&s.desk_phone)
-            .bind(&c.code)
-            .bind(&s.prefecture)
-            .bind(&c.phone)
-            .bind(&c.notes)
-            .bind(if s.id == 0 { millis(now) } else { s.id });
-        let id: i64 = match result.fetch_optional(&mut *tx).await {
-            Ok(Some(id)) => id,
-            Ok(None) => return Err(Error::NotFound(format!("clinic {}", s.id))),
-            Err(e) if is_unique_violation(&e) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        // The overview shows (and sorts by) the clinic's name and prefecture.
-        sqlx::query(
-            "UPDATE terminal_status SET clinic_name = ?, prefecture = ? WHERE clinic_id = ?",
-        )
-        .bind(&s.name)
-        .bind(&s.prefecture)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        self.flush_wal().await?;
-        Ok(Some(id))
-    }
-
     async fn contacts(&self, clinic_id: i64) -> StoreResult<Vec<Contact>> {
         let rows = sqlx::query(
             "SELECT id, clinic_id, name, role, email, phone FROM clinic_contacts \
@@ -823,32 +672,6 @@ impl DeskStore for SqliteStore {
                 })
             })
             .collect()
-    }
-
-    async fn add_contact(&self, c: &Contact) -> StoreResult<i64> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO clinic_contacts (clinic_id, name, role, email, phone) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(c.clinic_id)
-        .bind(&c.name)
-        .bind(&c.role)
-        .bind(&c.email)
-        .bind(&c.phone)
-        .fetch_one(&mut *self.writer.lock().await)
-        .await?;
-        self.flush_wal().await?;
-        Ok(id)
-    }
-
-    async fn delete_contact(&self, clinic_id: i64, id: i64) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM clinic_contacts WHERE id = ? AND clinic_id = ?")
-            .bind(id)
-            .bind(clinic_id)
-            .execute(&mut *self.writer.lock().await)
-            .await?;
-        self.flush_wal().await?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn enrollment_codes(&self, clinic_id: i64) -> StoreResult<Vec<CodeRow>> {
@@ -886,12 +709,20 @@ impl DeskStore for SqliteStore {
             .map(|r| {
                 Ok(OutboxRow {
                     id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
+                    kind: {
+                        let kind: String = r.try_get("kind")?;
+                        MailKind::parse(&kind)
+                            .ok_or_else(|| Error::Corrupt(format!("mail kind {kind:?}")))?
+                    },
                     clinic_id: r.try_get("clinic_id")?,
                     clinic_name: r.try_get("clinic_name")?,
                     recipient: r.try_get("recipient")?,
                     subject: r.try_get("subject")?,
-                    status: r.try_get("status")?,
+                    status: {
+                        let status: String = r.try_get("status")?;
+                        OutboxStatus::parse(&status)
+                            .ok_or_else(|| Error::Corrupt(format!("mail status {status:?}")))?
+                    },
                     attempts: r.try_get("attempts")?,
                     last_error: r.try_get("last_error")?,
                     created_at: from_millis(r.try_get("created_at")?),

@@ -1,0 +1,546 @@
+//! The simulated fleet: terminals with one problem each (together every kind of alert) that
+//! enroll and report through the real HTTP API, as an agent would.
+
+use std::path::Path;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use onshi_shared::{
+    AccountChange, AccountRole, AccountSpec, AgentPolicy, ApiError, BackupState, EnrollRequest,
+    EnrollResponse, Event, EventKind, PendingReboot, Report, ReportAck, SCHEMA_VERSION, Snapshot,
+    sample,
+};
+use rand::Rng;
+use uuid::Uuid;
+
+use onshi_server::desk::Desk;
+use onshi_server::domain::{Actor, Role};
+
+use crate::Error;
+
+const CLINIC_NAMES: [&str; 12] = [
+    "さくら内科クリニック",
+    "みどり薬局 駅前店",
+    "あおば小児科医院",
+    "ひまわり歯科",
+    "つばさ整形外科",
+    "かえで眼科",
+    "すずらん皮膚科",
+    "やまびこ診療所",
+    "こもれび耳鼻咽喉科",
+    "はなみずき調剤薬局",
+    "わかば在宅クリニック",
+    "あさひ総合診療所",
+];
+
+const TOWNS: [&str; 8] = [
+    "札幌",
+    "仙台",
+    "千葉",
+    "横浜",
+    "名古屋",
+    "京都",
+    "広島",
+    "福岡",
+];
+
+/// The accounts every simulated terminal was installed with.
+pub fn demo_policy(interval_secs: u32) -> AgentPolicy {
+    let spec = |role, name: &str| AccountSpec {
+        role,
+        name: name.into(),
+    };
+    AgentPolicy {
+        interval_secs,
+        accounts: vec![
+            spec(AccountRole::Windows, "oqs-user"),
+            spec(AccountRole::FaceAuth, "oqs-face"),
+            spec(AccountRole::Linkage, "oqs-link"),
+            spec(AccountRole::Administrator, "oqs-admin"),
+        ],
+        ..AgentPolicy::default()
+    }
+}
+
+/// What is wrong with a simulated terminal: together they open an alert of every kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Healthy,
+    NoRestart,
+    CertExpiring,
+    AccountChanged,
+    PendingReboot,
+    NoBackup,
+    Offline,
+    UpdatesBehind,
+    CertNoKey,
+    OldCertLeft,
+    BackupOutdated,
+    PasswordExpiring,
+    NetworkChanged,
+    ProbeDown,
+    LinkagePassword,
+}
+
+impl Profile {
+    fn pick(n: usize) -> Profile {
+        match n % 20 {
+            0 => Profile::NoRestart,
+            1 => Profile::CertExpiring,
+            2 => Profile::AccountChanged,
+            3 => Profile::Offline,
+            4 => Profile::PendingReboot,
+            5 => Profile::NoBackup,
+            6 => Profile::UpdatesBehind,
+            7 => Profile::CertNoKey,
+            8 => Profile::OldCertLeft,
+            9 => Profile::BackupOutdated,
+            10 => Profile::PasswordExpiring,
+            11 => Profile::NetworkChanged,
+            12 => Profile::ProbeDown,
+            13 => Profile::LinkagePassword,
+            _ => Profile::Healthy,
+        }
+    }
+}
+
+/// The version staff expect of the distribution app in the demo (the UpdatesBehind terminals
+/// run an older one).
+pub const DEMO_EXPECTED_APP: (&str, &str) = ("配信アプリ", "2.4.1");
+
+/// One simulated terminal.
+pub struct SimTerminal {
+    pub profile: Profile,
+    pub agent_id: Uuid,
+    token: String,
+    seq: u64,
+    hostname: String,
+    last_start: DateTime<Utc>,
+    cert_not_after: DateTime<Utc>,
+    pending_events: Vec<Event>,
+    policy: AgentPolicy,
+}
+
+impl SimTerminal {
+    fn new(n: usize, enrolled: EnrollResponse, hostname: String, now: DateTime<Utc>) -> Self {
+        let mut rng = rand::rng();
+        let profile = Profile::pick(n);
+        let last_start = match profile {
+            Profile::NoRestart => now - Duration::hours(rng.random_range(30..200)),
+            _ => now - Duration::minutes(rng.random_range(10..20 * 60)),
+        };
+        let cert_not_after = match profile {
+            Profile::CertExpiring => now + Duration::days(rng.random_range(2..40)),
+            _ => now + Duration::days(rng.random_range(120..1100)),
+        };
+        let mut pending_events = vec![Event::new(
+            now,
+            EventKind::AgentStarted {
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+        )];
+        if profile == Profile::NetworkChanged {
+            pending_events.push(Event::new(
+                now,
+                EventKind::NetworkChanged {
+                    from_fingerprint: "9f2c4d1e0b7a6c5d".into(),
+                    to_fingerprint: "1a2b3c4d5e6f7081".into(),
+                    changes: vec!["gateway 192.168.10.1 -> 192.168.20.1".into()],
+                },
+            ));
+        }
+        if profile == Profile::LinkagePassword {
+            pending_events.push(Event::new(
+                now,
+                EventKind::AccountChanged {
+                    role: AccountRole::Linkage,
+                    name: "oqs-link".into(),
+                    change: AccountChange::PasswordChanged,
+                },
+            ));
+        }
+        if profile == Profile::AccountChanged {
+            pending_events.push(Event::new(
+                now,
+                EventKind::AccountChanged {
+                    role: AccountRole::Windows,
+                    name: "oqs-user".into(),
+                    change: AccountChange::Renamed {
+                        from: "oqs-user".into(),
+                        to: "受付PC".into(),
+                    },
+                },
+            ));
+        }
+        SimTerminal {
+            profile,
+            agent_id: enrolled.agent_id,
+            token: enrolled.token,
+            seq: 0,
+            hostname,
+            last_start,
+            cert_not_after,
+            pending_events,
+            policy: enrolled.policy,
+        }
+    }
+
+    /// The snapshot this terminal would collect at `now`.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
+        let mut s = sample::snapshot_at(now);
+        s.hostname = self.hostname.clone();
+        s.uptime.last_start = self.last_start;
+        s.uptime.last_boot = self.last_start;
+        s.uptime.uptime_secs = (now - self.last_start).num_seconds().max(0) as u64;
+        let cert = &mut s.certificates.certs[0];
+        cert.not_after = self.cert_not_after;
+        cert.not_before = self.cert_not_after - Duration::days(365 * 3 + 90);
+        cert.thumbprint = format!("{:040X}", self.agent_id.as_u128() & 0xFFFF_FFFF_FFFF_FFFF);
+        cert.has_private_key = self.profile != Profile::CertNoKey;
+        match self.profile {
+            Profile::NoBackup => {}
+            Profile::BackupOutdated => {
+                s.certificates.backup = Some(BackupState {
+                    thumbprint: "0".repeat(40),
+                    verified_at: self.last_start - Duration::days(400),
+                    not_after: Some(now - Duration::days(20)),
+                    matches_current: false,
+                });
+            }
+            _ => {
+                s.certificates.backup = Some(BackupState {
+                    thumbprint: cert.thumbprint.clone(),
+                    verified_at: self.last_start,
+                    not_after: Some(cert.not_after),
+                    matches_current: true,
+                });
+            }
+        }
+        if self.profile == Profile::OldCertLeft {
+            let mut old = s.certificates.certs[0].clone();
+            old.thumbprint = "F".repeat(40);
+            old.serial = "1A2B3C".into();
+            old.not_after = now - Duration::days(20);
+            old.not_before = old.not_after - Duration::days(365 * 3 + 90);
+            s.certificates.certs.push(old);
+        }
+        if self.profile == Profile::UpdatesBehind {
+            s.apps.installed[0].version = Some("2.3.0".into());
+        }
+        if self.profile == Profile::ProbeDown {
+            s.network.probes = vec![onshi_shared::ProbeResult {
+                target: "oqs-portal.example:443".into(),
+                reachable: false,
+                latency_ms: None,
+                error: Some("connection timed out".into()),
+            }];
+        }
+        s.accounts.accounts = self
+            .policy
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let mut a = sample::snapshot().accounts.accounts[0].clone();
+                a.role = spec.role;
+                a.name = spec.name.clone();
+                a.sid = Some(format!(
+                    "S-1-5-21-1004336348-1177238915-682003330-{}",
+                    1001 + i
+                ));
+                if self.profile == Profile::AccountChanged && spec.role == AccountRole::Windows {
+                    a.name = "受付PC".into();
+                }
+                if self.profile == Profile::PasswordExpiring && spec.role == AccountRole::Windows {
+                    a.password_expires = Some(now + Duration::days(5));
+                }
+                a
+            })
+            .collect();
+        if self.profile == Profile::PendingReboot {
+            s.apps.pending_reboot = Some(PendingReboot {
+                reasons: vec!["CBS RebootPending".into()],
+                since: Some(now - Duration::hours(30)),
+            });
+        }
+        s
+    }
+
+    fn next_report(&mut self, now: DateTime<Utc>) -> Report {
+        self.seq += 1;
+        Report {
+            schema: SCHEMA_VERSION,
+            agent_id: self.agent_id,
+            seq: self.seq,
+            sent_at: now,
+            snapshot: self.snapshot(now),
+            events: self.pending_events.clone(),
+        }
+    }
+}
+
+async fn api_error(resp: reqwest::Response) -> Error {
+    let status = resp.status();
+    let detail = match resp.json::<ApiError>().await {
+        Ok(e) => format!("{}: {}", e.error, e.detail),
+        Err(_) => String::new(),
+    };
+    Error::Api(format!("server answered {status} {detail}"))
+}
+
+/// Who sets up the demo's clinics and staff.
+pub fn actor() -> Actor {
+    Actor::CommandLine {
+        os_user: "demo".into(),
+    }
+}
+
+/// Enrolls `count` simulated terminals spread over demo clinics, through the HTTP API.
+pub async fn enroll_fleet(
+    desk: &Desk,
+    base: &str,
+    count: usize,
+) -> Result<Vec<SimTerminal>, Error> {
+    let now = Utc::now();
+    let client = reqwest::Client::new();
+    let clinic_count = count.div_ceil(6).max(1);
+    let mut codes = Vec::with_capacity(clinic_count);
+    for i in 0..clinic_count {
+        let name = format!(
+            "{} {}{}",
+            CLINIC_NAMES[i % CLINIC_NAMES.len()],
+            TOWNS[(i / CLINIC_NAMES.len()) % TOWNS.len()],
+            i / (CLINIC_NAMES.len() * TOWNS.len()) + 1
+        );
+        let clinic = desk
+            .add_clinic(&actor(), &name, &format!("clinic{i}@example.jp"), now)
+            .await?;
+        codes.push(desk.issue_code(&actor(), clinic.id, now).await?);
+    }
+    let mut fleet = Vec::with_capacity(count);
+    for n in 0..count {
+        let request = EnrollRequest {
+            schema: SCHEMA_VERSION,
+            code: codes[n % clinic_count].clone(),
+            hostname: format!("OQS-PC-{:04}", n + 1),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            os: "Windows 11 Pro 23H2".into(),
+        };
+        let resp = client
+            .post(format!("{base}/api/v1/enroll"))
+            .json(&request)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(api_error(resp).await);
+        }
+        let enrolled: EnrollResponse = resp.json().await?;
+        fleet.push(SimTerminal::new(n, enrolled, request.hostname, now));
+    }
+    Ok(fleet)
+}
+
+const DEMO_PREFECTURES: [&str; 5] = ["東京都", "神奈川県", "大阪府", "愛知県", "福岡県"];
+
+/// The demo's staff account: `demo` (admin) with the given password or a generated one, which
+/// is returned so the demo can print it.
+pub async fn create_demo_user(desk: &Desk, password: Option<String>) -> Result<String, Error> {
+    let password = password.unwrap_or_else(onshi_server::auth::generate_password);
+    desk.add_user(
+        &actor(),
+        DEMO_USER,
+        Role::Admin,
+        Some(password.clone()),
+        Utc::now(),
+    )
+    .await?;
+    Ok(password)
+}
+
+pub const DEMO_USER: &str = "demo";
+
+/// Makes every kind of alert show up soon: the demo clinics are open around the clock (so
+/// silent terminals count as offline at once) and staff expect the current distribution app
+/// since two days (so older versions are past the grace period).
+pub async fn prepare_alerts(desk: &Desk) -> Result<(), Error> {
+    let now = Utc::now();
+    for clinic in desk.store().alerts().clinic_settings().await? {
+        let mut detail = desk.clinic(clinic.id).await?;
+        let s = &mut detail.settings;
+        s.hours = onshi_server::calendar::BusinessHours {
+            open: chrono::NaiveTime::MIN,
+            close: chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default(),
+            closed_weekdays: Vec::new(),
+            closed_on_holidays: false,
+        };
+        s.prefecture = Some(DEMO_PREFECTURES[clinic.id as usize % DEMO_PREFECTURES.len()].into());
+        s.desk_name = Some("オンシ・サポートデスク".into());
+        s.desk_phone = Some("03-0000-0000".into());
+        // 医療機関コード: prefecture (2), point table (1), number (7).
+        detail.code = Some(format!("131{:07}", clinic.id));
+        desk.save_clinic(&actor(), &detail, now).await?;
+    }
+    // Expected since two days, so that older versions are past the grace period at once.
+    let (app, version) = DEMO_EXPECTED_APP;
+    desk.set_expected_version(&actor(), app, Some(version), now - Duration::days(2))
+        .await?;
+    Ok(())
+}
+
+/// Where the demo writes the mails it would send.
+pub fn mail_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("mail")
+}
+
+/// Sends one report for a simulated terminal; events are cleared once acknowledged.
+pub async fn report_once(
+    client: &reqwest::Client,
+    base: &str,
+    t: &mut SimTerminal,
+) -> Result<ReportAck, Error> {
+    let report = t.next_report(Utc::now());
+    let resp = client
+        .post(format!("{base}/api/v1/report"))
+        .bearer_auth(&t.token)
+        .json(&report)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        return Err(api_error(resp).await);
+    }
+    let ack: ReportAck = resp.json().await?;
+    t.pending_events.clear();
+    t.policy = ack.policy.clone();
+    Ok(ack)
+}
+
+/// Keeps a simulated terminal reporting at the interval the server asks for; an offline
+/// terminal reports once and then falls silent.
+pub async fn simulate(base: String, mut t: SimTerminal) {
+    let client = reqwest::Client::new();
+    let jitter = rand::rng().random_range(0..3000);
+    tokio::time::sleep(StdDuration::from_millis(jitter)).await;
+    loop {
+        let wait = match report_once(&client, &base, &mut t).await {
+            Ok(ack) => u64::from(ack.next_interval_secs),
+            Err(e) => {
+                tracing::warn!(terminal = %t.agent_id, error = %e, "demo report failed");
+                10
+            }
+        };
+        if t.profile == Profile::Offline {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_secs(wait)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim(profile_index: usize) -> SimTerminal {
+        let enrolled = EnrollResponse {
+            agent_id: Uuid::now_v7(),
+            token: "t".into(),
+            clinic_name: "c".into(),
+            policy: demo_policy(30),
+        };
+        SimTerminal::new(profile_index, enrolled, "PC".into(), Utc::now())
+    }
+
+    #[test]
+    fn the_evaluators_slim_snapshots_find_what_the_full_ones_find() {
+        use onshi_server::rules::{self, ClinicPolicy, RuleInput};
+        let now = Utc::now();
+        let policy = ClinicPolicy::new(demo_policy(30));
+        for n in 0..20 {
+            let t = sim(n);
+            let full = t.snapshot(now);
+            let mut slim = full.clone();
+            rules::slim_for_rules(&mut slim);
+            assert!(slim.network.adapters.is_empty() && slim.os.is_empty());
+            let state = |s| RuleInput {
+                terminal_id: t.agent_id,
+                clinic_id: 1,
+                enrolled_at: now - Duration::days(400),
+                last_seen: Some(now),
+                collected_at: now,
+                snapshot: Some(std::sync::Arc::new(s)),
+                events: t.pending_events.clone(),
+            };
+            assert_eq!(
+                rules::evaluate(&state(slim), &policy, now),
+                rules::evaluate(&state(full), &policy, now),
+                "profile {:?}",
+                Profile::pick(n)
+            );
+        }
+    }
+
+    #[test]
+    fn every_profile_opens_its_alert() {
+        use onshi_server::domain::{ExpectedVersion, RuleKey, Severity};
+        use onshi_server::rules::{self, ClinicPolicy, RuleInput};
+        use std::collections::HashMap;
+        use std::sync::Arc;
+        let now = Utc::now();
+        let mut policy = ClinicPolicy::new(demo_policy(30));
+        policy.expected_versions = Arc::new(HashMap::from([(
+            DEMO_EXPECTED_APP.0.to_string(),
+            ExpectedVersion {
+                version: DEMO_EXPECTED_APP.1.into(),
+                since: now - Duration::days(2),
+            },
+        )]));
+        let rules_of = |n: usize| -> Vec<RuleKey> {
+            let t = sim(n);
+            let snapshot = t.snapshot(now);
+            let state = RuleInput {
+                terminal_id: t.agent_id,
+                clinic_id: 1,
+                enrolled_at: now,
+                last_seen: Some(now),
+                collected_at: snapshot.collected_at,
+                snapshot: Some(std::sync::Arc::new(snapshot)),
+                events: t.pending_events.clone(),
+            };
+            rules::evaluate(&state, &policy, now)
+                .into_iter()
+                .filter(|f| f.severity >= Severity::Warning)
+                .map(|f| f.rule)
+                .collect()
+        };
+        assert_eq!(rules_of(15), Vec::<RuleKey>::new(), "healthy");
+        let table = [
+            (0, RuleKey::NoDailyRestart),
+            (2, RuleKey::ProtectedAccountWindows),
+            (4, RuleKey::PendingReboot),
+            (5, RuleKey::BackupMissing),
+            (6, RuleKey::UpdatesBehind),
+            (7, RuleKey::CertNoPrivateKey),
+            (8, RuleKey::CertOldLeft),
+            (9, RuleKey::BackupOutdated),
+            (10, RuleKey::WindowsPasswordExpiry),
+            (11, RuleKey::NetworkChanged),
+            (12, RuleKey::ProbeUnreachable),
+            (13, RuleKey::ProtectedAccountLinkage),
+        ];
+        for (n, rule) in table {
+            assert_eq!(rules_of(n), vec![rule], "profile {:?}", Profile::pick(n));
+        }
+        let cert = rules_of(1);
+        assert!(
+            cert.is_empty() || cert == vec![RuleKey::CertExpiry],
+            "{cert:?}"
+        );
+    }
+
+    #[test]
+    fn demo_reports_are_valid() {
+        use onshi_shared::Validate;
+        for n in 0..20 {
+            sim(n).next_report(Utc::now()).validate().unwrap();
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Staff actions on alerts, silences and the expected app versions.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Desk, created_id, validate};
+use crate::Error;
+use crate::domain::{Actor, AuditRecord, Silence};
+use crate::jst::time_ja;
+use crate::store::StaffChange;
+
+/// Notes on alerts are kept to this many characters.
+pub const MAX_NOTE: usize = 2000;
+
+/// A maintenance window as staff ask for it: one terminal or one clinic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SilenceRequest {
+    pub terminal_id: Option<Uuid>,
+    pub clinic_id: Option<i64>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+fn note_ok(note: &str) -> Result<(), Error> {
+    validate::text("メモ", note, MAX_NOTE)
+}
+
+impl Desk {
+    /// No more immediate mails for the alert until `until` (or until it is resolved).
+    pub async fn acknowledge(
+        &self,
+        actor: &Actor,
+        id: i64,
+        note: &str,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let note = note.trim();
+        note_ok(note)?;
+        if until.is_some_and(|u| u <= now) {
+            return Err(Error::Invalid(
+                "「いつまで」には未来の日時を指定してください".into(),
+            ));
+        }
+        let what = match until {
+            Some(u) => format!("アラート #{id} を確認済みに ({} まで): {note}", time_ja(u)),
+            None => format!("アラート #{id} を確認済みに: {note}"),
+        };
+        self.apply(
+            StaffChange::AcknowledgeAlert {
+                id,
+                note: note.to_string(),
+                until,
+            },
+            AuditRecord::new(actor, now, what),
+            "このアラートは見つからないか、解決済みです",
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Resolved by hand; it stays resolved while the same occurrence persists.
+    pub async fn resolve(
+        &self,
+        actor: &Actor,
+        id: i64,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let note = note.trim();
+        note_ok(note)?;
+        self.apply(
+            StaffChange::ResolveAlert {
+                id,
+                note: note.to_string(),
+            },
+            AuditRecord::new(actor, now, format!("アラート #{id} を解決済みに: {note}")),
+            "このアラートは見つからないか、解決済みです",
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A note in the alert's history.
+    pub async fn note(
+        &self,
+        actor: &Actor,
+        id: i64,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let note = note.trim();
+        if note.is_empty() {
+            return Err(Error::Invalid("メモが空です".into()));
+        }
+        note_ok(note)?;
+        self.apply(
+            StaffChange::NoteAlert {
+                id,
+                note: note.to_string(),
+            },
+            AuditRecord::new(actor, now, format!("アラート #{id} にメモ: {note}")),
+            "このアラートは見つかりません",
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A maintenance window: alerts stay open, no mail goes out for them. Returns its id.
+    pub async fn silence(
+        &self,
+        actor: &Actor,
+        r: &SilenceRequest,
+        now: DateTime<Utc>,
+    ) -> Result<i64, Error> {
+        if r.terminal_id.is_some() == r.clinic_id.is_some() {
+            return Err(Error::Invalid(
+                "端末か医療機関のどちらか一方を指定してください".into(),
+            ));
+        }
+        if r.ends_at <= r.starts_at || r.ends_at <= now {
+            return Err(Error::Invalid(
+                "終了日時は開始日時と現在より後にしてください".into(),
+            ));
+        }
+        let reason = r.reason.trim();
+        validate::required_line("理由", reason, 500)?;
+        let silence = Silence {
+            id: 0,
+            terminal_id: r.terminal_id,
+            clinic_id: r.clinic_id,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            reason: reason.to_string(),
+            created_by: actor.stored_name(),
+        };
+        let what = format!(
+            "通知を停止 {} 〜 {} ({reason})",
+            time_ja(r.starts_at),
+            time_ja(r.ends_at)
+        );
+        let applied = self
+            .apply(
+                StaffChange::AddSilence(silence),
+                AuditRecord::new(actor, now, what),
+                "指定した端末または医療機関が見つかりません",
+                "",
+            )
+            .await?;
+        created_id(applied)
+    }
+
+    /// Ends a maintenance window now (one that has not begun is dropped).
+    pub async fn end_silence(
+        &self,
+        actor: &Actor,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.apply(
+            StaffChange::EndSilence { id },
+            AuditRecord::new(actor, now, format!("通知の停止 #{id} を終了")),
+            "この通知の停止は見つからないか、終わっています",
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the version staff expect of a watched app (24 h grace from now), or with `None`
+    /// goes back to the fleet's most common version.
+    pub async fn set_expected_version(
+        &self,
+        actor: &Actor,
+        app: &str,
+        version: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let app = app.trim();
+        validate::required_line("アプリ名", app, 200)?;
+        let version = version.map(str::trim).filter(|v| !v.is_empty());
+        if let Some(v) = version {
+            validate::single_line("バージョン", v, 100)?;
+        }
+        let what = match version {
+            Some(v) => format!("アプリ「{app}」の期待するバージョンを {v} に"),
+            None => format!("アプリ「{app}」の期待するバージョンを端末の多数派に戻す"),
+        };
+        self.apply(
+            StaffChange::SetExpectedVersion {
+                app: app.to_string(),
+                version: version.map(str::to_string),
+                since: now,
+            },
+            AuditRecord::new(actor, now, what),
+            "",
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+}

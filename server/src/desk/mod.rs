@@ -1,0 +1,89 @@
+//! Every staff action, in one place: the dashboard's handlers and the command line both call
+//! these functions and nothing else writes. Each one takes who acts ([`Actor`]: a signed-in
+//! staff member, or the command line with the OS user name), validates with the same rules
+//! whichever door it came through, writes the change and its audit entry in one transaction
+//! ([`crate::store::StaffStore`]) and wakes the evaluator where the change matters to it.
+//!
+//! Refusals are [`Error::Invalid`] (the message is for the person, in Japanese),
+//! [`Error::NotFound`] and [`Error::Conflict`].
+
+mod alerts;
+mod clinics;
+mod terminals;
+mod users;
+pub mod validate;
+
+use std::sync::Arc;
+
+use crate::Error;
+use crate::domain::AuditRecord;
+use crate::evaluator::ChangeSignal;
+use crate::store::{Applied, StaffChange, Store};
+
+pub use alerts::SilenceRequest;
+pub use clinics::{check_clinic as clinics_check, new_clinic};
+
+/// The staff actions of one server (or one command-line run).
+#[derive(Clone)]
+pub struct Desk {
+    store: Arc<dyn Store>,
+    /// Wakes the evaluator for terminals whose alerts staff changed (absent on the command
+    /// line and where no evaluator runs).
+    changes: Option<Arc<ChangeSignal>>,
+    /// How long a new enrollment code stays valid.
+    code_days: u32,
+}
+
+impl Desk {
+    pub fn new(store: Arc<dyn Store>, changes: Option<Arc<ChangeSignal>>, code_days: u32) -> Desk {
+        Desk {
+            store,
+            changes,
+            code_days,
+        }
+    }
+
+    /// A desk on `store` with the default code validity and no evaluator to wake.
+    pub fn for_store(store: Arc<dyn Store>) -> Desk {
+        Desk::new(store, None, crate::Config::default().enrollment_code_days)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Applies a change with its audit entry; `NotFound` and `Conflict` become errors that say
+    /// what was not found or is taken.
+    async fn apply(
+        &self,
+        change: StaffChange,
+        audit: AuditRecord,
+        missing: &str,
+        taken: &str,
+    ) -> Result<Applied, Error> {
+        match self.store.staff().apply(&change, &audit).await? {
+            Applied::NotFound => Err(Error::NotFound(missing.to_string())),
+            Applied::Conflict => Err(Error::Conflict(taken.to_string())),
+            done => {
+                if let (
+                    Some(changes),
+                    Applied::Done {
+                        terminal_id: Some(t),
+                        ..
+                    },
+                ) = (&self.changes, done)
+                {
+                    changes.mark([t]);
+                }
+                Ok(done)
+            }
+        }
+    }
+}
+
+fn created_id(applied: Applied) -> Result<i64, Error> {
+    match applied {
+        Applied::Done { id: Some(id), .. } => Ok(id),
+        other => Err(Error::Corrupt(format!("a create returned {other:?}"))),
+    }
+}

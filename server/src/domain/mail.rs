@@ -1,0 +1,169 @@
+//! Mail in the outbox: what kind it is, where it is in delivery.
+
+use chrono::{DateTime, Utc};
+
+/// What a mail is. Each clinic mail has a desk copy of its own kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MailKind {
+    /// One critical alert, sent at once.
+    Critical,
+    CriticalDesk,
+    /// A clinic's daily digest of open warnings.
+    Digest,
+    DigestDesk,
+    /// `send-test-email`.
+    Test,
+}
+
+impl MailKind {
+    pub const ALL: [MailKind; 5] = [
+        MailKind::Critical,
+        MailKind::CriticalDesk,
+        MailKind::Digest,
+        MailKind::DigestDesk,
+        MailKind::Test,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Critical => "critical",
+            MailKind::CriticalDesk => "critical-desk",
+            MailKind::Digest => "digest",
+            MailKind::DigestDesk => "digest-desk",
+            MailKind::Test => "test",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MailKind> {
+        MailKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The desk's copy of a clinic mail.
+    pub fn desk_copy(self) -> MailKind {
+        match self {
+            MailKind::Critical => MailKind::CriticalDesk,
+            MailKind::Digest => MailKind::DigestDesk,
+            other => other,
+        }
+    }
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            MailKind::Critical => "緊急",
+            MailKind::CriticalDesk => "緊急 (窓口控え)",
+            MailKind::Digest => "本日の確認事項",
+            MailKind::DigestDesk => "本日の確認事項 (窓口控え)",
+            MailKind::Test => "テスト",
+        }
+    }
+}
+
+/// Where a mail is: pending → sending (claimed) → sent | failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxStatus {
+    Pending,
+    Sending,
+    Sent,
+    Failed,
+}
+
+impl OutboxStatus {
+    pub const ALL: [OutboxStatus; 4] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Sending,
+        OutboxStatus::Sent,
+        OutboxStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutboxStatus> {
+        OutboxStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "送信待ち",
+            OutboxStatus::Sending => "送信中",
+            OutboxStatus::Sent => "送信済み",
+            OutboxStatus::Failed => "失敗",
+        }
+    }
+}
+
+/// A mail to put in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMail {
+    pub kind: MailKind,
+    pub clinic_id: Option<i64>,
+    pub recipient: String,
+    pub subject: String,
+    pub message_id: String,
+    pub body_text: String,
+    pub body_html: String,
+    /// At most one row per key is ever stored (one digest per clinic per day).
+    pub dedupe_key: Option<String>,
+}
+
+/// A claimed outbox row, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMail {
+    pub id: i64,
+    pub kind: MailKind,
+    pub recipient: String,
+    pub subject: String,
+    pub message_id: String,
+    pub body_text: String,
+    pub body_html: String,
+    pub attempts: i64,
+}
+
+/// Mails per delivery state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxCounts {
+    pub pending: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub failed: i64,
+}
+
+/// An outbox row as the desk's pages list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub kind: MailKind,
+    pub clinic_id: Option<i64>,
+    pub clinic_name: Option<String>,
+    pub recipient: String,
+    pub subject: String,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_states_round_trip() {
+        for k in MailKind::ALL {
+            assert_eq!(MailKind::parse(k.as_str()), Some(k));
+        }
+        for s in OutboxStatus::ALL {
+            assert_eq!(OutboxStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(MailKind::Critical.desk_copy(), MailKind::CriticalDesk);
+        assert_eq!(MailKind::Test.desk_copy(), MailKind::Test);
+    }
+}

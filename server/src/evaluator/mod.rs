@@ -1,0 +1,232 @@
+//! The rule evaluator: full passes on an interval, targeted passes right after reports that
+//! changed state, the overview's lines and counts, the fleet's expected versions and the daily
+//! digest. The mail sender lives in [`crate::notify`].
+//!
+//! A full pass loads terminals in pages (one query for their latest reports, one for their
+//! recent events), evaluates them in memory and writes only the alert changes, in batches, each
+//! batch in one transaction together with the mails it causes.
+
+mod cache;
+mod digest;
+mod overview;
+mod pass;
+mod signal;
+mod versions;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use onshi_shared::AgentPolicy;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+pub use overview::{FleetTally, SharedTally, overview_line};
+pub use signal::ChangeSignal;
+pub use versions::most_common;
+
+use crate::Error;
+use crate::config::AlertSettings;
+use crate::domain::{ClinicSettings, ExpectedVersion, OverviewLine, Silence, effective_versions};
+use crate::notify::Composer;
+use crate::rules::{self, ClinicPolicy};
+use crate::store::Store;
+use crate::store::alerts::{AlertChange, SnapshotCache};
+use cache::AlertCache;
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassStats {
+    pub terminals: usize,
+    pub findings: usize,
+    pub changes: usize,
+    pub mails: usize,
+}
+
+impl std::ops::AddAssign for PassStats {
+    fn add_assign(&mut self, s: PassStats) {
+        self.terminals += s.terminals;
+        self.findings += s.findings;
+        self.changes += s.changes;
+        self.mails += s.mails;
+    }
+}
+
+pub struct Evaluator {
+    store: Arc<dyn Store>,
+    agent: Arc<AgentPolicy>,
+    offline_after_intervals: u32,
+    settings: AlertSettings,
+    composer: Arc<Composer>,
+    clinics: HashMap<i64, (ClinicSettings, ClinicPolicy)>,
+    expected: Arc<HashMap<String, ExpectedVersion>>,
+    silences: Vec<Silence>,
+    hostnames: HashMap<Uuid, String>,
+    last_digest: Option<NaiveDate>,
+    /// The overview line last written per terminal (`None` until loaded from the store), and
+    /// the lines that changed and wait for the next write.
+    lines: Option<HashMap<Uuid, OverviewLine>>,
+    changed_lines: Vec<OverviewLine>,
+    tally: SharedTally,
+    snapshots: Arc<SnapshotCache>,
+    /// The alerts findings are compared with, kept between passes (`None` until loaded, and
+    /// again after a failed write).
+    alerts: Option<AlertCache>,
+}
+
+impl Evaluator {
+    pub fn new(
+        store: Arc<dyn Store>,
+        agent: AgentPolicy,
+        offline_after_intervals: u32,
+        settings: AlertSettings,
+        composer: Arc<Composer>,
+    ) -> Self {
+        Evaluator {
+            store,
+            agent: Arc::new(agent),
+            offline_after_intervals,
+            settings,
+            composer,
+            clinics: HashMap::new(),
+            expected: Arc::new(HashMap::new()),
+            silences: Vec::new(),
+            hostnames: HashMap::new(),
+            last_digest: None,
+            lines: None,
+            changed_lines: Vec::new(),
+            tally: SharedTally::default(),
+            snapshots: Arc::default(),
+            alerts: None,
+        }
+    }
+
+    /// The evaluator for a server's configuration.
+    pub fn from_config(store: Arc<dyn Store>, config: &crate::Config) -> Self {
+        Self::new(
+            store,
+            config.policy.clone(),
+            config.offline_after_intervals,
+            config.alerts.clone(),
+            Arc::new(Composer::new(config.smtp.clone())),
+        )
+    }
+
+    /// Shares the evaluator's counts with the dashboard.
+    pub fn with_tally(mut self, tally: SharedTally) -> Self {
+        self.tally = tally;
+        self
+    }
+
+    fn update_tally(&self, f: impl FnOnce(&mut FleetTally)) {
+        if let Ok(mut t) = self.tally.write() {
+            f(&mut t);
+        }
+    }
+
+    /// Loads the stored overview lines and the tally once.
+    async fn load_lines(&mut self) -> Result<(), Error> {
+        if self.lines.is_none() {
+            let stored = self.store.desk().overview_lines().await?;
+            let mut tally = FleetTally {
+                ready: true,
+                ..FleetTally::default()
+            };
+            for s in &stored {
+                tally.apply(s, 1);
+            }
+            self.update_tally(|t| *t = tally);
+            self.lines = Some(stored.into_iter().map(|s| (s.terminal_id, s)).collect());
+        }
+        Ok(())
+    }
+
+    /// Clinics with their policies, the expected versions and the silences in force.
+    async fn reload(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
+        let a = self.store.alerts();
+        self.expected = Arc::new(effective_versions(&a.expected_versions().await?));
+        let mut clinics = HashMap::new();
+        for c in a.clinic_settings().await? {
+            let policy = ClinicPolicy {
+                agent: self.agent.clone(),
+                hours: c.hours.clone(),
+                expected_versions: self.expected.clone(),
+                offline_after_intervals: self.offline_after_intervals,
+            };
+            clinics.insert(c.id, (c, policy));
+        }
+        self.clinics = clinics;
+        self.silences = a.active_silences(now).await?;
+        Ok(())
+    }
+
+    /// Writes the pending alert changes (in batches) and the audit entries, then the overview
+    /// lines that changed.
+    async fn write(
+        &mut self,
+        pending: &mut Vec<AlertChange>,
+        audit: &mut Vec<rules::AuditEntry>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        for chunk in pending.chunks(self.settings.write_batch.max(1)) {
+            self.store
+                .alerts()
+                .apply_alert_changes(chunk, &[], now)
+                .await?;
+        }
+        if !audit.is_empty() {
+            self.store
+                .alerts()
+                .apply_alert_changes(&[], audit, now)
+                .await?;
+        }
+        pending.clear();
+        audit.clear();
+        // After the alerts, so a line never counts an alert that is not stored yet.
+        let lines = std::mem::take(&mut self.changed_lines);
+        if let Err(e) = self.store.desk().write_overview_lines(&lines, now).await {
+            // Forget what was not written: the next pass writes it again.
+            if let Some(known) = &mut self.lines {
+                for s in &lines {
+                    known.remove(&s.terminal_id);
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Runs until `stop` fires: a full pass every interval, a targeted pass on each change
+    /// signal, the digest when due.
+    pub async fn run(mut self, changes: Arc<ChangeSignal>, stop: Arc<Notify>) {
+        let mut tick = tokio::time::interval(self.settings.interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.notified() => break,
+                _ = tick.tick() => {
+                    let now = Utc::now();
+                    let started = std::time::Instant::now();
+                    match self.full_pass(now).await {
+                        Ok(s) => tracing::info!(
+                            terminals = s.terminals, findings = s.findings, changes = s.changes,
+                            mails = s.mails, ms = started.elapsed().as_millis() as u64,
+                            "rule evaluation"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "rule evaluation failed"),
+                    }
+                    if let Err(e) = self.digest_if_due(now).await {
+                        tracing::error!(error = %e, "writing digests failed");
+                    }
+                }
+                _ = changes.wait() => {
+                    tokio::time::sleep(self.settings.debounce()).await;
+                    let ids = changes.take();
+                    if let Err(e) = self.targeted_pass(&ids, Utc::now()).await {
+                        tracing::error!(error = %e, "targeted rule evaluation failed");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! One evaluation: load terminals, run the rules, move their alerts along, update the overview.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::cache::by_rule;
+use super::overview::overview_line;
+use super::versions::tally_versions;
+use super::{Evaluator, PassStats};
+use crate::Error;
+use crate::alerts::{self, Context};
+use crate::domain::{Alert, AlertStatus, RuleKey, Severity};
+use crate::rules::{self, RuleInput};
+use crate::store::alerts::{AlertChange, InputSelection};
+
+/// Terminals per query in a targeted pass (SQLite limits bound parameters per statement).
+const TARGETED_CHUNK: usize = 500;
+
+impl Evaluator {
+    /// Evaluates every active terminal.
+    #[tracing::instrument(name = "evaluator_pass", skip(self), fields(kind = "full"))]
+    pub async fn full_pass(&mut self, now: DateTime<Utc>) -> Result<PassStats, Error> {
+        self.reload(now).await?;
+        self.load_lines().await?;
+        let mut tracked = self.take_alerts().await?;
+        let active = &mut tracked.by_terminal;
+        let mut stats = PassStats::default();
+        let mut versions: HashMap<String, HashMap<String, usize>> = HashMap::new();
+        let mut pending: Vec<AlertChange> = Vec::new();
+        let mut audit = Vec::new();
+        let events_since = now - rules::EVENT_WINDOW;
+        let limit = self.settings.page_size;
+        let pages = self.store.clone();
+        let cache = self.snapshots.clone();
+        let fetch = |after: Option<Uuid>| {
+            let store = pages.clone();
+            let cache = cache.clone();
+            // Its own task: the next page loads (and parses) on the other core while this one
+            // is evaluated.
+            tokio::spawn(async move {
+                store
+                    .alerts()
+                    .rule_inputs(InputSelection::Page { after, limit }, events_since, &cache)
+                    .await
+            })
+        };
+        let mut evaluated: HashSet<Uuid> = HashSet::new();
+        let mut next = Some(fetch(None));
+        while let Some(loading) = next.take() {
+            let page = loading
+                .await
+                .map_err(|e| Error::Corrupt(format!("loading terminal states: {e}")))??;
+            let Some(last) = page.last() else { break };
+            if (page.len() as i64) == limit {
+                next = Some(fetch(Some(last.terminal_id)));
+            }
+            for t in &page {
+                evaluated.insert(t.terminal_id);
+                tally_versions(t, now, &mut versions);
+                audit.extend(rules::audit_entries(t));
+                self.evaluate_one(t, now, active, &mut pending, &mut stats);
+            }
+            if pending.len() >= self.settings.write_batch {
+                self.write(&mut pending, &mut audit, now).await?;
+            }
+        }
+        // Terminals that are gone (revoked) leave the counts.
+        if let Some(known) = &mut self.lines {
+            let gone: Vec<Uuid> = known
+                .keys()
+                .filter(|id| !evaluated.contains(id))
+                .copied()
+                .collect();
+            if let Ok(mut snapshots) = self.snapshots.lock() {
+                snapshots.retain(|id, _| evaluated.contains(id));
+            }
+            if let Ok(mut tally) = self.tally.write() {
+                for id in gone {
+                    if let Some(old) = known.remove(&id) {
+                        tally.apply(&old, -1);
+                    }
+                }
+            }
+        }
+        // Alerts of terminals that are gone (revoked): their conditions no longer hold.
+        let gone: Vec<Uuid> = active
+            .keys()
+            .filter(|id| !evaluated.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            let mut keep = Vec::new();
+            for (rule, a) in active.remove(&id).unwrap_or_default() {
+                let ctx = Context {
+                    terminal_id: a.terminal_id,
+                    clinic_id: a.clinic_id,
+                    now,
+                    hold_down: self.settings.hold_down(),
+                };
+                cleared(rule, a, &ctx, &mut keep, &mut pending, &mut stats);
+            }
+            if !keep.is_empty() {
+                active.insert(id, keep);
+            }
+        }
+        self.write(&mut pending, &mut audit, now).await?;
+        self.alerts = Some(tracked);
+        self.update_fleet_versions(versions, now).await?;
+        Ok(stats)
+    }
+
+    /// Evaluates the given terminals only (after their reports changed state), a bounded
+    /// number per query.
+    pub async fn targeted_pass(
+        &mut self,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<PassStats, Error> {
+        let mut total = PassStats::default();
+        for chunk in ids.chunks(TARGETED_CHUNK) {
+            total += self.targeted_chunk(chunk, now).await?;
+        }
+        Ok(total)
+    }
+
+    async fn targeted_chunk(
+        &mut self,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<PassStats, Error> {
+        let mut stats = PassStats::default();
+        if ids.is_empty() {
+            return Ok(stats);
+        }
+        self.load_lines().await?;
+        let store = self.store.clone();
+        let a = store.alerts();
+        let states = a
+            .rule_inputs(
+                InputSelection::Ids(ids),
+                now - rules::EVENT_WINDOW,
+                &self.snapshots,
+            )
+            .await?;
+        if states
+            .iter()
+            .any(|t| !self.clinics.contains_key(&t.clinic_id))
+        {
+            self.reload(now).await?;
+        }
+        // Staff may have just set a maintenance window: a targeted pass must see it.
+        self.silences = a.active_silences(now).await?;
+        // With the cache loaded (after the first full pass) its entries are kept current;
+        // before that, these terminals' alerts come from the store.
+        let mut cache = match self.alerts {
+            Some(_) => Some(self.take_alerts().await?),
+            None => None,
+        };
+        let mut fresh: HashMap<Uuid, Vec<(RuleKey, Alert)>>;
+        let active = match &mut cache {
+            Some(c) => &mut c.by_terminal,
+            None => {
+                fresh = by_rule(a.active_alerts(Some(ids)).await?);
+                &mut fresh
+            }
+        };
+        let mut pending = Vec::new();
+        let mut audit = Vec::new();
+        for t in &states {
+            audit.extend(rules::audit_entries(t));
+            self.evaluate_one(t, now, active, &mut pending, &mut stats);
+        }
+        self.write(&mut pending, &mut audit, now).await?;
+        self.alerts = cache;
+        Ok(stats)
+    }
+
+    fn evaluate_one(
+        &mut self,
+        t: &RuleInput,
+        now: DateTime<Utc>,
+        active: &mut HashMap<Uuid, Vec<(RuleKey, Alert)>>,
+        pending: &mut Vec<AlertChange>,
+        stats: &mut PassStats,
+    ) {
+        stats.terminals += 1;
+        let Some((clinic, policy)) = self.clinics.get(&t.clinic_id) else {
+            tracing::warn!(terminal = %t.terminal_id, clinic = t.clinic_id, "terminal of an unknown clinic");
+            return;
+        };
+        if let Some(s) = &t.snapshot
+            && self.hostnames.get(&t.terminal_id) != Some(&s.hostname)
+        {
+            self.hostnames.insert(t.terminal_id, s.hostname.clone());
+        }
+        let hostname = self
+            .hostnames
+            .get(&t.terminal_id)
+            .cloned()
+            .unwrap_or_else(|| t.terminal_id.to_string());
+        let findings = rules::evaluate(t, policy, now);
+        stats.findings += findings.len();
+        let silenced = self
+            .silences
+            .iter()
+            .any(|s| s.covers(t.terminal_id, t.clinic_id, now));
+        let ctx = Context {
+            terminal_id: t.terminal_id,
+            clinic_id: t.clinic_id,
+            now,
+            hold_down: self.settings.hold_down(),
+        };
+        // This terminal's unresolved alerts: one map lookup, then a short list by rule.
+        let mut current_alerts = active.remove(&t.terminal_id).unwrap_or_default();
+        let mut take = |rule: RuleKey| {
+            let i = current_alerts.iter().position(|(r, _)| *r == rule)?;
+            Some(current_alerts.swap_remove(i).1)
+        };
+        // This terminal's tracked alerts after this evaluation: compared with next time, and
+        // what its overview line counts (an alert no longer tracked is resolved).
+        let mut keep: Vec<(RuleKey, Alert)> = Vec::new();
+        for f in &findings {
+            let current = take(f.rule);
+            let transition = alerts::transition(current.as_ref(), Some(f), &ctx);
+            match (&transition, current) {
+                (Some((a, _)), _) if a.tracked() => keep.push((f.rule, a.clone())),
+                (None, Some(a)) => keep.push((f.rule, a)),
+                _ => {}
+            }
+            if let Some((alert, action)) = transition {
+                let mails = if alerts::mail_now(&alert, action, silenced) {
+                    self.composer.critical(clinic, &hostname, &alert, now)
+                } else {
+                    Vec::new()
+                };
+                stats.mails += mails.len();
+                stats.changes += 1;
+                pending.push(AlertChange {
+                    alert,
+                    action,
+                    mails,
+                });
+            }
+        }
+        // What is left has no finding now: the condition cleared.
+        for (rule, current) in current_alerts {
+            cleared(rule, current, &ctx, &mut keep, pending, stats);
+        }
+        let after: Vec<(RuleKey, Severity, AlertStatus)> = keep
+            .iter()
+            .map(|(rule, a)| (*rule, a.severity, a.status))
+            .collect();
+        if !keep.is_empty() {
+            active.insert(t.terminal_id, keep);
+        }
+        let offline_after = Duration::seconds(
+            i64::from(self.agent.interval_secs) * i64::from(self.offline_after_intervals),
+        );
+        let offline = t.last_seen.is_none_or(|seen| now - seen > offline_after);
+        let line = overview_line(
+            t,
+            clinic,
+            &hostname,
+            &after,
+            silenced,
+            offline,
+            &policy.expected_versions,
+        );
+        if let Some(known) = &mut self.lines
+            && known.get(&t.terminal_id) != Some(&line)
+        {
+            let old = known.insert(t.terminal_id, line.clone());
+            if let Ok(mut tally) = self.tally.write() {
+                if let Some(old) = &old {
+                    tally.apply(old, -1);
+                }
+                tally.apply(&line, 1);
+            }
+            self.changed_lines.push(line);
+        }
+    }
+}
+
+/// An alert whose condition no longer holds: its transition (if any) is queued, and it is kept
+/// for the next comparison while still tracked.
+fn cleared(
+    rule: RuleKey,
+    current: Alert,
+    ctx: &Context,
+    keep: &mut Vec<(RuleKey, Alert)>,
+    pending: &mut Vec<AlertChange>,
+    stats: &mut PassStats,
+) {
+    match alerts::transition(Some(&current), None, ctx) {
+        Some((alert, action)) => {
+            if alert.tracked() {
+                keep.push((rule, alert.clone()));
+            }
+            stats.changes += 1;
+            pending.push(AlertChange {
+                alert,
+                action,
+                mails: Vec::new(),
+            });
+        }
+        None => keep.push((rule, current)),
+    }
+}

@@ -1,0 +1,84 @@
+//! Japan Standard Time, and every way the server writes a time or a duration for people: the
+//! desk's pages, the clinics' mails and the command line all format here. Japan has one time
+//! zone without daylight saving time (+09:00).
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDateTime, TimeZone, Utc};
+
+/// Japan Standard Time.
+pub fn offset() -> FixedOffset {
+    FixedOffset::east_opt(9 * 3600).expect("+09:00 is a valid offset")
+}
+
+/// A time as the desk and clinics read it: `2026-11-26 00:30` (JST).
+pub fn time_ja(t: DateTime<Utc>) -> String {
+    t.with_timezone(&offset())
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+pub fn opt_time_ja(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| "—".into(), time_ja)
+}
+
+/// The value a `datetime-local` input shows for `t` (JST).
+pub fn datetime_local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&offset())
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
+/// Reads a `datetime-local` value (JST); empty means none.
+pub fn parse_datetime_local(s: &str) -> Result<Option<DateTime<Utc>>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S"))
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M"))
+        .map_err(|_| format!("日時の形式が正しくありません: {s}"))?;
+    offset()
+        .from_local_datetime(&naive)
+        .single()
+        .map(|t| Some(t.with_timezone(&Utc)))
+        .ok_or_else(|| format!("日時が正しくありません: {s}"))
+}
+
+/// "3日 4時間", "5時間 12分", "8分".
+pub fn duration_ja(d: Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, (minutes % 1440) / 60, minutes % 60);
+    if days > 0 {
+        format!("{days}日 {hours}時間")
+    } else if hours > 0 {
+        format!("{hours}時間 {mins}分")
+    } else {
+        format!("{mins}分")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration_ja(Duration::minutes(8)), "8分");
+        assert_eq!(duration_ja(Duration::minutes(5 * 60 + 12)), "5時間 12分");
+        assert_eq!(duration_ja(Duration::hours(76)), "3日 4時間");
+        assert_eq!(duration_ja(Duration::minutes(-5)), "0分");
+    }
+
+    #[test]
+    fn times_show_and_parse_in_jst() {
+        let t = DateTime::parse_from_rfc3339("2026-11-25T15:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(time_ja(t), "2026-11-26 00:30");
+        assert_eq!(datetime_local(t), "2026-11-26T00:30");
+        assert_eq!(parse_datetime_local("2026-11-26T00:30").unwrap(), Some(t));
+        assert_eq!(parse_datetime_local("2026-11-26 00:30").unwrap(), Some(t));
+        assert_eq!(parse_datetime_local(" ").unwrap(), None);
+        assert!(parse_datetime_local("tomorrow").is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! The terminals the rule tests start from.
+
+use chrono::{DateTime, Duration, Utc};
+use onshi_shared::{AccountRole, AccountSpec, AgentPolicy, BackupState, Snapshot, sample};
+use uuid::Uuid;
+
+use super::{ClinicPolicy, Finding, RuleInput, evaluate};
+use crate::domain::{RuleKey, Severity};
+
+pub fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+pub fn agent_policy() -> AgentPolicy {
+    AgentPolicy {
+        accounts: vec![
+            AccountSpec {
+                role: AccountRole::Windows,
+                name: "onshi".into(),
+            },
+            AccountSpec {
+                role: AccountRole::FaceAuth,
+                name: "kao".into(),
+            },
+        ],
+        ..AgentPolicy::default()
+    }
+}
+
+pub fn policy() -> ClinicPolicy {
+    ClinicPolicy::new(agent_policy())
+}
+
+/// The sample snapshot (collected Wed 2026-11-25 18:00 JST) with a verified backup.
+pub fn healthy() -> Snapshot {
+    let mut s = sample::snapshot();
+    let cert = s.certificates.certs[0].clone();
+    s.certificates.backup = Some(BackupState {
+        thumbprint: cert.thumbprint,
+        verified_at: s.collected_at,
+        not_after: Some(cert.not_after),
+        matches_current: true,
+    });
+    s
+}
+
+pub fn state(s: Snapshot) -> RuleInput {
+    RuleInput {
+        terminal_id: Uuid::nil(),
+        clinic_id: 1,
+        enrolled_at: s.collected_at - Duration::days(365),
+        last_seen: Some(s.collected_at),
+        collected_at: s.collected_at,
+        snapshot: Some(std::sync::Arc::new(s)),
+        events: vec![],
+    }
+}
+
+pub fn rules(t: &RuleInput, p: &ClinicPolicy, now: DateTime<Utc>) -> Vec<(RuleKey, Severity)> {
+    evaluate(t, p, now)
+        .into_iter()
+        .map(|f| (f.rule, f.severity))
+        .collect()
+}
+
+pub fn only(t: &RuleInput, now: DateTime<Utc>, rule: RuleKey) -> Option<Finding> {
+    evaluate(t, &policy(), now)
+        .into_iter()
+        .find(|f| f.rule == rule)
+}

@@ -1,0 +1,752 @@
+//! Alerts, the evaluator and the outbox against a real SQLite database, and mail delivery to a
+//! real SMTP receiver on a loopback port.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use onshi_server::config::{SmtpSettings, TlsMode};
+use onshi_server::desk::SilenceRequest;
+use onshi_server::domain::{Actor, Alert, AlertStatus, MailKind, NewMail, Role, RuleKey, Severity};
+use onshi_server::evaluator::Evaluator;
+use onshi_server::ingest;
+use onshi_server::notify::{Composer, Sender, Transport};
+use onshi_server::store::{NewTerminal, Store};
+use onshi_shared::{
+    AccountChange, AccountRole, AccountSpec, AgentPolicy, Event, EventKind, Report,
+};
+use onshi_testkit::reports::{linkage_password_changed, report_at};
+use onshi_testkit::{Mode, SmtpReceiver};
+use uuid::Uuid;
+
+use super::support::TestApp;
+
+/// A server without its own evaluator, and terminals enrolled straight into its store: the
+/// tests run evaluator passes themselves, at the times they choose.
+struct Fleet {
+    app: TestApp,
+    store: Arc<dyn Store>,
+    clinic_id: i64,
+    terminals: Vec<Uuid>,
+    seq: i64,
+}
+
+/// A staff member as the desk layer sees one.
+fn staff(name: &str) -> Actor {
+    Actor::Staff {
+        user_id: 1,
+        name: name.into(),
+    }
+}
+
+fn policy() -> AgentPolicy {
+    AgentPolicy {
+        accounts: vec![
+            AccountSpec {
+                role: AccountRole::Windows,
+                name: "onshi".into(),
+            },
+            AccountSpec {
+                role: AccountRole::FaceAuth,
+                name: "kao".into(),
+            },
+        ],
+        ..AgentPolicy::default()
+    }
+}
+
+async fn fleet(n: usize) -> Fleet {
+    let app = TestApp::spawn_with(|c| {
+        c.alerts.enabled = false;
+        c.policy = policy();
+    })
+    .await;
+    let store = app.store.clone();
+    let terminals: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    let rows: Vec<NewTerminal> = terminals
+        .iter()
+        .enumerate()
+        .map(|(i, id)| NewTerminal {
+            id: *id,
+            token_hash: id.to_string(),
+            hostname: format!("PC-{i}"),
+            agent_version: "0.1.0".into(),
+            os: "Windows 11".into(),
+        })
+        .collect();
+    let code = onshi_server::enroll::hash_code(&app.code);
+    store
+        .enroll(&code, &rows, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    Fleet {
+        clinic_id: app.clinic_id,
+        app,
+        store,
+        terminals,
+        seq: 0,
+    }
+}
+
+impl Fleet {
+    async fn report(&mut self, i: usize, report: Report, now: DateTime<Utc>) {
+        self.seq += 1;
+        let mut report = report;
+        report.seq = self.seq as u64;
+        report.agent_id = self.terminals[i];
+        let row = ingest::prepare(report, self.terminals[i], now).unwrap();
+        let sink = self.store.ingest_sink();
+        sink.write_batch(&[row]).await.unwrap();
+        sink.sync_committed().unwrap();
+    }
+
+    fn evaluator(&self, desk: Option<&str>) -> Evaluator {
+        Evaluator::new(
+            self.store.clone(),
+            policy(),
+            3,
+            onshi_server::config::AlertSettings {
+                hold_down_secs: 15 * 60,
+                page_size: 7,
+                ..Default::default()
+            },
+            Arc::new(Composer::new(mail_config(desk, 25))),
+        )
+    }
+
+    async fn alert(&self, i: usize, rule: RuleKey) -> Option<Alert> {
+        self.store
+            .alerts()
+            .active_alerts(Some(&[self.terminals[i]]))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.rule == rule)
+    }
+}
+
+/// `n` terminals that reported at `t0`: PC-0's linkage account password changed (a critical
+/// alert), the others healthy.
+async fn fleet_with_broken_linkage(n: usize, t0: DateTime<Utc>) -> Fleet {
+    let mut f = fleet(n).await;
+    for i in 0..n {
+        let mut r = report_at(t0, &format!("PC-{i}"));
+        if i == 0 {
+            r.events.push(linkage_password_changed(t0));
+        }
+        f.report(i, r, t0).await;
+    }
+    f
+}
+
+fn mail_config(desk: Option<&str>, port: u16) -> SmtpSettings {
+    SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        tls: TlsMode::None,
+        from: "Onshi Watch <watch@example.jp>".into(),
+        desk: desk.map(str::to_string),
+        retry_base_secs: 1,
+        ..SmtpSettings::default()
+    }
+}
+
+#[tokio::test]
+async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
+    let t0 = Utc::now();
+    let mut f = fleet_with_broken_linkage(3, t0).await;
+    let mut ev = f.evaluator(None);
+    let stats = ev.full_pass(t0).await.unwrap();
+    assert_eq!(stats.terminals, 3);
+    let a = f.alert(0, RuleKey::ProtectedAccountLinkage).await.unwrap();
+    assert_eq!(
+        (a.status, a.severity),
+        (AlertStatus::Open, Severity::Critical)
+    );
+    assert!(a.detail.contains("保険証等の資格確認"), "{}", a.detail);
+    assert_eq!(f.store.alerts().outbox_counts().await.unwrap().pending, 1);
+    // a second pass changes nothing and mails nothing
+    let again = ev.full_pass(t0 + Duration::seconds(30)).await.unwrap();
+    assert_eq!((again.changes, again.mails), (0, 0));
+
+    // staff acknowledge, then the condition leaves the event window: resolved after hold-down
+    f.app
+        .desk
+        .acknowledge(&staff("suzuki"), a.id, "クリニックに電話済み", None, t0)
+        .await
+        .unwrap();
+    let later = t0 + onshi_server::rules::EVENT_WINDOW + Duration::minutes(1);
+    for i in 0..3 {
+        f.report(i, report_at(later, &format!("PC-{i}")), later)
+            .await;
+    }
+    ev.full_pass(later).await.unwrap();
+    let cleared = f.alert(0, RuleKey::ProtectedAccountLinkage).await.unwrap();
+    assert_eq!(cleared.clear_since, Some(later.trunc_millis()));
+    ev.full_pass(later + Duration::minutes(16)).await.unwrap();
+    assert!(
+        f.alert(0, RuleKey::ProtectedAccountLinkage).await.is_none(),
+        "resolved"
+    );
+
+    // it comes back: the same row re-opens and mails again
+    let back = later + Duration::minutes(20);
+    let mut broken = report_at(back, "PC-0");
+    broken.events.push(linkage_password_changed(back));
+    f.report(0, broken, back).await;
+    ev.targeted_pass(&[f.terminals[0]], back).await.unwrap();
+    let reopened = f.alert(0, RuleKey::ProtectedAccountLinkage).await.unwrap();
+    assert_eq!(reopened.id, a.id);
+    assert_eq!(reopened.status, AlertStatus::Open);
+    let history: Vec<(String, String)> = f
+        .store
+        .alerts()
+        .alert_history(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.actor, h.action))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("evaluator", "opened"),
+        ("suzuki", "acknowledged"),
+        ("evaluator", "resolved"),
+        ("evaluator", "reopened"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(history, want);
+    assert_eq!(f.store.alerts().outbox_counts().await.unwrap().pending, 2);
+}
+
+#[tokio::test]
+async fn full_passes_see_what_staff_did_between_them() {
+    let t0 = Utc::now();
+    let f = fleet_with_broken_linkage(2, t0).await;
+    let mut ev = f.evaluator(None);
+    ev.full_pass(t0).await.unwrap();
+    let a = f.alert(0, RuleKey::ProtectedAccountLinkage).await.unwrap();
+    // The evaluator keeps its alerts between passes: an acknowledgement with an end made
+    // through the store (the desk, the command line) must reach the next passes.
+    f.app
+        .desk
+        .acknowledge(
+            &staff("suzuki"),
+            a.id,
+            "折り返し待ち",
+            Some(t0 + Duration::minutes(10)),
+            t0,
+        )
+        .await
+        .unwrap();
+    ev.full_pass(t0 + Duration::minutes(1)).await.unwrap();
+    let acked = f.store.alerts().alert(a.id).await.unwrap().unwrap();
+    assert_eq!(acked.status, AlertStatus::Acknowledged);
+    let line = |s: Vec<onshi_server::domain::OverviewLine>| {
+        s.into_iter()
+            .find(|s| s.terminal_id == f.terminals[0])
+            .unwrap()
+    };
+    ev.full_pass(t0 + Duration::minutes(11)).await.unwrap();
+    let expired = f.store.alerts().alert(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        expired.status,
+        AlertStatus::Open,
+        "the acknowledgement ran out"
+    );
+    let actions: Vec<String> = f
+        .store
+        .alerts()
+        .alert_history(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.action)
+        .collect();
+    assert_eq!(actions, ["opened", "acknowledged", "ack_expired"]);
+    // Resolved by staff: the next pass leaves it resolved, and the condition clearing later
+    // does not turn it into the evaluator's resolution.
+    f.app
+        .desk
+        .resolve(
+            &staff("suzuki"),
+            a.id,
+            "現地で確認",
+            t0 + Duration::minutes(12),
+        )
+        .await
+        .unwrap();
+    ev.full_pass(t0 + Duration::minutes(13)).await.unwrap();
+    let resolved = f.store.alerts().alert(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (resolved.status, resolved.resolved_by.as_deref()),
+        (AlertStatus::Resolved, Some("suzuki"))
+    );
+    let summary = line(f.store.desk().overview_lines().await.unwrap());
+    let linkage = RuleKey::ProtectedAccountLinkage.bit();
+    assert_eq!(summary.open_rules & linkage, 0, "{summary:?}");
+}
+
+trait Trunc {
+    fn trunc_millis(self) -> Self;
+}
+
+impl Trunc for DateTime<Utc> {
+    fn trunc_millis(self) -> Self {
+        DateTime::from_timestamp_millis(self.timestamp_millis()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn staff_resolution_silences_and_audit() {
+    let mut f = fleet(2).await;
+    let t0 = Utc::now();
+    for i in 0..2 {
+        let mut r = report_at(t0, &format!("PC-{i}"));
+        r.snapshot.accounts.accounts[0].locked = Some(true);
+        // a change to an account the clinic may change: audit only
+        r.events.push(Event::new(
+            t0,
+            EventKind::AccountChanged {
+                role: AccountRole::Administrator,
+                name: "kanri".into(),
+                change: AccountChange::PasswordChanged,
+            },
+        ));
+        f.report(i, r, t0).await;
+    }
+    f.app
+        .desk
+        .silence(
+            &staff("suzuki"),
+            &SilenceRequest {
+                terminal_id: Some(f.terminals[1]),
+                clinic_id: None,
+                starts_at: t0 - Duration::minutes(1),
+                ends_at: t0 + Duration::hours(2),
+                reason: "端末入れ替え工事".into(),
+            },
+            t0,
+        )
+        .await
+        .unwrap();
+    let mut ev = f.evaluator(None);
+    let stats = ev.full_pass(t0).await.unwrap();
+    assert_eq!(stats.mails, 1, "the silenced terminal mails nothing");
+    let a = f.alert(1, RuleKey::ProtectedAccountWindows).await.unwrap();
+    assert_eq!(a.status, AlertStatus::Open, "silenced alerts still show");
+    let reported = || async {
+        f.store
+            .desk()
+            .audit_rows(None, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.actor == "agent")
+            .collect::<Vec<_>>()
+    };
+    let audit = reported().await;
+    assert_eq!(audit.len(), 2);
+    assert!(audit[0].what.contains("管理者アカウント"), "{audit:?}");
+    assert!(
+        audit[0].what.contains("パスワードの変更"),
+        "in Japanese: {audit:?}"
+    );
+
+    // staff resolve while still locked: it stays resolved for this occurrence
+    let a = f.alert(0, RuleKey::ProtectedAccountWindows).await.unwrap();
+    f.app
+        .desk
+        .resolve(&staff("suzuki"), a.id, "現地で確認", t0)
+        .await
+        .unwrap();
+    ev.full_pass(t0 + Duration::minutes(1)).await.unwrap();
+    let still = f.store.alerts().alert(a.id).await.unwrap().unwrap();
+    assert_eq!(still.status, AlertStatus::Resolved);
+    assert_eq!(still.resolved_by.as_deref(), Some("suzuki"));
+    assert_eq!(reported().await.len(), 2, "audit entries are stored once");
+}
+
+#[tokio::test]
+async fn outbox_claims_once_dedupes_and_marks() {
+    let f = fleet(0).await;
+    let a = f.store.alerts();
+    let now = Utc::now();
+    let mail = |id: &str, dedupe: Option<&str>| NewMail {
+        kind: MailKind::Digest,
+        clinic_id: Some(f.clinic_id),
+        recipient: "sakura@example.jp".into(),
+        subject: "件名".into(),
+        message_id: format!("<{id}@example.jp>"),
+        body_text: "本文".into(),
+        body_html: "<p>本文</p>".into(),
+        dedupe_key: dedupe.map(str::to_string),
+    };
+    let n = a
+        .enqueue_mails(
+            &[mail("a", Some("digest:1:2026-11-25")), mail("b", None)],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let n = a
+        .enqueue_mails(&[mail("c", Some("digest:1:2026-11-25"))], now)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "one digest per key");
+    let lease = Duration::minutes(2);
+    let claimed = a.claim_mails(now, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        a.claim_mails(now, lease, 10).await.unwrap().is_empty(),
+        "claimed rows are not due"
+    );
+    a.mark_mail_sent(claimed[0].id, now).await.unwrap();
+    a.mark_mail_retry(claimed[1].id, now + Duration::seconds(30), "451")
+        .await
+        .unwrap();
+    assert!(a.claim_mails(now, lease, 10).await.unwrap().is_empty());
+    let retry = a
+        .claim_mails(now + Duration::seconds(31), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!((retry.len(), retry[0].attempts), (1, 2));
+    // the sender died: the lease runs out and the row is due again
+    let after_crash = a
+        .claim_mails(now + Duration::minutes(5), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(after_crash.len(), 1);
+    a.mark_mail_failed(after_crash[0].id, "550").await.unwrap();
+    let counts = a.outbox_counts().await.unwrap();
+    assert_eq!(
+        (counts.sent, counts.failed, counts.pending, counts.sending),
+        (1, 1, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn digest_groups_a_clinics_warnings_once_a_day() {
+    let mut f = fleet(3).await;
+    let t0 = Utc::now();
+    for i in 0..3 {
+        let mut r = report_at(t0, &format!("PC-{i}"));
+        match i {
+            0 => r.snapshot.uptime.last_start = t0 - Duration::hours(30),
+            1 => {
+                r.snapshot.apps.pending_reboot = Some(onshi_shared::PendingReboot {
+                    reasons: vec!["CBS RebootPending".into()],
+                    since: Some(t0 - Duration::hours(30)),
+                })
+            }
+            _ => r.snapshot.accounts.accounts[0].password_expires = Some(t0 + Duration::days(5)),
+        }
+        f.report(i, r, t0).await;
+    }
+    let mut rx = SmtpReceiver::start().await;
+    let mut ev = f.evaluator(Some("desk@example.jp"));
+    let stats = ev.full_pass(t0).await.unwrap();
+    assert_eq!(stats.mails, 0, "warnings wait for the digest");
+    assert_eq!(
+        ev.write_digests(t0).await.unwrap(),
+        2,
+        "one to the clinic, one desk copy"
+    );
+    assert_eq!(ev.write_digests(t0).await.unwrap(), 0, "once a day");
+    let sender = Sender::new(
+        f.store.clone(),
+        Transport::from_config(&mail_config(Some("desk@example.jp"), rx.addr.port()))
+            .unwrap()
+            .unwrap(),
+        mail_config(Some("desk@example.jp"), rx.addr.port()),
+    );
+    assert_eq!(sender.send_due(Utc::now()).await.unwrap(), 2);
+    let mails = rx.wait_for(2, 10).await;
+    let clinic = mails
+        .iter()
+        .find(|m| m.to == ["<sakura@example.jp>"])
+        .unwrap();
+    assert_eq!(clinic.from, "<watch@example.jp>");
+    let subject = clinic.header("Subject").unwrap();
+    assert!(subject.starts_with("=?utf-8?"), "RFC 2047: {subject}");
+    assert!(
+        onshi_testkit::smtp::decode_subject(&subject).contains("本日の確認事項（3件）"),
+        "{subject}"
+    );
+    let body = clinic.text();
+    for host in ["PC-0", "PC-1", "PC-2"] {
+        assert!(body.contains(host), "{host} in the digest");
+    }
+    assert!(body.contains("「今すぐダウンロード」"));
+    assert!(body.contains("午前4時"));
+    assert!(body.contains("パスワードをご自身で変更しないでください"));
+    assert!(body.contains("0800-080-4583"));
+    rx.stop().await;
+}
+
+#[tokio::test]
+async fn smtp_down_then_up_delivers_everything_once() {
+    let f = fleet(0).await;
+    let now = Utc::now();
+    let composer = Composer::new(mail_config(None, 25));
+    let mails: Vec<NewMail> = (0..3)
+        .map(|i| {
+            composer.test_mail(
+                &format!("clinic{i}@example.jp"),
+                now + Duration::milliseconds(i),
+            )
+        })
+        .collect();
+    f.store.alerts().enqueue_mails(&mails, now).await.unwrap();
+    let mut rx = SmtpReceiver::start().await;
+    let config = mail_config(None, rx.addr.port());
+    let sender = Sender::new(
+        f.store.clone(),
+        Transport::from_config(&config).unwrap().unwrap(),
+        config,
+    );
+    rx.stop().await;
+    assert_eq!(sender.send_due(now).await.unwrap(), 0, "SMTP is down");
+    rx.restart().await;
+    rx.set_mode(Mode::TempFail);
+    assert_eq!(
+        sender.send_due(now + Duration::minutes(5)).await.unwrap(),
+        0,
+        "451"
+    );
+    rx.set_mode(Mode::Accept);
+    let mut delivered = 0;
+    for minute in 10..20 {
+        delivered += sender
+            .send_due(now + Duration::minutes(minute))
+            .await
+            .unwrap();
+    }
+    assert_eq!(delivered, 3);
+    let got = rx.wait_for(3, 5).await;
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each mail once");
+    assert_eq!(got.len(), 3);
+    let counts = f.store.alerts().outbox_counts().await.unwrap();
+    assert_eq!(counts.sent, 3);
+    rx.stop().await;
+}
+
+#[tokio::test]
+async fn permanent_refusals_are_marked_failed() {
+    let f = fleet(0).await;
+    let now = Utc::now();
+    let composer = Composer::new(mail_config(None, 25));
+    f.store
+        .alerts()
+        .enqueue_mails(&[composer.test_mail("clinic@example.jp", now)], now)
+        .await
+        .unwrap();
+    let mut rx = SmtpReceiver::start().await;
+    rx.set_mode(Mode::PermFail);
+    let config = mail_config(None, rx.addr.port());
+    let sender = Sender::new(
+        f.store.clone(),
+        Transport::from_config(&config).unwrap().unwrap(),
+        config,
+    );
+    assert_eq!(sender.send_due(now).await.unwrap(), 0);
+    let counts = f.store.alerts().outbox_counts().await.unwrap();
+    assert_eq!((counts.failed, counts.pending), (1, 0));
+    rx.set_mode(Mode::Accept);
+    assert_eq!(
+        sender.send_due(now + Duration::hours(2)).await.unwrap(),
+        0,
+        "never retried"
+    );
+    rx.stop().await;
+}
+
+#[tokio::test]
+async fn a_sender_killed_mid_send_resends_nothing_accepted() {
+    let f = fleet(0).await;
+    let now = Utc::now();
+    let composer = Composer::new(mail_config(None, 25));
+    let mails: Vec<NewMail> = (0..4)
+        .map(|i| composer.test_mail(&format!("c{i}@example.jp"), now + Duration::milliseconds(i)))
+        .collect();
+    f.store.alerts().enqueue_mails(&mails, now).await.unwrap();
+    let mut rx = SmtpReceiver::start().await;
+    rx.set_mode(Mode::HangAfter(2));
+    let config = mail_config(None, rx.addr.port());
+    let sender = Sender::new(
+        f.store.clone(),
+        Transport::from_config(&config).unwrap().unwrap(),
+        config.clone(),
+    );
+    let running = tokio::spawn(async move { sender.send_due(now).await });
+    rx.wait_for(2, 10).await;
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    // The process dies while the third mail waits for the server's answer.
+    running.abort();
+    let _ = running.await;
+    rx.set_mode(Mode::Accept);
+    // A new process after the lease ran out.
+    let sender = Sender::new(
+        f.store.clone(),
+        Transport::from_config(&config).unwrap().unwrap(),
+        config,
+    );
+    let later = now + Duration::minutes(3);
+    assert_eq!(sender.send_due(later).await.unwrap(), 2);
+    let got = rx.wait_for(4, 5).await;
+    let mut to: Vec<String> = got.iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "<c0@example.jp>",
+            "<c1@example.jp>",
+            "<c2@example.jp>",
+            "<c3@example.jp>"
+        ]
+    );
+    assert_eq!(f.store.alerts().outbox_counts().await.unwrap().sent, 4);
+    rx.stop().await;
+}
+
+#[tokio::test]
+async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
+    let mut rx = SmtpReceiver::start().await;
+    let port = rx.addr.port();
+    let app = TestApp::spawn_with(|c| {
+        c.policy = policy();
+        c.smtp = mail_config(Some("desk@example.jp"), port);
+        c.smtp.poll_secs = 1;
+        c.alerts.evaluate_every_secs = 1;
+        c.alerts.debounce_ms = 50;
+    })
+    .await;
+    let enrolled = app.enroll("ONSHI-PC-01").await;
+    let now = Utc::now();
+    let mut report = report_at(now, "ONSHI-PC-01");
+    report.agent_id = enrolled.agent_id;
+    report.seq = 1;
+    report.events.push(linkage_password_changed(now));
+    app.report(&enrolled, &report).await;
+    // the same report again (a replay): still one mail
+    app.report(&enrolled, &report).await;
+    let mails = rx.wait_for(2, 20).await;
+    tokio::time::sleep(StdDuration::from_secs(3)).await;
+    let mails_after = rx.mails();
+    assert_eq!(mails_after.len(), mails.len(), "no second mail");
+    let clinic_mails: Vec<_> = mails_after
+        .iter()
+        .filter(|m| m.to == ["<sakura@example.jp>"])
+        .collect();
+    let desk_mails: Vec<_> = mails_after
+        .iter()
+        .filter(|m| m.to == ["<desk@example.jp>"])
+        .collect();
+    assert_eq!((clinic_mails.len(), desk_mails.len()), (1, 1));
+    let subject = clinic_mails[0].subject();
+    assert_eq!(
+        subject,
+        "【緊急】さくら内科クリニック ONSHI-PC-01: 連携アカウントが変更されました"
+    );
+    let body = clinic_mails[0].text();
+    assert!(
+        body.contains("保険証等の資格確認"),
+        "the consequence for the linkage account"
+    );
+    assert!(body.contains("変更し直さず"));
+    assert!(body.contains("0800-080-4583"));
+    assert!(!body.contains("端末ID"));
+    assert!(
+        desk_mails[0]
+            .text()
+            .contains(&enrolled.agent_id.to_string())
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("onshi_outbox_mails{status=\"sent\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("onshi_alerts_open{severity=\"critical\"} 1"),
+        "{metrics}"
+    );
+    // The writer's counters: reports went through commits and flushes that took time.
+    let counter = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from {metrics}"))
+    };
+    assert!(counter("onshi_reports_ingested_total") >= 1.0);
+    assert!(counter("onshi_ingest_flushes_total") >= 1.0);
+    assert!(counter("onshi_ingest_commit_seconds_total") > 0.0);
+    assert!(counter("onshi_ingest_flush_seconds_total") > 0.0);
+    let desk = app.login("desk", Role::Viewer).await;
+    let page = desk.page("/alerts").await;
+    assert!(page.contains("badge sev-critical"), "{page}");
+    app.stop().await;
+    rx.stop().await;
+}
+
+#[tokio::test]
+async fn passes_reuse_parsed_snapshots_until_the_body_changes() {
+    use onshi_server::store::alerts::{InputSelection, SnapshotCache};
+    let mut f = fleet(2).await;
+    let now = Utc::now();
+    f.report(0, report_at(now, "PC-A"), now).await;
+    f.report(1, report_at(now, "PC-B"), now).await;
+    let cache = SnapshotCache::default();
+    async fn load(
+        f: &Fleet,
+        now: DateTime<Utc>,
+        cache: &SnapshotCache,
+    ) -> Vec<onshi_server::rules::RuleInput> {
+        f.store
+            .alerts()
+            .rule_inputs(InputSelection::Ids(&f.terminals), now, cache)
+            .await
+            .unwrap()
+    }
+    let first = load(&f, now, &cache).await;
+    assert_eq!(cache.lock().unwrap().len(), 2);
+    // A new report with the same content (only the collection time moved): the same parsed
+    // body, the new collection time.
+    let later = now + Duration::minutes(1);
+    let mut same = report_at(now, "PC-A");
+    same.snapshot.collected_at = later;
+    same.snapshot.uptime.uptime_secs += 60;
+    f.report(0, same, later).await;
+    let second = load(&f, now, &cache).await;
+    let id = f.terminals[0];
+    let a = |states: &[onshi_server::rules::RuleInput]| {
+        states.iter().find(|t| t.terminal_id == id).unwrap().clone()
+    };
+    assert!(Arc::ptr_eq(
+        a(&first).snapshot.as_ref().unwrap(),
+        a(&second).snapshot.as_ref().unwrap()
+    ));
+    assert_eq!(
+        a(&second).collected_at.timestamp_millis(),
+        later.timestamp_millis()
+    );
+    // A changed body is fetched and parsed again.
+    f.report(0, report_at(later, "PC-A-RENAMED"), later).await;
+    let third = load(&f, now, &cache).await;
+    assert_eq!(
+        a(&third).snapshot.as_ref().unwrap().hostname,
+        "PC-A-RENAMED"
+    );
+    assert!(!Arc::ptr_eq(
+        a(&first).snapshot.as_ref().unwrap(),
+        a(&third).snapshot.as_ref().unwrap()
+    ));
+}

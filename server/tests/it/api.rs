@@ -1,0 +1,311 @@
+//! The agent API over real HTTP on a random port, against a fresh SQLite database per test.
+
+use std::io::Write;
+
+use chrono::{SubsecRound, Utc};
+use onshi_server::domain::Role;
+use onshi_shared::{
+    ApiError, EnrollResponse, Event, EventKind, Report, ReportAck, SCHEMA_VERSION, limits, sample,
+};
+use reqwest::StatusCode;
+use uuid::Uuid;
+
+use super::support::{TestApp, actor, page_showing};
+
+fn report_for(agent: &EnrollResponse, seq: u64) -> Report {
+    let mut r = sample::report(seq);
+    r.agent_id = agent.agent_id;
+    // The store keeps milliseconds.
+    r.snapshot.collected_at = Utc::now().trunc_subsecs(3);
+    r
+}
+
+async fn error_of(resp: reqwest::Response) -> (StatusCode, String) {
+    let status = resp.status();
+    let body: ApiError = resp.json().await.unwrap();
+    (status, body.error)
+}
+
+#[tokio::test]
+async fn enroll_then_report_is_stored_and_acknowledged() {
+    let app = TestApp::spawn().await;
+    let agent = app.enroll("ONSHI-PC-01").await;
+    assert_eq!(agent.clinic_name, "さくら内科クリニック");
+    assert_eq!(agent.token.len(), 64);
+
+    let report = report_for(&agent, 1);
+    let resp = app.post_report(&agent.token, &report).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ack: ReportAck = resp.json().await.unwrap();
+    assert_eq!(ack.acked_seq, 1);
+    assert!(ack.next_interval_secs > 0);
+
+    let (seq, snapshot) = app
+        .store
+        .latest_snapshot(agent.agent_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seq, 1);
+    assert_eq!(snapshot, report.snapshot);
+    let events = app.store.events(agent.agent_id, 100).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].id, report.events[0].id);
+    assert_eq!(app.store.starts(agent.agent_id, 10).await.unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_replayed_report_stores_each_event_once_and_older_snapshots_lose() {
+    let app = TestApp::spawn().await;
+    let agent = app.enroll("PC").await;
+    let mut second = report_for(&agent, 2);
+    second.snapshot.hostname = "NEWER".into();
+    second.events.push(Event::new(
+        Utc::now(),
+        EventKind::AgentStarted {
+            version: "0.1.0".into(),
+        },
+    ));
+    for _ in 0..3 {
+        assert_eq!(
+            app.post_report(&agent.token, &second).await.status(),
+            StatusCode::OK
+        );
+    }
+    // An older report arriving late must not overwrite the newer state.
+    let mut first = report_for(&agent, 1);
+    first.snapshot.hostname = "OLDER".into();
+    assert_eq!(
+        app.post_report(&agent.token, &first).await.status(),
+        StatusCode::OK
+    );
+
+    let events = app.store.events(agent.agent_id, 100).await.unwrap();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let mut want: Vec<Uuid> = second.events.iter().map(|e| e.id).collect();
+    want.push(first.events[0].id);
+    assert_eq!(ids, want, "each event once, in arrival order");
+    let (seq, snapshot) = app
+        .store
+        .latest_snapshot(agent.agent_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seq, 2);
+    assert_eq!(snapshot.hostname, "NEWER");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_reports_are_accepted() {
+    let app = TestApp::spawn().await;
+    let agent = app.enroll("PC").await;
+    let json = serde_json::to_vec(&report_for(&agent, 1)).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&json).unwrap();
+    let resp = app
+        .post_raw(&agent.token, enc.finish().unwrap(), true)
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_reports_get_precise_errors_and_store_nothing() {
+    let app = TestApp::spawn().await;
+    let agent = app.enroll("PC").await;
+    let other = app.enroll("OTHER").await;
+
+    let (status, code) = error_of(
+        app.post_raw(&agent.token, b"{not json".to_vec(), false)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_json")
+    );
+
+    let mut wrong_schema = report_for(&agent, 1);
+    wrong_schema.schema = SCHEMA_VERSION + 1;
+    let (status, code) = error_of(app.post_report(&agent.token, &wrong_schema).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "unsupported_schema")
+    );
+
+    let mut too_many = report_for(&agent, 1);
+    let e = too_many.events[0].clone();
+    too_many.events = (0..=limits::MAX_EVENTS_PER_REPORT)
+        .map(|_| Event::new(e.at, e.kind.clone()))
+        .collect();
+    let (status, code) = error_of(app.post_report(&agent.token, &too_many).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded")
+    );
+
+    let oversized = vec![b' '; limits::MAX_BODY_BYTES + 1];
+    let (status, code) = error_of(app.post_raw(&agent.token, oversized, false).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+    );
+
+    let (status, code) =
+        error_of(app.post_report("not-a-token", &report_for(&agent, 1)).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/report", app.base))
+        .json(&report_for(&agent, 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    // A valid token used for another agent's id.
+    let (status, code) =
+        error_of(app.post_report(&other.token, &report_for(&agent, 1)).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "agent_mismatch")
+    );
+
+    assert!(
+        app.store
+            .latest_snapshot(agent.agent_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        app.store
+            .events(agent.agent_id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoked_tokens_and_bad_codes_are_refused() {
+    let app = TestApp::spawn().await;
+    let (status, code) = error_of(app.post_enroll("AAAA-BBBB-CCCC", "PC").await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_code")
+    );
+
+    let agent = app.enroll("PC").await;
+    assert_eq!(
+        app.post_report(&agent.token, &report_for(&agent, 1))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Revoked in the store (as the CLI or another replica does): the running server follows.
+    app.desk
+        .revoke_terminal(&actor(), agent.agent_id, Utc::now())
+        .await
+        .unwrap();
+    let mut status = StatusCode::OK;
+    let mut last_accepted = 1;
+    for seq in 2..60 {
+        status = app
+            .post_report(&agent.token, &report_for(&agent, seq))
+            .await
+            .status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        last_accepted = seq as i64;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "revocation not picked up while running"
+    );
+    // And after a restart (token cache loaded from the database).
+    let app = TestApp::spawn_in(app.stop().await, |_| {}).await;
+    let resp = app.post_report(&agent.token, &report_for(&agent, 99)).await;
+    let (status, code) = error_of(resp).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (seq, _) = app
+        .store
+        .latest_snapshot(agent.agent_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seq, last_accepted, "nothing refused was stored");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dashboard_lists_terminals_and_escapes_names() {
+    let app = TestApp::spawn().await;
+    let agent = app.enroll("<script>alert(1)</script>").await;
+    let mut report = report_for(&agent, 1);
+    report.snapshot.hostname = "<script>alert(1)</script>".into();
+    assert_eq!(
+        app.post_report(&agent.token, &report).await.status(),
+        StatusCode::OK
+    );
+    let desk = app.login("alice", Role::Viewer).await;
+    // The overview lists what the evaluator summarised (right after the report).
+    let page = page_showing(&desk, "/", "&#60;script&#62;alert(1)&#60;/script&#62;").await;
+    assert!(page.contains("さくら内科クリニック"));
+    assert!(!page.contains("<script>alert(1)"));
+    assert!(page.contains("全端末"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reports_for_unknown_agents_in_a_batch_do_not_poison_others() {
+    // Many agents reporting at once are committed together (group commit); all succeed.
+    let app = TestApp::spawn().await;
+    let mut agents = Vec::new();
+    for i in 0..20 {
+        agents.push(app.enroll(&format!("PC-{i}")).await);
+    }
+    let mut tasks = Vec::new();
+    for agent in &agents {
+        let client = app.client.clone();
+        let url = format!("{}/api/v1/report", app.base);
+        let token = agent.token.clone();
+        let body = serde_json::to_vec(&report_for(agent, 1)).unwrap();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    for agent in &agents {
+        assert!(
+            app.store
+                .latest_snapshot(agent.agent_id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    app.stop().await;
+}

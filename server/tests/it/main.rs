@@ -1,0 +1,9 @@
+//! The server's integration tests: one binary, one [`support::TestApp`].
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod alerts;
+mod api;
+mod desk;
+mod router;
+mod staff;
+mod support;

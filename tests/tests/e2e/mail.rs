@@ -1,0 +1,140 @@
+//! End to end: the real server binary mails critical alerts to a real SMTP server on a loopback
+//! port. It is killed (SIGKILL) while the SMTP server holds a message without answering; a new
+//! server process then delivers every mail that was not accepted, and none that was.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use chrono::Utc;
+use onshi_e2e::{add_clinic, enroll, free_port, start_server, wait_for, wait_healthy};
+use onshi_server::store::{DatabaseUrl, connect};
+use onshi_shared::{AccountChange, AccountRole, Event, EventKind, sample};
+use onshi_testkit::{Mode, SmtpReceiver};
+
+fn config(smtp_port: u16) -> String {
+    format!(
+        r#"
+[policy]
+interval_secs = 60
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+desk = "desk@example.jp"
+poll_secs = 1
+retry_base_secs = 1
+# The first server is killed within a second of the held message, before its timeout; the
+# next server may send what the dead one had claimed once the claim is 3 seconds old.
+timeout_secs = 3
+lease_secs = 3
+"#
+    )
+}
+
+/// Enrolls a terminal and sends one report in which its linkage account's password changed:
+/// a critical alert, mailed to the clinic and to the desk at once.
+async fn report_broken_terminal(base: &str, code: &str, hostname: &str) -> Result<()> {
+    let client = reqwest::Client::new();
+    let enrolled = enroll(&client, base, code, hostname).await?;
+    let now = Utc::now();
+    let mut snapshot = sample::snapshot_at(now);
+    snapshot.hostname = hostname.into();
+    let mut report = sample::report_with(1, snapshot);
+    report.agent_id = enrolled.agent_id;
+    report.events = vec![Event::new(
+        now,
+        EventKind::AccountChanged {
+            role: AccountRole::Linkage,
+            name: "renkei".into(),
+            change: AccountChange::PasswordChanged,
+        },
+    )];
+    client
+        .post(format!("{base}/api/v1/report"))
+        .bearer_auth(&enrolled.token)
+        .json(&report)
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_send_resends_nothing_the_smtp_server_accepted() -> Result<()> {
+    onshi_server::install_crypto_provider();
+    let mut smtp = SmtpReceiver::start().await;
+    // Two mails are accepted; the third one's DATA is taken and never answered.
+    smtp.set_mode(Mode::HangAfter(2));
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("server");
+    let config_path = dir.path().join("server.toml");
+    std::fs::write(&config_path, config(smtp.addr.port()))?;
+    let code = add_clinic(&data, "テスト薬局", "clinic@example.jp")?;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start_server(&data, &config_path, port)?;
+    wait_healthy(&base).await?;
+    for host in ["ONSHI-PC-01", "ONSHI-PC-02"] {
+        report_broken_terminal(&base, &code, host).await?;
+    }
+    let accepted_before = smtp.wait_for(2, 20).await;
+    // The sender is now waiting for the answer to the third mail.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ensure!(
+        smtp.mails().len() == 2,
+        "the third mail was held, not accepted"
+    );
+    server.kill()?;
+
+    smtp.set_mode(Mode::Accept);
+    let mut server = start_server(&data, &config_path, port)?;
+    wait_healthy(&base).await?;
+    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
+    let counts = wait_for("every mail sent", Duration::from_secs(30), || {
+        let store = store.clone();
+        async move {
+            let c = store.alerts().outbox_counts().await.ok()?;
+            (c.pending == 0 && c.sending == 0 && c.sent > 0).then_some(c)
+        }
+    })
+    .await?;
+    server.kill()?;
+    let received = smtp.mails();
+    smtp.stop().await;
+
+    ensure!(counts.failed == 0, "{counts:?}");
+    ensure!(
+        counts.sent >= 4,
+        "two critical alerts, each to the clinic and the desk: {counts:?}"
+    );
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for m in &received {
+        let id = m
+            .header("Message-ID")
+            .context("a mail without Message-ID")?;
+        *seen.entry(id).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    ensure!(twice.is_empty(), "delivered more than once: {twice:?}");
+    ensure!(
+        received.len() as i64 == counts.sent,
+        "{} mails received, {} marked sent",
+        received.len(),
+        counts.sent
+    );
+    for m in &accepted_before {
+        let id = m.header("Message-ID").context("Message-ID")?;
+        ensure!(seen.get(&id) == Some(&1), "{id} accepted before the kill");
+    }
+    let to: Vec<String> = received.iter().flat_map(|m| m.to.clone()).collect();
+    // (the clinic's daily digest may come too, when its hour has passed today)
+    for who in ["<clinic@example.jp>", "<desk@example.jp>"] {
+        ensure!(
+            to.iter().filter(|t| *t == who).count() >= 2,
+            "both critical alerts to {who}: {to:?}"
+        );
+    }
+    Ok(())
+}
