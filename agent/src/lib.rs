@@ -4,14 +4,14 @@
 //! `sources` only read the OS, `detect` only compares two snapshots, `spool` only stores and
 //! replays events, `transport` only speaks HTTP; `runner` ties them together.
 
+#[cfg(windows)]
+pub mod application_log;
 pub mod atomic_file;
 pub mod backup;
 pub mod config;
 pub mod detect;
 pub mod enroll;
 pub mod error;
-#[cfg(windows)]
-pub mod event_log;
 pub mod identity;
 pub mod runner;
 #[cfg(windows)]

@@ -265,7 +265,7 @@ fn init_file_logging(level: &str, path: &std::path::Path) {
     tracing_subscriber::registry()
         .with(filter)
         .with(file_layer)
-        .with(onshi_agent::event_log::EventLogLayer::new(
+        .with(onshi_agent::application_log::ApplicationLogLayer::new(
             onshi_agent::service::SERVICE_NAME,
         ))
         .init();

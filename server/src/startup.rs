@@ -99,6 +99,12 @@ impl Application {
         self.state.store.clone()
     }
 
+    /// The whole HTTP surface on this server's state, for driving it without a socket
+    /// (`tower::ServiceExt::oneshot`).
+    pub fn router(&self) -> axum::Router {
+        web::router(self.state.clone())
+    }
+
     /// The staff actions of this server (waking its evaluator).
     pub fn desk(&self) -> crate::desk::Desk {
         self.state.desk.clone()

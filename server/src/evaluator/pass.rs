@@ -113,6 +113,7 @@ impl Evaluator {
 
     /// Evaluates the given terminals only (after their reports changed state), a bounded
     /// number per query.
+    #[tracing::instrument(name = "evaluator_pass", skip_all, fields(kind = "targeted", terminals = ids.len()))]
     pub async fn targeted_pass(
         &mut self,
         ids: &[Uuid],

@@ -198,7 +198,13 @@ pub fn hour_of(t: DateTime<Utc>) -> i64 {
 /// them back.
 ///
 /// The hash is taken over the parsed value (no serialisation on the request path); the body is
-/// serialised only when it changed.
+/// serialised only when it changed. It is stored, so its algorithm is fixed: SipHash-1-3 with
+/// zero keys (the `siphasher` crate, whose output is stable across releases) over the byte
+/// stream of the protocol types' derived `Hash`, integers in little-endian order. Rust's
+/// `DefaultHasher` gives the same values today (so stored hashes carried over) but promises
+/// nothing across releases. Should the stream
+/// ever change (a new field, another chrono), every body is written once more and parsed once
+/// more; `the_body_hash_is_pinned` says so before it ships.
 pub fn normalize_snapshot(mut body: Snapshot) -> (Snapshot, i64) {
     use std::hash::{Hash, Hasher};
     body.collected_at = DateTime::UNIX_EPOCH;
@@ -206,7 +212,7 @@ pub fn normalize_snapshot(mut body: Snapshot) -> (Snapshot, i64) {
     for p in &mut body.network.probes {
         p.latency_ms = None;
     }
-    let mut h = std::hash::DefaultHasher::new();
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0, 0);
     body.hash(&mut h);
     let hash = h.finish() as i64;
     (body, hash)
@@ -259,6 +265,8 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
 mod tests {
     use super::*;
 
+    const PINNED_SAMPLE_HASH: i64 = -9_025_599_402_294_371_793;
+
     #[test]
     fn snapshot_bodies_ignore_per_report_fields() {
         let a = onshi_shared::sample::snapshot();
@@ -273,6 +281,17 @@ mod tests {
         let json = serde_json::to_string(&body_a).unwrap();
         let restored = restore_snapshot(&json, a.collected_at, 5 * 3600).unwrap();
         assert_eq!(restored, a);
+    }
+
+    #[test]
+    fn the_body_hash_is_pinned() {
+        let (_, hash) = normalize_snapshot(onshi_shared::sample::snapshot());
+        // Changing this value means every stored body is rewritten once after the upgrade:
+        // say so in the release notes.
+        assert_eq!(
+            hash, PINNED_SAMPLE_HASH,
+            "the stored body hash of the sample changed"
+        );
     }
 
     #[test]

@@ -373,6 +373,13 @@ impl StaffStore for SqliteStore {
             c.clinic_id = Some(clinic);
             c.terminal_id = terminal;
         }
+        // A line about a terminal names its clinic too: the clinic's page lists it.
+        if let (Some(t), None) = (audit.terminal_id.or(c.terminal_id), c.clinic_id) {
+            c.clinic_id = sqlx::query_scalar("SELECT clinic_id FROM terminals WHERE id = ?")
+                .bind(t.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO audit_log (at, actor, user_id, terminal_id, clinic_id, alert_id, what) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -1,9 +1,6 @@
 //! `sources::collect` over a fake machine.
 
 // Test code: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
-
-mod support;
 
 use std::collections::BTreeMap;
 
@@ -11,9 +8,10 @@ use chrono::{DateTime, Utc};
 use onshi_agent::config::AgentConfig;
 use onshi_agent::sources::{self, Ctx};
 use onshi_shared::{AccountRole, AgentPolicy, BackupState, Validate};
-use support::{BTIME, FakeRoot};
+use onshi_testkit::FakeMachine;
+use onshi_testkit::machine::{BTIME, accounts};
 
-fn ctx(root: &FakeRoot, data_dir: &std::path::Path, policy: AgentPolicy) -> Ctx {
+fn ctx(root: &FakeMachine, data_dir: &std::path::Path, policy: AgentPolicy) -> Ctx {
     let cfg = AgentConfig {
         root: root.path().to_path_buf(),
         data_dir: data_dir.to_path_buf(),
@@ -24,12 +22,12 @@ fn ctx(root: &FakeRoot, data_dir: &std::path::Path, policy: AgentPolicy) -> Ctx 
 
 #[tokio::test]
 async fn collects_every_area_from_a_fake_root() {
-    let root = FakeRoot::new();
+    let root = FakeMachine::lab();
     let data = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let probe = listener.local_addr().unwrap().to_string();
     let policy = AgentPolicy {
-        accounts: support::accounts(),
+        accounts: accounts(),
         probe_targets: vec![probe.clone()],
         ..AgentPolicy::default()
     };
@@ -105,7 +103,7 @@ async fn collects_every_area_from_a_fake_root() {
 
 #[tokio::test]
 async fn missing_files_degrade_per_field_with_notes() {
-    let root = FakeRoot::new();
+    let root = FakeMachine::lab();
     for rel in [
         "proc/uptime",
         "etc/shadow",
@@ -117,7 +115,7 @@ async fn missing_files_degrade_per_field_with_notes() {
     }
     let data = tempfile::tempdir().unwrap();
     let policy = AgentPolicy {
-        accounts: support::accounts(),
+        accounts: accounts(),
         ..AgentPolicy::default()
     };
     let s = sources::collect(&ctx(&root, data.path(), policy)).await;
@@ -162,14 +160,14 @@ async fn an_empty_root_still_gives_a_valid_snapshot() {
 
 #[tokio::test]
 async fn a_rename_is_seen_through_the_remembered_uid() {
-    let root = FakeRoot::new();
+    let root = FakeMachine::lab();
     root.write(
         "etc/passwd",
         "onshi-renamed:x:1001:1001::/home/onshi:/bin/bash\nkao:x:1002:1002::/home/kao:/bin/bash\n",
     );
     let data = tempfile::tempdir().unwrap();
     let policy = AgentPolicy {
-        accounts: support::accounts(),
+        accounts: accounts(),
         ..AgentPolicy::default()
     };
     let mut ctx = ctx(&root, data.path(), policy);
@@ -181,7 +179,7 @@ async fn a_rename_is_seen_through_the_remembered_uid() {
 
 #[tokio::test]
 async fn the_backup_record_is_checked_against_the_current_certificate() {
-    let root = FakeRoot::new();
+    let root = FakeMachine::lab();
     let data = tempfile::tempdir().unwrap();
     let backup = BackupState {
         thumbprint: "4FB032DA5AC10B53DE991F766E94543B1D18EF1D".into(),

@@ -1,6 +1,7 @@
-//! Warnings and errors of the Windows service also go to the Windows Application event log
-//! (source `OnshiWatchAgent`), where a technician looking at the terminal expects them; the full
-//! log stays in `<data-dir>\logs\onshi-agent.log`.
+//! Writes to the Windows Application event log (reading logs is `sources::eventlog`'s): warnings
+//! and errors of the Windows service go there too (source `OnshiWatchAgent`), where a
+//! technician looking at the terminal expects them; the full log stays in
+//! `<data-dir>\logs\onshi-agent.log`.
 
 use std::fmt::Write as _;
 
@@ -20,23 +21,23 @@ fn wide(s: &str) -> Vec<u16> {
 }
 
 /// A tracing layer that reports WARN and ERROR events to the Application log.
-pub struct EventLogLayer {
+pub struct ApplicationLogLayer {
     handle: HANDLE,
 }
 
 // SAFETY: an event source handle may be used from any thread (ReportEvent is thread-safe).
-unsafe impl Send for EventLogLayer {}
+unsafe impl Send for ApplicationLogLayer {}
 // SAFETY: as above; the handle is never mutated after registration.
-unsafe impl Sync for EventLogLayer {}
+unsafe impl Sync for ApplicationLogLayer {}
 
-impl EventLogLayer {
+impl ApplicationLogLayer {
     /// Registers the event source; `None` when the event log refuses (the file log still works).
-    pub fn new(source: &str) -> Option<EventLogLayer> {
+    pub fn new(source: &str) -> Option<ApplicationLogLayer> {
         let name = wide(source);
         // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives the call; a null server
         // name means the local machine.
         let handle = unsafe { RegisterEventSourceW(std::ptr::null(), name.as_ptr()) };
-        (!handle.is_null()).then_some(EventLogLayer { handle })
+        (!handle.is_null()).then_some(ApplicationLogLayer { handle })
     }
 }
 
@@ -61,7 +62,7 @@ impl Visit for Text {
     }
 }
 
-impl<S: Subscriber> Layer<S> for EventLogLayer {
+impl<S: Subscriber> Layer<S> for ApplicationLogLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let kind = match *event.metadata().level() {
             Level::ERROR => EVENTLOG_ERROR_TYPE,

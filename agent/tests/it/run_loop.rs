@@ -2,9 +2,6 @@
 //! retries, refusals and restarts.
 
 // Test code: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
-
-mod support;
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -17,7 +14,8 @@ use onshi_agent::identity::{AgentToken, Identity};
 use onshi_agent::runner::{self, RunOptions};
 use onshi_agent::spool::{Spool, SpoolLimits};
 use onshi_shared::{AccountChange, AccountRole, AgentPolicy, Event, EventKind, Report, ReportAck};
-use support::FakeRoot;
+use onshi_testkit::FakeMachine;
+use onshi_testkit::machine::{BTIME, accounts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use uuid::Uuid;
@@ -139,20 +137,20 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
 
 fn policy() -> AgentPolicy {
     AgentPolicy {
-        accounts: support::accounts(),
+        accounts: accounts(),
         ..AgentPolicy::default()
     }
 }
 
 struct Agent {
-    root: FakeRoot,
+    root: FakeMachine,
     data: tempfile::TempDir,
     cfg: AgentConfig,
 }
 
 impl Agent {
     fn new(server: &FakeServer) -> Agent {
-        let root = FakeRoot::new();
+        let root = FakeMachine::lab();
         let data = tempfile::tempdir().unwrap();
         let cfg = AgentConfig {
             root: root.path().to_path_buf(),
@@ -261,7 +259,7 @@ async fn reports_start_and_changes_made_while_stopped_exactly_once_in_order() {
     // While the agent is stopped: a restart, a renamed account, a new gateway MAC, an update.
     agent
         .root
-        .write("proc/stat", &format!("btime {}\n", support::BTIME + 7200));
+        .write("proc/stat", &format!("btime {}\n", BTIME + 7200));
     agent.root.write(
         "etc/passwd",
         "onshi2:x:1001:1001::/home/onshi:/bin/bash\nkao:x:1002:1002::/home/kao:/bin/bash\n",

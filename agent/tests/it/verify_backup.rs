@@ -2,7 +2,6 @@
 //! fake machine whose certificate directory holds the clinic certificate.
 
 // Test code: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
