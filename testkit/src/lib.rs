@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod desk;
+pub mod http;
 pub mod machine;
 pub mod process;
 pub mod reports;

@@ -1,7 +1,10 @@
 //! Sample reports at a given time, for the server's tests.
 
 use chrono::{DateTime, Utc};
-use onshi_shared::{AccountChange, AccountRole, BackupState, Event, EventKind, Report, sample};
+use onshi_shared::{
+    AccountChange, AccountRole, AccountSpec, AgentPolicy, BackupState, Event, EventKind, Report,
+    sample,
+};
 
 /// The sample report moved to `now`, without events: a healthy terminal with a verified backup.
 pub fn report_at(now: DateTime<Utc>, hostname: &str) -> Report {
@@ -38,4 +41,22 @@ pub fn linkage_password_changed(at: DateTime<Utc>) -> Event {
             change: AccountChange::PasswordChanged,
         },
     )
+}
+
+/// The policy of a terminal whose Windows account is `onshi` and face-authentication account
+/// `kao`, as the sample snapshot has them.
+pub fn agent_policy() -> AgentPolicy {
+    AgentPolicy {
+        accounts: vec![
+            AccountSpec {
+                role: AccountRole::Windows,
+                name: "onshi".into(),
+            },
+            AccountSpec {
+                role: AccountRole::FaceAuth,
+                name: "kao".into(),
+            },
+        ],
+        ..AgentPolicy::default()
+    }
 }

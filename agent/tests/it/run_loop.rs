@@ -58,7 +58,7 @@ impl FakeServer {
                     return;
                 };
                 let state = state.clone();
-                let (head, body) = read_request(&mut stream).await;
+                let (head, body) = onshi_testkit::http::read_request(&mut stream).await;
                 let lower = head.to_ascii_lowercase();
                 let json = if lower.contains("content-encoding: gzip") {
                     let mut out = Vec::new();
@@ -107,33 +107,6 @@ impl FakeServer {
     }
 }
 
-async fn read_request(stream: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed mid-request");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed mid-body");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    (head, buf[head_end..head_end + len].to_vec())
-}
 
 fn policy() -> AgentPolicy {
     AgentPolicy {

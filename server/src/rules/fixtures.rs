@@ -1,7 +1,8 @@
 //! The terminals the rule tests start from.
 
 use chrono::{DateTime, Duration, Utc};
-use onshi_shared::{AccountRole, AccountSpec, AgentPolicy, BackupState, Snapshot, sample};
+use onshi_shared::{BackupState, Snapshot, sample};
+pub use onshi_testkit::reports::agent_policy;
 use uuid::Uuid;
 
 use super::{ClinicPolicy, Finding, RuleInput, evaluate};
@@ -9,22 +10,6 @@ use crate::domain::{RuleKey, Severity};
 
 pub fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-pub fn agent_policy() -> AgentPolicy {
-    AgentPolicy {
-        accounts: vec![
-            AccountSpec {
-                role: AccountRole::Windows,
-                name: "onshi".into(),
-            },
-            AccountSpec {
-                role: AccountRole::FaceAuth,
-                name: "kao".into(),
-            },
-        ],
-        ..AgentPolicy::default()
-    }
 }
 
 pub fn policy() -> ClinicPolicy {

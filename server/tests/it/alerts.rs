@@ -15,7 +15,7 @@ use onshi_server::store::{NewTerminal, Store};
 use onshi_shared::{
     AccountChange, AccountRole, AccountSpec, AgentPolicy, Event, EventKind, Report,
 };
-use onshi_testkit::reports::{linkage_password_changed, report_at};
+use onshi_testkit::reports::{agent_policy, linkage_password_changed, report_at};
 use onshi_testkit::{Mode, SmtpReceiver};
 use uuid::Uuid;
 
@@ -39,26 +39,11 @@ fn staff(name: &str) -> Actor {
     }
 }
 
-fn policy() -> AgentPolicy {
-    AgentPolicy {
-        accounts: vec![
-            AccountSpec {
-                role: AccountRole::Windows,
-                name: "onshi".into(),
-            },
-            AccountSpec {
-                role: AccountRole::FaceAuth,
-                name: "kao".into(),
-            },
-        ],
-        ..AgentPolicy::default()
-    }
-}
 
 async fn fleet(n: usize) -> Fleet {
     let app = TestApp::spawn_with(|c| {
         c.alerts.enabled = false;
-        c.policy = policy();
+        c.policy = agent_policy();
     })
     .await;
     let store = app.store.clone();
@@ -104,7 +89,7 @@ impl Fleet {
     fn evaluator(&self, desk: Option<&str>) -> Evaluator {
         Evaluator::new(
             self.store.clone(),
-            policy(),
+            agent_policy(),
             3,
             onshi_server::config::AlertSettings {
                 hold_down_secs: 15 * 60,
@@ -623,7 +608,7 @@ async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
     let mut rx = SmtpReceiver::start().await;
     let port = rx.addr.port();
     let app = TestApp::spawn_with(|c| {
-        c.policy = policy();
+        c.policy = agent_policy();
         c.smtp = mail_config(Some("desk@example.jp"), port);
         c.smtp.poll_secs = 1;
         c.alerts.evaluate_every_secs = 1;
