@@ -354,7 +354,7 @@ mod tests {
     use onshi_shared::{AgentPolicy, SCHEMA_VERSION, sample};
     use rand::SeedableRng;
     use rand::rngs::StdRng;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
     use super::*;
@@ -448,22 +448,22 @@ mod tests {
         assert!(matches!(r, Err(SendError::Retryable { .. })));
     }
 
-    /// A one-shot HTTP/1.1 server: answers the first request with `status` and `body`, and
+    /// A one-shot HTTP/1.1 server: answers the first request with `status` and `answer`, and
     /// hands back the request's head and body.
     async fn one_shot(
         status: u16,
-        body: &'static str,
+        answer: &'static str,
     ) -> (String, tokio::task::JoinHandle<(String, Vec<u8>)>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let handle = tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.unwrap();
             let (head, body) = onshi_testkit::http::read_request(&mut stream).await;
-            let answer = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
             );
-            stream.write_all(answer.as_bytes()).await.unwrap();
+            stream.write_all(reply.as_bytes()).await.unwrap();
             (head, body)
         });
         (url, handle)

@@ -16,7 +16,7 @@ use onshi_agent::spool::{Spool, SpoolLimits};
 use onshi_shared::{AccountChange, AccountRole, AgentPolicy, Event, EventKind, Report, ReportAck};
 use onshi_testkit::FakeMachine;
 use onshi_testkit::machine::{BTIME, accounts};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
@@ -106,7 +106,6 @@ impl FakeServer {
         self.seen.lock().unwrap()
     }
 }
-
 
 fn policy() -> AgentPolicy {
     AgentPolicy {

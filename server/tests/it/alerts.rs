@@ -12,9 +12,7 @@ use onshi_server::evaluator::Evaluator;
 use onshi_server::ingest;
 use onshi_server::notify::{Composer, Sender, Transport};
 use onshi_server::store::{NewTerminal, Store};
-use onshi_shared::{
-    AccountChange, AccountRole, AccountSpec, AgentPolicy, Event, EventKind, Report,
-};
+use onshi_shared::{AccountChange, AccountRole, Event, EventKind, Report};
 use onshi_testkit::reports::{agent_policy, linkage_password_changed, report_at};
 use onshi_testkit::{Mode, SmtpReceiver};
 use uuid::Uuid;
@@ -38,7 +36,6 @@ fn staff(name: &str) -> Actor {
         name: name.into(),
     }
 }
-
 
 async fn fleet(n: usize) -> Fleet {
     let app = TestApp::spawn_with(|c| {
