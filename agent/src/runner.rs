@@ -250,9 +250,10 @@ impl Agent {
         }
         let mut notes = Notes::default();
         let installed = certificates::installed(ctx, &mut notes);
+        let known = backup::known_passwords(&ctx.policy);
         let found = inserted
             .iter()
-            .filter_map(|drive| removable::check_drive(drive, &installed, ctx.now))
+            .filter_map(|drive| removable::check_drive(drive, &known, &installed, ctx.now))
             .collect();
         if let Some(state) = removable::best(found)
             && let Err(e) = backup::record(&self.cfg.backup_path(), &state)

@@ -7,8 +7,8 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use onshi_shared::{
     AccountChange, AccountRole, AccountSpec, AgentPolicy, ApiError, BackupState, EnrollRequest,
-    EnrollResponse, Event, EventKind, PendingReboot, Report, ReportAck, SCHEMA_VERSION, Snapshot,
-    sample,
+    EnrollResponse, Event, EventKind, PendingReboot, RebootMarker, RebootSource, Report, ReportAck,
+    SCHEMA_VERSION, Snapshot, sample,
 };
 use rand::Rng;
 use uuid::Uuid;
@@ -80,6 +80,14 @@ pub enum Profile {
     NetworkChanged,
     ProbeDown,
     LinkagePassword,
+    /// Reports once, then is switched off as the vendor asks (at a clinic closed today): it
+    /// stays 営業時間外, not オフライン.
+    SwitchedOff,
+    /// Its linkage account was made under another name than the server's: a desk-only
+    /// 「設定確認が必要」, no clinic mail.
+    AccountsDiffer,
+    /// Security software keeps `PendingFileRenameOperations` set: shown, not alerted.
+    FileRenameOnly,
 }
 
 impl Profile {
@@ -99,6 +107,9 @@ impl Profile {
             11 => Profile::NetworkChanged,
             12 => Profile::ProbeDown,
             13 => Profile::LinkagePassword,
+            14 => Profile::SwitchedOff,
+            15 => Profile::AccountsDiffer,
+            16 => Profile::FileRenameOnly,
             _ => Profile::Healthy,
         }
     }
@@ -107,6 +118,9 @@ impl Profile {
 /// The version staff expect of the distribution app in the demo (the UpdatesBehind terminals
 /// run an older one).
 pub const DEMO_EXPECTED_APP: (&str, &str) = ("配信アプリ", "2.4.1");
+
+/// The report at which a terminal's account changes (see [`SimTerminal::changed`]).
+const CHANGE_AT: u64 = 3;
 
 /// One simulated terminal.
 pub struct SimTerminal {
@@ -146,29 +160,6 @@ impl SimTerminal {
                     from_fingerprint: "9f2c4d1e0b7a6c5d".into(),
                     to_fingerprint: "1a2b3c4d5e6f7081".into(),
                     changes: vec!["gateway 192.168.10.1 -> 192.168.20.1".into()],
-                },
-            ));
-        }
-        if profile == Profile::LinkagePassword {
-            pending_events.push(Event::new(
-                now,
-                EventKind::AccountChanged {
-                    role: AccountRole::Linkage,
-                    name: "oqs-link".into(),
-                    change: AccountChange::PasswordChanged,
-                },
-            ));
-        }
-        if profile == Profile::AccountChanged {
-            pending_events.push(Event::new(
-                now,
-                EventKind::AccountChanged {
-                    role: AccountRole::Windows,
-                    name: "oqs-user".into(),
-                    change: AccountChange::Renamed {
-                        from: "oqs-user".into(),
-                        to: "受付PC".into(),
-                    },
                 },
             ));
         }
@@ -235,6 +226,7 @@ impl SimTerminal {
                 error: Some("connection timed out".into()),
             }];
         }
+        s.accounts.policy_key = onshi_shared::accounts_key(&self.policy.accounts);
         s.accounts.accounts = self
             .policy
             .accounts
@@ -248,26 +240,89 @@ impl SimTerminal {
                     "S-1-5-21-1004336348-1177238915-682003330-{}",
                     1001 + i
                 ));
-                if self.profile == Profile::AccountChanged && spec.role == AccountRole::Windows {
+                if self.profile == Profile::AccountChanged
+                    && spec.role == AccountRole::Windows
+                    && self.changed()
+                {
                     a.name = "受付PC".into();
                 }
                 if self.profile == Profile::PasswordExpiring && spec.role == AccountRole::Windows {
                     a.password_expires = Some(now + Duration::days(5));
                 }
+                if self.profile == Profile::AccountsDiffer && spec.role == AccountRole::Linkage {
+                    // The installer named it otherwise: not found under the server's name.
+                    a.exists = false;
+                    a.enabled = None;
+                    a.locked = None;
+                    a.sid = None;
+                    a.password_last_set = None;
+                    a.password_expires = None;
+                }
                 a
             })
             .collect();
-        if self.profile == Profile::PendingReboot {
-            s.apps.pending_reboot = Some(PendingReboot {
-                reasons: vec!["CBS RebootPending".into()],
-                since: Some(now - Duration::hours(30)),
-            });
+        let since = Some(now - Duration::hours(30));
+        let marker = |source| RebootMarker {
+            source,
+            since,
+            detail: None,
+        };
+        match self.profile {
+            Profile::PendingReboot => {
+                s.apps.pending_reboot = Some(PendingReboot {
+                    reasons: vec!["CBS RebootPending".into()],
+                    since,
+                    markers: vec![marker(RebootSource::ComponentServicing)],
+                });
+            }
+            Profile::FileRenameOnly => {
+                s.apps.pending_reboot = Some(PendingReboot {
+                    reasons: vec!["PendingFileRenameOperations".into()],
+                    since,
+                    markers: vec![marker(RebootSource::FileRename)],
+                });
+            }
+            _ => {}
         }
         s
     }
 
+    /// Whether the change this terminal's profile makes has happened: after a few reports, so
+    /// that the server has its baseline first (a change before it is history).
+    fn changed(&self) -> bool {
+        self.seq >= CHANGE_AT
+    }
+
     fn next_report(&mut self, now: DateTime<Utc>) -> Report {
         self.seq += 1;
+        if self.seq == CHANGE_AT {
+            let change = match self.profile {
+                Profile::LinkagePassword => Some((
+                    AccountRole::Linkage,
+                    "oqs-link",
+                    AccountChange::PasswordChanged,
+                )),
+                Profile::AccountChanged => Some((
+                    AccountRole::Windows,
+                    "受付PC",
+                    AccountChange::Renamed {
+                        from: "oqs-user".into(),
+                        to: "受付PC".into(),
+                    },
+                )),
+                _ => None,
+            };
+            if let Some((role, name, change)) = change {
+                self.pending_events.push(Event::new(
+                    now,
+                    EventKind::AccountChanged {
+                        role,
+                        name: name.into(),
+                        change,
+                    },
+                ));
+            }
+        }
         Report {
             schema: SCHEMA_VERSION,
             agent_id: self.agent_id,
@@ -303,7 +358,9 @@ pub async fn enroll_fleet(
 ) -> Result<Vec<SimTerminal>, Error> {
     let now = Utc::now();
     let client = reqwest::Client::new();
-    let clinic_count = count.div_ceil(6).max(1);
+    // Clinic 0 is open around the clock (its silent terminals are オフライン at once), clinic
+    // 1 is closed today (its switched-off terminals stay 営業時間外); see `prepare_clinics`.
+    let clinic_count = count.div_ceil(6).max(2);
     let mut codes = Vec::with_capacity(clinic_count);
     for i in 0..clinic_count {
         let name = format!(
@@ -319,9 +376,14 @@ pub async fn enroll_fleet(
     }
     let mut fleet = Vec::with_capacity(count);
     for n in 0..count {
+        let clinic = match Profile::pick(n) {
+            Profile::Offline => 0,
+            Profile::SwitchedOff => 1,
+            _ => n % clinic_count,
+        };
         let request = EnrollRequest {
             schema: SCHEMA_VERSION,
-            code: codes[n % clinic_count].clone(),
+            code: codes[clinic].clone(),
             hostname: format!("OQS-PC-{:04}", n + 1),
             agent_version: env!("CARGO_PKG_VERSION").into(),
             os: "Windows 11 Pro 23H2".into(),
@@ -359,32 +421,169 @@ pub async fn create_demo_user(desk: &Desk, password: Option<String>) -> Result<S
 
 pub const DEMO_USER: &str = "demo";
 
-/// Makes every kind of alert show up soon: the demo clinics are open around the clock (so
-/// silent terminals count as offline at once) and staff expect the current distribution app
-/// since two days (so older versions are past the grace period).
-pub async fn prepare_alerts(desk: &Desk) -> Result<(), Error> {
+/// Calendars real clinics keep, one per demo clinic after the first two: a lunch break with
+/// Thursday and Saturday afternoons off, a morning-only Saturday, a pharmacy closed for お盆.
+const CALENDARS: [(&str, bool); 3] = [
+    (
+        "mon=09:00-12:30,15:00-18:30;tue=09:00-12:30,15:00-18:30;wed=09:00-12:30,15:00-18:30;\
+         thu=09:00-12:30;fri=09:00-12:30,15:00-18:30;sat=09:00-12:30",
+        false,
+    ),
+    (
+        "mon=08:30-12:00,14:00-17:30;tue=08:30-12:00,14:00-17:30;wed=08:30-12:00;\
+         thu=08:30-12:00,14:00-17:30;fri=08:30-12:00,14:00-17:30;sat=08:30-12:00",
+        false,
+    ),
+    (
+        "mon=09:00-19:00;tue=09:00-19:00;wed=09:00-19:00;thu=09:00-19:00;fri=09:00-19:00;\
+         sat=09:00-13:00",
+        true,
+    ),
+];
+
+/// Gives the demo clinics their calendars, prefectures and codes: clinic 0 open around the
+/// clock (so silent terminals count as offline at once), clinic 1 closed today (臨時休診),
+/// the others on real clinics' weeks; clinic 2 names its linkage account its own way. Staff
+/// expect the current distribution app since two days (so older versions are past the grace
+/// period).
+pub async fn prepare_clinics(desk: &Desk) -> Result<(), Error> {
+    use onshi_server::calendar::{BusinessHours, Closure, Window, parse_week};
     let now = Utc::now();
-    for clinic in desk.store().alerts().clinic_settings().await? {
+    let today = now.with_timezone(&onshi_server::jst::offset()).date_naive();
+    let clinics = desk.store().alerts().clinic_settings(today).await?;
+    for (i, clinic) in clinics.iter().enumerate() {
         let mut detail = desk.clinic(clinic.id).await?;
         let s = &mut detail.settings;
-        s.hours = onshi_server::calendar::BusinessHours {
-            open: chrono::NaiveTime::MIN,
-            close: chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default(),
-            closed_weekdays: Vec::new(),
-            closed_on_holidays: false,
+        s.hours = match i {
+            0 => {
+                let all_day = vec![Window::new(
+                    chrono::NaiveTime::MIN,
+                    chrono::NaiveTime::from_hms_opt(23, 59, 0).unwrap_or_default(),
+                )];
+                BusinessHours {
+                    week: std::array::from_fn(|_| all_day.clone()),
+                    closed_on_holidays: false,
+                    closed_new_year: false,
+                    ..BusinessHours::default()
+                }
+            }
+            1 => BusinessHours::default(),
+            _ => {
+                let (week, obon) = CALENDARS[i % CALENDARS.len()];
+                BusinessHours {
+                    week: parse_week(week).map_err(Error::Setup)?,
+                    closed_obon: obon,
+                    ..BusinessHours::default()
+                }
+            }
         };
         s.prefecture = Some(DEMO_PREFECTURES[clinic.id as usize % DEMO_PREFECTURES.len()].into());
         s.desk_name = Some("オンシ・サポートデスク".into());
         s.desk_phone = Some("03-0000-0000".into());
+        if i == 2 {
+            s.accounts = vec![AccountSpec {
+                role: AccountRole::Linkage,
+                name: "renkei-uketsuke".into(),
+            }];
+        }
         // 医療機関コード: prefecture (2), point table (1), number (7).
         detail.code = Some(format!("131{:07}", clinic.id));
         desk.save_clinic(&actor(), &detail, now).await?;
+        if i == 1 {
+            let closure = Closure {
+                id: 0,
+                from: today,
+                to: today,
+                reason: "臨時休診（院長学会）".into(),
+            };
+            desk.add_closures(&actor(), clinic.id, vec![closure], now)
+                .await?;
+        }
     }
     // Expected since two days, so that older versions are past the grace period at once.
     let (app, version) = DEMO_EXPECTED_APP;
     desk.set_expected_version(&actor(), app, Some(version), now - Duration::days(2))
         .await?;
     Ok(())
+}
+
+/// The desk's day in the demo: a nightly window for the 04:00 automatic restart across the
+/// fleet, and a silence for the terminals whose line is being worked on (their critical mail
+/// is held back, the overview shows 抑止中 beside 緊急).
+pub async fn prepare_silences(desk: &Desk, fleet: &[SimTerminal]) -> Result<(), Error> {
+    use onshi_server::desk::SilenceRequest;
+    use onshi_server::domain::{DailyWindow, SilenceScope};
+    let now = Utc::now();
+    let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default();
+    desk.silence(
+        &actor(),
+        &SilenceRequest {
+            scope: SilenceScope::Fleet,
+            rule: None,
+            starts_at: now,
+            ends_at: now + Duration::days(365),
+            daily: Some(DailyWindow {
+                from: t(3, 30),
+                to: t(5, 0),
+                weekdays: 0x7f,
+            }),
+            reason: "自動電源設定による 04:00 の再起動".into(),
+        },
+        now,
+    )
+    .await?;
+    for sim in fleet.iter().filter(|s| s.profile == Profile::ProbeDown) {
+        desk.silence(
+            &actor(),
+            &SilenceRequest {
+                scope: SilenceScope::Terminal(sim.agent_id),
+                rule: None,
+                starts_at: now,
+                ends_at: now + Duration::hours(6),
+                daily: None,
+                reason: "回線業者の工事中（デモ）".into(),
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Acknowledges the critical alerts of terminals whose certificate lost its key, as a desk
+/// member would once the vendor is on it (the overview shows 対応中 beside 緊急). Waits for
+/// the evaluator to open them.
+pub async fn acknowledge_when_open(desk: Desk, fleet_ids: Vec<Uuid>) {
+    use onshi_server::domain::{AlertStatus, RuleKey};
+    for _ in 0..120 {
+        tokio::time::sleep(StdDuration::from_secs(2)).await;
+        let Ok(open) = desk.store().alerts().active_alerts(Some(&fleet_ids)).await else {
+            continue;
+        };
+        let targets: Vec<_> = open
+            .iter()
+            .filter(|a| a.rule == RuleKey::CertNoPrivateKey && a.status == AlertStatus::Open)
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let now = Utc::now();
+        for a in targets {
+            if let Err(e) = desk
+                .acknowledge(
+                    &actor(),
+                    a.id,
+                    "ベンダーに証明書の再設定を依頼済み（デモ）",
+                    Some(now + Duration::days(3)),
+                    now,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "the demo's acknowledgement failed");
+            }
+        }
+        return;
+    }
 }
 
 /// Where the demo writes the mails it would send.
@@ -468,6 +667,8 @@ mod tests {
                 collected_at: now,
                 snapshot: Some(std::sync::Arc::new(s)),
                 events: t.pending_events.clone(),
+                own_accounts: None,
+                accounts: Default::default(),
             };
             assert_eq!(
                 rules::evaluate(&state(slim), &policy, now),
@@ -494,7 +695,13 @@ mod tests {
             },
         )]));
         let rules_of = |n: usize| -> Vec<RuleKey> {
-            let t = sim(n);
+            let mut t = sim(n);
+            // Past the report that makes the profile's change; the baseline is older.
+            let mut events = Vec::new();
+            for _ in 0..CHANGE_AT {
+                events.extend(t.next_report(now).events);
+                t.pending_events.clear();
+            }
             let snapshot = t.snapshot(now);
             let state = RuleInput {
                 terminal_id: t.agent_id,
@@ -502,8 +709,20 @@ mod tests {
                 enrolled_at: now,
                 last_seen: Some(now),
                 collected_at: snapshot.collected_at,
+                events,
+                own_accounts: None,
+                accounts: rules::AccountRecord {
+                    baseline_key: Some(snapshot.accounts.policy_key),
+                    baseline_at: Some(now - Duration::hours(1)),
+                    baseline_missing: if t.profile == Profile::AccountsDiffer {
+                        vec![AccountRole::Linkage]
+                    } else {
+                        Vec::new()
+                    },
+                    confirmed: false,
+                    confirmed_key: None,
+                },
                 snapshot: Some(std::sync::Arc::new(snapshot)),
-                events: t.pending_events.clone(),
             };
             rules::evaluate(&state, &policy, now)
                 .into_iter()
@@ -511,7 +730,17 @@ mod tests {
                 .map(|f| f.rule)
                 .collect()
         };
-        assert_eq!(rules_of(15), Vec::<RuleKey>::new(), "healthy");
+        assert_eq!(rules_of(17), Vec::<RuleKey>::new(), "healthy");
+        assert_eq!(
+            rules_of(14),
+            Vec::<RuleKey>::new(),
+            "switched off, reporting now"
+        );
+        assert_eq!(
+            rules_of(16),
+            Vec::<RuleKey>::new(),
+            "a pending file rename alone"
+        );
         let table = [
             (0, RuleKey::NoDailyRestart),
             (2, RuleKey::ProtectedAccountWindows),
@@ -525,6 +754,7 @@ mod tests {
             (11, RuleKey::NetworkChanged),
             (12, RuleKey::ProbeUnreachable),
             (13, RuleKey::ProtectedAccountLinkage),
+            (15, RuleKey::AccountsUnconfirmed),
         ];
         for (n, rule) in table {
             assert_eq!(rules_of(n), vec![rule], "profile {:?}", Profile::pick(n));

@@ -95,7 +95,12 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let server = tokio::spawn(app.run_until_stopped(onshi_server::startup::shutdown_signal()));
     let base = format!("http://{addr}");
     let terminals = fleet::enroll_fleet(&desk, &base, args.terminals).await?;
-    fleet::prepare_alerts(&desk).await?;
+    fleet::prepare_clinics(&desk).await?;
+    fleet::prepare_silences(&desk, &terminals).await?;
+    tokio::spawn(fleet::acknowledge_when_open(
+        desk.clone(),
+        terminals.iter().map(|t| t.agent_id).collect(),
+    ));
     let password = fleet::create_demo_user(&desk, args.password).await?;
     // Today's digest once the fleet has reported a few times, so a newcomer can read one.
     let digest_store = desk.store().clone();

@@ -119,21 +119,45 @@ fn open(f: &Finding, ctx: &Context) -> Alert {
         ack_until: None,
         resolved_at: None,
         resolved_by: None,
+        mail_held: false,
     }
 }
 
-/// Whether a change must be mailed at once: a critical alert that opened, escalated or moved
-/// to a new occurrence (another expiry day, another change), unless silenced or acknowledged.
-pub fn mail_now(alert: &Alert, action: AlertAction, silenced: bool) -> bool {
+/// What happens to an alert's critical mail after an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailStep {
+    Nothing,
+    /// Mail it now.
+    Send,
+    /// A silence covers it: keep the mail back (`mail_held`) until the window is over.
+    Hold,
+    /// The window that held it is over and it still needs the clinic: mail it now, once.
+    SendHeld,
+    /// The held mail is no longer needed (resolved, acknowledged, no longer critical).
+    Drop,
+}
+
+/// Whether an alert's critical mail goes out: when it opened, escalated or moved to a new
+/// occurrence (another expiry day, another change), unless acknowledged; held back while a
+/// silence covers it and sent once after. Findings for the desk only never mail.
+pub fn mail_step(alert: &Alert, action: Option<AlertAction>, silenced: bool) -> MailStep {
     let acknowledged = alert.status == AlertStatus::Acknowledged
         && alert.ack_until.is_none_or(|u| u > alert.updated_at);
-    alert.severity == Severity::Critical
-        && matches!(
-            action,
-            AlertAction::Opened | AlertAction::Escalated | AlertAction::Changed
-        )
-        && !silenced
-        && !acknowledged
+    let wanted = alert.severity == Severity::Critical
+        && !alert.rule.desk_only()
+        && alert.status != AlertStatus::Resolved
+        && !acknowledged;
+    let fresh = matches!(
+        action,
+        Some(AlertAction::Opened | AlertAction::Escalated | AlertAction::Changed)
+    );
+    match (fresh && wanted, alert.mail_held, silenced) {
+        (true, _, false) => MailStep::Send,
+        (true, _, true) => MailStep::Hold,
+        (false, true, _) if !wanted => MailStep::Drop,
+        (false, true, false) => MailStep::SendHeld,
+        _ => MailStep::Nothing,
+    }
 }
 
 #[cfg(test)]
@@ -184,12 +208,24 @@ mod tests {
         assert_eq!((action, b.occurrence.as_deref()), (Changed, Some("15d")));
         let (c, action) = transition(Some(&b), Some(&f(Critical, "7d")), &ctx(t1)).unwrap();
         assert_eq!((action, c.severity), (Escalated, Critical));
-        assert!(mail_now(&c, action, false));
-        assert!(!mail_now(&c, action, true), "silenced");
+        assert_eq!(mail_step(&c, Some(action), false), MailStep::Send);
+        assert_eq!(
+            mail_step(&c, Some(action), true),
+            MailStep::Hold,
+            "silenced"
+        );
         let (d, action) = transition(Some(&c), Some(&f(Critical, "6d")), &ctx(t1)).unwrap();
         assert_eq!(action, Changed);
-        assert!(mail_now(&d, action, false), "daily from 7 days");
-        assert!(!mail_now(&a, Opened, false), "warnings wait for the digest");
+        assert_eq!(
+            mail_step(&d, Some(action), false),
+            MailStep::Send,
+            "daily from 7 days"
+        );
+        assert_eq!(
+            mail_step(&a, Some(Opened), false),
+            MailStep::Nothing,
+            "warnings wait for the digest"
+        );
     }
 
     #[test]
@@ -213,7 +249,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((action, c.clear_since), (Quiet, None));
-        assert!(!mail_now(&c, action, false));
+        assert_eq!(mail_step(&c, Some(action), false), MailStep::Nothing);
         let (d, action) = transition(Some(&b), None, &ctx("2026-11-25T00:16:00Z")).unwrap();
         assert_eq!(
             (action, d.status, d.resolved_by.as_deref()),
@@ -232,7 +268,7 @@ mod tests {
             (action, e.id, e.status, e.resolved_by.clone()),
             (Opened, 7, AlertStatus::Open, None)
         );
-        assert!(mail_now(&e, action, false));
+        assert_eq!(mail_step(&e, Some(action), false), MailStep::Send);
     }
 
     #[test]
@@ -272,7 +308,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((action, b.status), (Changed, AlertStatus::Acknowledged));
-        assert!(!mail_now(&b, action, false));
+        assert_eq!(mail_step(&b, Some(action), false), MailStep::Nothing);
         let (c, action) = transition(
             Some(&b),
             Some(&f(Severity::Critical, "6d")),
@@ -280,5 +316,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!((action, c.status), (AckExpired, AlertStatus::Open));
+    }
+
+    #[test]
+    fn a_silence_holds_the_mail_and_it_goes_once_after() {
+        use AlertAction::*;
+        let (mut a, action) =
+            transition(None, Some(&f(Severity::Critical, "x")), &ctx(T0)).unwrap();
+        assert_eq!(mail_step(&a, Some(action), true), MailStep::Hold);
+        a.mail_held = true;
+        // still silenced: nothing; the window over: sent once
+        assert_eq!(mail_step(&a, None, true), MailStep::Nothing);
+        assert_eq!(mail_step(&a, None, false), MailStep::SendHeld);
+        // taken by staff or resolved meanwhile: the held mail is dropped
+        let mut acked = a.clone();
+        acked.status = AlertStatus::Acknowledged;
+        assert_eq!(mail_step(&acked, None, false), MailStep::Drop);
+        let (resolved, action) = transition(Some(&a), None, &ctx(T0)).unwrap();
+        assert_eq!(action, Quiet);
+        let mut resolved = resolved;
+        resolved.status = AlertStatus::Resolved;
+        assert_eq!(mail_step(&resolved, None, true), MailStep::Drop);
+        // desk-only findings never mail
+        let mut desk = a.clone();
+        desk.rule = RuleKey::AccountsUnconfirmed;
+        desk.mail_held = false;
+        assert_eq!(mail_step(&desk, Some(Opened), false), MailStep::Nothing);
     }
 }

@@ -2,19 +2,22 @@
 //! action goes through [`crate::desk`] as the command line's [`Actor`] (with the OS user name),
 //! so it is validated like the dashboard's and lands in the audit log.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
-use crate::calendar::{BusinessHours, parse_weekdays};
+use crate::calendar::{BusinessHours, Closure, format_day, parse_week, parse_weekdays};
 use crate::config::ConfigArgs;
 use crate::desk::{Desk, SilenceRequest};
-use crate::domain::{Actor, OutboxMail, Role};
-use crate::jst::{parse_datetime_local, time_ja};
+use crate::domain::{Actor, DailyWindow, OutboxMail, Role, RuleKey, SilenceScope};
+use crate::jst::parse_datetime_local;
 use crate::notify::{Composer, Transport, build_message};
+use crate::secrets::SecretKey;
 use crate::telemetry::LogFormat;
 use crate::{Application, Config, Error, store};
 
@@ -57,6 +60,14 @@ pub enum Command {
     /// Revoke a terminal's agent token (the terminal must enroll again). Running servers refuse
     /// it within `revocation_check_secs`.
     RevokeTerminal { terminal_id: Uuid },
+    /// Confirm a terminal's protected account names (as found on the terminal): names that
+    /// differ from its clinic's become its own, and from its next report a missing account
+    /// is a real change.
+    ConfirmAccounts {
+        terminal_id: Uuid,
+        #[command(flatten)]
+        names: AccountNames,
+    },
     /// Print the effective configuration, secrets redacted.
     PrintConfig,
     /// Send one test mail with the configured [smtp] settings and report the outcome.
@@ -83,6 +94,109 @@ pub enum ClinicCommand {
     },
     /// Print a new enrollment code for an existing clinic.
     Code { name: String },
+    /// Set the names of the protected accounts the clinic's terminals have (a name left out
+    /// takes the server's [policy]; `--clear` takes them all from there).
+    Accounts {
+        name: String,
+        #[command(flatten)]
+        names: AccountNames,
+        #[arg(long, conflicts_with_all = ["windows", "face_auth", "linkage"])]
+        clear: bool,
+    },
+    /// Set the clinic's own rule thresholds (0 goes back to the server's).
+    Rules {
+        name: String,
+        #[arg(long)]
+        restart_warning_hours: Option<u32>,
+        #[arg(long)]
+        restart_critical_hours: Option<u32>,
+        #[arg(long)]
+        offline_after_intervals: Option<u32>,
+        /// Whether PendingFileRenameOperations alone counts as a pending reboot.
+        #[arg(long)]
+        file_rename_counts: Option<bool>,
+    },
+    /// Set the four digits the clinic chose for its certificate backups instead of 1357,
+    /// read from standard input (`--clear`: back to 1357).
+    BackupPassword {
+        name: String,
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Dated closures (臨時休診, a long holiday).
+    Closure {
+        #[command(subcommand)]
+        command: ClosureCommand,
+    },
+}
+
+/// Protected account names by role.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AccountNames {
+    /// The Windows (auto-login) account.
+    #[arg(long)]
+    pub windows: Option<String>,
+    /// The face-authentication account.
+    #[arg(long)]
+    pub face_auth: Option<String>,
+    /// The linkage account.
+    #[arg(long)]
+    pub linkage: Option<String>,
+}
+
+impl AccountNames {
+    fn specs(&self) -> Vec<onshi_shared::AccountSpec> {
+        use onshi_shared::AccountRole;
+        [
+            (AccountRole::Windows, &self.windows),
+            (AccountRole::FaceAuth, &self.face_auth),
+            (AccountRole::Linkage, &self.linkage),
+        ]
+        .into_iter()
+        .filter_map(|(role, name)| {
+            name.clone()
+                .map(|name| onshi_shared::AccountSpec { role, name })
+        })
+        .collect()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClosureCommand {
+    /// List a clinic's closures.
+    List { clinic: String },
+    /// Add one closure (`--to` defaults to `--from`).
+    Add {
+        clinic: String,
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: Option<NaiveDate>,
+        #[arg(long, default_value = "臨時休診")]
+        reason: String,
+    },
+    /// Import closures from a CSV file: `開始日,終了日,理由` per line (`-` reads standard
+    /// input).
+    Import { clinic: String, file: PathBuf },
+    /// Delete a closure by its id (see `list`).
+    Delete { clinic: String, id: i64 },
+}
+
+/// Where a silence applies: exactly one of these.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct SilenceScopeArgs {
+    #[arg(long)]
+    pub terminal: Option<Uuid>,
+    /// Clinic name.
+    #[arg(long)]
+    pub clinic: Option<String>,
+    /// Every terminal of the clinics in this prefecture (e.g. 東京都).
+    #[arg(long)]
+    pub prefecture: Option<String>,
+    /// Every terminal (a vendor-side outage).
+    #[arg(long)]
+    pub fleet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,13 +244,14 @@ pub enum AlertCommand {
     },
     /// Add a note to an alert's history.
     Note { id: i64, note: String },
-    /// Hold back mails for one terminal or one clinic for a maintenance window.
+    /// Hold back mails for a maintenance window: one terminal, a clinic, a prefecture or the
+    /// whole fleet; every rule or one; once or every day within the dates.
     Silence {
-        #[arg(long, conflicts_with = "clinic", required_unless_present = "clinic")]
-        terminal: Option<Uuid>,
-        /// Clinic name.
+        #[command(flatten)]
+        scope: SilenceScopeArgs,
+        /// Only this rule's alerts (e.g. `offline`, `no_daily_restart`).
         #[arg(long)]
-        clinic: Option<String>,
+        rule: Option<String>,
         /// Starts (JST, `2026-12-05 03:30`); default now.
         #[arg(long)]
         from: Option<String>,
@@ -146,26 +261,42 @@ pub enum AlertCommand {
         /// ...or ends then (JST, `2026-12-05 05:00`).
         #[arg(long)]
         until: Option<String>,
+        /// Only within this window every day (JST, `03:30-05:00`; may cross midnight).
+        #[arg(long)]
+        daily: Option<String>,
+        /// With --daily: only on these weekdays (`mon,tue`; default every day).
+        #[arg(long, requires = "daily")]
+        weekdays: Option<String>,
         #[arg(long)]
         reason: String,
     },
-    /// List the silences in force.
+    /// List the silences in force and to come.
     Silences,
     /// End a silence now.
     EndSilence { id: i64 },
-    /// Set a clinic's business hours (JST), closed weekdays and its own support desk.
+    /// Set a clinic's week (JST) and closed seasons, and its own support desk.
     Hours {
         clinic: String,
-        #[arg(long, default_value = "09:00")]
-        open: NaiveTime,
-        #[arg(long, default_value = "18:00")]
-        close: NaiveTime,
+        /// Open windows per weekday: `mon=09:00-12:30,15:00-18:30;sat=09:00-12:30` (a day
+        /// left out is closed). Without it: --open to --close except --closed.
+        #[arg(long, conflicts_with_all = ["open", "close", "closed"])]
+        week: Option<String>,
+        #[arg(long)]
+        open: Option<NaiveTime>,
+        #[arg(long)]
+        close: Option<NaiveTime>,
         /// Closed weekdays, e.g. `sun` or `sun,sat`.
-        #[arg(long, default_value = "sun")]
-        closed: String,
+        #[arg(long)]
+        closed: Option<String>,
         /// Open on public holidays too.
         #[arg(long)]
         open_on_holidays: bool,
+        /// Open through 年末年始 (12/29–1/3).
+        #[arg(long)]
+        open_new_year: bool,
+        /// Closed for お盆 (8/13–8/16).
+        #[arg(long)]
+        closed_obon: bool,
         #[arg(long)]
         desk_name: Option<String>,
         #[arg(long)]
@@ -195,7 +326,13 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         command => {
             let config = load(None)?;
             let store = store::connect(&config.database()?).await?;
-            let desk = Desk::new(store, None, config.enrollment_code_days);
+            let mut desk = Desk::new(store, None, &config);
+            match SecretKey::load_or_create(&config.secret_key_path()) {
+                Ok(key) => desk = desk.with_secrets(Arc::new(key)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no secret key: backup passwords cannot be set")
+                }
+            }
             let lines = staff_command(&desk, &Actor::command_line(), command, Utc::now()).await?;
             write(&mut out, lines)
         }
@@ -235,24 +372,14 @@ pub async fn staff_command(
         out.push('\n');
     };
     match command {
-        Command::Clinic { command } => {
-            let clinic = match command {
-                ClinicCommand::Add { name, email } => {
-                    desk.add_clinic(actor, &name, &email, now).await?
-                }
-                ClinicCommand::Code { name } => {
-                    let d = desk.clinic_named(&name).await?;
-                    crate::domain::Clinic {
-                        id: d.settings.id,
-                        name: d.settings.name,
-                        email: d.settings.email,
-                    }
-                }
-            };
-            let code = desk.issue_code(actor, clinic.id, now).await?;
-            line(format!("clinic {} ({})", clinic.name, clinic.id));
-            line(format!("enrollment code: {code}"));
-            line(format!("valid for {} days", desk.code_days()));
+        Command::Clinic { command } => clinic_command(desk, actor, command, now, &mut line).await?,
+        Command::ConfirmAccounts { terminal_id, names } => {
+            desk.confirm_accounts(actor, terminal_id, &names.specs(), now)
+                .await?;
+            line(format!(
+                "terminal {terminal_id}: account names confirmed; the baseline is taken again \
+                 from its next report"
+            ));
         }
         Command::RevokeCode { code } => {
             desk.revoke_code(actor, None, &crate::enroll::hash_code(&code), now)
@@ -270,6 +397,159 @@ pub async fn staff_command(
         }
     }
     Ok(out)
+}
+
+async fn clinic_command(
+    desk: &Desk,
+    actor: &Actor,
+    command: ClinicCommand,
+    now: DateTime<Utc>,
+    line: &mut impl FnMut(String),
+) -> Result<(), Error> {
+    let clinic = match command {
+        ClinicCommand::Add { name, email } => desk.add_clinic(actor, &name, &email, now).await?,
+        ClinicCommand::Code { name } => {
+            let d = desk.clinic_named(&name).await?;
+            crate::domain::Clinic {
+                id: d.settings.id,
+                name: d.settings.name,
+                email: d.settings.email,
+            }
+        }
+        ClinicCommand::Accounts { name, names, clear } => {
+            let mut d = desk.clinic_named(&name).await?;
+            d.settings.accounts = if clear { Vec::new() } else { names.specs() };
+            desk.save_clinic(actor, &d, now).await?;
+            line(format!("{name}: account names saved"));
+            return Ok(());
+        }
+        ClinicCommand::Rules {
+            name,
+            restart_warning_hours,
+            restart_critical_hours,
+            offline_after_intervals,
+            file_rename_counts,
+        } => {
+            let mut d = desk.clinic_named(&name).await?;
+            let r = &mut d.settings.rules;
+            let or_server = |v: Option<u32>, old: Option<u32>| match v {
+                Some(0) => None,
+                Some(v) => Some(v),
+                None => old,
+            };
+            r.restart_warning_hours = or_server(restart_warning_hours, r.restart_warning_hours);
+            r.restart_critical_hours = or_server(restart_critical_hours, r.restart_critical_hours);
+            r.offline_after_intervals =
+                or_server(offline_after_intervals, r.offline_after_intervals);
+            if let Some(f) = file_rename_counts {
+                r.file_rename_counts = f;
+            }
+            desk.save_clinic(actor, &d, now).await?;
+            line(format!("{name}: rule settings saved"));
+            return Ok(());
+        }
+        ClinicCommand::BackupPassword { name, clear } => {
+            let id = desk.clinic_named(&name).await?.settings.id;
+            let password = if clear {
+                None
+            } else {
+                Some(read_password_line()?)
+            };
+            desk.set_backup_password(actor, id, password.as_deref(), now)
+                .await?;
+            line(if clear {
+                format!("{name}: backups are checked with 1357 again")
+            } else {
+                format!(
+                    "{name}: backup password saved (sealed); agents get it with their next report"
+                )
+            });
+            return Ok(());
+        }
+        ClinicCommand::Closure { command } => {
+            return closure_command(desk, actor, command, now, line).await;
+        }
+    };
+    let code = desk.issue_code(actor, clinic.id, now).await?;
+    line(format!("clinic {} ({})", clinic.name, clinic.id));
+    line(format!("enrollment code: {code}"));
+    line(format!("valid for {} days", desk.code_days()));
+    Ok(())
+}
+
+async fn closure_command(
+    desk: &Desk,
+    actor: &Actor,
+    command: ClosureCommand,
+    now: DateTime<Utc>,
+    line: &mut impl FnMut(String),
+) -> Result<(), Error> {
+    match command {
+        ClosureCommand::List { clinic } => {
+            for c in desk.clinic_named(&clinic).await?.settings.hours.closures {
+                line(format!("{}\t{}\t{}\t{}", c.id, c.from, c.to, c.reason));
+            }
+        }
+        ClosureCommand::Add {
+            clinic,
+            from,
+            to,
+            reason,
+        } => {
+            let id = desk.clinic_named(&clinic).await?.settings.id;
+            let closure = Closure {
+                id: 0,
+                from,
+                to: to.unwrap_or(from),
+                reason,
+            };
+            desk.add_closures(actor, id, vec![closure], now).await?;
+            line(format!("{clinic}: closed {from} – {}", to.unwrap_or(from)));
+        }
+        ClosureCommand::Import { clinic, file } => {
+            let id = desk.clinic_named(&clinic).await?.settings.id;
+            let mut text = String::new();
+            let read = if file.as_os_str() == "-" {
+                std::io::stdin().read_to_string(&mut text).map(|_| ())
+            } else {
+                std::fs::read_to_string(&file).map(|t| text = t)
+            };
+            read.map_err(|e| Error::Io(format!("reading {}", file.display()), e))?;
+            let n = desk.import_closures(actor, id, &text, now).await?;
+            line(format!("{clinic}: {n} closures imported"));
+        }
+        ClosureCommand::Delete { clinic, id } => {
+            let clinic_id = desk.clinic_named(&clinic).await?.settings.id;
+            desk.delete_closure(actor, clinic_id, id, now).await?;
+            line(format!("{clinic}: closure {id} deleted"));
+        }
+    }
+    Ok(())
+}
+
+/// `03:30-05:00` with optional weekdays.
+fn daily_window(daily: &str, weekdays: Option<&str>) -> Result<DailyWindow, Error> {
+    let (from, to) = daily
+        .split_once('-')
+        .and_then(|(a, b)| {
+            let t = |s: &str| NaiveTime::parse_from_str(s.trim(), "%H:%M").ok();
+            Some((t(a)?, t(b)?))
+        })
+        .ok_or_else(|| Error::Invalid(format!("--daily {daily:?}: write 03:30-05:00")))?;
+    let weekdays = match weekdays {
+        None => 0x7f,
+        Some(w) => {
+            let days = parse_weekdays(w);
+            if days.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "--weekdays {w:?}: write mon,tue,… or sun"
+                )));
+            }
+            days.iter()
+                .fold(0u8, |bits, d| bits | (1 << d.num_days_from_monday()))
+        }
+    };
+    Ok(DailyWindow { from, to, weekdays })
 }
 
 async fn user_command(
@@ -340,8 +620,9 @@ async fn alert_command(
     match command {
         AlertCommand::List => {
             let a = store.alerts();
+            let today = now.with_timezone(&crate::jst::offset()).date_naive();
             let clinics: std::collections::HashMap<i64, String> = a
-                .clinic_settings()
+                .clinic_settings(today)
                 .await?
                 .into_iter()
                 .map(|c| (c.id, c.name))
@@ -373,17 +654,36 @@ async fn alert_command(
             line(format!("note added to alert {id}"));
         }
         AlertCommand::Silence {
-            terminal,
-            clinic,
+            scope,
+            rule,
             from,
             hours,
             until,
+            daily,
+            weekdays,
             reason,
         } => {
-            let clinic_id = match clinic {
-                Some(name) => Some(desk.clinic_named(&name).await?.settings.id),
-                None => None,
+            let scope = match scope {
+                SilenceScopeArgs {
+                    terminal: Some(t), ..
+                } => SilenceScope::Terminal(t),
+                SilenceScopeArgs {
+                    clinic: Some(name), ..
+                } => SilenceScope::Clinic(desk.clinic_named(&name).await?.settings.id),
+                SilenceScopeArgs {
+                    prefecture: Some(p),
+                    ..
+                } => SilenceScope::Prefecture(p),
+                _ => SilenceScope::Fleet,
             };
+            let rule = rule
+                .map(|r| {
+                    RuleKey::parse(&r).ok_or_else(|| {
+                        let keys: Vec<&str> = RuleKey::ALL.iter().map(|k| k.as_str()).collect();
+                        Error::Invalid(format!("--rule {r:?}: one of {}", keys.join(", ")))
+                    })
+                })
+                .transpose()?;
             let starts_at = match &from {
                 Some(s) => jst_time("from", s)?,
                 None => now,
@@ -393,32 +693,42 @@ async fn alert_command(
                 (None, Some(u)) => jst_time("until", u)?,
                 (None, None) => return Err(Error::Invalid("give --hours or --until".into())),
             };
+            let daily = daily
+                .map(|d| daily_window(&d, weekdays.as_deref()))
+                .transpose()?;
             let request = SilenceRequest {
-                terminal_id: terminal,
-                clinic_id,
+                scope,
+                rule,
                 starts_at,
                 ends_at,
+                daily,
                 reason,
             };
             let id = desk.silence(actor, &request, now).await?;
-            line(format!(
-                "silence {id} from {} until {}",
-                time_ja(starts_at),
-                time_ja(ends_at)
-            ));
+            line(format!("silence {id}: {}", request.describe_ja()));
         }
         AlertCommand::Silences => {
-            for s in store.alerts().active_silences(now).await? {
-                let scope = match (s.terminal_id, s.clinic_id) {
-                    (Some(t), _) => format!("terminal {t}"),
-                    (None, Some(c)) => format!("clinic {c}"),
-                    (None, None) => "?".into(),
+            let since = now - Duration::days(1);
+            for s in store.desk().silences(now, since).await? {
+                let request = SilenceRequest {
+                    scope: s.scope.clone(),
+                    rule: s.rule,
+                    starts_at: s.starts_at,
+                    ends_at: s.ends_at,
+                    daily: s.daily,
+                    reason: s.reason.clone(),
+                };
+                let state = if s.ends_at <= now {
+                    "ended"
+                } else if s.starts_at > now {
+                    "to come"
+                } else {
+                    "in force"
                 };
                 line(format!(
-                    "{}\t{scope}\t{} – {}\t{}\t{}",
+                    "{}\t{state}\t{}\t{}\t{}",
                     s.id,
-                    time_ja(s.starts_at),
-                    time_ja(s.ends_at),
+                    request.describe_ja(),
                     crate::domain::actor_label_ja(&s.created_by),
                     s.reason
                 ));
@@ -430,25 +740,45 @@ async fn alert_command(
         }
         AlertCommand::Hours {
             clinic,
+            week,
             open,
             close,
             closed,
             open_on_holidays,
+            open_new_year,
+            closed_obon,
             desk_name,
             desk_phone,
         } => {
             let id = desk.clinic_named(&clinic).await?.settings.id;
-            let hours = BusinessHours {
-                open,
-                close,
-                closed_weekdays: parse_weekdays(&closed),
-                closed_on_holidays: !open_on_holidays,
+            let mut hours = match week {
+                Some(w) => BusinessHours {
+                    week: parse_week(&w).map_err(|e| Error::Invalid(format!("--week: {e}")))?,
+                    ..BusinessHours::default()
+                },
+                None => {
+                    let hm = |h| NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default();
+                    let closed = parse_weekdays(closed.as_deref().unwrap_or("sun"));
+                    BusinessHours::uniform(open.unwrap_or(hm(9)), close.unwrap_or(hm(18)), &closed)
+                }
             };
+            hours.closed_on_holidays = !open_on_holidays;
+            hours.closed_new_year = !open_new_year;
+            hours.closed_obon = closed_obon;
+            let summary: Vec<String> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                .iter()
+                .zip(&hours.week)
+                .map(|(d, w)| {
+                    if w.is_empty() {
+                        format!("{d} closed")
+                    } else {
+                        format!("{d} {}", format_day(w))
+                    }
+                })
+                .collect();
             desk.set_hours(actor, id, hours, desk_name, desk_phone, now)
                 .await?;
-            line(format!(
-                "{clinic}: open {open}–{close} JST, closed {closed}"
-            ));
+            line(format!("{clinic}: {} (JST)", summary.join("; ")));
         }
         AlertCommand::ExpectedVersion { app, version } => {
             desk.set_expected_version(actor, &app, version.as_deref(), now)

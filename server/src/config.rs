@@ -23,19 +23,22 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; when set it wins over `data_dir`.
     pub database_url: Option<String>,
+    /// The key that seals secrets the server keeps (a clinic's backup password); by default
+    /// `secret.key` in `data_dir`, made on first start. Servers sharing a database share it.
+    pub secret_key_file: Option<PathBuf>,
     /// Reports waiting for the writer before handlers start asking agents to slow down.
     pub queue_capacity: usize,
     /// Most reports committed in one transaction.
     pub max_batch: usize,
     /// How long a new enrollment code stays valid.
     pub enrollment_code_days: u32,
-    /// A terminal is offline after this many missed intervals.
-    pub offline_after_intervals: u32,
-    /// How often a running server picks up terminals revoked elsewhere.
+    /// How often a running server picks up terminals revoked and agent policies changed by
+    /// other processes (the command line, another server).
     pub revocation_check_secs: u32,
     /// The policy every agent receives in enroll and report replies.
     pub policy: AgentPolicy,
     pub alerts: AlertSettings,
+    pub rules: RuleSettings,
     pub smtp: SmtpSettings,
     pub dashboard: DashboardSettings,
 }
@@ -46,13 +49,14 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("onshi-data"),
             database_url: None,
+            secret_key_file: None,
             queue_capacity: 16_384,
             max_batch: 1_000,
             enrollment_code_days: 30,
-            offline_after_intervals: 3,
             revocation_check_secs: 10,
             policy: AgentPolicy::default(),
             alerts: AlertSettings::default(),
+            rules: RuleSettings::default(),
             smtp: SmtpSettings::default(),
             dashboard: DashboardSettings::default(),
         }
@@ -105,6 +109,98 @@ impl AlertSettings {
 
     pub fn debounce(&self) -> StdDuration {
         StdDuration::from_millis(self.debounce_ms)
+    }
+}
+
+/// `[rules]`: the thresholds of DESIGN §5 (clinics may override the restart and offline ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleSettings {
+    /// No restart for this long: warning; for `restart_critical_hours`: critical.
+    pub restart_warning_hours: u32,
+    pub restart_critical_hours: u32,
+    /// A watched app behind the fleet's version (or a pending update) for this long: warning.
+    pub update_grace_hours: u32,
+    /// A reboot pending for this long: warning.
+    pub pending_reboot_grace_hours: u32,
+    /// Days before the certificate expires at which a notice goes out once each (above 30:
+    /// information, else warning).
+    pub cert_steps_days: Vec<u32>,
+    /// From this many days left, a critical notice every day.
+    pub cert_daily_from_days: u32,
+    /// A certificate installed this long without a verified .pfx backup: warning.
+    pub backup_grace_days: u32,
+    /// The Windows account's password expires within this many days: warning.
+    pub password_warning_days: u32,
+    /// How long a change (account, network) keeps its alert open unless staff resolve it.
+    pub event_window_days: u32,
+    /// Missed report intervals within business hours before a terminal is offline (warning).
+    pub offline_after_intervals: u32,
+    /// No report for this long, whatever the hours: critical.
+    pub offline_critical_days: u32,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        RuleSettings {
+            restart_warning_hours: 26,
+            restart_critical_hours: 72,
+            update_grace_hours: 24,
+            pending_reboot_grace_hours: 24,
+            cert_steps_days: vec![90, 60, 30, 15],
+            cert_daily_from_days: 7,
+            backup_grace_days: 7,
+            password_warning_days: 14,
+            event_window_days: 7,
+            offline_after_intervals: 3,
+            offline_critical_days: 3,
+        }
+    }
+}
+
+impl RuleSettings {
+    /// The thresholds the rules run with.
+    pub fn thresholds(&self) -> crate::rules::Thresholds {
+        use chrono::Duration;
+        let hours = |h: u32| Duration::hours(i64::from(h));
+        let days = |d: u32| Duration::days(i64::from(d));
+        crate::rules::Thresholds {
+            restart_warning: hours(self.restart_warning_hours),
+            restart_critical: hours(self.restart_critical_hours),
+            update_grace: hours(self.update_grace_hours),
+            pending_reboot_grace: hours(self.pending_reboot_grace_hours),
+            cert_steps: self.cert_steps_days.iter().map(|&d| i64::from(d)).collect(),
+            cert_daily_from: i64::from(self.cert_daily_from_days),
+            backup_grace: days(self.backup_grace_days),
+            password_warning: days(self.password_warning_days),
+            event_window: days(self.event_window_days),
+            offline_critical: days(self.offline_critical_days),
+        }
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let positive = [
+            ("rules.restart_warning_hours", self.restart_warning_hours),
+            ("rules.restart_critical_hours", self.restart_critical_hours),
+            ("rules.event_window_days", self.event_window_days),
+            (
+                "rules.offline_after_intervals",
+                self.offline_after_intervals,
+            ),
+            ("rules.offline_critical_days", self.offline_critical_days),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(Error::Config(format!("{key} must be at least 1")));
+            }
+        }
+        if self.restart_critical_hours <= self.restart_warning_hours {
+            return Err(Error::Config(format!(
+                "rules.restart_critical_hours ({}) must be more than rules.restart_warning_hours ({})",
+                self.restart_critical_hours, self.restart_warning_hours
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -337,15 +433,18 @@ impl Config {
         }
     }
 
+    /// Where the secret key lives.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
     /// Refuses settings that cannot work, with the key's name.
     fn check(&self) -> Result<(), Error> {
-        let at_least_one: [(&str, u64); 13] = [
+        let at_least_one: [(&str, u64); 12] = [
             ("queue_capacity", self.queue_capacity as u64),
             ("max_batch", self.max_batch as u64),
-            (
-                "offline_after_intervals",
-                u64::from(self.offline_after_intervals),
-            ),
             (
                 "revocation_check_secs",
                 u64::from(self.revocation_check_secs),
@@ -381,6 +480,7 @@ impl Config {
                 return Err(Error::Config(format!("{key} must be at least 1")));
             }
         }
+        self.rules.check()?;
         if self.alerts.digest_hour > 23 {
             return Err(Error::Config("alerts.digest_hour must be 0–23".into()));
         }

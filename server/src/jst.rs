@@ -44,16 +44,16 @@ pub fn parse_datetime_local(s: &str) -> Result<Option<DateTime<Utc>>, String> {
         .ok_or_else(|| format!("日時が正しくありません: {s}"))
 }
 
-/// "3日 4時間", "5時間 12分", "8分".
+/// 「7日と23時間」, 「5時間12分」, 「8分」: the two largest units, as people say them.
 pub fn duration_ja(d: Duration) -> String {
     let minutes = d.num_minutes().max(0);
     let (days, hours, mins) = (minutes / 1440, (minutes % 1440) / 60, minutes % 60);
-    if days > 0 {
-        format!("{days}日 {hours}時間")
-    } else if hours > 0 {
-        format!("{hours}時間 {mins}分")
-    } else {
-        format!("{mins}分")
+    match (days, hours, mins) {
+        (0, 0, m) => format!("{m}分"),
+        (0, h, 0) => format!("{h}時間"),
+        (0, h, m) => format!("{h}時間{m}分"),
+        (d, 0, _) => format!("{d}日"),
+        (d, h, _) => format!("{d}日と{h}時間"),
     }
 }
 
@@ -64,8 +64,11 @@ mod tests {
     #[test]
     fn durations_read_naturally() {
         assert_eq!(duration_ja(Duration::minutes(8)), "8分");
-        assert_eq!(duration_ja(Duration::minutes(5 * 60 + 12)), "5時間 12分");
-        assert_eq!(duration_ja(Duration::hours(76)), "3日 4時間");
+        assert_eq!(duration_ja(Duration::minutes(5 * 60 + 12)), "5時間12分");
+        assert_eq!(duration_ja(Duration::hours(5)), "5時間");
+        assert_eq!(duration_ja(Duration::hours(76)), "3日と4時間");
+        assert_eq!(duration_ja(Duration::hours(191)), "7日と23時間");
+        assert_eq!(duration_ja(Duration::days(3)), "3日");
         assert_eq!(duration_ja(Duration::minutes(-5)), "0分");
     }
 

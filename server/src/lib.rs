@@ -18,11 +18,14 @@ pub mod evaluator;
 pub mod ingest;
 pub mod jst;
 pub mod notify;
+pub mod policy;
 pub mod rules;
+pub mod secrets;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+pub mod wording;
 
 use thiserror::Error;
 

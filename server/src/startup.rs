@@ -14,15 +14,18 @@ use crate::enroll::TokenCache;
 use crate::evaluator::{ChangeSignal, Evaluator, SharedTally};
 use crate::ingest::Ingest;
 use crate::notify::{Sender, Transport};
+use crate::policy::PolicyBook;
+use crate::secrets::SecretKey;
 use crate::store::{self, Store};
-use crate::web::{self, AppState};
+use crate::web::{self, AppState, Services};
 
 /// A bound, ready-to-serve server.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     writer: tokio::task::JoinHandle<()>,
-    revocations: tokio::task::JoinHandle<()>,
+    /// Following changes other processes make: revoked tokens, agents' policies.
+    followers: Vec<tokio::task::JoinHandle<()>>,
     /// The evaluator and the mail sender, each with the signal that stops it.
     jobs: Vec<(Arc<Notify>, tokio::task::JoinHandle<()>)>,
 }
@@ -73,18 +76,46 @@ impl Application {
             }
             None => tracing::warn!("no [smtp] host or file_dir: mails stay in the outbox"),
         }
-        let revocations = tokio::spawn(tokens.clone().follow_revocations(
-            store.clone(),
-            std::time::Duration::from_secs(u64::from(config.revocation_check_secs)),
-        ));
+        let follow_every = std::time::Duration::from_secs(u64::from(config.revocation_check_secs));
+        let revocations = tokio::spawn(
+            tokens
+                .clone()
+                .follow_revocations(store.clone(), follow_every),
+        );
+        let key = Arc::new(SecretKey::load_or_create(&config.secret_key_path())?);
+        let policies = Arc::new(PolicyBook::new(config.policy.clone(), Some(key.clone())));
+        policies.reload(store.as_ref()).await?;
+        let followed = policies.clone();
+        let follow_store = store.clone();
+        let policy_follower = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(follow_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = followed.reload(follow_store.as_ref()).await {
+                    tracing::error!(error = %e, "reloading the agents' policies failed");
+                }
+            }
+        });
         let changes = evaluating.then_some(changes);
         let tally = evaluating.then_some(tally);
-        let state = AppState::new(store, ingest, tokens, config, changes, tally)?;
+        let state = AppState::new(
+            store,
+            ingest,
+            tokens,
+            config,
+            Services {
+                changes,
+                tally,
+                policies,
+                key,
+            },
+        )?;
         Ok(Application {
             listener,
             state,
             writer,
-            revocations,
+            followers: vec![revocations, policy_follower],
             jobs,
         })
     }
@@ -120,7 +151,7 @@ impl Application {
             listener,
             state,
             writer,
-            revocations,
+            followers,
             jobs,
         } = self;
         let addr = listener
@@ -135,7 +166,9 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Error::Io("serving HTTP".into(), e))?;
-        revocations.abort();
+        for follower in followers {
+            follower.abort();
+        }
         for (stop, job) in jobs {
             stop.notify_one();
             let _ = job.await;

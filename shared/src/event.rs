@@ -181,6 +181,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn account_roles_store_under_their_wire_names() {
+        for r in AccountRole::ALL {
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.as_str())
+            );
+            assert_eq!(AccountRole::parse(r.as_str()), Some(r));
+        }
+        let specs = |name: &str| {
+            vec![crate::AccountSpec {
+                role: AccountRole::Linkage,
+                name: name.into(),
+            }]
+        };
+        assert_eq!(
+            crate::accounts_key(&specs("renkei")),
+            crate::accounts_key(&specs("renkei"))
+        );
+        assert_ne!(
+            crate::accounts_key(&specs("renkei")),
+            crate::accounts_key(&specs("renkei2"))
+        );
+        assert_ne!(crate::accounts_key(&[]), 0, "0 means not reported");
+        // Order and unprotected roles do not count.
+        let spec = |role, name: &str| crate::AccountSpec {
+            role,
+            name: name.into(),
+        };
+        let a = [
+            spec(AccountRole::Windows, "onshi"),
+            spec(AccountRole::Linkage, "renkei"),
+        ];
+        let b = [
+            spec(AccountRole::Administrator, "admin"),
+            spec(AccountRole::Linkage, "renkei"),
+            spec(AccountRole::Windows, "onshi"),
+        ];
+        assert_eq!(crate::accounts_key(&a), crate::accounts_key(&b));
+        let merged = crate::AccountSpec::merged(&b, &[spec(AccountRole::Windows, "受付")]);
+        assert_eq!(
+            merged,
+            vec![
+                spec(AccountRole::Windows, "受付"),
+                spec(AccountRole::Linkage, "renkei"),
+                spec(AccountRole::Administrator, "admin"),
+            ]
+        );
+    }
+
+    #[test]
     fn start_kinds_store_under_their_wire_names() {
         for k in StartKind::ALL {
             let wire = serde_json::to_string(&k).unwrap();

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 pub use event::{AccountChange, Event, EventKind};
 pub use limits::{ProtocolError, Validate};
-pub use policy::{AccountSpec, AgentPolicy};
+pub use policy::{AccountSpec, AgentPolicy, accounts_key};
 pub use snapshot::*;
 
 /// The schema version this build speaks. The server accepts this one and the previous one.

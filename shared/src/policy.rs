@@ -23,8 +23,9 @@ pub struct AccountSpec {
 }
 
 /// Policy an agent follows until the server sends another. A key left out (of a reply, or of
-/// the server's `[policy]` settings) takes its default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// the server's `[policy]` settings) takes its default. `Debug` leaves the backup passwords
+/// out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AgentPolicy {
     pub interval_secs: u32,
@@ -33,6 +34,62 @@ pub struct AgentPolicy {
     /// `host:port` targets the agent checks with a TCP connect.
     pub probe_targets: Vec<String>,
     pub cert_issuer: String,
+    /// Passwords the clinic chose for its certificate backups, tried after the default 1357.
+    /// Sent only to the clinic's own terminals, over TLS; never logged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_passwords: Vec<String>,
+}
+
+impl std::fmt::Debug for AgentPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentPolicy")
+            .field("interval_secs", &self.interval_secs)
+            .field("accounts", &self.accounts)
+            .field("watched_apps", &self.watched_apps)
+            .field("probe_targets", &self.probe_targets)
+            .field("cert_issuer", &self.cert_issuer)
+            .field("backup_passwords", &self.backup_passwords.len())
+            .finish()
+    }
+}
+
+/// A short fingerprint of the names a terminal's protected accounts are given (FNV-1a 64 over
+/// `role=name` lines in role order; other roles and the list's order do not count): the agent
+/// reports it with its snapshot, the server compares it with the names it gives the terminal.
+pub fn accounts_key(accounts: &[AccountSpec]) -> u64 {
+    let mut protected: Vec<&AccountSpec> =
+        accounts.iter().filter(|a| a.role.is_protected()).collect();
+    protected.sort_by_key(|a| a.role);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for a in protected {
+        eat(a.role.as_str().as_bytes());
+        eat(b"=");
+        eat(a.name.as_bytes());
+        eat(b"\n");
+    }
+    // 0 means "not reported" on the wire.
+    h.max(1)
+}
+
+impl AccountSpec {
+    /// `base` with each role `over` names replaced by its name there (roles only in `over`
+    /// are added).
+    pub fn merged(base: &[AccountSpec], over: &[AccountSpec]) -> Vec<AccountSpec> {
+        let mut out: Vec<AccountSpec> = base
+            .iter()
+            .filter(|b| !over.iter().any(|o| o.role == b.role))
+            .cloned()
+            .collect();
+        out.extend(over.iter().cloned());
+        out.sort_by_key(|a| a.role);
+        out
+    }
 }
 
 impl Default for AgentPolicy {
@@ -43,6 +100,7 @@ impl Default for AgentPolicy {
             watched_apps: DEFAULT_WATCHED_APPS.iter().map(|s| s.to_string()).collect(),
             probe_targets: Vec::new(),
             cert_issuer: DEFAULT_CERT_ISSUER.to_string(),
+            backup_passwords: Vec::new(),
         }
     }
 }

@@ -104,9 +104,84 @@ pub struct AppInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PendingReboot {
-    /// Which markers say a reboot is pending (e.g. `CBS RebootPending`, `reboot-required`).
+    /// Which markers say a reboot is pending (e.g. `CBS RebootPending`, `reboot-required`),
+    /// as text; `markers` says the same with their sources.
     pub reasons: Vec<String>,
     pub since: Option<DateTime<Utc>>,
+    /// Each marker with its source and since when it is set. Empty from agents before 0.2: the
+    /// server reads `reasons` then.
+    #[serde(default)]
+    pub markers: Vec<RebootMarker>,
+}
+
+/// One thing that says a reboot is pending.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RebootMarker {
+    pub source: RebootSource,
+    pub since: Option<DateTime<Utc>>,
+    /// E.g. the packages waiting (Linux).
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// Where a pending reboot was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RebootSource {
+    /// `Component Based Servicing\RebootPending`: Windows servicing (updates, features).
+    ComponentServicing,
+    /// `WindowsUpdate\Auto Update\RebootRequired`.
+    WindowsUpdate,
+    /// `Session Manager\PendingFileRenameOperations`: files to replace at the next start.
+    /// Security software keeps it set on many PCs.
+    FileRename,
+    /// Debian's `reboot-required` (development and test terminals).
+    PackageManager,
+}
+
+impl RebootSource {
+    /// The source a marker's text names (what agents before 0.2 sent).
+    pub fn of_reason(reason: &str) -> Option<RebootSource> {
+        match reason {
+            "CBS RebootPending" => Some(RebootSource::ComponentServicing),
+            "WindowsUpdate RebootRequired" => Some(RebootSource::WindowsUpdate),
+            "PendingFileRenameOperations" => Some(RebootSource::FileRename),
+            "reboot-required" => Some(RebootSource::PackageManager),
+            _ => None,
+        }
+    }
+
+    /// How the desk and clinics read it.
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            RebootSource::ComponentServicing => {
+                "Windows の更新（コンポーネント）が再起動を待っています"
+            }
+            RebootSource::WindowsUpdate => "Windows Update が再起動を待っています",
+            RebootSource::FileRename => {
+                "再起動時に置き換えるファイルがあります（セキュリティソフト等が常に設定していることがあります）"
+            }
+            RebootSource::PackageManager => "更新したパッケージが再起動を待っています",
+        }
+    }
+}
+
+impl PendingReboot {
+    /// The markers with their sources: as sent, or read from `reasons` for older agents.
+    pub fn sources(&self) -> Vec<RebootMarker> {
+        if !self.markers.is_empty() {
+            return self.markers.clone();
+        }
+        self.reasons
+            .iter()
+            .filter_map(|r| RebootSource::of_reason(r))
+            .map(|source| RebootMarker {
+                source,
+                since: self.since,
+                detail: None,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -182,6 +257,29 @@ impl AccountRole {
         AccountRole::MedicalViewing,
     ];
 
+    /// The protected roles, in the order the vendor lists them.
+    pub const PROTECTED: [AccountRole; 3] = [
+        AccountRole::Windows,
+        AccountRole::FaceAuth,
+        AccountRole::Linkage,
+    ];
+
+    /// The name on the wire and in the server's tables (`windows`, `face_auth`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRole::Windows => "windows",
+            AccountRole::FaceAuth => "face_auth",
+            AccountRole::Linkage => "linkage",
+            AccountRole::Administrator => "administrator",
+            AccountRole::General => "general",
+            AccountRole::MedicalViewing => "medical_viewing",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AccountRole> {
+        AccountRole::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     /// Accounts that must never be changed: changes break the terminal.
     pub fn is_protected(self) -> bool {
         matches!(
@@ -237,6 +335,11 @@ pub struct Accounts {
     pub accounts: Vec<AccountState>,
     /// Whether account-management auditing is on (Windows); `None` when unknown.
     pub auditing: Option<bool>,
+    /// [`crate::accounts_key`] of the account names the agent looked for (0 from agents
+    /// before 0.2): the server takes a terminal's account baseline only from a snapshot
+    /// collected with the names it currently gives that terminal.
+    #[serde(default)]
+    pub policy_key: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -454,6 +557,7 @@ pub mod sample {
                     },
                 ],
                 auditing: Some(true),
+                policy_key: 0,
             },
             network: Network {
                 adapters: vec![Adapter {

@@ -320,8 +320,9 @@ impl BackupReport {
     }
 }
 
-/// Checks the backup at `path`: opens it with `password`, or with [`DEFAULT_PASSWORD`] when
-/// none is given, and compares its certificate with `installed` (the machine's certificates
+/// Checks the backup at `path`: opens it with `password`, or when none is given with
+/// [`DEFAULT_PASSWORD`] and then each of `known` (the passwords the clinic chose, from the
+/// server's policy), and compares its certificate with `installed` (the machine's certificates
 /// under the configured issuer). On success the result is recorded at `record_to` as a
 /// [`BackupState`] so the next snapshot carries it.
 ///
@@ -330,12 +331,21 @@ impl BackupReport {
 pub fn verify_file(
     path: &Path,
     password: Option<&Password>,
+    known: &[Password],
     installed: &[CertInfo],
     record_to: Option<&Path>,
     now: DateTime<Utc>,
 ) -> (BackupReport, Result<BackupState, BackupError>) {
     let mut report = BackupReport::new(path);
-    let result = verify_into(&mut report, path, password, installed, record_to, now);
+    let result = verify_into(
+        &mut report,
+        path,
+        password,
+        known,
+        installed,
+        record_to,
+        now,
+    );
     if let Err(e) = &result {
         report.ok = false;
         report.error = Some(e.to_string());
@@ -348,6 +358,7 @@ fn verify_into(
     report: &mut BackupReport,
     path: &Path,
     password: Option<&Password>,
+    known: &[Password],
     installed: &[CertInfo],
     record_to: Option<&Path>,
     now: DateTime<Utc>,
@@ -358,9 +369,19 @@ fn verify_into(
         Some(p) => inspect(&bytes, p)?,
         None => match inspect(&bytes, &default) {
             Err(BackupError::WrongPassword { .. }) => {
-                return Err(BackupError::WrongPassword {
+                let mut opened = None;
+                for p in known {
+                    match inspect(&bytes, p) {
+                        Err(BackupError::WrongPassword { .. }) => continue,
+                        other => {
+                            opened = Some(other?);
+                            break;
+                        }
+                    }
+                }
+                opened.ok_or(BackupError::WrongPassword {
                     tried_default: true,
-                });
+                })?
             }
             other => {
                 report.default_password = true;
@@ -436,7 +457,24 @@ pub fn verify_with_config(
     for note in notes.as_slice() {
         tracing::warn!(area = %note.area, detail = %note.detail, "installed certificates");
     }
-    verify_file(path, password, &installed, Some(&cfg.backup_path()), now)
+    let known = known_passwords(&ctx.policy);
+    verify_file(
+        path,
+        password,
+        &known,
+        &installed,
+        Some(&cfg.backup_path()),
+        now,
+    )
+}
+
+/// The passwords the server says the clinic chose for its backups.
+pub fn known_passwords(policy: &onshi_shared::AgentPolicy) -> Vec<Password> {
+    policy
+        .backup_passwords
+        .iter()
+        .map(|p| Password::new(p))
+        .collect()
 }
 
 /// Writes the record atomically, creating its directory.
@@ -749,6 +787,7 @@ mod tests {
         let (report, result) = verify_file(
             &path("aes256-sha256.pfx"),
             None,
+            &[],
             &certs,
             Some(&record_to),
             now,
@@ -779,8 +818,14 @@ mod tests {
             ("clinic.pem", Some(Password::new("x")), "not_pkcs12", 4),
         ];
         for (name, password, code, exit) in cases {
-            let (report, result) =
-                verify_file(&path(name), password.as_ref(), &[], Some(&record_to), now);
+            let (report, result) = verify_file(
+                &path(name),
+                password.as_ref(),
+                &[],
+                &[],
+                Some(&record_to),
+                now,
+            );
             let err = result.unwrap_err();
             assert_eq!(err.code(), code, "{name}: {err}");
             assert_eq!(err.exit_code(), exit, "{name}");
@@ -788,8 +833,37 @@ mod tests {
             assert_eq!(report.error_code, Some(code));
             assert!(!record_to.exists(), "{name}: nothing recorded");
         }
-        let (_, result) = verify_file(&path("missing.pfx"), None, &[], None, now);
+        let (_, result) = verify_file(&path("missing.pfx"), None, &[], &[], None, now);
         assert_eq!(result.unwrap_err().exit_code(), 1);
+    }
+
+    #[test]
+    fn the_clinics_own_password_from_the_server_opens_what_1357_does_not() {
+        let known = [Password::new("0000"), Password::new("2468")];
+        let (report, result) = verify_file(
+            &path("ec-password-2468.pfx"),
+            None,
+            &known,
+            &[],
+            None,
+            Utc::now(),
+        );
+        result.unwrap();
+        assert!(!report.default_password);
+        let (_, refused) = verify_file(
+            &path("ec-password-2468.pfx"),
+            None,
+            &known[..1],
+            &[],
+            None,
+            Utc::now(),
+        );
+        assert!(matches!(
+            refused,
+            Err(BackupError::WrongPassword {
+                tried_default: true
+            })
+        ));
     }
 
     #[test]
@@ -799,6 +873,7 @@ mod tests {
         let (report, result) = verify_file(
             &path("ec-password-2468.pfx"),
             Some(&pw),
+            &[],
             &[installed(RSA_THUMB, 900)],
             None,
             Utc::now(),

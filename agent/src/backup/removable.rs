@@ -83,10 +83,12 @@ impl RemovableWatch {
     }
 }
 
-/// Verifies every backup on `drive` with the default password (or `ONSHI_AGENT_BACKUP_PASSWORD`)
+/// Verifies every backup on `drive` with `ONSHI_AGENT_BACKUP_PASSWORD`, or the default password
+/// and then the clinic's own (`known`),
 /// against `installed`, and returns the best good one. Failures are logged by file name only.
 pub fn check_drive(
     drive: &Path,
+    known: &[super::Password],
     installed: &[CertInfo],
     now: DateTime<Utc>,
 ) -> Option<BackupState> {
@@ -95,7 +97,7 @@ pub fn check_drive(
         .map(super::Password::new);
     let mut good = Vec::new();
     for file in find_backups(drive) {
-        let (_, result) = verify_file(&file, password.as_ref(), installed, None, now);
+        let (_, result) = verify_file(&file, password.as_ref(), known, installed, None, now);
         match result {
             Ok(state) => {
                 tracing::info!(file = %file.display(), thumbprint = %state.thumbprint,
@@ -214,7 +216,8 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("broken.pfx"), b"not pkcs12").unwrap();
-        let state = check_drive(dir.path(), &[], Utc::now()).expect("the good backup is found");
+        let state =
+            check_drive(dir.path(), &[], &[], Utc::now()).expect("the good backup is found");
         assert_eq!(state.thumbprint.len(), 40);
         assert!(!state.matches_current, "nothing installed here");
     }

@@ -1,25 +1,46 @@
 //! Staff actions on alerts, silences and the expected app versions.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{Desk, created_id, validate};
 use crate::Error;
-use crate::domain::{Actor, AuditRecord, Silence};
+use crate::domain::{Actor, AuditRecord, DailyWindow, PREFECTURES, RuleKey, Silence, SilenceScope};
 use crate::jst::time_ja;
 use crate::store::StaffChange;
 
 /// Notes on alerts are kept to this many characters.
 pub const MAX_NOTE: usize = 2000;
 
-/// A maintenance window as staff ask for it: one terminal or one clinic.
+/// A maintenance window as staff ask for it: where, which rule (or all), when, and whether
+/// it repeats daily within those dates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SilenceRequest {
-    pub terminal_id: Option<Uuid>,
-    pub clinic_id: Option<i64>,
+    pub scope: SilenceScope,
+    pub rule: Option<RuleKey>,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    pub daily: Option<DailyWindow>,
     pub reason: String,
+}
+
+impl SilenceRequest {
+    /// What the audit log and the pages say it covers.
+    pub fn describe_ja(&self) -> String {
+        let mut what = match &self.scope {
+            SilenceScope::Terminal(id) => format!("端末 {id}"),
+            SilenceScope::Clinic(id) => format!("医療機関 #{id}"),
+            SilenceScope::Prefecture(p) => format!("{p}の全端末"),
+            SilenceScope::Fleet => "全端末".to_string(),
+        };
+        if let Some(rule) = self.rule {
+            what.push_str(&format!("の「{}」", rule.short_ja()));
+        }
+        let mut when = format!("{} 〜 {}", time_ja(self.starts_at), time_ja(self.ends_at));
+        if let Some(d) = &self.daily {
+            when.push_str(&format!(" のうち {}", d.label_ja()));
+        }
+        format!("{what} {when}")
+    }
 }
 
 fn note_ok(note: &str) -> Result<(), Error> {
@@ -117,32 +138,40 @@ impl Desk {
         r: &SilenceRequest,
         now: DateTime<Utc>,
     ) -> Result<i64, Error> {
-        if r.terminal_id.is_some() == r.clinic_id.is_some() {
-            return Err(Error::Invalid(
-                "端末か医療機関のどちらか一方を指定してください".into(),
-            ));
-        }
         if r.ends_at <= r.starts_at || r.ends_at <= now {
             return Err(Error::Invalid(
                 "終了日時は開始日時と現在より後にしてください".into(),
             ));
         }
+        if let SilenceScope::Prefecture(p) = &r.scope
+            && !PREFECTURES.contains(&p.as_str())
+        {
+            return Err(Error::Invalid("都道府県を選んでください".into()));
+        }
+        if let Some(d) = &r.daily {
+            if d.from == d.to {
+                return Err(Error::Invalid(
+                    "毎日の時間帯は開始と終了を別の時刻にしてください".into(),
+                ));
+            }
+            if d.weekdays & 0x7f == 0 {
+                return Err(Error::Invalid("曜日を一つ以上選んでください".into()));
+            }
+        }
         let reason = r.reason.trim();
         validate::required_line("理由", reason, 500)?;
         let silence = Silence {
             id: 0,
-            terminal_id: r.terminal_id,
-            clinic_id: r.clinic_id,
+            scope: r.scope.clone(),
+            rule: r.rule,
             starts_at: r.starts_at,
             ends_at: r.ends_at,
+            daily: r.daily,
             reason: reason.to_string(),
             created_by: actor.stored_name(),
+            ended_by: None,
         };
-        let what = format!(
-            "通知を停止 {} 〜 {} ({reason})",
-            time_ja(r.starts_at),
-            time_ja(r.ends_at)
-        );
+        let what = format!("通知を停止: {} ({reason})", r.describe_ja());
         let applied = self
             .apply(
                 StaffChange::AddSilence(silence),

@@ -1,14 +1,17 @@
-//! Staff actions on clinics: details and business hours, contacts, enrollment codes.
+//! Staff actions on clinics: details, calendar (week, closures), account names, rule
+//! settings and backup password, contacts, enrollment codes.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
+use onshi_shared::AccountSpec;
 
 use super::{Desk, created_id, validate};
 use crate::Error;
-use crate::calendar::BusinessHours;
+use crate::calendar::{BusinessHours, Closure, Window, format_day, parse_closures_csv};
 use crate::domain::{
-    Actor, AuditRecord, Clinic, ClinicDetail, ClinicSettings, Contact, PREFECTURES,
+    Actor, AuditRecord, Clinic, ClinicDetail, ClinicRules, ClinicSettings, Contact, PREFECTURES,
 };
 use crate::enroll::{hash_code, new_code, normalize_code};
+use crate::secrets::backup_password_context;
 use crate::store::StaffChange;
 
 /// Checks a clinic and returns it tidied (trimmed, the institution code without dashes).
@@ -32,11 +35,9 @@ pub fn check_clinic(c: &ClinicDetail) -> Result<ClinicDetail, Error> {
     {
         return Err(Error::Invalid("都道府県を選んでください".into()));
     }
-    if s.hours.close <= s.hours.open {
-        return Err(Error::Invalid(
-            "診療終了は診療開始より後にしてください".into(),
-        ));
-    }
+    check_week(&s.hours.week)?;
+    check_accounts(&mut s.accounts)?;
+    check_rules(&s.rules)?;
     s.desk_name = s.desk_name.as_deref().and_then(validate::opt);
     s.desk_phone = s.desk_phone.as_deref().and_then(validate::opt);
     c.phone = c.phone.as_deref().and_then(validate::opt);
@@ -52,7 +53,123 @@ pub fn check_clinic(c: &ClinicDetail) -> Result<ClinicDetail, Error> {
     Ok(c)
 }
 
-/// A new clinic with the default hours (Sundays and public holidays closed).
+/// Each day's windows: opening before closing, in order, not overlapping.
+fn check_week(week: &[Vec<Window>; 7]) -> Result<(), Error> {
+    const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
+    for (day, windows) in DAYS.iter().zip(week) {
+        for w in windows {
+            if w.close <= w.open {
+                return Err(Error::Invalid(format!(
+                    "{day}曜日: 診療終了は診療開始より後にしてください ({})",
+                    format_day(std::slice::from_ref(w))
+                )));
+            }
+        }
+        if windows.windows(2).any(|p| p[1].open < p[0].close) {
+            return Err(Error::Invalid(format!(
+                "{day}曜日: 時間帯が重なっているか、順番になっていません ({})",
+                format_day(windows)
+            )));
+        }
+        if windows.len() > 4 {
+            return Err(Error::Invalid(format!("{day}曜日: 時間帯は4つまでです")));
+        }
+    }
+    Ok(())
+}
+
+/// Account names: protected roles, one name each, on one line.
+fn check_accounts(accounts: &mut Vec<AccountSpec>) -> Result<(), Error> {
+    for a in accounts.iter_mut() {
+        a.name = a.name.trim().to_string();
+    }
+    accounts.retain(|a| !a.name.is_empty());
+    accounts.sort_by_key(|a| a.role);
+    if accounts.windows(2).any(|p| p[0].role == p[1].role) {
+        return Err(Error::Invalid(
+            "同じ役割のアカウント名が二つ指定されています".into(),
+        ));
+    }
+    for a in accounts.iter() {
+        validate::single_line(a.role.label_ja(), &a.name, 100)?;
+        if a.name.chars().any(|c| "\\/[]:;|=,+*?<>\"".contains(c)) {
+            return Err(Error::Invalid(format!(
+                "{}の名前「{}」に Windows のアカウント名に使えない文字があります",
+                a.role.label_ja(),
+                a.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_rules(r: &ClinicRules) -> Result<(), Error> {
+    for (label, v, max) in [
+        ("再起動の注意 (時間)", r.restart_warning_hours, 24 * 30),
+        ("再起動の緊急 (時間)", r.restart_critical_hours, 24 * 60),
+        ("オフラインとみなす回数", r.offline_after_intervals, 1440),
+    ] {
+        if let Some(v) = v
+            && !(1..=max).contains(&v)
+        {
+            return Err(Error::Invalid(format!(
+                "{label}は 1〜{max} で指定してください"
+            )));
+        }
+    }
+    if let (Some(w), Some(c)) = (r.restart_warning_hours, r.restart_critical_hours)
+        && c <= w
+    {
+        return Err(Error::Invalid(
+            "再起動の緊急は注意より長い時間にしてください".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A clinic's own backup password: the vendor sheet's お客様「4桁の半角数字」.
+pub fn check_backup_password(p: &str) -> Result<(), Error> {
+    if p.len() == 4 && p.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(
+            "バックアップのパスワードは4桁の半角数字です".into(),
+        ))
+    }
+}
+
+/// Checks dated closures: the end on or after the start, within sensible years, a short
+/// reason.
+fn check_closures(closures: &mut [Closure]) -> Result<(), Error> {
+    if closures.is_empty() {
+        return Err(Error::Invalid("休診日がありません".into()));
+    }
+    if closures.len() > 1000 {
+        return Err(Error::Invalid(
+            "一度に登録できる休診日は 1000 件までです".into(),
+        ));
+    }
+    for c in closures.iter_mut() {
+        c.reason = c.reason.trim().to_string();
+        validate::single_line("休診の理由", &c.reason, 200)?;
+        if c.to < c.from {
+            return Err(Error::Invalid(format!(
+                "{}: 終わりの日が始まりの日より前です",
+                c.from
+            )));
+        }
+        if c.from.year() < 2000 || c.to.year() > 2100 || (c.to - c.from).num_days() > 366 {
+            return Err(Error::Invalid(format!(
+                "{} 〜 {}: 日付を確かめてください (1年以内の期間)",
+                c.from, c.to
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A new clinic with the default hours (Monday–Saturday 9–18; Sundays, public holidays and
+/// 年末年始 closed).
 pub fn new_clinic(name: &str, email: &str) -> ClinicDetail {
     ClinicDetail {
         settings: ClinicSettings {
@@ -63,6 +180,8 @@ pub fn new_clinic(name: &str, email: &str) -> ClinicDetail {
             desk_name: None,
             desk_phone: None,
             prefecture: None,
+            accounts: Vec::new(),
+            rules: ClinicRules::default(),
         },
         code: None,
         phone: None,
@@ -93,6 +212,7 @@ impl Desk {
                 "この医療機関コードは別の医療機関で使われています",
             )
             .await?;
+        self.refresh_policies().await;
         if id == 0 { created_id(applied) } else { Ok(id) }
     }
 
@@ -133,7 +253,8 @@ impl Desk {
         self.clinic(clinic.id).await
     }
 
-    /// Sets a clinic's business hours and, when given, its own support desk.
+    /// Sets a clinic's week and closed seasons (its dated closures stay) and, when given, its
+    /// own support desk.
     pub async fn set_hours(
         &self,
         actor: &Actor,
@@ -144,7 +265,8 @@ impl Desk {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let mut detail = self.clinic(clinic_id).await?;
-        detail.settings.hours = hours;
+        let closures = std::mem::take(&mut detail.settings.hours.closures);
+        detail.settings.hours = BusinessHours { closures, ..hours };
         if desk_name.is_some() {
             detail.settings.desk_name = desk_name;
         }
@@ -160,6 +282,105 @@ impl Desk {
             "この医療機関コードは別の医療機関で使われています",
         )
         .await?;
+        Ok(())
+    }
+
+    /// Adds dated closures (臨時休診 and the like) to a clinic's calendar; returns how many.
+    pub async fn add_closures(
+        &self,
+        actor: &Actor,
+        clinic_id: i64,
+        mut closures: Vec<Closure>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, Error> {
+        check_closures(&mut closures)?;
+        let n = closures.len();
+        let what = match closures.as_slice() {
+            [one] if one.from == one.to => {
+                format!("休診日 {} を追加 ({})", one.from, one.reason)
+            }
+            [one] => format!("休診 {} 〜 {} を追加 ({})", one.from, one.to, one.reason),
+            _ => format!("休診日 {n} 件を取り込み"),
+        };
+        self.apply(
+            StaffChange::AddClosures {
+                clinic_id,
+                closures,
+            },
+            AuditRecord::new(actor, now, what),
+            "この医療機関は見つかりません",
+            "",
+        )
+        .await?;
+        Ok(n)
+    }
+
+    /// Imports closures from CSV (`開始日,終了日,理由`, one per line); returns how many.
+    pub async fn import_closures(
+        &self,
+        actor: &Actor,
+        clinic_id: i64,
+        csv: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, Error> {
+        let closures = parse_closures_csv(csv).map_err(Error::Invalid)?;
+        self.add_closures(actor, clinic_id, closures, now).await
+    }
+
+    pub async fn delete_closure(
+        &self,
+        actor: &Actor,
+        clinic_id: i64,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.apply(
+            StaffChange::DeleteClosure { clinic_id, id },
+            AuditRecord::new(actor, now, format!("休診日 #{id} を削除")),
+            "この休診日は見つかりません",
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sets (or with `None` clears) the password the clinic chose for its certificate
+    /// backups instead of 1357. It is sealed with the server's key and sent only to the
+    /// clinic's own agents, so their backup check can open the .pfx; it never appears in the
+    /// audit log, the pages or the mails.
+    pub async fn set_backup_password(
+        &self,
+        actor: &Actor,
+        clinic_id: i64,
+        password: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let sealed = match password.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(p) => {
+                check_backup_password(p)?;
+                let key = self.secrets.as_ref().ok_or_else(|| {
+                    Error::Invalid(
+                        "サーバーの鍵 (secret_key_file) が読めないため、パスワードを保存できません"
+                            .into(),
+                    )
+                })?;
+                Some(key.seal(p, &backup_password_context(clinic_id))?)
+            }
+            None => None,
+        };
+        let what = if sealed.is_some() {
+            "証明書バックアップのパスワードを設定 (1357 以外)".to_string()
+        } else {
+            "証明書バックアップのパスワードを既定 (1357) に戻す".to_string()
+        };
+        self.apply(
+            StaffChange::SetBackupPassword { clinic_id, sealed },
+            AuditRecord::new(actor, now, what),
+            "この医療機関は見つかりません",
+            "",
+        )
+        .await?;
+        self.refresh_policies().await;
         Ok(())
     }
 
@@ -302,8 +523,54 @@ mod tests {
                 "都道府県",
             ),
             (
-                Box::new(|c| c.settings.hours.close = c.settings.hours.open),
-                "より後",
+                Box::new(|c| {
+                    let w = c.settings.hours.week[0][0];
+                    c.settings.hours.week[0][0] = Window::new(w.close, w.open);
+                }),
+                "月曜日: 診療終了は診療開始より後",
+            ),
+            (
+                Box::new(|c| {
+                    let t = |h| chrono::NaiveTime::from_hms_opt(h, 0, 0).unwrap();
+                    c.settings.hours.week[5] =
+                        vec![Window::new(t(9), t(13)), Window::new(t(12), t(18))];
+                }),
+                "土曜日: 時間帯が重なって",
+            ),
+            (
+                Box::new(|c| {
+                    c.settings.accounts = vec![
+                        AccountSpec {
+                            role: onshi_shared::AccountRole::Linkage,
+                            name: "a".into(),
+                        },
+                        AccountSpec {
+                            role: onshi_shared::AccountRole::Linkage,
+                            name: "b".into(),
+                        },
+                    ]
+                }),
+                "二つ",
+            ),
+            (
+                Box::new(|c| {
+                    c.settings.accounts = vec![AccountSpec {
+                        role: onshi_shared::AccountRole::Windows,
+                        name: "受付/1".into(),
+                    }]
+                }),
+                "使えない文字",
+            ),
+            (
+                Box::new(|c| {
+                    c.settings.rules.restart_warning_hours = Some(48);
+                    c.settings.rules.restart_critical_hours = Some(30);
+                }),
+                "注意より長い",
+            ),
+            (
+                Box::new(|c| c.settings.rules.offline_after_intervals = Some(0)),
+                "1〜1440",
             ),
         ];
         for (change, expected) in cases {
@@ -311,6 +578,37 @@ mod tests {
             change(&mut bad);
             let e = check_clinic(&bad).unwrap_err().to_string();
             assert!(e.contains(expected), "{e} should mention {expected}");
+        }
+    }
+
+    #[test]
+    fn backup_passwords_are_four_half_width_digits() {
+        assert!(check_backup_password("2468").is_ok());
+        for bad in ["135", "13579", "１３５７", "12a4", ""] {
+            assert!(check_backup_password(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn closures_are_checked() {
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let closure = |from: &str, to: &str| Closure {
+            id: 0,
+            from: d(from),
+            to: d(to),
+            reason: " 院長学会 ".into(),
+        };
+        let mut ok = vec![closure("2026-12-24", "2026-12-25")];
+        check_closures(&mut ok).unwrap();
+        assert_eq!(ok[0].reason, "院長学会");
+        for (mut bad, want) in [
+            (vec![closure("2026-12-25", "2026-12-24")], "前です"),
+            (vec![closure("1999-12-25", "2000-01-02")], "日付を確かめて"),
+            (vec![closure("2026-01-01", "2027-06-01")], "1年以内"),
+            (vec![], "ありません"),
+        ] {
+            let e = check_closures(&mut bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
         }
     }
 }

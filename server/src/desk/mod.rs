@@ -15,13 +15,18 @@ pub mod validate;
 
 use std::sync::Arc;
 
+use onshi_shared::AccountSpec;
+
 use crate::Error;
 use crate::domain::AuditRecord;
 use crate::evaluator::ChangeSignal;
+use crate::policy::PolicyBook;
+use crate::secrets::SecretKey;
 use crate::store::{Applied, StaffChange, Store};
 
 pub use alerts::SilenceRequest;
 pub use clinics::{check_clinic as clinics_check, new_clinic};
+pub use terminals::own_names;
 
 /// The staff actions of one server (or one command-line run).
 #[derive(Clone)]
@@ -32,24 +37,63 @@ pub struct Desk {
     changes: Option<Arc<ChangeSignal>>,
     /// How long a new enrollment code stays valid.
     code_days: u32,
+    /// The account names of the server's `[policy]`, under every clinic's.
+    server_accounts: Arc<Vec<AccountSpec>>,
+    /// Seals the clinics' backup passwords (absent: they cannot be set here).
+    secrets: Option<Arc<SecretKey>>,
+    /// The agents' policies, read again after staff change names or passwords.
+    policies: Option<Arc<PolicyBook>>,
 }
 
 impl Desk {
-    pub fn new(store: Arc<dyn Store>, changes: Option<Arc<ChangeSignal>>, code_days: u32) -> Desk {
+    pub fn new(
+        store: Arc<dyn Store>,
+        changes: Option<Arc<ChangeSignal>>,
+        config: &crate::Config,
+    ) -> Desk {
         Desk {
             store,
             changes,
-            code_days,
+            code_days: config.enrollment_code_days,
+            server_accounts: Arc::new(config.policy.accounts.clone()),
+            secrets: None,
+            policies: None,
         }
     }
 
-    /// A desk on `store` with the default code validity and no evaluator to wake.
+    /// A desk on `store` with the default settings and no evaluator to wake.
     pub fn for_store(store: Arc<dyn Store>) -> Desk {
-        Desk::new(store, None, crate::Config::default().enrollment_code_days)
+        Desk::new(store, None, &crate::Config::default())
+    }
+
+    /// With the key that seals backup passwords.
+    pub fn with_secrets(mut self, key: Arc<SecretKey>) -> Desk {
+        self.secrets = Some(key);
+        self
+    }
+
+    /// With the agents' policies to refresh.
+    pub fn with_policies(mut self, book: Arc<PolicyBook>) -> Desk {
+        self.policies = Some(book);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The names the server gives every terminal (a clinic's are over them).
+    pub fn server_accounts(&self) -> &[AccountSpec] {
+        &self.server_accounts
+    }
+
+    /// Agents learn of changed names and passwords with their next report.
+    async fn refresh_policies(&self) {
+        if let Some(book) = &self.policies
+            && let Err(e) = book.reload(self.store.as_ref()).await
+        {
+            tracing::error!(error = %e, "reloading the agents' policies failed");
+        }
     }
 
     /// Applies a change with its audit entry; `NotFound` and `Conflict` become errors that say

@@ -1,6 +1,6 @@
 //! Alerts, their history and the maintenance windows that hold their mail back.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveTime, Utc};
 use uuid::Uuid;
 
 use super::rule::{RuleKey, Severity};
@@ -64,6 +64,9 @@ pub struct Alert {
     pub ack_until: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<String>,
+    /// A critical mail a silence held back: sent when the window is over, if the alert is still
+    /// open and nobody took it.
+    pub mail_held: bool,
 }
 
 impl Alert {
@@ -90,6 +93,8 @@ pub enum AlertAction {
     Changed,
     AckExpired,
     Resolved,
+    /// The mail a silence held back went out after the window.
+    HeldMailSent,
     /// Internal bookkeeping (hold-down start, forgetting a cleared occurrence): no history row.
     Quiet,
 }
@@ -102,6 +107,7 @@ impl AlertAction {
             AlertAction::Changed => "changed",
             AlertAction::AckExpired => "ack_expired",
             AlertAction::Resolved => "resolved",
+            AlertAction::HeldMailSent => "held_mail_sent",
             AlertAction::Quiet => "quiet",
         }
     }
@@ -117,23 +123,121 @@ pub struct HistoryEntry {
     pub note: Option<String>,
 }
 
+/// Where a silence applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SilenceScope {
+    Terminal(Uuid),
+    Clinic(i64),
+    Prefecture(String),
+    /// Every terminal (a vendor-side outage).
+    Fleet,
+}
+
+impl SilenceScope {
+    pub fn label_ja(&self) -> String {
+        match self {
+            SilenceScope::Terminal(_) => "端末".into(),
+            SilenceScope::Clinic(_) => "医療機関".into(),
+            SilenceScope::Prefecture(p) => format!("{p}の全端末"),
+            SilenceScope::Fleet => "全端末".into(),
+        }
+    }
+}
+
+/// A window repeated every day (or on some weekdays) within a silence's dates, e.g. every
+/// night 03:30–05:00 for the 04:00 automatic restart. `from > to` crosses midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyWindow {
+    pub from: NaiveTime,
+    pub to: NaiveTime,
+    /// Bit 0 Monday … bit 6 Sunday (of the day the window starts); 0x7f every day.
+    pub weekdays: u8,
+}
+
+impl DailyWindow {
+    /// Whether `t` falls in the window.
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        let local = t.with_timezone(&crate::jst::offset());
+        let time = local.time();
+        let day_bit = |d: chrono::Weekday| self.weekdays & (1 << d.num_days_from_monday()) != 0;
+        if self.from <= self.to {
+            day_bit(local.weekday()) && self.from <= time && time < self.to
+        } else if time >= self.from {
+            day_bit(local.weekday())
+        } else {
+            // After midnight: the window began the day before.
+            time < self.to && day_bit(local.weekday().pred())
+        }
+    }
+
+    pub fn label_ja(&self) -> String {
+        const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
+        let days = if self.weekdays & 0x7f == 0x7f {
+            "毎日".to_string()
+        } else {
+            let names: Vec<&str> = (0..7)
+                .filter(|i| self.weekdays & (1 << i) != 0)
+                .map(|i| DAYS[i])
+                .collect();
+            format!("毎週{}", names.join("・"))
+        };
+        format!(
+            "{days} {}〜{}",
+            self.from.format("%H:%M"),
+            self.to.format("%H:%M")
+        )
+    }
+}
+
+/// What a silence is checked against: one terminal's alert of one rule.
+#[derive(Debug, Clone, Copy)]
+pub struct SilenceTarget<'a> {
+    pub terminal_id: Uuid,
+    pub clinic_id: i64,
+    pub prefecture: Option<&'a str>,
+}
+
 /// A maintenance window: alerts stay open, but no mail goes out for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Silence {
     pub id: i64,
-    pub terminal_id: Option<Uuid>,
-    pub clinic_id: Option<i64>,
+    pub scope: SilenceScope,
+    /// Only this rule's alerts (`None`: every rule).
+    pub rule: Option<RuleKey>,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    pub daily: Option<DailyWindow>,
     pub reason: String,
     pub created_by: String,
+    /// Who ended it early, if someone did.
+    pub ended_by: Option<String>,
 }
 
 impl Silence {
-    pub fn covers(&self, terminal_id: Uuid, clinic_id: i64, now: DateTime<Utc>) -> bool {
-        self.starts_at <= now
-            && now < self.ends_at
-            && (self.terminal_id == Some(terminal_id) || self.clinic_id == Some(clinic_id))
+    /// Whether the silence holds mail back at `now` (its dates, and its daily window if any).
+    pub fn active_at(&self, now: DateTime<Utc>) -> bool {
+        self.starts_at <= now && now < self.ends_at && self.daily.is_none_or(|d| d.contains(now))
+    }
+
+    /// Whether it applies to the target at all, whatever the time.
+    pub fn applies_to(&self, t: &SilenceTarget<'_>) -> bool {
+        match &self.scope {
+            SilenceScope::Terminal(id) => *id == t.terminal_id,
+            SilenceScope::Clinic(id) => *id == t.clinic_id,
+            SilenceScope::Prefecture(p) => t.prefecture == Some(p.as_str()),
+            SilenceScope::Fleet => true,
+        }
+    }
+
+    /// Whether it holds back mail for `rule` on the target at `now` (`rule: None` asks about the
+    /// terminal as a whole: only silences of every rule answer yes).
+    pub fn covers(&self, t: &SilenceTarget<'_>, rule: Option<RuleKey>, now: DateTime<Utc>) -> bool {
+        let rule_matches = match (self.rule, rule) {
+            (None, _) => true,
+            (Some(own), Some(asked)) => own == asked,
+            (Some(_), None) => false,
+        };
+        rule_matches && self.applies_to(t) && self.active_at(now)
     }
 }
 
@@ -142,37 +246,101 @@ mod tests {
     use super::*;
     use chrono::Duration;
 
-    #[test]
-    fn silences_cover_their_terminal_or_clinic_within_the_window() {
-        let now = Utc::now();
-        let t = Uuid::now_v7();
-        let silence = |terminal_id, clinic_id| Silence {
+    fn silence(scope: SilenceScope, rule: Option<RuleKey>, daily: Option<DailyWindow>) -> Silence {
+        let now = utc("2026-11-25T00:00:00Z");
+        Silence {
             id: 1,
-            terminal_id,
-            clinic_id,
+            scope,
+            rule,
             starts_at: now,
-            ends_at: now + Duration::hours(2),
+            ends_at: now + Duration::days(30),
+            daily,
             reason: "工事".into(),
             created_by: "suzuki".into(),
-        };
-        let by_terminal = silence(Some(t), None);
-        let by_clinic = silence(None, Some(7));
-        let table = [
-            (&by_terminal, t, 1, now, true),
-            (&by_terminal, Uuid::now_v7(), 1, now, false),
-            (
-                &by_clinic,
-                Uuid::now_v7(),
-                7,
-                now + Duration::minutes(90),
-                true,
-            ),
-            (&by_clinic, t, 8, now, false),
-            (&by_clinic, t, 7, now - Duration::seconds(1), false),
-            (&by_clinic, t, 7, now + Duration::hours(2), false),
-        ];
-        for (s, terminal, clinic, at, want) in table {
-            assert_eq!(s.covers(terminal, clinic, at), want, "{s:?} {clinic} {at}");
+            ended_by: None,
         }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn silences_cover_their_scope_and_rule_within_their_dates() {
+        let t = Uuid::now_v7();
+        let here = SilenceTarget {
+            terminal_id: t,
+            clinic_id: 7,
+            prefecture: Some("東京都"),
+        };
+        let elsewhere = SilenceTarget {
+            terminal_id: Uuid::now_v7(),
+            clinic_id: 8,
+            prefecture: Some("大阪府"),
+        };
+        let at = utc("2026-11-26T02:00:00Z");
+        let table = [
+            (silence(SilenceScope::Terminal(t), None, None), true, false),
+            (silence(SilenceScope::Clinic(7), None, None), true, false),
+            (
+                silence(SilenceScope::Prefecture("東京都".into()), None, None),
+                true,
+                false,
+            ),
+            (silence(SilenceScope::Fleet, None, None), true, true),
+        ];
+        for (s, here_want, elsewhere_want) in &table {
+            assert_eq!(
+                s.covers(&here, Some(RuleKey::Offline), at),
+                *here_want,
+                "{s:?}"
+            );
+            assert_eq!(
+                s.covers(&elsewhere, Some(RuleKey::Offline), at),
+                *elsewhere_want,
+                "{s:?}"
+            );
+            assert!(!s.covers(&here, Some(RuleKey::Offline), utc("2026-11-24T23:59:59Z")));
+            assert!(!s.covers(&here, Some(RuleKey::Offline), utc("2026-12-25T00:00:00Z")));
+        }
+        let offline_only = silence(SilenceScope::Fleet, Some(RuleKey::Offline), None);
+        assert!(offline_only.covers(&here, Some(RuleKey::Offline), at));
+        assert!(!offline_only.covers(&here, Some(RuleKey::CertExpiry), at));
+        assert!(
+            !offline_only.covers(&here, None, at),
+            "not the whole terminal"
+        );
+    }
+
+    #[test]
+    fn a_nightly_window_repeats_and_may_cross_midnight() {
+        let t = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        let nightly = DailyWindow {
+            from: t(3, 30),
+            to: t(5, 0),
+            weekdays: 0x7f,
+        };
+        let s = silence(SilenceScope::Clinic(7), None, Some(nightly));
+        // JST = UTC+9: 03:30 JST is 18:30 UTC the day before.
+        for (at, want) in [
+            ("2026-11-26T18:29:00Z", false),
+            ("2026-11-26T18:30:00Z", true),
+            ("2026-11-26T19:59:00Z", true),
+            ("2026-11-26T20:00:00Z", false),
+            ("2026-11-27T01:00:00Z", false),
+        ] {
+            assert_eq!(s.active_at(utc(at)), want, "{at}");
+        }
+        // 22:00–02:00 on Thursdays: Thursday 23:00 and Friday 01:00, not Friday 23:00.
+        let late = DailyWindow {
+            from: t(22, 0),
+            to: t(2, 0),
+            weekdays: 1 << 3,
+        };
+        assert!(late.contains(utc("2026-11-26T14:00:00Z")), "Thu 23:00 JST");
+        assert!(late.contains(utc("2026-11-26T16:00:00Z")), "Fri 01:00 JST");
+        assert!(!late.contains(utc("2026-11-27T14:00:00Z")), "Fri 23:00 JST");
+        assert_eq!(late.label_ja(), "毎週木 22:00〜02:00");
+        assert_eq!(nightly.label_ja(), "毎日 03:30〜05:00");
     }
 }

@@ -1,5 +1,7 @@
 //! Clinics as the rules, the mails and the desk know them.
 
+use onshi_shared::AccountSpec;
+
 use crate::calendar::BusinessHours;
 
 /// A clinic as enrollment names it.
@@ -21,6 +23,22 @@ pub struct ClinicSettings {
     pub desk_name: Option<String>,
     pub desk_phone: Option<String>,
     pub prefecture: Option<String>,
+    /// The names of the accounts at this clinic's terminals, by role (a role left out takes
+    /// the server's `[policy]`; a terminal may have its own).
+    pub accounts: Vec<AccountSpec>,
+    /// The rule settings this clinic has over the server's.
+    pub rules: ClinicRules,
+}
+
+/// A clinic's own rule settings: `None` takes the server's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClinicRules {
+    pub restart_warning_hours: Option<u32>,
+    pub restart_critical_hours: Option<u32>,
+    pub offline_after_intervals: Option<u32>,
+    /// A pending file rename (`PendingFileRenameOperations`) alone counts as a pending reboot.
+    /// Security software keeps it set on many PCs, so by default it is shown, not alerted.
+    pub file_rename_counts: bool,
 }
 
 /// A clinic with everything the clinic page edits.

@@ -10,10 +10,16 @@ mod rule;
 mod staff;
 mod version;
 
-pub use alert::{AUTO_ACTOR, Alert, AlertAction, AlertStatus, HistoryEntry, Silence};
-pub use clinic::{Clinic, ClinicDetail, ClinicSettings, Contact, PREFECTURES};
+pub use alert::{
+    AUTO_ACTOR, Alert, AlertAction, AlertStatus, DailyWindow, HistoryEntry, Silence, SilenceScope,
+    SilenceTarget,
+};
+pub use clinic::{Clinic, ClinicDetail, ClinicRules, ClinicSettings, Contact, PREFECTURES};
 pub use mail::{MailKind, NewMail, OutboxCounts, OutboxMail, OutboxRow, OutboxStatus};
-pub use overview::{BackupKind, OverviewLine, OverviewState};
+pub use overview::{
+    BackupKind, FleetTally, Handling, HandlingKind, Liveness, OverviewLine, SeverityFilter,
+    severity_of_rank, severity_rank,
+};
 pub use rule::{RuleKey, Severity};
 pub use staff::{Actor, AuditRecord, AuditRow, Role, SessionUser, User, actor_label_ja};
 pub use version::{

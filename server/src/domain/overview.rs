@@ -1,9 +1,11 @@
 //! A terminal's line in the fleet overview, as the evaluator writes it after each evaluation.
+//! Three things are kept apart and shown side by side: how bad its worst open finding is
+//! (severity), what staff do about it (handling), and whether it reports (liveness).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::rule::RuleKey;
+use super::rule::{RuleKey, Severity};
 
 /// One terminal's line in the overview (stored in `overview_line`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +15,10 @@ pub struct OverviewLine {
     pub clinic_name: String,
     pub prefecture: Option<String>,
     pub hostname: String,
-    pub state: OverviewState,
+    /// The worst open (unresolved) finding; `None`: nothing open.
+    pub severity: Option<Severity>,
+    pub handling: Handling,
+    pub liveness: Liveness,
     pub open_alerts: i64,
     /// The rules with an unresolved alert on this terminal, as [`RuleKey::bit`]s.
     pub open_rules: u32,
@@ -27,34 +32,54 @@ impl OverviewLine {
     pub fn open_rules(&self) -> impl Iterator<Item = RuleKey> {
         RuleKey::from_bits(self.open_rules)
     }
+
+    /// The stored rank of the severity: 0 nothing open, 1 info, 2 warning, 3 critical.
+    pub fn severity_rank(&self) -> i64 {
+        severity_rank(self.severity)
+    }
 }
 
-/// The one word the overview gives a terminal, worst first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum OverviewState {
-    Ok,
-    Silenced,
-    Warning,
-    Offline,
+pub fn severity_rank(s: Option<Severity>) -> i64 {
+    match s {
+        None => 0,
+        Some(Severity::Info) => 1,
+        Some(Severity::Warning) => 2,
+        Some(Severity::Critical) => 3,
+    }
+}
+
+pub fn severity_of_rank(rank: i64) -> Option<Severity> {
+    match rank {
+        1 => Some(Severity::Info),
+        2 => Some(Severity::Warning),
+        3 => Some(Severity::Critical),
+        _ => None,
+    }
+}
+
+/// The overview's severity filter: a severity, or nothing open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SeverityFilter {
     Critical,
+    Warning,
+    Info,
+    Ok,
 }
 
-impl OverviewState {
-    pub const ALL: [OverviewState; 5] = [
-        OverviewState::Critical,
-        OverviewState::Offline,
-        OverviewState::Warning,
-        OverviewState::Silenced,
-        OverviewState::Ok,
+impl SeverityFilter {
+    pub const ALL: [SeverityFilter; 4] = [
+        SeverityFilter::Critical,
+        SeverityFilter::Warning,
+        SeverityFilter::Info,
+        SeverityFilter::Ok,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            OverviewState::Ok => "ok",
-            OverviewState::Silenced => "silenced",
-            OverviewState::Warning => "warning",
-            OverviewState::Offline => "offline",
-            OverviewState::Critical => "critical",
+            SeverityFilter::Critical => "critical",
+            SeverityFilter::Warning => "warning",
+            SeverityFilter::Info => "info",
+            SeverityFilter::Ok => "ok",
         }
     }
 
@@ -62,23 +87,204 @@ impl OverviewState {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// The stored rank: higher is worse.
     pub fn rank(self) -> i64 {
-        self as i64
+        match self {
+            SeverityFilter::Critical => 3,
+            SeverityFilter::Warning => 2,
+            SeverityFilter::Info => 1,
+            SeverityFilter::Ok => 0,
+        }
     }
 
-    pub fn from_rank(rank: i64) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.rank() == rank)
+    pub fn of(s: Option<Severity>) -> SeverityFilter {
+        match s {
+            Some(Severity::Critical) => SeverityFilter::Critical,
+            Some(Severity::Warning) => SeverityFilter::Warning,
+            Some(Severity::Info) => SeverityFilter::Info,
+            None => SeverityFilter::Ok,
+        }
     }
 
     pub fn label_ja(self) -> &'static str {
         match self {
-            OverviewState::Ok => "正常",
-            OverviewState::Silenced => "抑止中",
-            OverviewState::Warning => "注意",
-            OverviewState::Offline => "オフライン",
-            OverviewState::Critical => "緊急",
+            SeverityFilter::Critical => "緊急",
+            SeverityFilter::Warning => "注意",
+            SeverityFilter::Info => "お知らせ",
+            SeverityFilter::Ok => "正常",
         }
+    }
+}
+
+/// What staff do about a terminal's open findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handling {
+    /// Nothing open.
+    None,
+    /// An open finding nobody has taken.
+    Unhandled,
+    /// Every one of the worst open findings is acknowledged.
+    InProgress {
+        by: String,
+        until: Option<DateTime<Utc>>,
+    },
+    /// A maintenance window holds the terminal's mail back.
+    Silenced {
+        by: String,
+        until: DateTime<Utc>,
+        reason: String,
+    },
+}
+
+/// [`Handling`] without its details, for filters and counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HandlingKind {
+    None,
+    Unhandled,
+    InProgress,
+    Silenced,
+}
+
+impl HandlingKind {
+    pub const ALL: [HandlingKind; 4] = [
+        HandlingKind::Unhandled,
+        HandlingKind::InProgress,
+        HandlingKind::Silenced,
+        HandlingKind::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlingKind::None => "none",
+            HandlingKind::Unhandled => "unhandled",
+            HandlingKind::InProgress => "in_progress",
+            HandlingKind::Silenced => "silenced",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            HandlingKind::None => "—",
+            HandlingKind::Unhandled => "未対応",
+            HandlingKind::InProgress => "対応中",
+            HandlingKind::Silenced => "抑止中",
+        }
+    }
+}
+
+impl Handling {
+    pub fn kind(&self) -> HandlingKind {
+        match self {
+            Handling::None => HandlingKind::None,
+            Handling::Unhandled => HandlingKind::Unhandled,
+            Handling::InProgress { .. } => HandlingKind::InProgress,
+            Handling::Silenced { .. } => HandlingKind::Silenced,
+        }
+    }
+}
+
+/// Whether a terminal reports, judged against its clinic's calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Liveness {
+    /// Reports arrive.
+    Receiving,
+    /// No recent report, but the clinic has been closed since (switched off as expected).
+    OutsideHours,
+    /// No report during business hours, or for days.
+    Offline,
+}
+
+impl Liveness {
+    pub const ALL: [Liveness; 3] = [
+        Liveness::Receiving,
+        Liveness::OutsideHours,
+        Liveness::Offline,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Receiving => "receiving",
+            Liveness::OutsideHours => "outside_hours",
+            Liveness::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            Liveness::Receiving => "受信中",
+            Liveness::OutsideHours => "営業時間外",
+            Liveness::Offline => "オフライン",
+        }
+    }
+}
+
+/// Terminals per severity, handling, liveness and rule, kept by the evaluator as it writes
+/// overview lines, so the overview's counts cost nothing per request. `ready` once the lines
+/// are loaded.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FleetTally {
+    pub ready: bool,
+    /// Indexed by [`OverviewLine::severity_rank`] (0 nothing open … 3 critical).
+    pub severities: [i64; 4],
+    /// Indexed by [`HandlingKind::ALL`]'s order.
+    pub handling: [i64; 4],
+    /// Indexed by [`Liveness::ALL`]'s order.
+    pub liveness: [i64; 3],
+    /// Critical terminals nobody has taken.
+    pub critical_unhandled: i64,
+    /// Indexed by the rule's discriminant (its bit).
+    pub rules: [i64; RuleKey::ALL.len()],
+}
+
+fn handling_index(k: HandlingKind) -> usize {
+    HandlingKind::ALL.iter().position(|h| *h == k).unwrap_or(0)
+}
+
+fn liveness_index(l: Liveness) -> usize {
+    Liveness::ALL.iter().position(|v| *v == l).unwrap_or(0)
+}
+
+impl FleetTally {
+    pub fn apply(&mut self, s: &OverviewLine, sign: i64) {
+        let rank = usize::try_from(s.severity_rank()).unwrap_or(0).min(3);
+        self.severities[rank] += sign;
+        self.handling[handling_index(s.handling.kind())] += sign;
+        self.liveness[liveness_index(s.liveness)] += sign;
+        if s.severity == Some(Severity::Critical) && s.handling.kind() == HandlingKind::Unhandled {
+            self.critical_unhandled += sign;
+        }
+        for rule in s.open_rules() {
+            self.rules[rule as usize] += sign;
+        }
+    }
+
+    /// Terminals whose worst open finding is `severity` (`None`: nothing open).
+    pub fn severity(&self, severity: Option<Severity>) -> i64 {
+        self.severities[severity_rank(severity) as usize]
+    }
+
+    pub fn handling(&self, k: HandlingKind) -> i64 {
+        self.handling[handling_index(k)]
+    }
+
+    pub fn liveness(&self, l: Liveness) -> i64 {
+        self.liveness[liveness_index(l)]
+    }
+
+    pub fn total(&self) -> i64 {
+        self.severities.iter().sum()
+    }
+
+    /// Terminals with an unresolved alert of `rule`.
+    pub fn rule(&self, rule: RuleKey) -> i64 {
+        self.rules[rule as usize]
     }
 }
 

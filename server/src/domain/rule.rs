@@ -53,11 +53,14 @@ pub enum RuleKey {
     PendingReboot = 13,
     ProbeUnreachable = 14,
     NetworkChanged = 15,
+    /// A protected account the terminal should have was not found when it was first seen:
+    /// the names need confirming (for the desk only; no clinic mail).
+    AccountsUnconfirmed = 16,
 }
 
 impl RuleKey {
     /// Every rule, in the order the dashboard lists them.
-    pub const ALL: [RuleKey; 16] = [
+    pub const ALL: [RuleKey; 17] = [
         RuleKey::Offline,
         RuleKey::ProtectedAccountWindows,
         RuleKey::ProtectedAccountFaceAuth,
@@ -74,6 +77,7 @@ impl RuleKey {
         RuleKey::PendingReboot,
         RuleKey::ProbeUnreachable,
         RuleKey::NetworkChanged,
+        RuleKey::AccountsUnconfirmed,
     ];
 
     /// The stored key (`alerts.rule`, links, the CLI).
@@ -95,6 +99,7 @@ impl RuleKey {
             RuleKey::PendingReboot => "pending_reboot",
             RuleKey::ProbeUnreachable => "probe_unreachable",
             RuleKey::NetworkChanged => "network_changed",
+            RuleKey::AccountsUnconfirmed => "accounts_unconfirmed",
         }
     }
 
@@ -121,6 +126,35 @@ impl RuleKey {
             RuleKey::NetworkChanged => "ネットワーク構成が変わりました",
             RuleKey::ProbeUnreachable => "接続先に到達できません",
             RuleKey::Offline => "端末から報告が届いていません",
+            RuleKey::AccountsUnconfirmed => "保護アカウントの名前の確認が必要です",
+        }
+    }
+
+    /// Findings for the desk only: never mailed to a clinic.
+    pub fn desk_only(self) -> bool {
+        matches!(self, RuleKey::AccountsUnconfirmed)
+    }
+
+    /// A short label for lists and filters.
+    pub fn short_ja(self) -> &'static str {
+        match self {
+            RuleKey::Offline => "報告なし",
+            RuleKey::ProtectedAccountWindows => "Windowsアカウント",
+            RuleKey::ProtectedAccountFaceAuth => "顔認証アカウント",
+            RuleKey::ProtectedAccountLinkage => "連携アカウント",
+            RuleKey::CertMissing => "証明書なし",
+            RuleKey::CertExpiry => "証明書期限",
+            RuleKey::CertNoPrivateKey => "秘密キーなし",
+            RuleKey::CertOldLeft => "古い証明書",
+            RuleKey::BackupMissing => "バックアップなし",
+            RuleKey::BackupOutdated => "古いバックアップ",
+            RuleKey::WindowsPasswordExpiry => "パスワード期限",
+            RuleKey::NoDailyRestart => "再起動なし",
+            RuleKey::UpdatesBehind => "更新遅れ",
+            RuleKey::PendingReboot => "再起動待ち",
+            RuleKey::ProbeUnreachable => "接続不可",
+            RuleKey::NetworkChanged => "ネットワーク変更",
+            RuleKey::AccountsUnconfirmed => "設定確認が必要",
         }
     }
 

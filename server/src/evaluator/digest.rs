@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::Evaluator;
 use crate::Error;
-use crate::domain::{Alert, AlertStatus, NewMail, Severity};
+use crate::domain::{Alert, AlertStatus, NewMail, Severity, SilenceTarget};
 use crate::jst;
 use crate::store::alerts::InputSelection;
 
@@ -26,19 +26,32 @@ impl Evaluator {
         Ok(n)
     }
 
-    /// Writes the digest of every clinic with open, unsilenced, unacknowledged warnings.
+    /// Writes the digest of every clinic open today with open, unsilenced, unacknowledged
+    /// warnings (a clinic closed today gets it on its next open day). Findings for the desk
+    /// only stay out.
     pub async fn write_digests(&mut self, now: DateTime<Utc>) -> Result<usize, Error> {
         if self.clinics.is_empty() {
             self.reload(now).await?;
         }
+        let today = now.with_timezone(&jst::offset()).date_naive();
         let open = self.store.alerts().active_alerts(None).await?;
         let mut by_clinic: HashMap<i64, Vec<Alert>> = HashMap::new();
         for a in open {
+            let Some((clinic, _)) = self.clinics.get(&a.clinic_id) else {
+                continue;
+            };
+            let target = SilenceTarget {
+                terminal_id: a.terminal_id,
+                clinic_id: a.clinic_id,
+                prefecture: clinic.prefecture.as_deref(),
+            };
             if a.status != AlertStatus::Open
+                || a.rule.desk_only()
+                || !clinic.hours.is_open_day(today)
                 || self
                     .silences
                     .iter()
-                    .any(|s| s.covers(a.terminal_id, a.clinic_id, now))
+                    .any(|s| s.covers(&target, Some(a.rule), now))
             {
                 continue;
             }

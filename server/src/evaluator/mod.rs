@@ -16,20 +16,20 @@ mod versions;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use onshi_shared::AgentPolicy;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use onshi_shared::{AccountSpec, AgentPolicy, accounts_key};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-pub use overview::{FleetTally, SharedTally, overview_line};
+pub use overview::{FleetTally, SharedTally, liveness, overview_line};
 pub use signal::ChangeSignal;
 pub use versions::most_common;
 
 use crate::Error;
-use crate::config::AlertSettings;
+use crate::config::{AlertSettings, RuleSettings};
 use crate::domain::{ClinicSettings, ExpectedVersion, OverviewLine, Silence, effective_versions};
 use crate::notify::Composer;
-use crate::rules::{self, ClinicPolicy};
+use crate::rules::{self, BaselineWrite, ClinicPolicy, Thresholds};
 use crate::store::Store;
 use crate::store::alerts::{AlertChange, SnapshotCache};
 use cache::AlertCache;
@@ -55,7 +55,8 @@ impl std::ops::AddAssign for PassStats {
 pub struct Evaluator {
     store: Arc<dyn Store>,
     agent: Arc<AgentPolicy>,
-    offline_after_intervals: u32,
+    rules: RuleSettings,
+    thresholds: Arc<Thresholds>,
     settings: AlertSettings,
     composer: Arc<Composer>,
     clinics: HashMap<i64, (ClinicSettings, ClinicPolicy)>,
@@ -72,20 +73,23 @@ pub struct Evaluator {
     /// The alerts findings are compared with, kept between passes (`None` until loaded, and
     /// again after a failed write).
     alerts: Option<AlertCache>,
+    /// Account baselines taken in this pass, written with its alert changes.
+    baselines: Vec<BaselineWrite>,
 }
 
 impl Evaluator {
     pub fn new(
         store: Arc<dyn Store>,
         agent: AgentPolicy,
-        offline_after_intervals: u32,
+        rules: RuleSettings,
         settings: AlertSettings,
         composer: Arc<Composer>,
     ) -> Self {
         Evaluator {
             store,
             agent: Arc::new(agent),
-            offline_after_intervals,
+            thresholds: Arc::new(rules.thresholds()),
+            rules,
             settings,
             composer,
             clinics: HashMap::new(),
@@ -98,6 +102,7 @@ impl Evaluator {
             tally: SharedTally::default(),
             snapshots: Arc::default(),
             alerts: None,
+            baselines: Vec::new(),
         }
     }
 
@@ -106,7 +111,7 @@ impl Evaluator {
         Self::new(
             store,
             config.policy.clone(),
-            config.offline_after_intervals,
+            config.rules.clone(),
             config.alerts.clone(),
             Arc::new(Composer::new(config.smtp.clone())),
         )
@@ -145,19 +150,61 @@ impl Evaluator {
     async fn reload(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
         let a = self.store.alerts();
         self.expected = Arc::new(effective_versions(&a.expected_versions().await?));
+        // Closures that can still matter: the offline rule looks back a few days at most.
+        let today = now.with_timezone(&crate::jst::offset()).date_naive();
+        let closures_from = today - (self.thresholds.offline_critical + Duration::days(1));
+        let server_accounts = Arc::new(self.agent.accounts.clone());
+        let server_key = accounts_key(&server_accounts);
         let mut clinics = HashMap::new();
-        for c in a.clinic_settings().await? {
-            let policy = ClinicPolicy {
-                agent: self.agent.clone(),
-                hours: c.hours.clone(),
-                expected_versions: self.expected.clone(),
-                offline_after_intervals: self.offline_after_intervals,
-            };
+        for c in a.clinic_settings(closures_from).await? {
+            let policy = self.clinic_policy(&c, &server_accounts, server_key);
             clinics.insert(c.id, (c, policy));
         }
         self.clinics = clinics;
-        self.silences = a.active_silences(now).await?;
+        self.silences = a.silences_in_force(now).await?;
         Ok(())
+    }
+
+    /// A clinic's policy: its names over the server's, its thresholds over the server's.
+    fn clinic_policy(
+        &self,
+        c: &ClinicSettings,
+        server_accounts: &Arc<Vec<AccountSpec>>,
+        server_key: u64,
+    ) -> ClinicPolicy {
+        let (accounts, key) = if c.accounts.is_empty() {
+            (server_accounts.clone(), server_key)
+        } else {
+            let merged = AccountSpec::merged(server_accounts, &c.accounts);
+            let key = accounts_key(&merged);
+            (Arc::new(merged), key)
+        };
+        let r = &c.rules;
+        let thresholds = if r.restart_warning_hours.is_none() && r.restart_critical_hours.is_none()
+        {
+            self.thresholds.clone()
+        } else {
+            let mut t = (*self.thresholds).clone();
+            if let Some(h) = r.restart_warning_hours {
+                t.restart_warning = Duration::hours(i64::from(h));
+            }
+            if let Some(h) = r.restart_critical_hours {
+                t.restart_critical = Duration::hours(i64::from(h));
+            }
+            Arc::new(t)
+        };
+        ClinicPolicy {
+            agent: self.agent.clone(),
+            accounts,
+            accounts_key: key,
+            hours: c.hours.clone(),
+            expected_versions: self.expected.clone(),
+            offline_after_intervals: r
+                .offline_after_intervals
+                .unwrap_or(self.rules.offline_after_intervals),
+            thresholds,
+            file_rename_counts: r.file_rename_counts,
+        }
     }
 
     /// Writes the pending alert changes (in batches) and the audit entries, then the overview
@@ -182,6 +229,8 @@ impl Evaluator {
         }
         pending.clear();
         audit.clear();
+        let baselines = std::mem::take(&mut self.baselines);
+        self.store.alerts().record_baselines(&baselines).await?;
         // After the alerts, so a line never counts an alert that is not stored yet.
         let lines = std::mem::take(&mut self.changed_lines);
         if let Err(e) = self.store.desk().write_overview_lines(&lines, now).await {

@@ -1,89 +1,89 @@
-//! The overview's line for each terminal, and the running tally of lines per state and per rule
-//! that answers the dashboard's counts without a query.
+//! The overview's line for each terminal, and the running tally of lines (severity, handling,
+//! liveness, rule) that answers the dashboard's counts without a query.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Duration, Utc};
+
+pub use crate::domain::FleetTally;
 use crate::domain::{
-    AlertStatus, BackupKind, ClinicSettings, ExpectedVersion, OverviewLine, OverviewState, RuleKey,
-    Severity, compare_versions,
+    Alert, AlertStatus, BackupKind, ClinicSettings, ExpectedVersion, Handling, Liveness,
+    OverviewLine, RuleKey, Silence, compare_versions,
 };
-use crate::rules::RuleInput;
-
-/// Terminals per state and per rule, kept by the evaluator as it writes overview lines, so the
-/// overview's counts cost nothing per request. `ready` once the lines are loaded.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct FleetTally {
-    pub ready: bool,
-    /// Indexed by [`OverviewState::rank`].
-    pub states: [i64; 5],
-    /// Indexed by the rule's discriminant (its bit).
-    pub rules: [i64; RuleKey::ALL.len()],
-}
-
-impl FleetTally {
-    pub(super) fn apply(&mut self, s: &OverviewLine, sign: i64) {
-        if let Some(n) = usize::try_from(s.state.rank())
-            .ok()
-            .and_then(|i| self.states.get_mut(i))
-        {
-            *n += sign;
-        }
-        for rule in s.open_rules() {
-            self.rules[rule as usize] += sign;
-        }
-    }
-
-    pub fn state(&self, k: OverviewState) -> i64 {
-        usize::try_from(k.rank())
-            .ok()
-            .and_then(|i| self.states.get(i))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    pub fn total(&self) -> i64 {
-        self.states.iter().sum()
-    }
-
-    /// Terminals with an unresolved alert of `rule`.
-    pub fn rule(&self, rule: RuleKey) -> i64 {
-        self.rules[rule as usize]
-    }
-}
+use crate::rules::{Finding, RuleInput};
 
 pub type SharedTally = Arc<std::sync::RwLock<FleetTally>>;
 
-/// The overview's line for a terminal, from its state and its alerts after evaluation.
-/// A maintenance window wins over everything, then a terminal that stopped reporting (its
-/// other findings are stale), then the worst open alert.
+/// Whether the terminal reports: offline when the offline rule says so (no report within
+/// business hours, or for days); receiving while its reports are recent; otherwise it was
+/// switched off while the clinic is closed, as the vendor asks.
+pub fn liveness(
+    t: &RuleInput,
+    findings: &[Finding],
+    recent: Duration,
+    now: DateTime<Utc>,
+) -> Liveness {
+    if findings.iter().any(|f| f.rule == RuleKey::Offline) {
+        Liveness::Offline
+    } else if now - t.last_seen.unwrap_or(t.enrolled_at) <= recent {
+        Liveness::Receiving
+    } else {
+        Liveness::OutsideHours
+    }
+}
+
+/// What staff do about the worst open alerts: acknowledged (all of them, by whom, until
+/// when), held back by a silence (until when, by whom, why), or nobody yet.
+fn handling(open: &[&Alert], silences: &[&Silence], now: DateTime<Utc>) -> Handling {
+    let Some(worst) = open.iter().map(|a| a.severity).max() else {
+        return Handling::None;
+    };
+    let top: Vec<&&Alert> = open.iter().filter(|a| a.severity == worst).collect();
+    let acknowledged =
+        |a: &Alert| a.status == AlertStatus::Acknowledged && a.ack_until.is_none_or(|u| u > now);
+    if top.iter().all(|a| acknowledged(a)) {
+        let first = top[0];
+        return Handling::InProgress {
+            by: first.ack_by.clone().unwrap_or_default(),
+            until: top.iter().filter_map(|a| a.ack_until).min(),
+        };
+    }
+    let silence = silences
+        .iter()
+        .filter(|s| top.iter().all(|a| s.rule.is_none_or(|r| r == a.rule)))
+        .max_by_key(|s| s.ends_at);
+    match silence {
+        Some(s) => Handling::Silenced {
+            by: s.created_by.clone(),
+            until: s.ends_at,
+            reason: s.reason.clone(),
+        },
+        None => Handling::Unhandled,
+    }
+}
+
+/// The overview's line for a terminal, from its state and its alerts after evaluation: the
+/// worst open alert, how staff handle it, and whether the terminal reports, side by side.
+/// `silences` are those in force for this terminal now.
+#[allow(clippy::too_many_arguments)]
 pub fn overview_line(
     t: &RuleInput,
     clinic: &ClinicSettings,
     hostname: &str,
-    alerts_after: &[(RuleKey, Severity, AlertStatus)],
-    silenced: bool,
-    offline: bool,
+    alerts_after: &[(RuleKey, Alert)],
+    silences: &[&Silence],
+    liveness: Liveness,
     expected: &HashMap<String, ExpectedVersion>,
+    now: DateTime<Utc>,
 ) -> OverviewLine {
-    let open: Vec<(RuleKey, Severity)> = alerts_after
+    let open: Vec<&Alert> = alerts_after
         .iter()
-        .filter(|(_, _, status)| *status != AlertStatus::Resolved)
-        .map(|(rule, severity, _)| (*rule, *severity))
+        .map(|(_, a)| a)
+        .filter(|a| a.status != AlertStatus::Resolved)
         .collect();
-    let open_rules = open.iter().fold(0, |bits, (rule, _)| bits | rule.bit());
-    let worst = open.iter().map(|(_, s)| *s).max();
-    let state = if silenced {
-        OverviewState::Silenced
-    } else if offline {
-        OverviewState::Offline
-    } else {
-        match worst {
-            Some(Severity::Critical) => OverviewState::Critical,
-            Some(Severity::Warning) => OverviewState::Warning,
-            _ => OverviewState::Ok,
-        }
-    };
+    let open_rules = open.iter().fold(0, |bits, a| bits | a.rule.bit());
+    let severity = open.iter().map(|a| a.severity).max();
     let snapshot = t.snapshot.as_ref();
     let apps_behind = snapshot.map_or(0, |s| {
         s.apps
@@ -112,7 +112,9 @@ pub fn overview_line(
         clinic_name: clinic.name.clone(),
         prefecture: clinic.prefecture.clone(),
         hostname: hostname.to_string(),
-        state,
+        severity,
+        handling: handling(&open, silences, now),
+        liveness,
         open_alerts: open.len() as i64,
         open_rules,
         apps_behind,
@@ -128,11 +130,35 @@ pub fn overview_line(
 mod tests {
     use super::*;
     use crate::calendar::BusinessHours;
-    use chrono::Utc;
+    use crate::domain::{ClinicRules, HandlingKind, Severity, SilenceScope};
     use uuid::Uuid;
 
+    fn alert(rule: RuleKey, severity: Severity, status: AlertStatus) -> (RuleKey, Alert) {
+        let now = Utc::now();
+        let a = Alert {
+            id: 1,
+            terminal_id: Uuid::nil(),
+            clinic_id: 1,
+            rule,
+            severity,
+            status,
+            detail: String::new(),
+            occurrence: None,
+            opened_at: now,
+            updated_at: now,
+            clear_since: None,
+            ack_by: (status == AlertStatus::Acknowledged).then(|| "suzuki".to_string()),
+            ack_note: None,
+            ack_until: None,
+            resolved_at: None,
+            resolved_by: None,
+            mail_held: false,
+        };
+        (rule, a)
+    }
+
     #[test]
-    fn lines_rank_states_and_the_tally_follows_them() {
+    fn severity_handling_and_liveness_stand_side_by_side() {
         let clinic = ClinicSettings {
             id: 1,
             name: "さくら".into(),
@@ -141,56 +167,126 @@ mod tests {
             desk_name: None,
             desk_phone: None,
             prefecture: Some("東京都".into()),
+            accounts: Vec::new(),
+            rules: ClinicRules::default(),
         };
+        let now = Utc::now();
         let t = RuleInput {
             terminal_id: Uuid::now_v7(),
             clinic_id: 1,
-            enrolled_at: Utc::now(),
-            last_seen: Some(Utc::now()),
-            collected_at: Utc::now(),
+            enrolled_at: now,
+            last_seen: Some(now),
+            collected_at: now,
             snapshot: Some(Arc::new(onshi_shared::sample::snapshot())),
             events: Vec::new(),
+            own_accounts: None,
+            accounts: Default::default(),
         };
+        use AlertStatus::*;
         use Severity::{Critical, Warning};
         let alerts = [
-            (RuleKey::CertExpiry, Critical, AlertStatus::Open),
-            (RuleKey::PendingReboot, Warning, AlertStatus::Acknowledged),
-            (RuleKey::Offline, Critical, AlertStatus::Resolved),
+            alert(RuleKey::CertExpiry, Critical, Open),
+            alert(RuleKey::PendingReboot, Warning, Acknowledged),
+            alert(RuleKey::Offline, Critical, Resolved),
         ];
-        let expected = HashMap::new();
-        let s = |alerts: &[(RuleKey, Severity, AlertStatus)], silenced, offline| {
-            overview_line(&t, &clinic, "PC", alerts, silenced, offline, &expected)
+        let silence = Silence {
+            id: 3,
+            scope: SilenceScope::Clinic(1),
+            rule: None,
+            starts_at: now - Duration::hours(1),
+            ends_at: now + Duration::hours(2),
+            daily: None,
+            reason: "回線工事".into(),
+            created_by: "tanaka".into(),
+            ended_by: None,
         };
-        // (alerts, silenced, offline) -> state
-        let cases = [
-            (&alerts[..], false, false, OverviewState::Critical),
-            (&alerts[1..], false, false, OverviewState::Warning),
-            (&alerts[2..], false, false, OverviewState::Ok),
-            (&alerts[..], false, true, OverviewState::Offline),
-            (&alerts[..], true, true, OverviewState::Silenced),
-        ];
-        for (a, silenced, offline, want) in cases {
-            assert_eq!(
-                s(a, silenced, offline).state,
-                want,
-                "{a:?} {silenced} {offline}"
-            );
-        }
-        let full = s(&alerts, false, false);
+        let expected = HashMap::new();
+        let line = |a: &[(RuleKey, Alert)], s: &[&Silence], l| {
+            overview_line(&t, &clinic, "PC", a, s, l, &expected, now)
+        };
+        let full = line(&alerts, &[], Liveness::Receiving);
+        assert_eq!(
+            (full.severity, full.handling.kind()),
+            (Some(Critical), HandlingKind::Unhandled)
+        );
+        // Switched off at night: still critical, and 営業時間外 beside it.
+        let night = line(&alerts, &[], Liveness::OutsideHours);
+        assert_eq!(
+            (night.severity, night.liveness),
+            (Some(Critical), Liveness::OutsideHours)
+        );
+        // A silence does not hide the severity.
+        let silenced = line(&alerts, &[&silence], Liveness::Offline);
+        assert_eq!(silenced.severity, Some(Critical));
+        assert_eq!(
+            silenced.handling,
+            Handling::Silenced {
+                by: "tanaka".into(),
+                until: silence.ends_at,
+                reason: "回線工事".into()
+            }
+        );
+        // Acknowledged: 対応中 by whom, still its severity.
+        let warn = line(&alerts[1..], &[], Liveness::Receiving);
+        assert_eq!(
+            (warn.severity, warn.handling.clone()),
+            (
+                Some(Warning),
+                Handling::InProgress {
+                    by: "suzuki".into(),
+                    until: None
+                }
+            )
+        );
+        let ok = line(&alerts[2..], &[&silence], Liveness::Receiving);
+        assert_eq!(
+            (ok.severity, ok.handling.kind()),
+            (None, HandlingKind::None)
+        );
         assert_eq!(full.open_alerts, 2, "the resolved one does not count");
         assert_eq!(
             full.open_rules,
             RuleKey::CertExpiry.bit() | RuleKey::PendingReboot.bit()
         );
-        assert_eq!(full.prefecture.as_deref(), Some("東京都"));
         let mut tally = FleetTally::default();
         tally.apply(&full, 1);
-        tally.apply(&s(&alerts[1..], false, false), 1);
-        assert_eq!(tally.total(), 2);
-        assert_eq!(tally.state(OverviewState::Critical), 1);
-        assert_eq!(tally.rule(RuleKey::PendingReboot), 2);
+        tally.apply(&warn, 1);
+        tally.apply(&night, 1);
+        assert_eq!(tally.total(), 3);
+        assert_eq!(tally.severity(Some(Critical)), 2);
+        assert_eq!(tally.critical_unhandled, 2);
+        assert_eq!(tally.liveness(Liveness::OutsideHours), 1);
+        assert_eq!(tally.handling(HandlingKind::InProgress), 1);
+        assert_eq!(tally.rule(RuleKey::PendingReboot), 3);
         tally.apply(&full, -1);
-        assert_eq!(tally.rule(RuleKey::CertExpiry), 0);
-        assert_eq!(tally.state(OverviewState::Warning), 1);
+        assert_eq!(tally.rule(RuleKey::CertExpiry), 1);
+        assert_eq!(tally.severity(Some(Warning)), 1);
+    }
+
+    #[test]
+    fn liveness_follows_the_offline_rule_not_the_clock() {
+        let now = Utc::now();
+        let mut t = RuleInput {
+            terminal_id: Uuid::nil(),
+            clinic_id: 1,
+            enrolled_at: now - Duration::days(30),
+            last_seen: Some(now - Duration::minutes(1)),
+            collected_at: now,
+            snapshot: None,
+            events: Vec::new(),
+            own_accounts: None,
+            accounts: Default::default(),
+        };
+        let recent = Duration::minutes(3);
+        assert_eq!(liveness(&t, &[], recent, now), Liveness::Receiving);
+        t.last_seen = Some(now - Duration::hours(10));
+        assert_eq!(liveness(&t, &[], recent, now), Liveness::OutsideHours);
+        let offline = Finding {
+            rule: RuleKey::Offline,
+            severity: Severity::Warning,
+            detail: String::new(),
+            occurrence: "hours".into(),
+        };
+        assert_eq!(liveness(&t, &[offline], recent, now), Liveness::Offline);
     }
 }

@@ -6,12 +6,12 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::cache::by_rule;
-use super::overview::overview_line;
+use super::overview::{liveness, overview_line};
 use super::versions::tally_versions;
 use super::{Evaluator, PassStats};
 use crate::Error;
-use crate::alerts::{self, Context};
-use crate::domain::{Alert, AlertStatus, RuleKey, Severity};
+use crate::alerts::{self, Context, MailStep};
+use crate::domain::{Alert, AlertAction, RuleKey, Silence, SilenceTarget};
 use crate::rules::{self, RuleInput};
 use crate::store::alerts::{AlertChange, InputSelection};
 
@@ -30,7 +30,7 @@ impl Evaluator {
         let mut versions: HashMap<String, HashMap<String, usize>> = HashMap::new();
         let mut pending: Vec<AlertChange> = Vec::new();
         let mut audit = Vec::new();
-        let events_since = now - rules::EVENT_WINDOW;
+        let events_since = now - self.thresholds.event_window;
         let limit = self.settings.page_size;
         let pages = self.store.clone();
         let cache = self.snapshots.clone();
@@ -141,7 +141,7 @@ impl Evaluator {
         let states = a
             .rule_inputs(
                 InputSelection::Ids(ids),
-                now - rules::EVENT_WINDOW,
+                now - self.thresholds.event_window,
                 &self.snapshots,
             )
             .await?;
@@ -152,7 +152,7 @@ impl Evaluator {
             self.reload(now).await?;
         }
         // Staff may have just set a maintenance window: a targeted pass must see it.
-        self.silences = a.active_silences(now).await?;
+        self.silences = a.silences_in_force(now).await?;
         // With the cache loaded (after the first full pass) its entries are kept current;
         // before that, these terminals' alerts come from the store.
         let mut cache = match self.alerts {
@@ -201,12 +201,24 @@ impl Evaluator {
             .get(&t.terminal_id)
             .cloned()
             .unwrap_or_else(|| t.terminal_id.to_string());
-        let findings = rules::evaluate(t, policy, now);
+        let (baseline, new_baseline) = rules::account_baseline(t, policy);
+        if let Some(b) = new_baseline {
+            self.baselines.push(b);
+        }
+        let findings = rules::evaluate_with(t, baseline.as_ref(), policy, now);
         stats.findings += findings.len();
-        let silenced = self
+        let target = SilenceTarget {
+            terminal_id: t.terminal_id,
+            clinic_id: t.clinic_id,
+            prefecture: clinic.prefecture.as_deref(),
+        };
+        // The silences of this terminal in force now (their daily windows included).
+        let silences: Vec<&Silence> = self
             .silences
             .iter()
-            .any(|s| s.covers(t.terminal_id, t.clinic_id, now));
+            .filter(|s| s.applies_to(&target) && s.active_at(now))
+            .collect();
+        let silenced = |rule: RuleKey| silences.iter().any(|s| s.rule.is_none_or(|r| r == rule));
         let ctx = Context {
             terminal_id: t.terminal_id,
             clinic_id: t.clinic_id,
@@ -222,21 +234,55 @@ impl Evaluator {
         // This terminal's tracked alerts after this evaluation: compared with next time, and
         // what its overview line counts (an alert no longer tracked is resolved).
         let mut keep: Vec<(RuleKey, Alert)> = Vec::new();
+        let mut send = |alert: &Alert| {
+            let mails = self.composer.critical(clinic, &hostname, alert, now);
+            stats.mails += mails.len();
+            mails
+        };
         for f in &findings {
             let current = take(f.rule);
-            let transition = alerts::transition(current.as_ref(), Some(f), &ctx);
-            match (&transition, current) {
+            let mut change = alerts::transition(current.as_ref(), Some(f), &ctx);
+            let (row, action) = match (&change, &current) {
+                (Some((a, action)), _) => (a, Some(*action)),
+                (None, Some(a)) => (a, None),
+                (None, None) => continue,
+            };
+            let mut mails = Vec::new();
+            match alerts::mail_step(row, action, silenced(f.rule)) {
+                MailStep::Nothing => {}
+                MailStep::Send => {
+                    mails = send(row);
+                    if let Some((a, _)) = &mut change {
+                        a.mail_held = false;
+                    }
+                }
+                MailStep::Hold => {
+                    if let Some((a, _)) = &mut change {
+                        a.mail_held = true;
+                    }
+                }
+                MailStep::SendHeld | MailStep::Drop => {
+                    let sent = alerts::mail_step(row, action, false) == MailStep::SendHeld;
+                    if sent {
+                        mails = send(row);
+                    }
+                    let mut a = row.clone();
+                    a.mail_held = false;
+                    a.updated_at = now;
+                    let action = match change.take() {
+                        Some((_, action)) => action,
+                        None if sent => AlertAction::HeldMailSent,
+                        None => AlertAction::Quiet,
+                    };
+                    change = Some((a, action));
+                }
+            }
+            match (&change, current) {
                 (Some((a, _)), _) if a.tracked() => keep.push((f.rule, a.clone())),
                 (None, Some(a)) => keep.push((f.rule, a)),
                 _ => {}
             }
-            if let Some((alert, action)) = transition {
-                let mails = if alerts::mail_now(&alert, action, silenced) {
-                    self.composer.critical(clinic, &hostname, &alert, now)
-                } else {
-                    Vec::new()
-                };
-                stats.mails += mails.len();
+            if let Some((alert, action)) = change {
                 stats.changes += 1;
                 pending.push(AlertChange {
                     alert,
@@ -249,26 +295,23 @@ impl Evaluator {
         for (rule, current) in current_alerts {
             cleared(rule, current, &ctx, &mut keep, pending, stats);
         }
-        let after: Vec<(RuleKey, Severity, AlertStatus)> = keep
-            .iter()
-            .map(|(rule, a)| (*rule, a.severity, a.status))
-            .collect();
-        if !keep.is_empty() {
-            active.insert(t.terminal_id, keep);
-        }
-        let offline_after = Duration::seconds(
-            i64::from(self.agent.interval_secs) * i64::from(self.offline_after_intervals),
+        let recent = Duration::seconds(
+            i64::from(policy.agent.interval_secs) * i64::from(policy.offline_after_intervals),
         );
-        let offline = t.last_seen.is_none_or(|seen| now - seen > offline_after);
+        let liveness = liveness(t, &findings, recent, now);
         let line = overview_line(
             t,
             clinic,
             &hostname,
-            &after,
-            silenced,
-            offline,
+            &keep,
+            &silences,
+            liveness,
             &policy.expected_versions,
+            now,
         );
+        if !keep.is_empty() {
+            active.insert(t.terminal_id, keep);
+        }
         if let Some(known) = &mut self.lines
             && known.get(&t.terminal_id) != Some(&line)
         {

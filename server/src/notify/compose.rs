@@ -18,6 +18,7 @@ struct Item {
     detail: String,
     terminal_id: String,
     rule: RuleKey,
+    rule_label: &'static str,
     opened_at: String,
 }
 
@@ -109,8 +110,12 @@ impl Composer {
                 steps.push(s);
             }
         }
-        // Renewing or cleaning up a certificate ends with backing up the renewed one.
-        if (seen.contains(&"renew") || seen.contains(&"old_cert")) && !seen.contains(&"backup") {
+        // Renewing, restoring or cleaning up a certificate ends with backing it up.
+        if ["renew", "restore", "old_cert"]
+            .iter()
+            .any(|g| seen.contains(g))
+            && !seen.contains(&"backup")
+        {
             steps.push(steps_for(RuleKey::BackupMissing).1);
         }
         let desk_line = self.desk_line(clinic);
@@ -181,6 +186,7 @@ impl Composer {
             detail: a.detail.clone(),
             terminal_id: a.terminal_id.to_string(),
             rule: a.rule,
+            rule_label: a.rule.short_ja(),
             opened_at: time_ja(a.opened_at),
         }
     }
@@ -285,6 +291,8 @@ mod tests {
             desk_name: Some("ABCサポートデスク".into()),
             desk_phone: Some("03-1234-5678".into()),
             prefecture: None,
+            accounts: Vec::new(),
+            rules: Default::default(),
         }
     }
 
@@ -307,6 +315,7 @@ mod tests {
             ack_until: None,
             resolved_at: None,
             resolved_by: None,
+            mail_held: false,
         }
     }
 
@@ -392,7 +401,11 @@ mod tests {
             "「はい、秘密キーをエクスポートします」",
             ".pfx",
             "USBメモリ",
-            "午前4時",
+            "AM4:00",
+            "「次へ」",
+            "「証明書のプライバシーを有効にする」",
+            "「正しくエクスポートされました。」",
+            "「1357」",
         ] {
             assert!(text.contains(quote), "missing {quote}");
         }

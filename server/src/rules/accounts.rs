@@ -3,13 +3,14 @@
 //! are recorded for audit, never alerted on.
 
 use std::collections::HashMap;
+use std::mem::Discriminant;
 
 use chrono::{DateTime, Utc};
-use onshi_shared::{AccountChange, AccountRole, AgentPolicy, EventKind, Snapshot};
+use onshi_shared::{AccountChange, AccountRole, EventKind, Snapshot};
 
-use super::{EVENT_WINDOW, Finding, PASSWORD_WARNING, RuleInput, finding};
+use super::{AccountBaseline, ClinicPolicy, Finding, RuleInput, Thresholds, finding};
 use crate::domain::{RuleKey, Severity};
-use crate::jst::time_ja;
+use crate::jst::{duration_ja, time_ja};
 
 /// What stops working when a protected account changes (vendor notes, in our own words).
 pub fn consequence_ja(role: AccountRole) -> &'static str {
@@ -27,13 +28,22 @@ pub fn consequence_ja(role: AccountRole) -> &'static str {
     }
 }
 
-/// Per protected role: (changes seen, occurrence parts).
-type RoleChanges = HashMap<AccountRole, (Vec<String>, Vec<String>)>;
+/// Per protected role: (each kind of change seen with its wording, occurrence parts).
+type RoleChanges = HashMap<AccountRole, (Vec<(Discriminant<AccountChange>, String)>, Vec<String>)>;
 
-fn push_protected(found: &mut RoleChanges, role: AccountRole, what: String, occurrence: String) {
+/// Records a change to a protected role; the same kind of change seen twice (in the snapshot
+/// and as an event) is worded once.
+fn push_protected(
+    found: &mut RoleChanges,
+    role: AccountRole,
+    change: &AccountChange,
+    what: String,
+    occurrence: String,
+) {
     let entry = found.entry(role).or_default();
-    if !entry.0.contains(&what) {
-        entry.0.push(what);
+    let kind = std::mem::discriminant(change);
+    if !entry.0.iter().any(|(k, _)| *k == kind) {
+        entry.0.push((kind, what));
     }
     entry.1.push(occurrence);
 }
@@ -46,122 +56,175 @@ fn emit_protected(found: RoleChanges, out: &mut Vec<Finding>) {
             continue;
         };
         occurrences.sort();
+        let whats: Vec<&str> = whats.iter().map(|(_, w)| w.as_str()).collect();
         out.push(finding(
             rule,
             Severity::Critical,
-            format!(
-                "{}: {}。{}",
-                role.label_ja(),
-                whats.join("、"),
-                consequence_ja(role)
-            ),
+            // The title names the role already.
+            format!("{}。{}", whats.join("、"), consequence_ja(role)),
             occurrences.join(","),
         ));
     }
 }
 
+/// The protected accounts, from the latest snapshot and the change events since the
+/// baseline: one finding per role.
 pub(super) fn accounts(
-    s: &Snapshot,
-    policy: &AgentPolicy,
+    t: &RuleInput,
+    baseline: Option<&AccountBaseline>,
+    policy: &ClinicPolicy,
     now: DateTime<Utc>,
     out: &mut Vec<Finding>,
 ) {
     let mut found = RoleChanges::new();
-    for a in s.accounts.accounts.iter().filter(|a| a.role.is_protected()) {
-        let expected = policy.accounts.iter().find(|p| p.role == a.role);
-        if !a.exists {
-            push_protected(
-                &mut found,
-                a.role,
-                format!("{} が見つかりません (削除)", a.name),
-                "deleted".into(),
-            );
-        } else if let Some(p) = expected.filter(|p| p.name != a.name) {
-            push_protected(
-                &mut found,
-                a.role,
-                AccountChange::Renamed {
-                    from: p.name.clone(),
-                    to: a.name.clone(),
-                }
-                .label_ja(),
-                format!("renamed:{}", a.name),
-            );
-        }
-        if a.exists && a.enabled == Some(false) {
-            push_protected(
-                &mut found,
-                a.role,
-                AccountChange::Disabled.label_ja(),
-                "disabled".into(),
-            );
-        }
-        if a.exists && a.locked == Some(true) {
-            push_protected(
-                &mut found,
-                a.role,
-                AccountChange::Locked.label_ja(),
-                "locked".into(),
-            );
-        }
-        if let Some(c) = &a.last_change
-            && now - c.at <= EVENT_WINDOW
-            && matches!(c.event_id, 4723 | 4724)
-        {
-            push_protected(
-                &mut found,
-                a.role,
-                AccountChange::PasswordChanged.label_ja(),
-                format!("log:{}", c.at.timestamp()),
-            );
-        }
-        if a.role == AccountRole::Windows
-            && let Some(expires) = a.password_expires
-        {
-            if expires <= now {
-                out.push(finding(
-                    RuleKey::WindowsPasswordExpiry,
-                    Severity::Critical,
-                    "Windowsアカウントのパスワードの有効期限が切れています。デスクトップ画面が表示されなくなります".into(),
-                    "expired",
-                ));
-            } else if expires - now <= PASSWORD_WARNING {
-                out.push(finding(
-                    RuleKey::WindowsPasswordExpiry,
-                    Severity::Warning,
-                    format!(
-                        "Windowsアカウントのパスワードの有効期限 ({}) まであと {} 日です",
-                        time_ja(expires),
-                        (expires - now).num_days()
-                    ),
-                    "expiring",
-                ));
-            }
-        }
+    if let Some(s) = &t.snapshot {
+        snapshot_accounts(s, t, baseline, policy, now, &mut found, out);
+    }
+    if let Some(baseline) = baseline {
+        account_events(t, baseline, &policy.thresholds, now, &mut found);
     }
     emit_protected(found, out);
 }
 
-pub(super) fn account_events(t: &RuleInput, now: DateTime<Utc>, out: &mut Vec<Finding>) {
-    let mut found = RoleChanges::new();
-    for e in t.events.iter().filter(|e| now - e.at <= EVENT_WINDOW) {
+fn snapshot_accounts(
+    s: &Snapshot,
+    t: &RuleInput,
+    baseline: Option<&AccountBaseline>,
+    policy: &ClinicPolicy,
+    now: DateTime<Utc>,
+    found: &mut RoleChanges,
+    out: &mut Vec<Finding>,
+) {
+    let th = &policy.thresholds;
+    let mut unconfirmed: Vec<String> = Vec::new();
+    for a in s.accounts.accounts.iter().filter(|a| a.role.is_protected()) {
+        let expected = policy.expected_name(t, a.role);
+        let matched = a.exists && expected.is_none_or(|name| name == a.name);
+        if matched && a.role == AccountRole::Windows {
+            password_expiry(a.password_expires, th, now, out);
+        }
+        // Without a baseline for the names it is given (the agent has not applied them yet)
+        // the terminal's accounts say nothing about changes.
+        let Some(baseline) = baseline else {
+            continue;
+        };
+        if baseline.unconfirmed(a.role) {
+            if !matched {
+                let name = expected.unwrap_or(&a.name);
+                unconfirmed.push(format!("{}「{name}」", a.role.label_ja()));
+            }
+            // Found since under its name: its state counts from here; not found: the desk's.
+            if !matched {
+                continue;
+            }
+        }
+        if !a.exists {
+            push_protected(
+                found,
+                a.role,
+                &AccountChange::Deleted,
+                format!("削除 (「{}」が見つかりません)", a.name),
+                "deleted".into(),
+            );
+        } else if let Some(name) = expected.filter(|&name| name != a.name) {
+            let change = AccountChange::Renamed {
+                from: name.to_string(),
+                to: a.name.clone(),
+            };
+            let what = change.label_ja();
+            push_protected(found, a.role, &change, what, format!("renamed:{}", a.name));
+        }
+        for (on, change, occurrence) in [
+            (
+                a.enabled == Some(false),
+                AccountChange::Disabled,
+                "disabled",
+            ),
+            (a.locked == Some(true), AccountChange::Locked, "locked"),
+        ] {
+            if a.exists && on {
+                let what = change.label_ja();
+                push_protected(found, a.role, &change, what, occurrence.into());
+            }
+        }
+        if let Some(c) = &a.last_change
+            && c.at > baseline.taken_at
+            && now - c.at <= th.event_window
+            && matches!(c.event_id, 4723 | 4724)
+        {
+            let change = AccountChange::PasswordChanged;
+            let what = change.label_ja();
+            push_protected(
+                found,
+                a.role,
+                &change,
+                what,
+                format!("log:{}", c.at.timestamp()),
+            );
+        }
+    }
+    if !unconfirmed.is_empty() {
+        out.push(finding(
+            RuleKey::AccountsUnconfirmed,
+            Severity::Warning,
+            format!(
+                "設定確認が必要: 登録時にこの名前の保護アカウントが見つかりませんでした ({})。\
+                 端末の画面で実際のアカウント名を確認して登録してください。確認するまで、\
+                 このアカウントについて医療機関へのメールは送られません。",
+                unconfirmed.join("、")
+            ),
+            unconfirmed.join(","),
+        ));
+    }
+}
+
+fn password_expiry(
+    expires: Option<DateTime<Utc>>,
+    th: &Thresholds,
+    now: DateTime<Utc>,
+    out: &mut Vec<Finding>,
+) {
+    let Some(expires) = expires else { return };
+    if expires <= now {
+        out.push(finding(
+            RuleKey::WindowsPasswordExpiry,
+            Severity::Critical,
+            "Windowsアカウントのパスワードの有効期限が切れています。デスクトップ画面が表示されなくなります".into(),
+            "expired",
+        ));
+    } else if expires - now <= th.password_warning {
+        out.push(finding(
+            RuleKey::WindowsPasswordExpiry,
+            Severity::Warning,
+            format!(
+                "Windowsアカウントのパスワードの有効期限 ({}) まであと{}です",
+                time_ja(expires),
+                duration_ja(expires - now)
+            ),
+            "expiring",
+        ));
+    }
+}
+
+/// Changes since the baseline (those before it are history).
+fn account_events(
+    t: &RuleInput,
+    baseline: &AccountBaseline,
+    th: &Thresholds,
+    now: DateTime<Utc>,
+    found: &mut RoleChanges,
+) {
+    for e in t
+        .events
+        .iter()
+        .filter(|e| e.at > baseline.taken_at && now - e.at <= th.event_window)
+    {
         if let EventKind::AccountChanged { role, change, .. } = &e.kind
             && role.is_protected()
             && change.breaks_protected()
+            && !baseline.unconfirmed(*role)
         {
-            push_protected(&mut found, *role, change.label_ja(), e.id.to_string());
-        }
-    }
-    // The snapshot may already have fired the same role: merge into one finding per rule.
-    let mut extra = Vec::new();
-    emit_protected(found, &mut extra);
-    for f in extra {
-        match out.iter_mut().find(|o| o.rule == f.rule) {
-            Some(o) => {
-                o.detail = format!("{} / {}", o.detail, f.detail);
-                o.occurrence = format!("{},{}", o.occurrence, f.occurrence);
-            }
-            None => out.push(f),
+            push_protected(found, *role, change, change.label_ja(), e.id.to_string());
         }
     }
 }
@@ -169,7 +232,7 @@ pub(super) fn account_events(t: &RuleInput, now: DateTime<Utc>, out: &mut Vec<Fi
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::{EVENT_WINDOW, audit_entries, evaluate};
+    use super::super::{Thresholds, audit_entries, evaluate};
     use crate::domain::{RuleKey, Severity};
     use chrono::{DateTime, Duration, Utc};
     use onshi_shared::{AccountChange, AccountRole, Event, EventKind, Snapshot};
@@ -312,7 +375,8 @@ mod tests {
                 }
             }
             // After the event window the alert may resolve.
-            let later = evaluate(&t, &policy(), now + EVENT_WINDOW + Duration::hours(2));
+            let window = Thresholds::default().event_window;
+            let later = evaluate(&t, &policy(), now + window + Duration::hours(2));
             assert!(
                 later.iter().all(|f| RuleKey::protected_account(
                     onshi_shared::AccountRole::Windows
@@ -324,5 +388,153 @@ mod tests {
                 "{role:?}"
             );
         }
+    }
+
+    use super::super::{AccountRecord, ClinicPolicy, account_baseline};
+    use onshi_shared::{AccountSpec, accounts_key};
+
+    fn no_baseline(s: Snapshot) -> super::super::RuleInput {
+        let mut t = state(s);
+        t.accounts = AccountRecord::default();
+        t
+    }
+
+    fn critical(t: &super::super::RuleInput, p: &ClinicPolicy, now: DateTime<Utc>) -> usize {
+        evaluate(t, p, now)
+            .iter()
+            .filter(|f| f.severity == Severity::Critical)
+            .count()
+    }
+
+    #[test]
+    fn names_missing_at_enrollment_are_the_desks_to_confirm_not_a_clinic_critical() {
+        let now = healthy().collected_at;
+        // The installer named the face-authentication account otherwise: the agent does not find it.
+        let mut s = healthy();
+        s.accounts.accounts[1].exists = false;
+        s.accounts.policy_key = accounts_key(&agent_policy().accounts);
+        let t = no_baseline(s);
+        let (baseline, write) = account_baseline(&t, &policy());
+        let b = baseline.unwrap();
+        assert_eq!(
+            (b.taken_at, b.missing.clone(), b.confirmed),
+            (t.collected_at, vec![AccountRole::FaceAuth], false)
+        );
+        assert_eq!(write.unwrap().missing, vec![AccountRole::FaceAuth]);
+        let f = evaluate(&t, &policy(), now);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].rule, f[0].severity),
+            (RuleKey::AccountsUnconfirmed, Severity::Warning)
+        );
+        assert!(f[0].rule.desk_only());
+        assert!(f[0].detail.contains("設定確認が必要"), "{}", f[0].detail);
+        // The enrollment's own change events are history, not changes.
+        let mut t = t;
+        t.events.push(account_event(
+            t.collected_at,
+            AccountRole::Windows,
+            AccountChange::PasswordChanged,
+        ));
+        assert_eq!(critical(&t, &policy(), now), 0);
+
+        // Stored, not confirmed: still the desk's. Confirmed by staff: missing is missing.
+        let mut stored = t.clone();
+        stored.events.clear();
+        stored.accounts = AccountRecord {
+            baseline_key: Some(accounts_key(&agent_policy().accounts)),
+            baseline_at: Some(now - Duration::hours(2)),
+            baseline_missing: vec![AccountRole::FaceAuth],
+            confirmed: false,
+            confirmed_key: None,
+        };
+        assert_eq!(
+            account_baseline(&stored, &policy()).1,
+            None,
+            "nothing to write"
+        );
+        assert_eq!(critical(&stored, &policy(), now), 0);
+        stored.accounts.confirmed = true;
+        let f = evaluate(&stored, &policy(), now);
+        assert_eq!(
+            f.iter().map(|f| (f.rule, f.severity)).collect::<Vec<_>>(),
+            vec![(RuleKey::ProtectedAccountFaceAuth, Severity::Critical)]
+        );
+        // Confirmed for other names than the terminal has now: the desk's again.
+        stored.accounts.confirmed_key = Some(12345);
+        assert_eq!(critical(&stored, &policy(), now), 0);
+    }
+
+    #[test]
+    fn a_change_after_the_baseline_alerts_once_per_role() {
+        let now = healthy().collected_at;
+        let mut t = state(healthy());
+        let taken = t.accounts.baseline_at.unwrap();
+        t.events.push(account_event(
+            taken - Duration::minutes(1),
+            AccountRole::Windows,
+            AccountChange::Deleted,
+        ));
+        assert_eq!(evaluate(&t, &policy(), now), vec![], "before the baseline");
+        // Deleted: the snapshot shows it gone and the event says so; one finding, worded once.
+        let mut s = healthy();
+        s.accounts.accounts[0].exists = false;
+        let mut t = state(s);
+        t.events.push(account_event(
+            now - Duration::minutes(5),
+            AccountRole::Windows,
+            AccountChange::Deleted,
+        ));
+        let f = evaluate(&t, &policy(), now);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].rule, RuleKey::ProtectedAccountWindows);
+        assert_eq!(f[0].detail.matches("削除").count(), 1, "{}", f[0].detail);
+        assert!(
+            !f[0].detail.starts_with("Windowsアカウント"),
+            "the title names the role"
+        );
+    }
+
+    #[test]
+    fn the_names_a_terminal_is_given_decide_and_an_agent_behind_them_is_waited_for() {
+        let now = healthy().collected_at;
+        let mut s = healthy();
+        s.accounts.accounts[0].name = "受付".into();
+        // The clinic's names say 受付: no rename.
+        let mut p = policy();
+        let merged = AccountSpec::merged(
+            &p.accounts,
+            &[AccountSpec {
+                role: AccountRole::Windows,
+                name: "受付".into(),
+            }],
+        );
+        p.accounts_key = accounts_key(&merged);
+        p.accounts = std::sync::Arc::new(merged.clone());
+        s.accounts.policy_key = accounts_key(&merged);
+        let mut t = no_baseline(s.clone());
+        assert_eq!(evaluate(&t, &p, now), vec![]);
+        // The agent still looks for the old names: no baseline yet, nothing said.
+        t.snapshot = Some(std::sync::Arc::new({
+            let mut old = s.clone();
+            old.accounts.policy_key = accounts_key(&agent_policy().accounts);
+            old
+        }));
+        assert_eq!(account_baseline(&t, &p), (None, None));
+        assert_eq!(evaluate(&t, &p, now), vec![]);
+        // A terminal's own name wins over its clinic's.
+        let mut t = no_baseline(s.clone());
+        t.own_accounts = Some(std::sync::Arc::new(vec![AccountSpec {
+            role: AccountRole::Windows,
+            name: "受付2".into(),
+        }]));
+        assert_eq!(p.expected_name(&t, AccountRole::Windows), Some("受付2"));
+        assert_ne!(p.accounts_key_of(&t), p.accounts_key);
+        // A baseline from before keys is adopted for the names the terminal has now.
+        let mut legacy = state(healthy());
+        legacy.accounts.baseline_key = None;
+        let (b, write) = account_baseline(&legacy, &policy());
+        assert_eq!(b.unwrap().taken_at, legacy.accounts.baseline_at.unwrap());
+        assert_eq!(write.unwrap().key, accounts_key(&agent_policy().accounts));
     }
 }

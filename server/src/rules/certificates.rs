@@ -4,11 +4,16 @@
 use chrono::{DateTime, Utc};
 use onshi_shared::{EventKind, Snapshot};
 
-use super::{BACKUP_GRACE, CERT_DAILY_FROM, CERT_STEPS, Finding, RuleInput, finding};
+use super::{Finding, RuleInput, Thresholds, finding};
 use crate::domain::{RuleKey, Severity};
 use crate::jst::time_ja;
 
-pub(super) fn certificates(s: &Snapshot, now: DateTime<Utc>, out: &mut Vec<Finding>) {
+pub(super) fn certificates(
+    s: &Snapshot,
+    th: &Thresholds,
+    now: DateTime<Utc>,
+    out: &mut Vec<Finding>,
+) {
     let Some(current) = s.certificates.current() else {
         // A store the agent could not read says nothing about the certificate.
         if !s.notes.iter().any(|n| n.area.starts_with("cert")) {
@@ -21,7 +26,7 @@ pub(super) fn certificates(s: &Snapshot, now: DateTime<Utc>, out: &mut Vec<Findi
         }
         return;
     };
-    if let Some((severity, step)) = expiry_step(current.not_after, now) {
+    if let Some((severity, step)) = expiry_step(current.not_after, now, th) {
         let detail = if current.not_after <= now {
             format!(
                 "電子証明書の有効期限 ({}) が切れています",
@@ -61,17 +66,21 @@ pub(super) fn certificates(s: &Snapshot, now: DateTime<Utc>, out: &mut Vec<Findi
     }
 }
 
-/// The expiry step a certificate is at: 90/60 days (info), 30/15 (warning), then one step per
-/// day from 7 days left (critical), and expired (critical).
-pub fn expiry_step(not_after: DateTime<Utc>, now: DateTime<Utc>) -> Option<(Severity, String)> {
+/// The expiry step a certificate is at: by default 90/60 days (info), 30/15 (warning), then one
+/// step per day from 7 days left (critical), and expired (critical).
+pub fn expiry_step(
+    not_after: DateTime<Utc>,
+    now: DateTime<Utc>,
+    th: &Thresholds,
+) -> Option<(Severity, String)> {
     if not_after <= now {
         return Some((Severity::Critical, "expired".into()));
     }
     let days = (not_after - now).num_days();
-    if days <= CERT_DAILY_FROM {
+    if days <= th.cert_daily_from {
         return Some((Severity::Critical, format!("{days}d")));
     }
-    let step = CERT_STEPS.iter().rev().find(|&&step| days <= step)?;
+    let step = th.cert_steps.iter().filter(|&&step| days <= step).min()?;
     let severity = if *step > 30 {
         Severity::Info
     } else {
@@ -96,20 +105,18 @@ fn cert_installed_at(s: &Snapshot, t: &RuleInput) -> Option<DateTime<Utc>> {
     Some(seen.unwrap_or(current.not_before))
 }
 
-pub(super) fn backup(s: &Snapshot, t: &RuleInput, now: DateTime<Utc>, out: &mut Vec<Finding>) {
-    backup_rule(s, cert_installed_at(s, t), now, out);
-}
-
-fn backup_rule(
+pub(super) fn backup(
     s: &Snapshot,
-    installed: Option<DateTime<Utc>>,
+    t: &RuleInput,
+    th: &Thresholds,
     now: DateTime<Utc>,
     out: &mut Vec<Finding>,
 ) {
-    let (Some(current), Some(installed)) = (s.certificates.current(), installed) else {
+    let (Some(current), Some(installed)) = (s.certificates.current(), cert_installed_at(s, t))
+    else {
         return;
     };
-    if now - installed < BACKUP_GRACE {
+    if now - installed < th.backup_grace {
         return;
     }
     match &s.certificates.backup {

@@ -1,11 +1,11 @@
 //! The terminals the rule tests start from.
 
 use chrono::{DateTime, Duration, Utc};
-use onshi_shared::{BackupState, Snapshot, sample};
+use onshi_shared::{BackupState, Snapshot, accounts_key, sample};
 pub use onshi_testkit::reports::agent_policy;
 use uuid::Uuid;
 
-use super::{ClinicPolicy, Finding, RuleInput, evaluate};
+use super::{AccountRecord, ClinicPolicy, Finding, RuleInput, evaluate};
 use crate::domain::{RuleKey, Severity};
 
 pub fn utc(s: &str) -> DateTime<Utc> {
@@ -29,6 +29,8 @@ pub fn healthy() -> Snapshot {
     s
 }
 
+/// A terminal enrolled a year ago whose accounts were found under their names then (a
+/// baseline for the fixture policy's names, a day old).
 pub fn state(s: Snapshot) -> RuleInput {
     RuleInput {
         terminal_id: Uuid::nil(),
@@ -36,8 +38,16 @@ pub fn state(s: Snapshot) -> RuleInput {
         enrolled_at: s.collected_at - Duration::days(365),
         last_seen: Some(s.collected_at),
         collected_at: s.collected_at,
+        accounts: AccountRecord {
+            baseline_key: Some(accounts_key(&agent_policy().accounts)),
+            baseline_at: Some(s.collected_at - Duration::days(1)),
+            baseline_missing: Vec::new(),
+            confirmed: false,
+            confirmed_key: None,
+        },
         snapshot: Some(std::sync::Arc::new(s)),
         events: vec![],
+        own_accounts: None,
     }
 }
 

@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use onshi_shared::{AgentPolicy, Event, EventKind, Snapshot};
+use onshi_shared::{
+    AccountRole, AccountSpec, AgentPolicy, Event, EventKind, Snapshot, accounts_key,
+};
 use uuid::Uuid;
 
 pub use accounts::consequence_ja;
@@ -63,8 +65,117 @@ pub struct RuleInput {
     pub snapshot: Option<Arc<Snapshot>>,
     /// When the agent collected that snapshot (the epoch without one).
     pub collected_at: DateTime<Utc>,
-    /// Change events from the last [`EVENT_WINDOW`] (older ones may be left out), oldest first.
+    /// Change events from the last [`Thresholds::event_window`] (older ones may be left out),
+    /// oldest first.
     pub events: Vec<Event>,
+    /// The account names this terminal is given over its clinic's, for the roles staff set
+    /// on the terminal page.
+    pub own_accounts: Option<Arc<Vec<AccountSpec>>>,
+    /// The terminal's stored account baseline and confirmation.
+    pub accounts: AccountRecord,
+}
+
+/// What the store keeps about a terminal's protected accounts (see [`account_baseline`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// The key of the names the baseline was taken for; `None` with a time: a baseline from
+    /// before keys, which stands for the names the terminal has now.
+    pub baseline_key: Option<u64>,
+    pub baseline_at: Option<DateTime<Utc>>,
+    pub baseline_missing: Vec<AccountRole>,
+    /// Staff confirmed the names; `confirmed_key` is the key of those names (`None`: the
+    /// names of the next baseline).
+    pub confirmed: bool,
+    pub confirmed_key: Option<u64>,
+}
+
+/// A baseline to store for a terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineWrite {
+    pub terminal_id: Uuid,
+    pub key: u64,
+    pub taken_at: DateTime<Utc>,
+    pub missing: Vec<AccountRole>,
+}
+
+/// What the terminal's protected accounts looked like when it was first seen with the names it
+/// is given: a role missing then is the desk's to confirm, not a change to alert about; a
+/// change after it alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountBaseline {
+    /// The collection time of the snapshot the baseline was taken from: protected-account
+    /// events at or before it are history, not changes.
+    pub taken_at: DateTime<Utc>,
+    /// Protected roles whose account was not found then.
+    pub missing: Vec<AccountRole>,
+    /// Staff confirmed the names on the terminal page: what is missing is missing.
+    pub confirmed: bool,
+}
+
+/// The baseline that stands for the names the terminal is given now, and what to store when it
+/// is new: the stored one when it was taken for these names (a baseline from before keys is
+/// adopted for them), else one from the latest snapshot once the agent looked for these names
+/// (an agent too old to say which names it looked for is taken at its word). `None` while the
+/// agent has not yet applied the names.
+pub fn account_baseline(
+    t: &RuleInput,
+    policy: &ClinicPolicy,
+) -> (Option<AccountBaseline>, Option<BaselineWrite>) {
+    let key = policy.accounts_key_of(t);
+    let r = &t.accounts;
+    let confirmed = r.confirmed && r.confirmed_key.is_none_or(|k| k == key);
+    let stored = |taken_at| AccountBaseline {
+        taken_at,
+        missing: r.baseline_missing.clone(),
+        confirmed,
+    };
+    match (r.baseline_at, r.baseline_key) {
+        (Some(at), Some(k)) if k == key => return (Some(stored(at)), None),
+        (Some(at), None) => {
+            let write = BaselineWrite {
+                terminal_id: t.terminal_id,
+                key,
+                taken_at: at,
+                missing: r.baseline_missing.clone(),
+            };
+            return (Some(stored(at)), Some(write));
+        }
+        _ => {}
+    }
+    let Some(s) = &t.snapshot else {
+        return (None, None);
+    };
+    if s.accounts.policy_key != 0 && s.accounts.policy_key != key {
+        return (None, None);
+    }
+    let missing: Vec<AccountRole> = s
+        .accounts
+        .accounts
+        .iter()
+        .filter(|a| a.role.is_protected())
+        .filter(|a| !(a.exists && policy.expected_name(t, a.role).is_none_or(|n| n == a.name)))
+        .map(|a| a.role)
+        .collect();
+    let baseline = AccountBaseline {
+        taken_at: t.collected_at,
+        missing: missing.clone(),
+        confirmed,
+    };
+    let write = BaselineWrite {
+        terminal_id: t.terminal_id,
+        key,
+        taken_at: t.collected_at,
+        missing,
+    };
+    (Some(baseline), Some(write))
+}
+
+impl AccountBaseline {
+    /// A role the terminal did not have under its name at the baseline, not yet confirmed by
+    /// staff: the desk's to check, not the clinic's to be told about.
+    pub fn unconfirmed(&self, role: AccountRole) -> bool {
+        !self.confirmed && self.missing.contains(&role)
+    }
 }
 
 /// Drops what no rule, summary or fleet count reads from a snapshot the evaluator keeps between
@@ -101,54 +212,130 @@ pub fn slim_for_rules(s: &mut Snapshot) {
 /// Everything about a terminal's clinic and fleet the rules need.
 #[derive(Debug, Clone)]
 pub struct ClinicPolicy {
-    /// The accounts the terminal must have (by role) and the report interval.
+    /// The report interval and the server's account names (the clinic's are in `accounts`).
     pub agent: Arc<AgentPolicy>,
+    /// The account names the clinic's terminals are given (the server's, with the clinic's
+    /// over them), and their [`accounts_key`].
+    pub accounts: Arc<Vec<AccountSpec>>,
+    pub accounts_key: u64,
     pub hours: BusinessHours,
     /// Watched app name → expected version.
     pub expected_versions: Arc<HashMap<String, ExpectedVersion>>,
     /// A terminal is offline after this many missed intervals within business hours.
     pub offline_after_intervals: u32,
+    /// The thresholds, the clinic's over the server's.
+    pub thresholds: Arc<Thresholds>,
+    /// A pending file rename alone counts as a pending reboot.
+    pub file_rename_counts: bool,
 }
 
 impl ClinicPolicy {
     pub fn new(agent: AgentPolicy) -> Self {
         ClinicPolicy {
+            accounts_key: accounts_key(&agent.accounts),
+            accounts: Arc::new(agent.accounts.clone()),
             agent: Arc::new(agent),
             hours: BusinessHours::default(),
             expected_versions: Arc::new(HashMap::new()),
             offline_after_intervals: 3,
+            thresholds: Arc::new(Thresholds::default()),
+            file_rename_counts: false,
+        }
+    }
+
+    /// The name the given terminal's account of `role` has: the terminal's own, else the
+    /// clinic's.
+    pub fn expected_name<'a>(&'a self, t: &'a RuleInput, role: AccountRole) -> Option<&'a str> {
+        let find = |list: &'a [AccountSpec]| {
+            list.iter()
+                .find(|a| a.role == role)
+                .map(|a| a.name.as_str())
+        };
+        t.own_accounts
+            .as_deref()
+            .and_then(|own| find(own))
+            .or_else(|| find(&self.accounts))
+    }
+
+    /// The names the terminal is given, all roles (what its agent's policy carries).
+    pub fn accounts_for(&self, own: Option<&[AccountSpec]>) -> Vec<AccountSpec> {
+        match own {
+            Some(own) => AccountSpec::merged(&self.accounts, own),
+            None => self.accounts.to_vec(),
+        }
+    }
+
+    /// The [`accounts_key`] of the names the terminal is given.
+    pub fn accounts_key_of(&self, t: &RuleInput) -> u64 {
+        match t.own_accounts.as_deref() {
+            Some(own) => accounts_key(&self.accounts_for(Some(own))),
+            None => self.accounts_key,
         }
     }
 }
 
-pub const RESTART_WARNING: Duration = Duration::hours(26);
-pub const RESTART_CRITICAL: Duration = Duration::hours(72);
-pub const UPDATE_GRACE: Duration = Duration::hours(24);
-pub const PENDING_REBOOT_GRACE: Duration = Duration::hours(24);
-/// Days left at which an expiry notice goes out once each; from [`CERT_DAILY_FROM`] daily.
-pub const CERT_STEPS: [i64; 4] = [90, 60, 30, 15];
-pub const CERT_DAILY_FROM: i64 = 7;
-pub const BACKUP_GRACE: Duration = Duration::days(7);
-pub const PASSWORD_WARNING: Duration = Duration::days(14);
-/// How long a change event keeps its alert open unless staff resolve it.
-pub const EVENT_WINDOW: Duration = Duration::days(7);
-pub const OFFLINE_CRITICAL: Duration = Duration::days(3);
+/// Every threshold of the rules (DESIGN §5's values by default; `[rules]` in the settings,
+/// some per clinic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thresholds {
+    pub restart_warning: Duration,
+    pub restart_critical: Duration,
+    pub update_grace: Duration,
+    pub pending_reboot_grace: Duration,
+    /// Days left at which an expiry notice goes out once each (above 30 days: information).
+    pub cert_steps: Vec<i64>,
+    /// From this many days left, a critical notice every day.
+    pub cert_daily_from: i64,
+    pub backup_grace: Duration,
+    pub password_warning: Duration,
+    /// How long a change event keeps its alert open unless staff resolve it.
+    pub event_window: Duration,
+    pub offline_critical: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            restart_warning: Duration::hours(26),
+            restart_critical: Duration::hours(72),
+            update_grace: Duration::hours(24),
+            pending_reboot_grace: Duration::hours(24),
+            cert_steps: vec![90, 60, 30, 15],
+            cert_daily_from: 7,
+            backup_grace: Duration::days(7),
+            password_warning: Duration::days(14),
+            event_window: Duration::days(7),
+            offline_critical: Duration::days(3),
+        }
+    }
+}
 
 /// Every rule of DESIGN §5 for one terminal at `now`.
 pub fn evaluate(t: &RuleInput, policy: &ClinicPolicy, now: DateTime<Utc>) -> Vec<Finding> {
+    let (baseline, _) = account_baseline(t, policy);
+    evaluate_with(t, baseline.as_ref(), policy, now)
+}
+
+/// [`evaluate`] with the account baseline already resolved.
+pub fn evaluate_with(
+    t: &RuleInput,
+    baseline: Option<&AccountBaseline>,
+    policy: &ClinicPolicy,
+    now: DateTime<Utc>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
+    let th = &policy.thresholds;
     offline::offline(t, policy, now, &mut out);
     if let Some(s) = &t.snapshot {
-        restart::restart(s, t.collected_at, &mut out);
-        apps::pending_reboot(s, now, &mut out);
-        certificates::certificates(s, now, &mut out);
-        accounts::accounts(s, &policy.agent, now, &mut out);
+        restart::restart(s, t.collected_at, th, &mut out);
+        apps::pending_reboot(s, policy, now, &mut out);
+        certificates::certificates(s, th, now, &mut out);
         network::probes(s, &mut out);
         apps::updates_behind(s, policy, now, &mut out);
-        certificates::backup(s, t, now, &mut out);
+        certificates::backup(s, t, th, now, &mut out);
     }
-    accounts::account_events(t, now, &mut out);
-    network::network_events(t, now, &mut out);
+    accounts::accounts(t, baseline, policy, now, &mut out);
+    network::network_events(t, th, now, &mut out);
     out
 }
 

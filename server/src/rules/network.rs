@@ -3,24 +3,33 @@
 use chrono::{DateTime, Utc};
 use onshi_shared::{Event, EventKind, Snapshot};
 
-use super::{EVENT_WINDOW, Finding, RuleInput, finding};
+use super::{Finding, RuleInput, Thresholds, finding};
 use crate::domain::{RuleKey, Severity};
+use crate::wording::network_change_ja;
 
-pub(super) fn network_events(t: &RuleInput, now: DateTime<Utc>, out: &mut Vec<Finding>) {
+pub(super) fn network_events(
+    t: &RuleInput,
+    th: &Thresholds,
+    now: DateTime<Utc>,
+    out: &mut Vec<Finding>,
+) {
     let recent: Vec<(&Event, &Vec<String>)> = t
         .events
         .iter()
-        .filter(|e| now - e.at <= EVENT_WINDOW)
+        .filter(|e| now - e.at <= th.event_window)
         .filter_map(|e| match &e.kind {
             EventKind::NetworkChanged { changes, .. } => Some((e, changes)),
             _ => None,
         })
         .collect();
     if let Some((last, _)) = recent.last() {
-        let changes: Vec<&str> = recent
-            .iter()
-            .flat_map(|(_, c)| c.iter().map(String::as_str))
-            .collect();
+        let mut changes: Vec<String> = Vec::new();
+        for change in recent.iter().flat_map(|(_, c)| c.iter()) {
+            let ja = network_change_ja(change);
+            if !changes.contains(&ja) {
+                changes.push(ja);
+            }
+        }
         out.push(finding(
             RuleKey::NetworkChanged,
             Severity::Warning,
@@ -43,7 +52,7 @@ pub(super) fn probes(s: &Snapshot, out: &mut Vec<Finding>) {
         out.push(finding(
             RuleKey::ProbeUnreachable,
             Severity::Critical,
-            format!("接続先に到達できません: {}", down.join(", ")),
+            format!("接続先に到達できません: {}", down.join("、")),
             down.join(","),
         ));
     }
@@ -51,7 +60,7 @@ pub(super) fn probes(s: &Snapshot, out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::EVENT_WINDOW;
+    use super::super::Thresholds;
     use super::super::fixtures::*;
     use crate::domain::{RuleKey, Severity};
     use chrono::Duration;
@@ -75,8 +84,12 @@ mod tests {
             (f.severity, f.occurrence.clone()),
             (Severity::Warning, e1.id.to_string())
         );
-        assert!(f.detail.contains("192.168.20.1"));
-        assert_eq!(only(&t, now + EVENT_WINDOW, RuleKey::NetworkChanged), None);
+        assert_eq!(
+            f.detail,
+            "ネットワーク構成の変更: デフォルトゲートウェイ 192.168.10.1 → 192.168.20.1"
+        );
+        let window = Thresholds::default().event_window;
+        assert_eq!(only(&t, now + window, RuleKey::NetworkChanged), None);
 
         let mut s = healthy();
         s.network.probes = vec![

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{ClinicPolicy, Finding, OFFLINE_CRITICAL, RuleInput, finding};
+use super::{ClinicPolicy, Finding, RuleInput, finding};
 use crate::domain::{RuleKey, Severity};
-use crate::jst::time_ja;
+use crate::jst::{duration_ja, time_ja};
 
 pub(super) fn offline(
     t: &RuleInput,
@@ -14,14 +14,14 @@ pub(super) fn offline(
     out: &mut Vec<Finding>,
 ) {
     let since = t.last_seen.unwrap_or(t.enrolled_at);
-    if now - since >= OFFLINE_CRITICAL {
+    if now - since >= policy.thresholds.offline_critical {
         out.push(finding(
             RuleKey::Offline,
             Severity::Critical,
             format!(
-                "{} から報告がありません ({} 日以上)",
+                "{} から報告がありません ({})",
                 time_ja(since),
-                (now - since).num_days()
+                duration_ja(now - since)
             ),
             "3d",
         ));
@@ -35,7 +35,10 @@ pub(super) fn offline(
         out.push(finding(
             RuleKey::Offline,
             Severity::Warning,
-            format!("診療時間中に {} から報告がありません", time_ja(since)),
+            format!(
+                "診療時間中に報告がありません (最後の報告: {})",
+                time_ja(since)
+            ),
             "hours",
         ));
     }

@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use onshi_shared::{Snapshot, StartKind};
 
-use super::{Finding, RESTART_CRITICAL, RESTART_WARNING, finding};
+use super::{Finding, Thresholds, finding};
 use crate::domain::{RuleKey, Severity};
+use crate::jst::duration_ja;
 
 /// The last start that installs updates. A fast-startup power-on counts (the app updates run);
 /// a resume from hibernation does not, so then only the last full boot counts.
@@ -18,12 +19,16 @@ fn counting_start(s: &Snapshot) -> DateTime<Utc> {
 
 /// Measured at the last report, not at `now`: a terminal switched off since then may well have
 /// been restarted, and the offline rule speaks for it.
-pub(super) fn restart(s: &Snapshot, collected_at: DateTime<Utc>, out: &mut Vec<Finding>) {
+pub(super) fn restart(
+    s: &Snapshot,
+    collected_at: DateTime<Utc>,
+    th: &Thresholds,
+    out: &mut Vec<Finding>,
+) {
     let since = collected_at - counting_start(s);
-    let hours = since.num_hours();
-    let severity = if since > RESTART_CRITICAL {
+    let severity = if since > th.restart_critical {
         Severity::Critical
-    } else if since > RESTART_WARNING {
+    } else if since > th.restart_warning {
         Severity::Warning
     } else {
         return;
@@ -31,7 +36,10 @@ pub(super) fn restart(s: &Snapshot, collected_at: DateTime<Utc>, out: &mut Vec<F
     out.push(finding(
         RuleKey::NoDailyRestart,
         severity,
-        format!("最後の起動から {hours} 時間、再起動されていません"),
+        format!(
+            "最後の起動から {}、再起動されていません",
+            duration_ja(since)
+        ),
         severity.as_str(),
     ));
 }

@@ -2,7 +2,7 @@
 //! history, silences, expected versions and the mail outbox.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::StoreResult;
@@ -10,7 +10,7 @@ use crate::domain::{
     Alert, AlertAction, ClinicSettings, ExpectedVersionRow, HistoryEntry, NewMail, OutboxCounts,
     OutboxMail, Silence,
 };
-use crate::rules::{AuditEntry, RuleInput};
+use crate::rules::{AuditEntry, BaselineWrite, RuleInput};
 
 /// One alert write from the evaluator: the whole new row, the history action and the mails it
 /// causes, stored in one transaction.
@@ -48,9 +48,11 @@ pub type SnapshotCache = std::sync::Mutex<
 
 #[async_trait]
 pub trait AlertStore: Send + Sync {
-    async fn clinic_settings(&self) -> StoreResult<Vec<ClinicSettings>>;
-    /// Active (not revoked) terminals with their latest report and the change events since
-    /// `events_since`. Snapshot bodies come from `cache` when their hash is unchanged; the
+    /// Every clinic with its calendar (closures ending on or after `closures_from`), rule
+    /// settings and account names.
+    async fn clinic_settings(&self, closures_from: NaiveDate) -> StoreResult<Vec<ClinicSettings>>;
+    /// Active (not revoked) terminals with their latest report, their account names and
+    /// baseline, and the change events since `events_since`. Snapshot bodies come from `cache` when their hash is unchanged; the
     /// others are fetched, parsed and put in it.
     async fn rule_inputs(
         &self,
@@ -86,7 +88,10 @@ pub trait AlertStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     async fn alert_history(&self, id: i64) -> StoreResult<Vec<HistoryEntry>>;
-    async fn active_silences(&self, now: DateTime<Utc>) -> StoreResult<Vec<Silence>>;
+    /// Silences whose dates include `now` (a recurring one may be outside its daily window).
+    async fn silences_in_force(&self, now: DateTime<Utc>) -> StoreResult<Vec<Silence>>;
+    /// Stores account baselines the evaluator took.
+    async fn record_baselines(&self, baselines: &[BaselineWrite]) -> StoreResult<()>;
     /// Queues mails; a mail whose dedupe key is already stored is skipped. Returns how many were
     /// queued.
     async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize>;

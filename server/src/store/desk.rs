@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::StoreResult;
 use crate::domain::{
-    Alert, AuditRecord, AuditRow, ClinicDetail, Contact, OutboxRow, OverviewLine, OverviewState,
-    RuleKey, SessionUser, User,
+    Alert, AuditRecord, AuditRow, ClinicDetail, Contact, FleetTally, HandlingKind, Liveness,
+    OutboxRow, OverviewLine, RuleKey, SessionUser, SeverityFilter, Silence, User,
 };
 
 /// A session to store: only the hash of its id is kept.
@@ -26,7 +26,7 @@ pub struct NewSession {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FleetSort {
-    /// Worst state first, then most open alerts.
+    /// Worst open finding first, then most open alerts.
     #[default]
     State,
     Clinic,
@@ -67,7 +67,9 @@ impl FleetSort {
 pub struct FleetQuery {
     pub clinic_id: Option<i64>,
     pub prefecture: Option<String>,
-    pub state: Option<OverviewState>,
+    pub severity: Option<SeverityFilter>,
+    pub handling: Option<HandlingKind>,
+    pub liveness: Option<Liveness>,
     pub rule: Option<RuleKey>,
     /// Prefix of the hostname, the clinic name or the medical institution code.
     pub search: Option<String>,
@@ -98,6 +100,15 @@ pub struct TerminalDetail {
     pub last_seen: Option<DateTime<Utc>>,
     pub seq: Option<i64>,
     pub line: Option<OverviewLine>,
+}
+
+/// A terminal's account baseline and who confirmed its names, for the terminal page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalBaseline {
+    pub taken_at: Option<DateTime<Utc>>,
+    pub missing: Vec<onshi_shared::AccountRole>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub confirmed_by: Option<String>,
 }
 
 /// An alert with the names the desk reads it by.
@@ -181,10 +192,9 @@ pub trait DeskStore: Send + Sync {
         rows: &[OverviewLine],
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Terminals per state.
-    async fn state_counts(&self) -> StoreResult<Vec<(OverviewState, i64)>>;
-    /// Terminals with an unresolved alert, per rule.
-    async fn rule_counts(&self) -> StoreResult<Vec<(RuleKey, i64)>>;
+    /// Terminals per severity, handling and liveness, and with an unresolved alert per rule
+    /// (what the evaluator's tally holds, for a process that runs none).
+    async fn overview_counts(&self) -> StoreResult<FleetTally>;
     /// How many terminals match the filters (limit and offset ignored).
     async fn fleet_count(&self, q: &FleetQuery) -> StoreResult<i64>;
     /// One page of the overview.
@@ -220,4 +230,20 @@ pub trait DeskStore: Send + Sync {
     async fn contacts(&self, clinic_id: i64) -> StoreResult<Vec<Contact>>;
     async fn enrollment_codes(&self, clinic_id: i64) -> StoreResult<Vec<CodeRow>>;
     async fn outbox_rows(&self, clinic_id: Option<i64>, limit: i64) -> StoreResult<Vec<OutboxRow>>;
+    /// Silences not over at `now` (in force or to come), then those that ended since
+    /// `ended_since`, newest first.
+    async fn silences(
+        &self,
+        now: DateTime<Utc>,
+        ended_since: DateTime<Utc>,
+    ) -> StoreResult<Vec<Silence>>;
+    /// The names the terminal is given of its own (by staff, over its clinic's).
+    async fn terminal_accounts(&self, id: Uuid) -> StoreResult<Vec<onshi_shared::AccountSpec>>;
+    /// Who set the clinic's own backup password and when, if it has one.
+    async fn backup_password_set(
+        &self,
+        clinic_id: i64,
+    ) -> StoreResult<Option<(String, DateTime<Utc>)>>;
+    /// The terminal's account baseline and confirmation.
+    async fn terminal_baseline(&self, id: Uuid) -> StoreResult<Option<TerminalBaseline>>;
 }

@@ -154,6 +154,16 @@ pub struct FleetCounts {
     pub offline: i64,
 }
 
+/// What makes a clinic's or a terminal's agent policy differ from the server's (see
+/// [`crate::policy::PolicyBook`]).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyOverrides {
+    pub clinic_accounts: std::collections::HashMap<i64, Vec<onshi_shared::AccountSpec>>,
+    /// Terminal → (its clinic, its own names).
+    pub terminal_accounts: std::collections::HashMap<Uuid, (i64, Vec<onshi_shared::AccountSpec>)>,
+    pub backup_passwords: Vec<(i64, staff::SealedSecret)>,
+}
+
 /// Every query the server runs. One implementation per SQL dialect.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -172,6 +182,8 @@ pub trait Store: Send + Sync + 'static {
     /// Terminals revoked at or after `since` (by any process sharing the database).
     async fn revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>>;
     async fn fleet_counts(&self, offline_before: DateTime<Utc>) -> StoreResult<FleetCounts>;
+    /// The account names and backup passwords that make agents' policies differ.
+    async fn policy_overrides(&self) -> StoreResult<PolicyOverrides>;
     /// The ingest writer's way into this store.
     fn ingest_sink(&self) -> Arc<dyn crate::ingest::BatchSink>;
     /// The latest snapshot and its seq.
@@ -265,7 +277,9 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
 mod tests {
     use super::*;
 
-    const PINNED_SAMPLE_HASH: i64 = -9_025_599_402_294_371_793;
+    // Changed with the protocol's `accounts.policy_key` and `pending_reboot.markers`: every
+    // stored body is written once more after that upgrade.
+    const PINNED_SAMPLE_HASH: i64 = 2_968_740_948_992_073_550;
 
     #[test]
     fn snapshot_bodies_ignore_per_report_fields() {

@@ -27,13 +27,14 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::{
-    AgentAuth, Clinic, FleetCounts, IngestRow, NewTerminal, StartRow, Store, StoreResult,
-    StoredEvent, from_millis, millis, restore_snapshot,
+    AgentAuth, Clinic, FleetCounts, IngestRow, NewTerminal, PolicyOverrides, StartRow, Store,
+    StoreResult, StoredEvent, from_millis, millis, restore_snapshot,
 };
 use crate::Error;
 
 mod alerts;
 mod batch;
+mod clinics;
 mod desk;
 mod staff;
 
@@ -263,6 +264,45 @@ impl Store for SqliteStore {
 
     fn ingest_sink(&self) -> Arc<dyn crate::ingest::BatchSink> {
         Arc::new(self.clone())
+    }
+
+    async fn policy_overrides(&self) -> StoreResult<PolicyOverrides> {
+        let clinic_accounts = clinics::clinic_accounts(&self.pool, None).await?;
+        let own = clinics::terminal_accounts(&self.pool, None).await?;
+        let mut terminal_accounts = std::collections::HashMap::new();
+        if !own.is_empty() {
+            let rows = sqlx::query(
+                "SELECT id, clinic_id FROM terminals WHERE revoked_at IS NULL AND id IN \
+                 (SELECT terminal_id FROM account_names WHERE terminal_id IS NOT NULL)",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            let mut own = own;
+            for r in &rows {
+                let id: String = r.try_get("id")?;
+                if let Some(specs) = own.remove(&id) {
+                    terminal_accounts.insert(uuid_col(r, "id")?, (r.try_get("clinic_id")?, specs));
+                }
+            }
+        }
+        let rows = sqlx::query("SELECT clinic_id, nonce, sealed FROM backup_passwords")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut backup_passwords = Vec::with_capacity(rows.len());
+        for r in &rows {
+            backup_passwords.push((
+                r.try_get("clinic_id")?,
+                super::staff::SealedSecret {
+                    nonce: r.try_get("nonce")?,
+                    sealed: r.try_get("sealed")?,
+                },
+            ));
+        }
+        Ok(PolicyOverrides {
+            clinic_accounts,
+            terminal_accounts,
+            backup_passwords,
+        })
     }
 
     async fn latest_snapshot(&self, terminal_id: Uuid) -> StoreResult<Option<(i64, Snapshot)>> {

@@ -7,7 +7,23 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::StoreResult;
+use onshi_shared::AccountSpec;
+
+use crate::calendar::Closure;
 use crate::domain::{AuditRecord, ClinicDetail, Contact, Role, Silence};
+
+/// A secret sealed with the server's key (AES-256-GCM): what the store keeps of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub nonce: Vec<u8>,
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedSecret(..)")
+    }
+}
 
 /// Everything staff can change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +48,30 @@ pub enum StaffChange {
     EndSilence {
         id: i64,
     },
-    /// Creates (id 0) or updates a clinic.
+    /// Creates (id 0) or updates a clinic: its details, calendar week, rule settings and the
+    /// account names its terminals are given (its closures have changes of their own).
     SaveClinic(ClinicDetail),
+    /// Dated closures (臨時休診, a long holiday) of a clinic, one or an imported list.
+    AddClosures {
+        clinic_id: i64,
+        closures: Vec<Closure>,
+    },
+    DeleteClosure {
+        clinic_id: i64,
+        id: i64,
+    },
+    /// Staff checked the terminal's protected account names: they are given to the terminal
+    /// (the roles that differ from its clinic's; an empty list: its clinic's), and what the
+    /// next baseline does not find is missing for real.
+    ConfirmAccounts {
+        terminal_id: Uuid,
+        own: Vec<AccountSpec>,
+    },
+    /// The clinic's own certificate backup password, sealed (`None` clears it: back to 1357).
+    SetBackupPassword {
+        clinic_id: i64,
+        sealed: Option<SealedSecret>,
+    },
     AddContact(Contact),
     DeleteContact {
         clinic_id: i64,

@@ -1,5 +1,5 @@
 //! The alerts page and what staff do to alerts: acknowledge (with a note and an until-time),
-//! resolve, add a note, silence a terminal or a clinic and end a silence. Every change needs an
+//! resolve, add a note (silences are [`super::silences`]). Every change needs an
 //! admin and the session's CSRF token, and goes through [`crate::desk`] (alert history and
 //! audit log in the same transaction).
 
@@ -9,13 +9,11 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::format::{Nav, query_string};
 use super::session::{Admin, AuthFailure, Staff};
 use super::{AppState, PageFailure};
 use crate::Error;
-use crate::desk::SilenceRequest;
 use crate::domain::{AlertStatus, RuleKey, actor_label_ja};
 use crate::jst::{datetime_local, parse_datetime_local, time_ja};
 use crate::store::desk::{AlertGroup, AlertQuery, AlertView, ResponseTimes};
@@ -259,7 +257,7 @@ pub async fn alerts_page(
 }
 
 /// Only our own pages are returned to after an action.
-fn back_to(back: Option<&str>) -> String {
+pub(super) fn back_to(back: Option<&str>) -> String {
     match back {
         Some(b) if b.starts_with('/') && !b.starts_with("//") && !b.contains('\\') => b.into(),
         _ => "/alerts".into(),
@@ -268,7 +266,7 @@ fn back_to(back: Option<&str>) -> String {
 
 /// Where an action ends: back to the page the form was on, or (when the desk refused it) a
 /// short page that says why, with a way back.
-fn finish(done: Result<(), Error>, back: &str) -> Result<Response, AuthFailure> {
+pub(super) fn finish(done: Result<(), Error>, back: &str) -> Result<Response, AuthFailure> {
     match done {
         Ok(()) => Ok(Redirect::to(back).into_response()),
         Err(e) => match e.refusal() {
@@ -351,84 +349,5 @@ pub async fn note(
         .desk
         .note(&staff.actor(), id, &form.note, Utc::now())
         .await;
-    finish(done, &back)
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SilenceForm {
-    csrf: String,
-    terminal: Option<String>,
-    clinic: Option<i64>,
-    #[serde(default)]
-    starts: String,
-    #[serde(default)]
-    ends: String,
-    #[serde(default)]
-    reason: String,
-    back: Option<String>,
-}
-
-impl SilenceForm {
-    /// The request the form makes; a missing start means now.
-    fn request(&self, now: chrono::DateTime<Utc>) -> Result<SilenceRequest, Error> {
-        let terminal_id = match self.terminal.as_deref().filter(|t| !t.is_empty()) {
-            Some(t) => Some(
-                Uuid::parse_str(t)
-                    .map_err(|_| Error::Invalid("端末の指定が正しくありません".into()))?,
-            ),
-            None => None,
-        };
-        let starts_at = parse_datetime_local(&self.starts)
-            .map_err(Error::Invalid)?
-            .unwrap_or(now);
-        let ends_at = parse_datetime_local(&self.ends)
-            .map_err(Error::Invalid)?
-            .ok_or_else(|| Error::Invalid("終了日時を指定してください".into()))?;
-        Ok(SilenceRequest {
-            terminal_id,
-            clinic_id: self.clinic,
-            starts_at,
-            ends_at,
-            reason: self.reason.clone(),
-        })
-    }
-}
-
-/// `POST /silences`: a maintenance window for one terminal or one clinic.
-pub async fn silence(
-    State(state): State<AppState>,
-    Admin(staff): Admin,
-    Form(form): Form<SilenceForm>,
-) -> Result<Response, AuthFailure> {
-    staff.check_csrf(&form.csrf)?;
-    let back = back_to(form.back.as_deref());
-    let now = Utc::now();
-    let done = match form.request(now) {
-        Ok(r) => state
-            .desk
-            .silence(&staff.actor(), &r, now)
-            .await
-            .map(|_| ()),
-        Err(e) => Err(e),
-    };
-    finish(done, &back)
-}
-
-#[derive(Debug, Deserialize)]
-pub struct EndSilenceForm {
-    csrf: String,
-    back: Option<String>,
-}
-
-/// `POST /silences/{id}/end`: ends a maintenance window early.
-pub async fn end_silence(
-    State(state): State<AppState>,
-    Admin(staff): Admin,
-    Path(id): Path<i64>,
-    Form(form): Form<EndSilenceForm>,
-) -> Result<Response, AuthFailure> {
-    staff.check_csrf(&form.csrf)?;
-    let back = back_to(form.back.as_deref());
-    let done = state.desk.end_silence(&staff.actor(), id, Utc::now()).await;
     finish(done, &back)
 }

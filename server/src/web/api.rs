@@ -83,7 +83,7 @@ pub async fn enroll(
         agent_id: terminal.id,
         token,
         clinic_name: clinic.name,
-        policy: state.config.policy.clone(),
+        policy: (*state.policies.policy_for(terminal.id, clinic.id)).clone(),
     }))
 }
 
@@ -153,7 +153,9 @@ pub async fn report(
             "the server is busy; the report was not stored, send it again later",
         ));
     }
-    let policy = &state.config.policy;
+    let policy = state
+        .policies
+        .policy_for(agent.terminal_id, agent.clinic_id);
     let interval = if state.ingest.congested() {
         policy.interval_secs.saturating_mul(2)
     } else {
@@ -162,7 +164,7 @@ pub async fn report(
     Ok(Json(ReportAck {
         acked_seq: seq,
         next_interval_secs: interval,
-        policy: policy.clone(),
+        policy: (*policy).clone(),
     }))
 }
 

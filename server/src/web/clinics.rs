@@ -5,31 +5,36 @@ use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::{NaiveTime, Utc, Weekday};
+use chrono::{NaiveDate, Utc};
+use onshi_shared::{AccountRole, AccountSpec};
 use serde::Deserialize;
 
 use super::audit::AuditLine;
 use super::format::{Nav, query_string};
 use super::outbox::OutboxLine;
+use super::overview::handling_ja;
 use super::session::{Admin, AuthFailure, Staff};
 use super::{AppState, PageFailure};
 use crate::Error;
-use crate::calendar::BusinessHours;
+use crate::calendar::{BusinessHours, Closure, Window, format_day, parse_day};
 use crate::desk::validate::opt;
-use crate::domain::{ClinicDetail, ClinicSettings, Contact, PREFECTURES};
+use crate::domain::{
+    ClinicDetail, ClinicRules, ClinicSettings, Contact, PREFECTURES, SeverityFilter, actor_label_ja,
+};
 use crate::jst::{datetime_local, time_ja};
 use crate::store::desk::{ClinicListRow, CodeRow, FleetQuery, FleetSort};
 
 const PAGE_SIZE: i64 = 100;
 
-const WEEKDAYS: [(Weekday, &str, &str); 7] = [
-    (Weekday::Mon, "mon", "月"),
-    (Weekday::Tue, "tue", "火"),
-    (Weekday::Wed, "wed", "水"),
-    (Weekday::Thu, "thu", "木"),
-    (Weekday::Fri, "fri", "金"),
-    (Weekday::Sat, "sat", "土"),
-    (Weekday::Sun, "sun", "日"),
+/// The weekdays of the hours form: field suffix and label, Monday first.
+const WEEKDAYS: [(&str, &str); 7] = [
+    ("mon", "月"),
+    ("tue", "火"),
+    ("wed", "水"),
+    ("thu", "木"),
+    ("fri", "金"),
+    ("sat", "土"),
+    ("sun", "日"),
 ];
 
 #[derive(Template)]
@@ -93,13 +98,24 @@ pub struct ClinicFormView {
     pub code: String,
     pub prefecture: String,
     pub phone: String,
-    pub open: String,
-    pub close: String,
-    pub closed: Vec<(&'static str, &'static str, bool)>,
+    /// Per weekday: field suffix, label, the windows as typed (`09:00-12:30, 15:00-18:30`).
+    pub hours: Vec<(&'static str, &'static str, String)>,
     pub closed_on_holidays: bool,
+    pub closed_new_year: bool,
+    pub closed_obon: bool,
     pub desk_name: String,
     pub desk_phone: String,
     pub notes: String,
+    /// Per protected role: field, label, the clinic's name (empty: the server's).
+    pub accounts: Vec<(&'static str, &'static str, String)>,
+    pub restart_warning_hours: String,
+    pub restart_critical_hours: String,
+    pub offline_after_intervals: String,
+    pub file_rename_counts: bool,
+}
+
+fn number(v: Option<u32>) -> String {
+    v.map(|n| n.to_string()).unwrap_or_default()
 }
 
 impl ClinicFormView {
@@ -112,21 +128,69 @@ impl ClinicFormView {
             code: c.code.clone().unwrap_or_default(),
             prefecture: s.prefecture.clone().unwrap_or_default(),
             phone: c.phone.clone().unwrap_or_default(),
-            open: s.hours.open.format("%H:%M").to_string(),
-            close: s.hours.close.format("%H:%M").to_string(),
-            closed: WEEKDAYS
+            hours: WEEKDAYS
                 .iter()
-                .map(|(d, key, label)| (*key, *label, s.hours.closed_weekdays.contains(d)))
+                .zip(&s.hours.week)
+                .map(|((key, label), w)| (*key, *label, format_day(w)))
                 .collect(),
             closed_on_holidays: s.hours.closed_on_holidays,
+            closed_new_year: s.hours.closed_new_year,
+            closed_obon: s.hours.closed_obon,
             desk_name: s.desk_name.clone().unwrap_or_default(),
             desk_phone: s.desk_phone.clone().unwrap_or_default(),
             notes: c.notes.clone(),
+            accounts: AccountRole::PROTECTED
+                .iter()
+                .map(|role| {
+                    let name = s
+                        .accounts
+                        .iter()
+                        .find(|a| a.role == *role)
+                        .map(|a| a.name.clone())
+                        .unwrap_or_default();
+                    (role.as_str(), role.label_ja(), name)
+                })
+                .collect(),
+            restart_warning_hours: number(s.rules.restart_warning_hours),
+            restart_critical_hours: number(s.rules.restart_critical_hours),
+            offline_after_intervals: number(s.rules.offline_after_intervals),
+            file_rename_counts: s.rules.file_rename_counts,
         }
     }
 
     fn empty() -> Self {
         Self::from_detail(&crate::desk::new_clinic("", ""))
+    }
+
+    fn from_form(id: i64, f: &ClinicForm) -> Self {
+        ClinicFormView {
+            id,
+            name: f.name.clone(),
+            email: f.email.clone(),
+            code: f.code.clone(),
+            prefecture: f.prefecture.clone(),
+            phone: f.phone.clone(),
+            hours: WEEKDAYS
+                .iter()
+                .zip(f.days())
+                .map(|((key, label), text)| (*key, *label, text.to_string()))
+                .collect(),
+            closed_on_holidays: f.closed_on_holidays.is_some(),
+            closed_new_year: f.closed_new_year.is_some(),
+            closed_obon: f.closed_obon.is_some(),
+            desk_name: f.desk_name.clone(),
+            desk_phone: f.desk_phone.clone(),
+            notes: f.notes.clone(),
+            accounts: AccountRole::PROTECTED
+                .iter()
+                .zip(f.account_names())
+                .map(|(role, name)| (role.as_str(), role.label_ja(), name.to_string()))
+                .collect(),
+            restart_warning_hours: f.restart_warning_hours.clone(),
+            restart_critical_hours: f.restart_critical_hours.clone(),
+            offline_after_intervals: f.offline_after_intervals.clone(),
+            file_rename_counts: f.file_rename_counts.is_some(),
+        }
     }
 }
 
@@ -144,56 +208,105 @@ pub struct ClinicForm {
     #[serde(default)]
     phone: String,
     #[serde(default)]
-    open: String,
+    hours_mon: String,
     #[serde(default)]
-    close: String,
-    closed_mon: Option<String>,
-    closed_tue: Option<String>,
-    closed_wed: Option<String>,
-    closed_thu: Option<String>,
-    closed_fri: Option<String>,
-    closed_sat: Option<String>,
-    closed_sun: Option<String>,
+    hours_tue: String,
+    #[serde(default)]
+    hours_wed: String,
+    #[serde(default)]
+    hours_thu: String,
+    #[serde(default)]
+    hours_fri: String,
+    #[serde(default)]
+    hours_sat: String,
+    #[serde(default)]
+    hours_sun: String,
     closed_on_holidays: Option<String>,
+    closed_new_year: Option<String>,
+    closed_obon: Option<String>,
     #[serde(default)]
     desk_name: String,
     #[serde(default)]
     desk_phone: String,
     #[serde(default)]
     notes: String,
+    #[serde(default)]
+    account_windows: String,
+    #[serde(default)]
+    account_face_auth: String,
+    #[serde(default)]
+    account_linkage: String,
+    #[serde(default)]
+    restart_warning_hours: String,
+    #[serde(default)]
+    restart_critical_hours: String,
+    #[serde(default)]
+    offline_after_intervals: String,
+    file_rename_counts: Option<String>,
 }
 
 impl ClinicForm {
-    /// The closed-weekday checkboxes, in the order of `WEEKDAYS`.
-    fn closed_flags(&self) -> [bool; 7] {
+    /// The hours fields, in the order of `WEEKDAYS`.
+    fn days(&self) -> [&str; 7] {
         [
-            &self.closed_mon,
-            &self.closed_tue,
-            &self.closed_wed,
-            &self.closed_thu,
-            &self.closed_fri,
-            &self.closed_sat,
-            &self.closed_sun,
+            &self.hours_mon,
+            &self.hours_tue,
+            &self.hours_wed,
+            &self.hours_thu,
+            &self.hours_fri,
+            &self.hours_sat,
+            &self.hours_sun,
         ]
-        .map(Option::is_some)
+        .map(String::as_str)
+    }
+
+    /// The account name fields, in the order of [`AccountRole::PROTECTED`].
+    fn account_names(&self) -> [&str; 3] {
+        [
+            self.account_windows.as_str(),
+            self.account_face_auth.as_str(),
+            self.account_linkage.as_str(),
+        ]
     }
 }
 
-/// Reads the clinic form into a clinic: the times and the check boxes. What the values must
-/// be is [`crate::desk`]'s to say, the same for the form and the command line; a time that
-/// does not read is reported after the fields above it in the form.
+/// Reads the clinic form into a clinic: the windows of each day, the check boxes, the names
+/// and the numbers. What the values must be is [`crate::desk`]'s to say, the same for the
+/// form and the command line; a field that does not read is reported after the fields above
+/// it in the form.
 pub fn parse_clinic_form(id: i64, f: &ClinicForm) -> Result<ClinicDetail, Error> {
-    let time = |label: &str, s: &str| {
-        NaiveTime::parse_from_str(s.trim(), "%H:%M")
-            .map_err(|_| Error::Invalid(format!("{label}は 09:00 の形式で入力してください")))
+    let mut week: [Vec<Window>; 7] = Default::default();
+    let mut unreadable: Option<String> = None;
+    for (i, ((_, label), text)) in WEEKDAYS.iter().zip(f.days()).enumerate() {
+        match parse_day(text) {
+            Ok(w) => week[i] = w,
+            Err(e) => {
+                unreadable.get_or_insert(format!("{label}曜日の診療時間: {e}"));
+            }
+        }
+    }
+    let number = |label: &str, s: &str| -> Result<Option<u32>, Error> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse::<u32>()
+            .map(Some)
+            .map_err(|_| Error::Invalid(format!("{label}は数字で入力してください")))
     };
-    let (open, close) = (time("診療開始", &f.open), time("診療終了", &f.close));
-    let defaults = BusinessHours::default();
-    let closed_weekdays = WEEKDAYS
+    let numbers = (
+        number("再起動の注意 (時間)", &f.restart_warning_hours),
+        number("再起動の緊急 (時間)", &f.restart_critical_hours),
+        number("オフラインとみなす回数", &f.offline_after_intervals),
+    );
+    let accounts = AccountRole::PROTECTED
         .iter()
-        .zip(f.closed_flags())
-        .filter(|(_, on)| *on)
-        .map(|((d, _, _), _)| *d)
+        .zip(f.account_names())
+        .filter(|(_, name)| !name.trim().is_empty())
+        .map(|(role, name)| AccountSpec {
+            role: *role,
+            name: name.to_string(),
+        })
         .collect();
     let detail = ClinicDetail {
         settings: ClinicSettings {
@@ -201,33 +314,56 @@ pub fn parse_clinic_form(id: i64, f: &ClinicForm) -> Result<ClinicDetail, Error>
             name: f.name.clone(),
             email: f.email.clone(),
             hours: BusinessHours {
-                open: open.as_ref().map_or(defaults.open, |t| *t),
-                close: close.as_ref().map_or(defaults.close, |t| *t),
-                closed_weekdays,
+                week,
                 closed_on_holidays: f.closed_on_holidays.is_some(),
+                closed_new_year: f.closed_new_year.is_some(),
+                closed_obon: f.closed_obon.is_some(),
+                closures: Vec::new(),
             },
             desk_name: opt(&f.desk_name),
             desk_phone: opt(&f.desk_phone),
             prefecture: opt(&f.prefecture),
+            accounts,
+            rules: ClinicRules {
+                restart_warning_hours: numbers.0.as_ref().ok().copied().flatten(),
+                restart_critical_hours: numbers.1.as_ref().ok().copied().flatten(),
+                offline_after_intervals: numbers.2.as_ref().ok().copied().flatten(),
+                file_rename_counts: f.file_rename_counts.is_some(),
+            },
         },
         code: opt(&f.code),
         phone: opt(&f.phone),
         notes: f.notes.clone(),
     };
-    if let (Err(e), _) | (_, Err(e)) = (&open, &close) {
+    if let Some(e) = unreadable {
         crate::desk::clinics_check(&detail)?;
-        return Err(Error::Invalid(e.to_string()));
+        return Err(Error::Invalid(e));
     }
+    numbers.0?;
+    numbers.1?;
+    numbers.2?;
     Ok(detail)
 }
 
 pub struct TerminalLine {
     pub id: String,
     pub hostname: String,
-    pub state: &'static str,
-    pub state_label: &'static str,
+    pub severity: &'static str,
+    pub severity_label: &'static str,
+    pub handling: &'static str,
+    pub handling_label: String,
+    pub liveness: &'static str,
+    pub liveness_label: &'static str,
     pub open_alerts: i64,
     pub last_seen: String,
+}
+
+pub struct ClosureLine {
+    pub id: i64,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+    pub past: bool,
 }
 
 pub struct CodeLine {
@@ -276,6 +412,14 @@ pub struct ClinicPage {
     pub back: String,
     pub silence_start: String,
     pub silence_end: String,
+    pub closures: Vec<ClosureLine>,
+    /// The server's names, shown where the clinic has none.
+    pub server_accounts: Vec<String>,
+    pub server_restart_warning: u32,
+    pub server_restart_critical: u32,
+    pub server_offline_after: u32,
+    /// Who set the clinic's own backup password, and when (empty: the default 1357).
+    pub backup_password: String,
 }
 
 async fn clinic_page(
@@ -313,6 +457,24 @@ async fn clinic_page(
         )
     };
     let now = Utc::now();
+    let today = now.with_timezone(&crate::jst::offset()).date_naive();
+    let (closures, backup_password) = if id == 0 {
+        (Vec::new(), String::new())
+    } else {
+        let closures = desk
+            .clinic_detail(id)
+            .await?
+            .map(|c| c.settings.hours.closures)
+            .unwrap_or_default();
+        let backup = desk
+            .backup_password_set(id)
+            .await?
+            .map(|(by, at)| format!("{} が {} に設定", actor_label_ja(&by), time_ja(at)))
+            .unwrap_or_default();
+        (closures, backup)
+    };
+    let server = &state.config.policy.accounts;
+    let rules = &state.config.rules;
     Ok(ClinicPage {
         nav: Nav::new(staff, "clinics"),
         form,
@@ -324,13 +486,20 @@ async fn clinic_page(
         code_days: state.config.enrollment_code_days,
         terminals: terminals
             .into_iter()
-            .map(|t| TerminalLine {
-                id: t.line.terminal_id.to_string(),
-                hostname: t.line.hostname,
-                state: t.line.state.as_str(),
-                state_label: t.line.state.label_ja(),
-                open_alerts: t.line.open_alerts,
-                last_seen: t.last_seen.map_or_else(|| "未受信".into(), time_ja),
+            .map(|t| {
+                let severity = SeverityFilter::of(t.line.severity);
+                TerminalLine {
+                    id: t.line.terminal_id.to_string(),
+                    severity: severity.as_str(),
+                    severity_label: severity.label_ja(),
+                    handling: t.line.handling.kind().as_str(),
+                    handling_label: handling_ja(&t.line.handling).0,
+                    liveness: t.line.liveness.as_str(),
+                    liveness_label: t.line.liveness.label_ja(),
+                    hostname: t.line.hostname,
+                    open_alerts: t.line.open_alerts,
+                    last_seen: t.last_seen.map_or_else(|| "未受信".into(), time_ja),
+                }
             })
             .collect(),
         terminal_count,
@@ -339,6 +508,30 @@ async fn clinic_page(
         back: format!("/clinics/{id}"),
         silence_start: datetime_local(now),
         silence_end: datetime_local(now + chrono::Duration::hours(4)),
+        closures: closures
+            .into_iter()
+            .map(|c| ClosureLine {
+                id: c.id,
+                from: c.from.format("%Y-%m-%d").to_string(),
+                to: c.to.format("%Y-%m-%d").to_string(),
+                reason: c.reason,
+                past: c.to < today,
+            })
+            .collect(),
+        server_accounts: AccountRole::PROTECTED
+            .iter()
+            .map(|role| {
+                server
+                    .iter()
+                    .find(|a| a.role == *role)
+                    .map(|a| a.name.clone())
+                    .unwrap_or_default()
+            })
+            .collect(),
+        server_restart_warning: rules.restart_warning_hours,
+        server_restart_critical: rules.restart_critical_hours,
+        server_offline_after: rules.offline_after_intervals,
+        backup_password,
     })
 }
 
@@ -431,26 +624,7 @@ async fn refill(
     f: &ClinicForm,
     error: String,
 ) -> Result<Response, AuthFailure> {
-    let flags = f.closed_flags();
-    let view = ClinicFormView {
-        id,
-        name: f.name.clone(),
-        email: f.email.clone(),
-        code: f.code.clone(),
-        prefecture: f.prefecture.clone(),
-        phone: f.phone.clone(),
-        open: f.open.clone(),
-        close: f.close.clone(),
-        closed: WEEKDAYS
-            .iter()
-            .zip(flags)
-            .map(|((_, key, label), on)| (*key, *label, on))
-            .collect(),
-        closed_on_holidays: f.closed_on_holidays.is_some(),
-        desk_name: f.desk_name.clone(),
-        desk_phone: f.desk_phone.clone(),
-        notes: f.notes.clone(),
-    };
+    let view = ClinicFormView::from_form(id, f);
     Ok(render_clinic(state, staff, view, Some(error), None).await?)
 }
 
@@ -600,6 +774,148 @@ pub async fn delete_contact(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct ClosureForm {
+    csrf: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// A refused clinic action shows the clinic page with the reason; a done one goes back to it.
+async fn clinic_result(
+    state: &AppState,
+    staff: &Staff,
+    id: i64,
+    done: Result<(), Error>,
+) -> Result<Response, AuthFailure> {
+    match done {
+        Ok(()) => Ok(Redirect::to(&format!("/clinics/{id}")).into_response()),
+        Err(e) => match e.refusal() {
+            Some(message) => {
+                let Some(detail) = state.store.desk().clinic_detail(id).await? else {
+                    return Ok(not_found());
+                };
+                let view = ClinicFormView::from_detail(&detail);
+                Ok(render_clinic(state, staff, view, Some(message.to_string()), None).await?)
+            }
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// `POST /clinics/{id}/closures`: one closure (臨時休診 and the like).
+pub async fn add_closure(
+    State(state): State<AppState>,
+    Admin(staff): Admin,
+    Path(id): Path<i64>,
+    Form(form): Form<ClosureForm>,
+) -> Result<Response, AuthFailure> {
+    staff.check_csrf(&form.csrf)?;
+    let date = |label: &str, s: &str| {
+        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .map_err(|_| Error::Invalid(format!("{label}を日付で入力してください")))
+    };
+    let closure = date("休診の初日", &form.from).and_then(|from| {
+        let to = match form.to.trim() {
+            "" => from,
+            t => date("休診の最終日", t)?,
+        };
+        Ok(Closure {
+            id: 0,
+            from,
+            to,
+            reason: form.reason.clone(),
+        })
+    });
+    let done = match closure {
+        Ok(c) => state
+            .desk
+            .add_closures(&staff.actor(), id, vec![c], Utc::now())
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    clinic_result(&state, &staff, id, done).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImportForm {
+    csrf: String,
+    #[serde(default)]
+    csv: String,
+}
+
+/// `POST /clinics/{id}/closures/import`: closures pasted as CSV (`開始日,終了日,理由`).
+pub async fn import_closures(
+    State(state): State<AppState>,
+    Admin(staff): Admin,
+    Path(id): Path<i64>,
+    Form(form): Form<ImportForm>,
+) -> Result<Response, AuthFailure> {
+    staff.check_csrf(&form.csrf)?;
+    let done = state
+        .desk
+        .import_closures(&staff.actor(), id, &form.csv, Utc::now())
+        .await
+        .map(|_| ());
+    clinic_result(&state, &staff, id, done).await
+}
+
+/// `POST /clinics/{id}/closures/{closure}/delete`
+pub async fn delete_closure(
+    State(state): State<AppState>,
+    Admin(staff): Admin,
+    Path((id, closure)): Path<(i64, i64)>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, AuthFailure> {
+    staff.check_csrf(&form.csrf)?;
+    let done = state
+        .desk
+        .delete_closure(&staff.actor(), id, closure, Utc::now())
+        .await;
+    clinic_result(&state, &staff, id, done).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BackupPasswordForm {
+    csrf: String,
+    #[serde(default)]
+    password: String,
+    clear: Option<String>,
+}
+
+/// `POST /clinics/{id}/backup-password`: the clinic's own four digits, or back to 1357.
+pub async fn backup_password(
+    State(state): State<AppState>,
+    Admin(staff): Admin,
+    Path(id): Path<i64>,
+    Form(form): Form<BackupPasswordForm>,
+) -> Result<Response, AuthFailure> {
+    staff.check_csrf(&form.csrf)?;
+    let password = if form.clear.is_some() {
+        None
+    } else if form.password.trim().is_empty() {
+        return clinic_result(
+            &state,
+            &staff,
+            id,
+            Err(Error::Invalid("パスワードを入力してください".into())),
+        )
+        .await;
+    } else {
+        Some(form.password.as_str())
+    };
+    let done = state
+        .desk
+        .set_backup_password(&staff.actor(), id, password, Utc::now())
+        .await;
+    clinic_result(&state, &staff, id, done).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,11 +928,16 @@ mod tests {
             email: "info@yamada.example.jp".into(),
             code: "13-1 2345678".into(),
             prefecture: "東京都".into(),
-            open: "08:30".into(),
-            close: "19:00".into(),
-            closed_sun: Some("on".into()),
-            closed_thu: Some("on".into()),
+            hours_mon: "8:30-12:30, 14:30〜19:00".into(),
+            hours_tue: "08:30-19:00".into(),
+            hours_wed: "08:30-19:00".into(),
+            hours_thu: "08:30-12:30".into(),
+            hours_fri: "08:30-19:00".into(),
+            hours_sat: "０９：００－１２：００".into(),
             closed_on_holidays: Some("on".into()),
+            closed_new_year: Some("on".into()),
+            account_linkage: " renkei ".into(),
+            restart_warning_hours: "30".into(),
             ..ClinicForm::default()
         }
     }
@@ -627,12 +948,33 @@ mod tests {
         assert_eq!(c.settings.id, 7);
         assert_eq!(c.code.as_deref(), Some("1312345678"));
         assert_eq!(c.settings.prefecture.as_deref(), Some("東京都"));
+        let h = &c.settings.hours;
+        assert_eq!(format_day(&h.week[0]), "08:30-12:30, 14:30-19:00");
         assert_eq!(
-            c.settings.hours.closed_weekdays,
-            vec![Weekday::Thu, Weekday::Sun]
+            format_day(&h.week[3]),
+            "08:30-12:30",
+            "Thursday afternoons off"
         );
-        assert!(c.settings.hours.closed_on_holidays);
-        assert_eq!(c.settings.hours.open.format("%H:%M").to_string(), "08:30");
+        assert_eq!(
+            format_day(&h.week[5]),
+            "09:00-12:00",
+            "full-width digits read"
+        );
+        assert!(h.week[6].is_empty(), "Sunday closed");
+        assert!(h.closed_on_holidays && h.closed_new_year && !h.closed_obon);
+        assert_eq!(
+            c.settings.accounts,
+            vec![AccountSpec {
+                role: AccountRole::Linkage,
+                name: "renkei".into()
+            }]
+        );
+        assert_eq!(c.settings.rules.restart_warning_hours, Some(30));
+        assert_eq!(c.settings.rules.offline_after_intervals, None);
+        // What was typed comes back as typed.
+        let view = ClinicFormView::from_form(7, &form());
+        assert_eq!(view.hours[0].2, "8:30-12:30, 14:30〜19:00");
+        assert_eq!(view.accounts[2].2, " renkei ");
     }
 
     #[test]
@@ -645,8 +987,18 @@ mod tests {
                 Box::new(|f| f.email = "a@b.jp\r\nBcc: c@d.jp".into()),
                 "メールアドレス",
             ),
-            (Box::new(|f| f.open = "9時".into()), "09:00 の形式"),
-            (Box::new(|f| f.close = "08:00".into()), "より後"),
+            (
+                Box::new(|f| f.hours_tue = "9時から".into()),
+                "火曜日の診療時間",
+            ),
+            (
+                Box::new(|f| f.hours_wed = "18:00-08:00".into()),
+                "水曜日の診療時間",
+            ),
+            (
+                Box::new(|f| f.restart_critical_hours = "三日".into()),
+                "数字で入力",
+            ),
         ];
         for (change, expected) in cases {
             let mut f = form();

@@ -5,6 +5,7 @@ use onshi_shared::{Event, EventKind};
 
 use super::session::{Staff, url_encode};
 use crate::jst::time_ja;
+use crate::wording::network_change_ja;
 
 /// The header: who is signed in, their CSRF token for the logout form, which tab is active.
 #[derive(Debug, Clone)]
@@ -49,6 +50,7 @@ pub fn describe_event(e: &Event) -> String {
             format!("{} {name}: {}", role.label_ja(), change.label_ja())
         }
         EventKind::NetworkChanged { changes, .. } => {
+            let changes: Vec<String> = changes.iter().map(|c| network_change_ja(c)).collect();
             format!("ネットワーク変更: {}", changes.join(" / "))
         }
         EventKind::AppUpdated { name, from, to } => format!(

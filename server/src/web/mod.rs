@@ -10,6 +10,7 @@ mod format;
 mod outbox;
 mod overview;
 pub mod session;
+mod silences;
 mod terminal;
 pub mod timeline;
 
@@ -28,6 +29,8 @@ use crate::desk::Desk;
 use crate::enroll::TokenCache;
 use crate::evaluator::{ChangeSignal, FleetTally, SharedTally};
 use crate::ingest::{Ingest, Rejection};
+use crate::policy::PolicyBook;
+use crate::secrets::SecretKey;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -44,8 +47,18 @@ pub struct AppState {
     pub dummy_hash: Arc<str>,
     /// Wakes the evaluator for terminals whose alerts staff changed.
     pub changes: Option<Arc<ChangeSignal>>,
-    /// The evaluator's counts per state and rule (absent when this process runs none).
+    /// The evaluator's counts (absent when this process runs none).
     pub tally: Option<SharedTally>,
+    /// What each agent is told to watch.
+    pub policies: Arc<PolicyBook>,
+}
+
+/// The running parts the handlers reach besides the store and the ingest queue.
+pub struct Services {
+    pub changes: Option<Arc<ChangeSignal>>,
+    pub tally: Option<SharedTally>,
+    pub policies: Arc<PolicyBook>,
+    pub key: Arc<SecretKey>,
 }
 
 impl AppState {
@@ -54,15 +67,16 @@ impl AppState {
         ingest: Ingest,
         tokens: Arc<TokenCache>,
         config: Config,
-        changes: Option<Arc<ChangeSignal>>,
-        tally: Option<SharedTally>,
+        services: Services,
     ) -> Result<AppState, crate::Error> {
         let d = &config.dashboard;
         let throttle = LoginThrottle::new(
             d.max_failed_logins,
             chrono::Duration::minutes(i64::from(d.lockout_minutes)),
         );
-        let desk = Desk::new(store.clone(), changes.clone(), config.enrollment_code_days);
+        let desk = Desk::new(store.clone(), services.changes.clone(), &config)
+            .with_secrets(services.key)
+            .with_policies(services.policies.clone());
         Ok(AppState {
             desk,
             store,
@@ -71,8 +85,9 @@ impl AppState {
             throttle: Arc::new(throttle),
             dummy_hash: crate::auth::hash_password(&crate::auth::new_secret())?.into(),
             config: Arc::new(config),
-            changes,
-            tally,
+            changes: services.changes,
+            tally: services.tally,
+            policies: services.policies,
         })
     }
 
@@ -95,19 +110,33 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/terminals/{id}", get(terminal::page))
+        .route("/terminals/{id}/accounts", post(terminal::confirm_accounts))
         .route("/alerts", get(alerts::alerts_page))
         .route("/alerts/times", get(alerts::times_page))
         .route("/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/alerts/{id}/resolve", post(alerts::resolve))
         .route("/alerts/{id}/note", post(alerts::note))
-        .route("/silences", post(alerts::silence))
-        .route("/silences/{id}/end", post(alerts::end_silence))
+        .route("/silences", get(silences::page).post(silences::add))
+        .route("/silences/{id}/end", post(silences::end))
         .route("/clinics", get(clinics::list).post(clinics::create))
         .route("/clinics/new", get(clinics::new_form))
         .route("/clinics/{id}", get(clinics::page).post(clinics::update))
         .route("/clinics/{id}/codes", post(clinics::issue_code))
         .route("/clinics/{id}/codes/revoke", post(clinics::revoke_code))
         .route("/clinics/{id}/contacts", post(clinics::add_contact))
+        .route("/clinics/{id}/closures", post(clinics::add_closure))
+        .route(
+            "/clinics/{id}/closures/import",
+            post(clinics::import_closures),
+        )
+        .route(
+            "/clinics/{id}/closures/{closure}/delete",
+            post(clinics::delete_closure),
+        )
+        .route(
+            "/clinics/{id}/backup-password",
+            post(clinics::backup_password),
+        )
         .route(
             "/clinics/{id}/contacts/{contact}/delete",
             post(clinics::delete_contact),
@@ -143,7 +172,12 @@ fn trace_layer() -> tower_http::trace::TraceLayer<
                 .extensions()
                 .get::<axum::extract::MatchedPath>()
                 .map_or("unmatched", axum::extract::MatchedPath::as_str);
-            tracing::info_span!("request", method = %request.method(), route)
+            tracing::info_span!(
+                "request",
+                otel.name = %format_args!("{} {route}", request.method()),
+                method = %request.method(),
+                route
+            )
         })
         .on_response(
             tower_http::trace::DefaultOnResponse::new()

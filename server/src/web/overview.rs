@@ -1,24 +1,28 @@
-//! The fleet overview: counts per state and per rule, then one page of terminals, filtered and
-//! sorted through `overview_line`'s indexes.
+//! The fleet overview: counts per severity, handling, liveness and rule, then one page of
+//! terminals, filtered and sorted through `overview_line`'s indexes.
 
 use askama::Template;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::Html;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use super::format::{Nav, query_string};
 use super::session::{AuthFailure, Staff};
 use super::{AppState, PageFailure};
-use crate::domain::{OutboxCounts, OverviewState, RuleKey};
+use crate::domain::{
+    FleetTally, Handling, HandlingKind, Liveness, OutboxCounts, RuleKey, SeverityFilter,
+    actor_label_ja,
+};
 use crate::jst::{duration_ja, opt_time_ja, time_ja};
-use crate::rules;
 use crate::store::desk::{FleetQuery, FleetRow, FleetSort};
 
 pub const PAGE_SIZE: i64 = 50;
 
-pub struct StateCount {
+/// One count chip of the overview: what it filters by and how many.
+pub struct CountChip {
+    pub param: &'static str,
     pub key: &'static str,
     pub label: &'static str,
     pub count: i64,
@@ -32,8 +36,13 @@ pub struct RuleCount {
 
 pub struct OverviewRow {
     pub id: String,
-    pub state: &'static str,
-    pub state_label: &'static str,
+    pub severity: &'static str,
+    pub severity_label: &'static str,
+    pub handling: &'static str,
+    pub handling_label: String,
+    pub handling_title: String,
+    pub liveness: &'static str,
+    pub liveness_label: &'static str,
     pub clinic: String,
     pub clinic_id: i64,
     pub hostname: String,
@@ -49,14 +58,46 @@ pub struct OverviewRow {
     pub open_alerts: i64,
 }
 
+/// How staff handle a line, as the overview shows it beside the severity: a short label and
+/// the full story for its title.
+pub fn handling_ja(h: &Handling) -> (String, String) {
+    match h {
+        Handling::None => (String::new(), String::new()),
+        Handling::Unhandled => ("未対応".into(), "まだ誰も対応していません".into()),
+        Handling::InProgress { by, until } => {
+            let who = actor_label_ja(by);
+            let title = match until {
+                Some(u) => format!("{who} が対応中 ({} まで)", time_ja(*u)),
+                None => format!("{who} が対応中"),
+            };
+            (format!("対応中 ({who})"), title)
+        }
+        Handling::Silenced { by, until, reason } => (
+            format!("抑止中 ({} まで)", time_ja(*until)),
+            format!(
+                "{} が通知を停止: {reason} ({} まで)",
+                actor_label_ja(by),
+                time_ja(*until)
+            ),
+        ),
+    }
+}
+
 impl OverviewRow {
-    fn new(r: FleetRow, now: DateTime<Utc>) -> Self {
+    fn new(r: FleetRow, restart_warning: Duration, now: DateTime<Utc>) -> Self {
         let s = r.line;
         let cert_days = s.cert_not_after.map(|n| (n - now).num_days());
+        let severity = SeverityFilter::of(s.severity);
+        let (handling_label, handling_title) = handling_ja(&s.handling);
         OverviewRow {
             id: s.terminal_id.to_string(),
-            state: s.state.as_str(),
-            state_label: s.state.label_ja(),
+            severity: severity.as_str(),
+            severity_label: severity.label_ja(),
+            handling: s.handling.kind().as_str(),
+            handling_label,
+            handling_title,
+            liveness: s.liveness.as_str(),
+            liveness_label: s.liveness.label_ja(),
             clinic: s.clinic_name,
             clinic_id: s.clinic_id,
             hostname: s.hostname,
@@ -65,9 +106,7 @@ impl OverviewRow {
             since_start: s
                 .last_start
                 .map_or_else(String::new, |t| duration_ja(now - t)),
-            restart_overdue: s
-                .last_start
-                .is_some_and(|t| now - t > rules::RESTART_WARNING),
+            restart_overdue: s.last_start.is_some_and(|t| now - t > restart_warning),
             apps_behind: s.apps_behind,
             cert_days: cert_days.map_or_else(|| "証明書なし".into(), |d| d.to_string()),
             cert_urgent: cert_days.is_none_or(|d| d <= 30),
@@ -83,8 +122,15 @@ impl OverviewRow {
 pub struct OverviewQuery {
     #[serde(default)]
     pub q: String,
+    /// `critical`, `warning`, `info` or `ok`.
     #[serde(default)]
-    pub state: String,
+    pub severity: String,
+    /// `unhandled`, `in_progress` or `silenced`.
+    #[serde(default)]
+    pub handling: String,
+    /// `receiving`, `outside_hours` or `offline`.
+    #[serde(default)]
+    pub liveness: String,
     #[serde(default)]
     pub rule: String,
     #[serde(default)]
@@ -102,7 +148,9 @@ impl OverviewQuery {
     fn pairs(&self) -> Vec<(&'static str, String)> {
         vec![
             ("q", self.q.trim().to_string()),
-            ("state", self.state.clone()),
+            ("severity", self.severity.clone()),
+            ("handling", self.handling.clone()),
+            ("liveness", self.liveness.clone()),
             ("rule", self.rule.clone()),
             ("prefecture", self.prefecture.clone()),
             ("clinic", self.clinic.clone()),
@@ -127,7 +175,10 @@ impl OverviewQuery {
 pub struct OverviewPage {
     pub nav: Nav,
     pub total_terminals: i64,
-    pub states: Vec<StateCount>,
+    pub critical_unhandled: i64,
+    pub severities: Vec<CountChip>,
+    pub handlings: Vec<CountChip>,
+    pub livenesses: Vec<CountChip>,
     pub rules: Vec<RuleCount>,
     pub outbox: OutboxCounts,
     pub rows: Vec<OverviewRow>,
@@ -137,13 +188,38 @@ pub struct OverviewPage {
     pub query: OverviewQuery,
     pub prefectures: Vec<String>,
     pub clinic_name: Option<String>,
-    pub all_states: Vec<(&'static str, &'static str)>,
+    pub all_severities: Vec<(&'static str, &'static str)>,
+    pub all_handlings: Vec<(&'static str, &'static str)>,
+    pub all_livenesses: Vec<(&'static str, &'static str)>,
     pub all_rules: Vec<(&'static str, &'static str)>,
 }
 
 impl OverviewPage {
-    pub fn link_state(&self, state: &str) -> String {
-        self.query.with("state", state)
+    /// A count chip's link: filters by it, or clears the filter when it is already set.
+    pub fn link_chip(&self, chip: &CountChip) -> String {
+        let current = match chip.param {
+            "severity" => &self.query.severity,
+            "handling" => &self.query.handling,
+            _ => &self.query.liveness,
+        };
+        let value = if current == chip.key { "" } else { chip.key };
+        self.query.with(chip.param, value)
+    }
+
+    pub fn chip_selected(&self, chip: &CountChip) -> bool {
+        match chip.param {
+            "severity" => self.query.severity == chip.key,
+            "handling" => self.query.handling == chip.key,
+            _ => self.query.liveness == chip.key,
+        }
+    }
+
+    /// 未対応の緊急: critical and nobody has taken it.
+    pub fn link_critical_unhandled(&self) -> String {
+        let mut q = self.query.clone();
+        q.severity = "critical".into();
+        q.handling = "unhandled".into();
+        format!("/{}", query_string(&q.pairs()))
     }
 
     pub fn link_rule(&self, rule: &str) -> String {
@@ -195,7 +271,9 @@ fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
     FleetQuery {
         clinic_id: q.clinic.parse().ok(),
         prefecture: Some(q.prefecture.trim().to_string()).filter(|p| !p.is_empty()),
-        state: OverviewState::parse(&q.state),
+        severity: SeverityFilter::parse(&q.severity),
+        handling: HandlingKind::parse(&q.handling),
+        liveness: Liveness::parse(&q.liveness),
         rule: RuleKey::parse(&q.rule),
         search: Some(q.q.trim().to_string()).filter(|s| !s.is_empty()),
         sort: FleetSort::parse(&q.sort).unwrap_or_default(),
@@ -205,30 +283,53 @@ fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
     }
 }
 
-/// Terminals per state and per rule: the evaluator's running counts, or (when this process
-/// runs no evaluator) the store's.
-async fn counts(
-    state: &AppState,
-) -> Result<(Vec<(OverviewState, i64)>, Vec<(RuleKey, i64)>), crate::Error> {
-    let (states, mut rules) = match state.tally() {
-        Some(t) => (
-            OverviewState::ALL
-                .into_iter()
-                .map(|k| (k, t.state(k)))
-                .collect(),
-            RuleKey::ALL
-                .into_iter()
-                .map(|r| (r, t.rule(r)))
-                .filter(|(_, n)| *n > 0)
-                .collect(),
-        ),
-        None => {
-            let desk = state.store.desk();
-            (desk.state_counts().await?, desk.rule_counts().await?)
-        }
-    };
-    rules.sort_by(|a: &(RuleKey, i64), b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok((states, rules))
+/// The overview's counts: the evaluator's running tally, or (when this process runs no
+/// evaluator) the store's.
+async fn counts(state: &AppState) -> Result<FleetTally, crate::Error> {
+    match state.tally() {
+        Some(t) => Ok(t),
+        None => state.store.desk().overview_counts().await,
+    }
+}
+
+/// The rules with unresolved alerts, most terminals first.
+fn rule_counts(t: &FleetTally) -> Vec<(RuleKey, i64)> {
+    let mut rules: Vec<(RuleKey, i64)> = RuleKey::ALL
+        .into_iter()
+        .map(|r| (r, t.rule(r)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    rules.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    rules
+}
+
+/// How many lines match: the tally answers a single filter of its own; anything narrower
+/// asks the store.
+async fn matching(state: &AppState, t: &FleetTally, f: &FleetQuery) -> Result<i64, crate::Error> {
+    let narrowed = f.clinic_id.is_some() || f.prefecture.is_some() || f.search.is_some();
+    let filters = [
+        f.severity.is_some(),
+        f.handling.is_some(),
+        f.liveness.is_some(),
+        f.rule.is_some(),
+    ]
+    .iter()
+    .filter(|on| **on)
+    .count();
+    if narrowed || filters > 1 {
+        return state.store.desk().fleet_count(f).await;
+    }
+    Ok(if let Some(s) = f.severity {
+        t.severities[s.rank() as usize]
+    } else if let Some(h) = f.handling {
+        t.handling(h)
+    } else if let Some(l) = f.liveness {
+        t.liveness(l)
+    } else if let Some(r) = f.rule {
+        t.rule(r)
+    } else {
+        t.total()
+    })
 }
 
 /// `GET /`
@@ -239,32 +340,41 @@ pub async fn page(
 ) -> Result<Html<String>, PageFailure> {
     let now = Utc::now();
     let desk = state.store.desk();
-    let (counts, rule_counts) = counts(&state).await?;
-    let total_terminals = counts.iter().map(|(_, n)| n).sum();
-    let states = OverviewState::ALL
+    let tally = counts(&state).await?;
+    let chip = |param, key, label, count| CountChip {
+        param,
+        key,
+        label,
+        count,
+    };
+    let severities = SeverityFilter::ALL
         .into_iter()
-        .map(|k| StateCount {
-            key: k.as_str(),
-            label: k.label_ja(),
-            count: counts.iter().find(|(s, _)| *s == k).map_or(0, |(_, n)| *n),
+        .map(|s| {
+            chip(
+                "severity",
+                s.as_str(),
+                s.label_ja(),
+                tally.severities[s.rank() as usize],
+            )
         })
+        .collect();
+    let handlings = [
+        HandlingKind::Unhandled,
+        HandlingKind::InProgress,
+        HandlingKind::Silenced,
+    ]
+    .into_iter()
+    .map(|h| chip("handling", h.as_str(), h.label_ja(), tally.handling(h)))
+    .collect();
+    let livenesses = Liveness::ALL
+        .into_iter()
+        .map(|l| chip("liveness", l.as_str(), l.label_ja(), tally.liveness(l)))
         .collect();
     let page = query.page.unwrap_or(1).max(1);
     let fleet = fleet_query(&query, page);
-    // The counts answer the common filters without a count query.
-    let narrowed =
-        fleet.clinic_id.is_some() || fleet.prefecture.is_some() || fleet.search.is_some();
-    let matching = match (&fleet.state, &fleet.rule) {
-        (None, None) if !narrowed => total_terminals,
-        (Some(k), None) if !narrowed => counts.iter().find(|(s, _)| s == k).map_or(0, |(_, n)| *n),
-        (None, Some(r)) if !narrowed => rule_counts
-            .iter()
-            .find(|(rule, _)| rule == r)
-            .map_or(0, |(_, n)| *n),
-        _ => desk.fleet_count(&fleet).await?,
-    };
+    let matching = matching(&state, &tally, &fleet).await?;
     let rows = desk.fleet_rows(&fleet).await?;
-    let rules = rule_counts
+    let rules = rule_counts(&tally)
         .into_iter()
         .map(|(rule, count)| RuleCount {
             title: rule.title_ja(),
@@ -277,19 +387,38 @@ pub async fn page(
         Ok(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
         Err(_) => None,
     };
+    let restart_warning = state.config.rules.thresholds().restart_warning;
     let html = OverviewPage {
         nav: Nav::new(&staff, "overview"),
-        total_terminals,
-        states,
+        total_terminals: tally.total(),
+        critical_unhandled: tally.critical_unhandled,
+        severities,
+        handlings,
+        livenesses,
         rules,
         outbox: state.store.alerts().outbox_counts().await?,
-        rows: rows.into_iter().map(|r| OverviewRow::new(r, now)).collect(),
+        rows: rows
+            .into_iter()
+            .map(|r| OverviewRow::new(r, restart_warning, now))
+            .collect(),
         matching,
         page: page.min(pages),
         pages,
         prefectures: desk.prefectures().await?,
         clinic_name,
-        all_states: OverviewState::ALL
+        all_severities: SeverityFilter::ALL
+            .iter()
+            .map(|k| (k.as_str(), k.label_ja()))
+            .collect(),
+        all_handlings: [
+            HandlingKind::Unhandled,
+            HandlingKind::InProgress,
+            HandlingKind::Silenced,
+        ]
+        .iter()
+        .map(|k| (k.as_str(), k.label_ja()))
+        .collect(),
+        all_livenesses: Liveness::ALL
             .iter()
             .map(|k| (k.as_str(), k.label_ja()))
             .collect(),
@@ -305,7 +434,11 @@ pub async fn page(
 
 #[derive(serde::Serialize)]
 pub struct Summary {
-    pub states: Vec<(&'static str, i64)>,
+    pub total: i64,
+    pub severities: Vec<(&'static str, i64)>,
+    pub handling: Vec<(&'static str, i64)>,
+    pub liveness: Vec<(&'static str, i64)>,
+    pub critical_unhandled: i64,
     pub rules: Vec<(&'static str, i64)>,
 }
 
@@ -314,9 +447,25 @@ pub async fn summary_json(
     State(state): State<AppState>,
     _staff: Staff,
 ) -> Result<Json<Summary>, AuthFailure> {
-    let (states, rules) = counts(&state).await?;
+    let t = counts(&state).await?;
     Ok(Json(Summary {
-        states: states.into_iter().map(|(k, n)| (k.as_str(), n)).collect(),
-        rules: rules.into_iter().map(|(r, n)| (r.as_str(), n)).collect(),
+        total: t.total(),
+        severities: SeverityFilter::ALL
+            .into_iter()
+            .map(|s| (s.as_str(), t.severities[s.rank() as usize]))
+            .collect(),
+        handling: HandlingKind::ALL
+            .into_iter()
+            .map(|h| (h.as_str(), t.handling(h)))
+            .collect(),
+        liveness: Liveness::ALL
+            .into_iter()
+            .map(|l| (l.as_str(), t.liveness(l)))
+            .collect(),
+        critical_unhandled: t.critical_unhandled,
+        rules: rule_counts(&t)
+            .into_iter()
+            .map(|(r, n)| (r.as_str(), n))
+            .collect(),
     }))
 }

@@ -4,23 +4,25 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{Duration, Utc};
-use onshi_shared::{Event, EventKind, Snapshot};
+use onshi_shared::{AccountRole, AccountSpec, Event, EventKind, RebootSource, Snapshot};
+use serde::Deserialize;
 use uuid::Uuid;
 
-use super::alerts::AlertRow;
+use super::alerts::{AlertRow, finish};
 use super::audit::AuditLine;
 use super::format::{Nav, describe_event};
-use super::session::Staff;
+use super::overview::handling_ja;
+use super::session::{Admin, AuthFailure, Staff};
 use super::timeline::{Timeline, TimelineEvent, TimelineStart, timeline_svg};
 use super::{AppState, PageFailure};
-use crate::domain::{compare_versions, effective_versions};
+use crate::domain::{SeverityFilter, actor_label_ja, compare_versions, effective_versions};
 use crate::jst::{datetime_local, duration_ja, opt_time_ja, time_ja};
-use crate::rules;
-use crate::store::desk::AlertQuery;
+use crate::store::desk::{AlertQuery, TerminalBaseline};
+use crate::wording::{network_change_ja, probe_error_ja, source_area_ja};
 
 const DAYS: i64 = 30;
 
@@ -79,6 +81,24 @@ pub struct NetworkChange {
     pub changes: Vec<String>,
 }
 
+/// One protected role on the account-confirmation form: the name the terminal is given, where
+/// that name comes from, and what the terminal reports.
+pub struct ExpectedAccount {
+    pub field: &'static str,
+    pub role: &'static str,
+    pub expected: String,
+    pub source: &'static str,
+    pub found: String,
+    pub matches: bool,
+}
+
+/// A reason the terminal waits for a restart, with its source, and whether it counts.
+pub struct RebootReason {
+    pub label: &'static str,
+    pub since: String,
+    pub counts: bool,
+}
+
 #[derive(Template)]
 #[template(path = "terminal.html")]
 pub struct TerminalPage {
@@ -87,8 +107,13 @@ pub struct TerminalPage {
     pub hostname: String,
     pub clinic_id: i64,
     pub clinic: String,
-    pub state: &'static str,
-    pub state_label: &'static str,
+    pub severity: &'static str,
+    pub severity_label: &'static str,
+    pub handling: &'static str,
+    pub handling_label: String,
+    pub handling_title: String,
+    pub liveness: &'static str,
+    pub liveness_label: &'static str,
     pub last_seen: String,
     pub enrolled: String,
     pub agent_version: String,
@@ -106,13 +131,18 @@ pub struct TerminalPage {
     pub backup: String,
     pub backup_bad: bool,
     pub accounts: Vec<AccountRow>,
+    pub expected_accounts: Vec<ExpectedAccount>,
+    /// The baseline: when it was taken and what it did not find; who confirmed the names.
+    pub baseline: String,
+    pub confirmed: String,
+    pub unconfirmed: bool,
     pub adapters: Vec<AdapterRow>,
     pub gateway: String,
     pub probes: Vec<ProbeRow>,
     pub network_change: Option<NetworkChange>,
     pub apps: Vec<AppRow>,
     pub missing_apps: Vec<String>,
-    pub pending_reboot: String,
+    pub pending_reboot: Vec<RebootReason>,
     pub notes: Vec<String>,
     pub alerts: Vec<AlertRow>,
     pub back: String,
@@ -191,19 +221,45 @@ pub async fn page(
     let network_change = events.iter().find_map(|e| match &e.kind {
         EventKind::NetworkChanged { changes, .. } => Some(NetworkChange {
             at: time_ja(e.at),
-            changes: changes.clone(),
+            changes: changes.iter().map(|c| network_change_ja(c)).collect(),
         }),
         _ => None,
     });
     let line = detail.line.as_ref();
+    let severity = SeverityFilter::of(line.and_then(|l| l.severity));
+    let (handling_label, handling_title) =
+        line.map_or_else(Default::default, |l| handling_ja(&l.handling));
+    let clinic = desk.clinic_detail(detail.clinic_id).await?;
+    let own = desk.terminal_accounts(id).await?;
+    let baseline = desk.terminal_baseline(id).await?;
+    let clinic_accounts = clinic
+        .as_ref()
+        .map(|c| c.settings.accounts.clone())
+        .unwrap_or_default();
+    let file_rename_counts = clinic
+        .as_ref()
+        .is_some_and(|c| c.settings.rules.file_rename_counts);
     let mut page = TerminalPage {
         nav: Nav::new(&staff, "overview"),
         id: id.to_string(),
         hostname: detail.hostname,
         clinic_id: detail.clinic_id,
         clinic: detail.clinic_name,
-        state: line.map_or("ok", |s| s.state.as_str()),
-        state_label: line.map_or("未評価", |s| s.state.label_ja()),
+        severity: if line.is_some() {
+            severity.as_str()
+        } else {
+            "none"
+        },
+        severity_label: if line.is_some() {
+            severity.label_ja()
+        } else {
+            "未評価"
+        },
+        handling: line.map_or("none", |l| l.handling.kind().as_str()),
+        handling_label,
+        handling_title,
+        liveness: line.map_or("", |l| l.liveness.as_str()),
+        liveness_label: line.map_or("", |l| l.liveness.label_ja()),
         last_seen: detail.last_seen.map_or_else(|| "未受信".into(), time_ja),
         enrolled: time_ja(detail.enrolled_at),
         agent_version: detail.agent_version,
@@ -221,13 +277,17 @@ pub async fn page(
         backup: String::new(),
         backup_bad: false,
         accounts: Vec::new(),
+        expected_accounts: Vec::new(),
+        baseline: String::new(),
+        confirmed: String::new(),
+        unconfirmed: false,
         adapters: Vec::new(),
         gateway: String::new(),
         probes: Vec::new(),
         network_change,
         apps: Vec::new(),
         missing_apps: Vec::new(),
-        pending_reboot: String::new(),
+        pending_reboot: Vec::new(),
         notes: Vec::new(),
         alerts: alert_views.into_iter().map(AlertRow::from).collect(),
         back: format!("/terminals/{id}"),
@@ -244,23 +304,104 @@ pub async fn page(
             .collect(),
         audit: audit.into_iter().map(AuditLine::new).collect(),
     };
+    let restart_warning = state.config.rules.thresholds().restart_warning;
     if let Some(s) = &snapshot {
-        fill_from_snapshot(&mut page, s, &expected, now);
+        fill_from_snapshot(
+            &mut page,
+            s,
+            &expected,
+            restart_warning,
+            file_rename_counts,
+            now,
+        );
     }
+    fill_accounts(
+        &mut page,
+        snapshot.as_ref(),
+        &state.config.policy.accounts,
+        &clinic_accounts,
+        &own,
+        baseline,
+    );
     Ok(Html(page.render()?).into_response())
+}
+
+/// The confirmation form's rows and the baseline's story.
+fn fill_accounts(
+    page: &mut TerminalPage,
+    snapshot: Option<&Snapshot>,
+    server: &[AccountSpec],
+    clinic: &[AccountSpec],
+    own: &[AccountSpec],
+    baseline: Option<TerminalBaseline>,
+) {
+    let find =
+        |list: &[AccountSpec], role| list.iter().find(|a| a.role == role).map(|a| a.name.clone());
+    page.expected_accounts = AccountRole::PROTECTED
+        .iter()
+        .map(|&role| {
+            let (expected, source) = match (find(own, role), find(clinic, role), find(server, role))
+            {
+                (Some(n), _, _) => (n, "この端末"),
+                (None, Some(n), _) => (n, "医療機関"),
+                (None, None, Some(n)) => (n, "サーバー設定"),
+                (None, None, None) => (String::new(), "未設定"),
+            };
+            let reported =
+                snapshot.and_then(|s| s.accounts.accounts.iter().find(|a| a.role == role));
+            let found = match reported {
+                Some(a) if a.exists => a.name.clone(),
+                Some(_) => String::new(),
+                None => String::new(),
+            };
+            ExpectedAccount {
+                field: role.as_str(),
+                role: role.label_ja(),
+                matches: !found.is_empty() && found == expected,
+                expected,
+                source,
+                found,
+            }
+        })
+        .collect();
+    let Some(b) = baseline else { return };
+    page.baseline = match b.taken_at {
+        None => "まだ取得していません (この名前での最初の報告で取得します)".into(),
+        Some(at) if b.missing.is_empty() => {
+            format!(
+                "{} に取得 (保護アカウントはすべて見つかりました)",
+                time_ja(at)
+            )
+        }
+        Some(at) => {
+            let missing: Vec<&str> = b.missing.iter().map(|r| r.label_ja()).collect();
+            format!(
+                "{} に取得。見つからなかったアカウント: {}",
+                time_ja(at),
+                missing.join("、")
+            )
+        }
+    };
+    page.confirmed = match (b.confirmed_at, &b.confirmed_by) {
+        (Some(at), Some(by)) => format!("{} が {} に確認", actor_label_ja(by), time_ja(at)),
+        _ => String::new(),
+    };
+    page.unconfirmed = b.confirmed_at.is_none() && !b.missing.is_empty();
 }
 
 fn fill_from_snapshot(
     page: &mut TerminalPage,
     s: &Snapshot,
     expected: &HashMap<String, String>,
+    restart_warning: Duration,
+    file_rename_counts: bool,
     now: chrono::DateTime<Utc>,
 ) {
     let u = &s.uptime;
     page.last_start = time_ja(u.last_start);
     page.last_start_kind = u.last_start_kind.label_ja();
     page.since_start = duration_ja(now - u.last_start);
-    page.restart_overdue = now - u.last_start > rules::RESTART_WARNING;
+    page.restart_overdue = now - u.last_start > restart_warning;
     page.last_boot = time_ja(u.last_boot);
     page.requested_by = u.restart_requested_by.clone().unwrap_or_default();
     let current = s.certificates.current().map(|c| c.thumbprint.clone());
@@ -376,7 +517,7 @@ fn fill_from_snapshot(
             target: p.target.clone(),
             reachable: p.reachable,
             latency: p.latency_ms.map(|l| format!("{l} ms")).unwrap_or_default(),
-            error: p.error.clone().unwrap_or_default(),
+            error: p.error.as_deref().map(probe_error_ja).unwrap_or_default(),
         })
         .collect();
     page.apps = s
@@ -399,20 +540,59 @@ fn fill_from_snapshot(
         .pending_reboot
         .as_ref()
         .map(|p| {
-            format!(
-                "再起動待ちの更新があります{}: {}",
-                p.since
-                    .map(|t| format!(" ({} から)", time_ja(t)))
-                    .unwrap_or_default(),
-                p.reasons.join(", ")
-            )
+            p.sources()
+                .into_iter()
+                .map(|m| RebootReason {
+                    label: m.source.label_ja(),
+                    since: opt_time_ja(m.since.or(p.since)),
+                    counts: m.source != RebootSource::FileRename || file_rename_counts,
+                })
+                .collect()
         })
         .unwrap_or_default();
     page.notes = s
         .notes
         .iter()
-        .map(|n| format!("{}: {}", n.area, n.detail))
+        .map(|n| format!("{}を読めませんでした", source_area_ja(&n.area)))
         .collect();
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AccountsForm {
+    csrf: String,
+    #[serde(default)]
+    windows: String,
+    #[serde(default)]
+    face_auth: String,
+    #[serde(default)]
+    linkage: String,
+}
+
+/// `POST /terminals/{id}/accounts`: staff confirm the protected account names.
+pub async fn confirm_accounts(
+    State(state): State<AppState>,
+    Admin(staff): Admin,
+    Path(id): Path<Uuid>,
+    Form(form): Form<AccountsForm>,
+) -> Result<Response, AuthFailure> {
+    staff.check_csrf(&form.csrf)?;
+    let given: Vec<AccountSpec> = [
+        (AccountRole::Windows, &form.windows),
+        (AccountRole::FaceAuth, &form.face_auth),
+        (AccountRole::Linkage, &form.linkage),
+    ]
+    .into_iter()
+    .filter(|(_, name)| !name.trim().is_empty())
+    .map(|(role, name)| AccountSpec {
+        role,
+        name: name.clone(),
+    })
+    .collect();
+    let done = state
+        .desk
+        .confirm_accounts(&staff.actor(), id, &given, Utc::now())
+        .await;
+    finish(done, &format!("/terminals/{id}#accounts"))
 }
 
 fn not_found() -> Response {

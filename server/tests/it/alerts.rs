@@ -7,7 +7,9 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use onshi_server::config::{SmtpSettings, TlsMode};
 use onshi_server::desk::SilenceRequest;
-use onshi_server::domain::{Actor, Alert, AlertStatus, MailKind, NewMail, Role, RuleKey, Severity};
+use onshi_server::domain::{
+    Actor, Alert, AlertStatus, MailKind, NewMail, Role, RuleKey, Severity, SilenceScope,
+};
 use onshi_server::evaluator::Evaluator;
 use onshi_server::ingest;
 use onshi_server::notify::{Composer, Sender, Transport};
@@ -87,7 +89,7 @@ impl Fleet {
         Evaluator::new(
             self.store.clone(),
             agent_policy(),
-            3,
+            onshi_server::config::RuleSettings::default(),
             onshi_server::config::AlertSettings {
                 hold_down_secs: 15 * 60,
                 page_size: 7,
@@ -158,7 +160,7 @@ async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
         .acknowledge(&staff("suzuki"), a.id, "クリニックに電話済み", None, t0)
         .await
         .unwrap();
-    let later = t0 + onshi_server::rules::EVENT_WINDOW + Duration::minutes(1);
+    let later = t0 + onshi_server::rules::Thresholds::default().event_window + Duration::minutes(1);
     for i in 0..3 {
         f.report(i, report_at(later, &format!("PC-{i}")), later)
             .await;
@@ -304,10 +306,11 @@ async fn staff_resolution_silences_and_audit() {
         .silence(
             &staff("suzuki"),
             &SilenceRequest {
-                terminal_id: Some(f.terminals[1]),
-                clinic_id: None,
+                scope: SilenceScope::Terminal(f.terminals[1]),
+                rule: None,
                 starts_at: t0 - Duration::minutes(1),
                 ends_at: t0 + Duration::hours(2),
+                daily: None,
                 reason: "端末入れ替え工事".into(),
             },
             t0,
@@ -422,6 +425,7 @@ async fn digest_groups_a_clinics_warnings_once_a_day() {
                 r.snapshot.apps.pending_reboot = Some(onshi_shared::PendingReboot {
                     reasons: vec!["CBS RebootPending".into()],
                     since: Some(t0 - Duration::hours(30)),
+                    markers: Vec::new(),
                 })
             }
             _ => r.snapshot.accounts.accounts[0].password_expires = Some(t0 + Duration::days(5)),

@@ -208,8 +208,7 @@ async fn forms_need_the_sessions_csrf_token_and_viewers_cannot_change_anything()
     let form = [
         ("name", "ひまわり薬局"),
         ("email", "himawari@example.jp"),
-        ("open", "09:00"),
-        ("close", "18:00"),
+        ("hours_mon", "09:00-18:00"),
     ];
     let mut fields = vec![("csrf", "not-the-token")];
     fields.extend_from_slice(&form);
@@ -432,10 +431,12 @@ async fn clinics_are_edited_and_their_codes_issued_once_and_revoked() {
         ("email", "honin@example.jp"),
         ("code", "1312345678"),
         ("prefecture", "東京都"),
-        ("open", "08:30"),
-        ("close", "17:30"),
-        ("closed_sun", "on"),
-        ("closed_wed", "on"),
+        ("hours_mon", "08:30-12:30, 14:00-17:30"),
+        ("hours_tue", "08:30-17:30"),
+        ("hours_thu", "08:30-12:30"),
+        ("hours_fri", "08:30-17:30"),
+        ("hours_sat", "08:30-12:00"),
+        ("closed_new_year", "on"),
     ];
     let bad = admin
         .post_csrf("/clinics/1", &[("name", "x"), ("email", "not-an-email")])
@@ -454,7 +455,13 @@ async fn clinics_are_edited_and_their_codes_issued_once_and_revoked() {
     let detail = app.store.desk().clinic_detail(1).await.unwrap().unwrap();
     assert_eq!(detail.settings.name, "さくら内科 本院");
     assert_eq!(detail.code.as_deref(), Some("1312345678"));
-    assert_eq!(detail.settings.hours.closed_weekdays.len(), 2);
+    let week = &detail.settings.hours.week;
+    assert_eq!(week[0].len(), 2, "a lunch break");
+    assert!(
+        week[2].is_empty() && week[6].is_empty(),
+        "Wednesdays and Sundays closed"
+    );
+    assert!(detail.settings.hours.closed_new_year && !detail.settings.hours.closed_obon);
     // The overview follows the rename and filters by the new prefecture.
     let page = desk_page(&admin, "/?prefecture=%E6%9D%B1%E4%BA%AC%E9%83%BD").await;
     assert!(page.contains("さくら内科 本院"));

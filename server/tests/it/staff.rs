@@ -9,7 +9,7 @@ use clap::Parser;
 use onshi_server::Error;
 use onshi_server::cli::{Cli, staff_command};
 use onshi_server::desk::{SilenceRequest, new_clinic};
-use onshi_server::domain::{Actor, AlertStatus, Role, RuleKey};
+use onshi_server::domain::{Actor, AlertStatus, Role, RuleKey, SilenceScope};
 use onshi_testkit::reports::{linkage_password_changed, report_at};
 
 use super::support::{TestApp, actor};
@@ -54,10 +54,11 @@ async fn the_desk_refuses_the_same_things_whoever_asks() {
             "{who:?}"
         );
         let backwards = SilenceRequest {
-            terminal_id: None,
-            clinic_id: Some(app.clinic_id),
+            scope: SilenceScope::Clinic(app.clinic_id),
+            rule: None,
             starts_at: now + Duration::hours(2),
             ends_at: now + Duration::hours(1),
+            daily: None,
             reason: "工事".into(),
         };
         let refused = app.desk.silence(who, &backwards, now).await;
@@ -99,10 +100,11 @@ async fn each_desk_action_writes_its_change_and_its_audit_line_together() {
         .silence(
             &ann,
             &SilenceRequest {
-                terminal_id: Some(terminal),
-                clinic_id: None,
+                scope: SilenceScope::Terminal(terminal),
+                rule: None,
                 starts_at: now,
                 ends_at: now + Duration::hours(1),
+                daily: None,
                 reason: "端末の入れ替え".into(),
             },
             now,
@@ -116,7 +118,7 @@ async fn each_desk_action_writes_its_change_and_its_audit_line_together() {
     assert!(
         app.store
             .alerts()
-            .active_silences(now + Duration::minutes(6))
+            .silences_in_force(now + Duration::minutes(6))
             .await
             .unwrap()
             .is_empty(),
@@ -247,7 +249,7 @@ async fn every_command_line_action_shows_on_the_audit_page() {
     let silences = app
         .store
         .alerts()
-        .active_silences(Utc::now())
+        .silences_in_force(Utc::now())
         .await
         .unwrap();
     let silence = silences

@@ -46,6 +46,7 @@ pub fn collect(ctx: &Ctx, notes: &mut Notes) -> Accounts {
     Accounts {
         accounts: resolve(&ctx.policy.accounts, &ctx.known_sids, &users),
         auditing,
+        policy_key: onshi_shared::accounts_key(&ctx.policy.accounts),
     }
 }
 
@@ -171,6 +172,7 @@ mod tests {
     fn remembers_found_identities_and_keeps_old_ones() {
         let prev = BTreeMap::from([(AccountRole::Linkage, "uid:1003".to_string())]);
         let accounts = Accounts {
+            policy_key: 0,
             accounts: resolve(
                 &[
                     spec(AccountRole::Windows, "onshi"),

@@ -3,7 +3,7 @@
 use std::fs;
 
 use chrono::{DateTime, Utc};
-use onshi_shared::{Apps, PendingReboot};
+use onshi_shared::{Apps, PendingReboot, RebootMarker, RebootSource};
 
 use super::{AREA, parse, watched};
 use crate::sources::{Ctx, Notes, read_text};
@@ -41,12 +41,23 @@ fn pending_reboot(ctx: &Ctx, notes: &mut Notes) -> Option<PendingReboot> {
         };
         let since = meta.modified().ok().map(DateTime::<Utc>::from);
         let mut reasons = vec!["reboot-required".to_string()];
+        let mut packages = Vec::new();
         match read_text(&ctx.path(dir).join("reboot-required.pkgs")) {
-            Ok(Some(text)) => reasons.extend(parse::reboot_packages(&text)),
+            Ok(Some(text)) => packages = parse::reboot_packages(&text),
             Ok(None) => {}
             Err(detail) => notes.push(AREA, detail),
         }
-        return Some(PendingReboot { reasons, since });
+        reasons.extend(packages.iter().cloned());
+        let marker = RebootMarker {
+            source: RebootSource::PackageManager,
+            since,
+            detail: (!packages.is_empty()).then(|| packages.join(", ")),
+        };
+        return Some(PendingReboot {
+            reasons,
+            since,
+            markers: vec![marker],
+        });
     }
     None
 }

@@ -2,7 +2,7 @@
 //! Windows Update and file-rename markers, with the time the marker key was last written.
 
 use chrono::{DateTime, Utc};
-use onshi_shared::{AppInfo, Apps, PendingReboot};
+use onshi_shared::{AppInfo, Apps, PendingReboot, RebootMarker, RebootSource};
 use windows_sys::Win32::System::Registry::{HKEY_LOCAL_MACHINE, KEY_WOW64_32KEY, KEY_WOW64_64KEY};
 
 use super::{AREA, watched};
@@ -64,19 +64,33 @@ fn installed(notes: &mut Notes) -> Option<Vec<AppInfo>> {
 
 fn pending_reboot(notes: &mut Notes) -> Option<PendingReboot> {
     let mut reasons = Vec::new();
+    let mut markers = Vec::new();
     let mut since: Option<DateTime<Utc>> = None;
-    let mut mark = |reason: &str, at: Option<DateTime<Utc>>| {
+    let mut mark = |source: RebootSource, reason: &str, at: Option<DateTime<Utc>>| {
         reasons.push(reason.to_string());
+        markers.push(RebootMarker {
+            source,
+            since: at,
+            detail: None,
+        });
         if let Some(at) = at {
             since = Some(since.map_or(at, |s| s.min(at)));
         }
     };
-    for (path, reason) in [
-        (CBS_REBOOT_PENDING, "CBS RebootPending"),
-        (WU_REBOOT_REQUIRED, "WindowsUpdate RebootRequired"),
+    for (path, source, reason) in [
+        (
+            CBS_REBOOT_PENDING,
+            RebootSource::ComponentServicing,
+            "CBS RebootPending",
+        ),
+        (
+            WU_REBOOT_REQUIRED,
+            RebootSource::WindowsUpdate,
+            "WindowsUpdate RebootRequired",
+        ),
     ] {
         match RegKey::open(HKEY_LOCAL_MACHINE, path, KEY_WOW64_64KEY) {
-            Ok(Some(key)) => mark(reason, key.last_write()),
+            Ok(Some(key)) => mark(source, reason, key.last_write()),
             Ok(None) => {}
             Err(e) => notes.push(AREA, e),
         }
@@ -85,7 +99,11 @@ fn pending_reboot(notes: &mut Notes) -> Option<PendingReboot> {
         Ok(Some(key)) => match key.value("PendingFileRenameOperations") {
             Ok(Some(RegValue::MultiText(ops))) if !ops.is_empty() => {
                 // The value has no time of its own; the key's last write is the nearest.
-                mark("PendingFileRenameOperations", key.last_write());
+                mark(
+                    RebootSource::FileRename,
+                    "PendingFileRenameOperations",
+                    key.last_write(),
+                );
             }
             Ok(_) => {}
             Err(e) => notes.push(AREA, e),
@@ -93,5 +111,9 @@ fn pending_reboot(notes: &mut Notes) -> Option<PendingReboot> {
         Ok(None) => {}
         Err(e) => notes.push(AREA, e),
     }
-    (!reasons.is_empty()).then_some(PendingReboot { reasons, since })
+    (!reasons.is_empty()).then_some(PendingReboot {
+        reasons,
+        since,
+        markers,
+    })
 }

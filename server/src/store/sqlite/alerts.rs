@@ -4,20 +4,20 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveTime, Timelike, Utc};
-use onshi_shared::Event;
+use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
+use onshi_shared::{AccountRole, AccountSpec, Event};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
+use super::{ROWS_PER_STATEMENT, SqliteStore, clinics, uuid_col};
 use crate::Error;
-use crate::calendar::{BusinessHours, parse_weekdays};
 use crate::domain::{
-    AUTO_ACTOR, Alert, AlertAction, AlertStatus, ClinicSettings, ExpectedVersionRow, HistoryEntry,
-    MailKind, NewMail, OutboxCounts, OutboxMail, RuleKey, Severity, Silence, VersionSource,
+    AUTO_ACTOR, Alert, AlertAction, AlertStatus, ClinicSettings, DailyWindow, ExpectedVersionRow,
+    HistoryEntry, MailKind, NewMail, OutboxCounts, OutboxMail, RuleKey, Severity, Silence,
+    SilenceScope, VersionSource,
 };
-use crate::rules::{AuditEntry, RuleInput};
+use crate::rules::{AccountRecord, AuditEntry, BaselineWrite, RuleInput};
 use crate::store::alerts::*;
 use crate::store::{StoreResult, from_millis, millis};
 
@@ -25,7 +25,8 @@ use crate::store::{StoreResult, from_millis, millis};
 const RULE_EVENT_KINDS: &str = "('account_changed', 'network_changed', 'cert_changed')";
 
 pub(super) const ALERT_COLUMNS: &str = "id, terminal_id, clinic_id, rule, severity, status, detail, occurrence, \
-     opened_at, updated_at, clear_since, ack_by, ack_note, ack_until, resolved_at, resolved_by";
+     opened_at, updated_at, clear_since, ack_by, ack_note, ack_until, resolved_at, resolved_by, \
+     mail_held";
 
 pub(super) fn opt_time(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     Ok(row.try_get::<Option<i64>, _>(col)?.map(from_millis))
@@ -55,26 +56,80 @@ pub(super) fn alert_from(row: &SqliteRow) -> Result<Alert, Error> {
         ack_until: opt_time(row, "ack_until")?,
         resolved_at: opt_time(row, "resolved_at")?,
         resolved_by: row.try_get("resolved_by")?,
+        mail_held: row.try_get("mail_held")?,
     })
 }
 
-/// A clinic row's settings (every column `clinic_settings` selects).
-pub(super) fn clinic_settings_from(r: &SqliteRow) -> Result<ClinicSettings, sqlx::Error> {
-    let closed: String = r.try_get("closed_weekdays")?;
-    Ok(ClinicSettings {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        email: r.try_get("email")?,
-        hours: BusinessHours {
-            open: time_of(r.try_get("open_minute")?),
-            close: time_of(r.try_get("close_minute")?),
-            closed_weekdays: parse_weekdays(&closed),
-            closed_on_holidays: r.try_get("closed_on_holidays")?,
-        },
-        desk_name: r.try_get("desk_name")?,
-        desk_phone: r.try_get("desk_phone")?,
-        prefecture: r.try_get("prefecture")?,
+/// Stored as `windows,face_auth`.
+pub(super) fn roles_text(roles: &[AccountRole]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub(super) fn roles_of(text: &str) -> Vec<AccountRole> {
+    text.split(',')
+        .filter_map(|r| AccountRole::parse(r.trim()))
+        .collect()
+}
+
+/// A key as SQLite stores it (the same 64 bits, signed).
+pub(super) fn key_col(key: u64) -> i64 {
+    key as i64
+}
+
+fn key_of(col: Option<i64>) -> Option<u64> {
+    col.map(|k| k as u64)
+}
+
+fn silence_from(r: &SqliteRow) -> Result<Silence, Error> {
+    let id: i64 = r.try_get("id")?;
+    let terminal: Option<String> = r.try_get("terminal_id")?;
+    let clinic: Option<i64> = r.try_get("clinic_id")?;
+    let prefecture: Option<String> = r.try_get("prefecture")?;
+    let scope = match (terminal, clinic, prefecture) {
+        (Some(t), _, _) => SilenceScope::Terminal(
+            Uuid::parse_str(&t).map_err(|e| Error::Corrupt(format!("silence {id}: {e}")))?,
+        ),
+        (None, Some(c), _) => SilenceScope::Clinic(c),
+        (None, None, Some(p)) => SilenceScope::Prefecture(p),
+        (None, None, None) => SilenceScope::Fleet,
+    };
+    let rule: Option<String> = r.try_get("rule")?;
+    let rule = rule
+        .map(|k| RuleKey::parse(&k).ok_or_else(|| Error::Corrupt(format!("silence rule {k:?}"))))
+        .transpose()?;
+    let from: Option<i64> = r.try_get("daily_from")?;
+    let to: Option<i64> = r.try_get("daily_to")?;
+    let weekdays: Option<i64> = r.try_get("weekdays")?;
+    let daily = match (from, to) {
+        (Some(from), Some(to)) => Some(DailyWindow {
+            from: time_of(from),
+            to: time_of(to),
+            weekdays: weekdays.map_or(0x7f, |w| (w & 0x7f) as u8),
+        }),
+        _ => None,
+    };
+    Ok(Silence {
+        id,
+        scope,
+        rule,
+        starts_at: from_millis(r.try_get("starts_at")?),
+        ends_at: from_millis(r.try_get("ends_at")?),
+        daily,
+        reason: r.try_get("reason")?,
+        created_by: r.try_get("created_by")?,
+        ended_by: r.try_get("ended_by")?,
     })
+}
+
+pub(super) const SILENCE_COLUMNS: &str = "id, terminal_id, clinic_id, prefecture, fleet, rule, \
+     starts_at, ends_at, daily_from, daily_to, weekdays, reason, created_by, ended_by";
+
+pub(super) fn silences_from(rows: &[SqliteRow]) -> Result<Vec<Silence>, Error> {
+    rows.iter().map(silence_from).collect()
 }
 
 pub(super) fn minute_of(t: NaiveTime) -> i64 {
@@ -97,17 +152,21 @@ fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[Uuid]) {
 
 #[async_trait]
 impl AlertStore for SqliteStore {
-    async fn clinic_settings(&self) -> StoreResult<Vec<ClinicSettings>> {
-        let rows = sqlx::query(
-            "SELECT id, name, email, open_minute, close_minute, closed_weekdays, \
-             closed_on_holidays, desk_name, desk_phone, prefecture FROM clinics ORDER BY id",
-        )
+    async fn clinic_settings(&self, closures_from: NaiveDate) -> StoreResult<Vec<ClinicSettings>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM clinics ORDER BY id",
+            clinics::SETTINGS_COLUMNS
+        )))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(clinic_settings_from)
-            .collect::<Result<_, _>>()?)
+        let mut closures = clinics::closures(&self.pool, None, Some(closures_from)).await?;
+        let mut accounts = clinics::clinic_accounts(&self.pool, None).await?;
+        rows.iter()
+            .map(|r| {
+                let c = clinics::settings_from(r)?;
+                Ok(clinics::complete(c, &mut closures, &mut accounts))
+            })
+            .collect()
     }
 
     async fn rule_inputs(
@@ -118,7 +177,9 @@ impl AlertStore for SqliteStore {
     ) -> StoreResult<Vec<RuleInput>> {
         // Step 1: the small columns of every selected terminal, with its body's hash.
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT t.id, t.clinic_id, t.enrolled_at, s.received_at, s.collected_at, b.hash \
+            "SELECT t.id, t.clinic_id, t.enrolled_at, t.baseline_key, t.baseline_at, \
+             t.baseline_missing, t.accounts_confirmed_at, t.accounts_confirmed_key, \
+             s.received_at, s.collected_at, b.hash \
              FROM terminals t \
              LEFT JOIN latest_report s ON s.terminal_id = t.id \
              LEFT JOIN terminal_snapshot b INDEXED BY terminal_snapshot_hash \
@@ -145,6 +206,16 @@ impl AlertStore for SqliteStore {
         for r in &rows {
             let hash: Option<i64> = r.try_get("hash")?;
             let collected: Option<i64> = r.try_get("collected_at")?;
+            let missing: String = r.try_get("baseline_missing")?;
+            let record = AccountRecord {
+                baseline_key: key_of(r.try_get("baseline_key")?),
+                baseline_at: opt_time(r, "baseline_at")?,
+                baseline_missing: roles_of(&missing),
+                confirmed: r
+                    .try_get::<Option<i64>, _>("accounts_confirmed_at")?
+                    .is_some(),
+                confirmed_key: key_of(r.try_get("accounts_confirmed_key")?),
+            };
             heads.push((
                 uuid_col(r, "id")?,
                 r.try_get::<i64, _>("clinic_id")?,
@@ -152,6 +223,7 @@ impl AlertStore for SqliteStore {
                 opt_time(r, "received_at")?,
                 collected.filter(|_| hash.is_some()).map(from_millis),
                 hash,
+                record,
             ));
         }
         drop(rows);
@@ -198,7 +270,7 @@ impl AlertStore for SqliteStore {
             let known = cache
                 .lock()
                 .map_err(|_| Error::Corrupt("snapshot cache poisoned".into()))?;
-            for (terminal_id, clinic_id, enrolled_at, last_seen, collected, _) in heads {
+            for (terminal_id, clinic_id, enrolled_at, last_seen, collected, _, accounts) in heads {
                 let snapshot = collected.and(known.get(&terminal_id).map(|k| k.1.clone()));
                 index.insert(terminal_id, states.len());
                 states.push(RuleInput {
@@ -209,26 +281,55 @@ impl AlertStore for SqliteStore {
                     collected_at: collected.unwrap_or_default(),
                     snapshot,
                     events: Vec::new(),
+                    own_accounts: None,
+                    accounts,
                 });
             }
         }
-        let (Some(first), Some(last)) = (states.first(), states.last()) else {
+        let (Some(first), Some(last)) = (
+            states.first().map(|t| t.terminal_id),
+            states.last().map(|t| t.terminal_id),
+        ) else {
             return Ok(states);
         };
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT terminal_id, body FROM events WHERE ");
-        match selection {
+        let range = |q: &mut QueryBuilder<Sqlite>| match selection {
             InputSelection::Page { .. } => {
                 q.push("terminal_id BETWEEN ")
-                    .push_bind(first.terminal_id.to_string())
+                    .push_bind(first.to_string())
                     .push(" AND ")
-                    .push_bind(last.terminal_id.to_string());
+                    .push_bind(last.to_string());
             }
             InputSelection::Ids(ids) => {
                 q.push("terminal_id IN ");
-                push_ids(&mut q, ids);
+                push_ids(q, ids);
+            }
+        };
+        // The few terminals with names of their own.
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT terminal_id, role, name FROM account_names WHERE ");
+        range(&mut q);
+        let mut own: HashMap<Uuid, Vec<AccountSpec>> = HashMap::new();
+        for r in q.build().fetch_all(&self.pool).await? {
+            let role: String = r.try_get("role")?;
+            let Some(role) = AccountRole::parse(&role) else {
+                return Err(Error::Corrupt(format!("account role {role:?}")));
+            };
+            own.entry(uuid_col(&r, "terminal_id")?)
+                .or_default()
+                .push(AccountSpec {
+                    role,
+                    name: r.try_get("name")?,
+                });
+        }
+        for (id, mut specs) in own {
+            if let Some(&i) = index.get(&id) {
+                specs.sort_by_key(|s| s.role);
+                states[i].own_accounts = Some(std::sync::Arc::new(specs));
             }
         }
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT terminal_id, body FROM events WHERE ");
+        range(&mut q);
         q.push(" AND at >= ")
             .push_bind(millis(events_since))
             .push(" AND kind IN ")
@@ -347,7 +448,7 @@ impl AlertStore for SqliteStore {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO alerts (terminal_id, clinic_id, rule, severity, status, detail, \
                  occurrence, opened_at, updated_at, clear_since, ack_by, ack_note, ack_until, \
-                 resolved_at, resolved_by) ",
+                 resolved_at, resolved_by, mail_held) ",
             );
             q.push_values(chunk, |mut b, c| {
                 let a = &c.alert;
@@ -365,7 +466,8 @@ impl AlertStore for SqliteStore {
                     .push_bind(a.ack_note.clone())
                     .push_bind(a.ack_until.map(millis))
                     .push_bind(a.resolved_at.map(millis))
-                    .push_bind(a.resolved_by.clone());
+                    .push_bind(a.resolved_by.clone())
+                    .push_bind(a.mail_held);
             });
             q.push(
                 " ON CONFLICT (terminal_id, rule) DO UPDATE SET clinic_id = excluded.clinic_id, \
@@ -374,7 +476,7 @@ impl AlertStore for SqliteStore {
                  clear_since = excluded.clear_since, ack_by = excluded.ack_by, \
                  ack_note = excluded.ack_note, ack_until = excluded.ack_until, \
                  resolved_at = excluded.resolved_at, resolved_by = excluded.resolved_by, \
-                 times_opened = alerts.times_opened + (excluded.opened_at <> alerts.opened_at), \
+                 mail_held = excluded.mail_held, times_opened = alerts.times_opened + (excluded.opened_at <> alerts.opened_at), \
                  opened_at = excluded.opened_at \
                  RETURNING id, terminal_id, rule, times_opened",
             );
@@ -459,32 +561,38 @@ impl AlertStore for SqliteStore {
             .collect()
     }
 
-    async fn active_silences(&self, now: DateTime<Utc>) -> StoreResult<Vec<Silence>> {
-        let rows = sqlx::query(
-            "SELECT id, terminal_id, clinic_id, starts_at, ends_at, reason, created_by \
-             FROM silences WHERE ends_at > ? AND starts_at <= ?",
-        )
+    async fn silences_in_force(&self, now: DateTime<Utc>) -> StoreResult<Vec<Silence>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SILENCE_COLUMNS} FROM silences WHERE ends_at > ? AND starts_at <= ?"
+        )))
         .bind(millis(now))
         .bind(millis(now))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let terminal: Option<String> = r.try_get("terminal_id")?;
-                Ok(Silence {
-                    id: r.try_get("id")?,
-                    terminal_id: terminal
-                        .map(|t| Uuid::parse_str(&t))
-                        .transpose()
-                        .map_err(|e| Error::Corrupt(format!("silence terminal: {e}")))?,
-                    clinic_id: r.try_get("clinic_id")?,
-                    starts_at: from_millis(r.try_get("starts_at")?),
-                    ends_at: from_millis(r.try_get("ends_at")?),
-                    reason: r.try_get("reason")?,
-                    created_by: r.try_get("created_by")?,
-                })
-            })
-            .collect()
+        silences_from(&rows)
+    }
+
+    async fn record_baselines(&self, baselines: &[BaselineWrite]) -> StoreResult<()> {
+        if baselines.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
+        for b in baselines {
+            sqlx::query(
+                "UPDATE terminals SET baseline_key = ?1, baseline_at = ?2, baseline_missing = ?3, \
+                 accounts_confirmed_key = CASE WHEN accounts_confirmed_at IS NOT NULL \
+                 THEN coalesce(accounts_confirmed_key, ?1) END WHERE id = ?4",
+            )
+            .bind(key_col(b.key))
+            .bind(millis(b.taken_at))
+            .bind(roles_text(&b.missing))
+            .bind(b.terminal_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.flush_wal().await
     }
 
     async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize> {

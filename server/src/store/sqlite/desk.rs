@@ -8,31 +8,73 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::alerts::{alert_from, clinic_settings_from, opt_time};
-use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
+use super::alerts::{SILENCE_COLUMNS, alert_from, opt_time, roles_of, silences_from};
+use super::{ROWS_PER_STATEMENT, SqliteStore, clinics, uuid_col};
 use crate::Error;
 use crate::domain::{
-    AuditRecord, AuditRow, BackupKind, ClinicDetail, Contact, MailKind, OutboxRow, OutboxStatus,
-    OverviewLine, OverviewState, Role, RuleKey, SessionUser, User,
+    AuditRecord, AuditRow, BackupKind, ClinicDetail, Contact, FleetTally, Handling, HandlingKind,
+    Liveness, MailKind, OutboxRow, OutboxStatus, OverviewLine, Role, RuleKey, SessionUser, Silence,
+    User, severity_of_rank,
 };
 use crate::store::desk::*;
 use crate::store::{StoreResult, from_millis, millis};
 
 const LINE_COLUMNS: &str = "ts.terminal_id, ts.clinic_id, ts.clinic_name, ts.prefecture, \
-     ts.hostname, ts.state_rank, ts.open_alerts, ts.open_rules, ts.apps_behind, ts.backup, ts.last_start, \
-     ts.cert_not_after";
+     ts.hostname, ts.severity_rank, ts.handling, ts.handling_by, ts.handling_until, \
+     ts.handling_note, ts.liveness, ts.open_alerts, ts.open_rules, ts.apps_behind, ts.backup, \
+     ts.last_start, ts.cert_not_after";
+
+/// The stored handling columns: kind, by, until, note.
+fn handling_columns(h: &Handling) -> (&'static str, Option<&str>, Option<i64>, Option<&str>) {
+    match h {
+        Handling::None => ("none", None, None, None),
+        Handling::Unhandled => ("unhandled", None, None, None),
+        Handling::InProgress { by, until } => {
+            ("in_progress", Some(by.as_str()), until.map(millis), None)
+        }
+        Handling::Silenced { by, until, reason } => (
+            "silenced",
+            Some(by.as_str()),
+            Some(millis(*until)),
+            Some(reason.as_str()),
+        ),
+    }
+}
+
+fn handling_from(r: &SqliteRow) -> Result<Handling, Error> {
+    let kind: String = r.try_get("handling")?;
+    let by: Option<String> = r.try_get("handling_by")?;
+    let until = opt_time(r, "handling_until")?;
+    let note: Option<String> = r.try_get("handling_note")?;
+    Ok(match HandlingKind::parse(&kind) {
+        Some(HandlingKind::None) => Handling::None,
+        Some(HandlingKind::Unhandled) => Handling::Unhandled,
+        Some(HandlingKind::InProgress) => Handling::InProgress {
+            by: by.unwrap_or_default(),
+            until,
+        },
+        Some(HandlingKind::Silenced) => Handling::Silenced {
+            by: by.unwrap_or_default(),
+            until: until.unwrap_or_default(),
+            reason: note.unwrap_or_default(),
+        },
+        None => return Err(Error::Corrupt(format!("overview handling {kind:?}"))),
+    })
+}
 
 fn line_from(r: &SqliteRow) -> Result<OverviewLine, Error> {
-    let rank: i64 = r.try_get("state_rank")?;
     let backup: String = r.try_get("backup")?;
+    let liveness: String = r.try_get("liveness")?;
     Ok(OverviewLine {
         terminal_id: uuid_col(r, "terminal_id")?,
         clinic_id: r.try_get("clinic_id")?,
         clinic_name: r.try_get("clinic_name")?,
         prefecture: r.try_get("prefecture")?,
         hostname: r.try_get("hostname")?,
-        state: OverviewState::from_rank(rank)
-            .ok_or_else(|| Error::Corrupt(format!("overview state rank {rank}")))?,
+        severity: severity_of_rank(r.try_get("severity_rank")?),
+        handling: handling_from(r)?,
+        liveness: Liveness::parse(&liveness)
+            .ok_or_else(|| Error::Corrupt(format!("overview liveness {liveness:?}")))?,
         open_alerts: r.try_get("open_alerts")?,
         open_rules: u32::try_from(r.try_get::<i64, _>("open_rules")?).unwrap_or(0),
         apps_behind: r.try_get("apps_behind")?,
@@ -66,8 +108,14 @@ fn push_fleet_filters(q: &mut QueryBuilder<Sqlite>, f: &FleetQuery) {
     if let Some(p) = &f.prefecture {
         q.push(" AND ts.prefecture = ").push_bind(p.clone());
     }
-    if let Some(s) = f.state {
-        q.push(" AND ts.state_rank = ").push_bind(s.rank());
+    if let Some(s) = f.severity {
+        q.push(" AND ts.severity_rank = ").push_bind(s.rank());
+    }
+    if let Some(h) = f.handling {
+        q.push(" AND ts.handling = ").push_bind(h.as_str());
+    }
+    if let Some(l) = f.liveness {
+        q.push(" AND ts.liveness = ").push_bind(l.as_str());
     }
     if let Some(rule) = &f.rule {
         q.push(
@@ -100,10 +148,10 @@ fn push_fleet_filters(q: &mut QueryBuilder<Sqlite>, f: &FleetQuery) {
 fn order_by(sort: FleetSort, descending: bool) -> &'static str {
     match (sort, descending) {
         (FleetSort::State, false) => {
-            " ORDER BY ts.state_rank DESC, ts.open_alerts DESC, ts.host_key, ts.terminal_id"
+            " ORDER BY ts.severity_rank DESC, ts.open_alerts DESC, ts.host_key, ts.terminal_id"
         }
         (FleetSort::State, true) => {
-            " ORDER BY ts.state_rank, ts.open_alerts, ts.host_key DESC, ts.terminal_id DESC"
+            " ORDER BY ts.severity_rank, ts.open_alerts, ts.host_key DESC, ts.terminal_id DESC"
         }
         (FleetSort::Clinic, false) => " ORDER BY ts.clinic_name, ts.host_key, ts.terminal_id",
         (FleetSort::Clinic, true) => {
@@ -116,10 +164,10 @@ fn order_by(sort: FleetSort, descending: bool) -> &'static str {
         (FleetSort::CertExpiry, false) => " ORDER BY ts.cert_not_after, ts.terminal_id",
         (FleetSort::CertExpiry, true) => " ORDER BY ts.cert_not_after DESC, ts.terminal_id DESC",
         (FleetSort::Alerts, false) => {
-            " ORDER BY ts.state_rank DESC, ts.open_alerts DESC, ts.host_key, ts.terminal_id"
+            " ORDER BY ts.severity_rank DESC, ts.open_alerts DESC, ts.host_key, ts.terminal_id"
         }
         (FleetSort::Alerts, true) => {
-            " ORDER BY ts.state_rank, ts.open_alerts, ts.host_key DESC, ts.terminal_id DESC"
+            " ORDER BY ts.severity_rank, ts.open_alerts, ts.host_key DESC, ts.terminal_id DESC"
         }
     }
 }
@@ -266,18 +314,24 @@ impl DeskStore for SqliteStore {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO overview_line (terminal_id, clinic_id, clinic_name, prefecture, \
-                 hostname, host_key, state, state_rank, open_alerts, open_rules, apps_behind, \
-                 backup, last_start, cert_not_after, updated_at) ",
+                 hostname, host_key, severity_rank, handling, handling_by, handling_until, \
+                 handling_note, liveness, open_alerts, open_rules, apps_behind, backup, \
+                 last_start, cert_not_after, updated_at) ",
             );
             q.push_values(chunk, |mut b, s| {
+                let (handling, by, until, note) = handling_columns(&s.handling);
                 b.push_bind(s.terminal_id.to_string())
                     .push_bind(s.clinic_id)
                     .push_bind(s.clinic_name.clone())
                     .push_bind(s.prefecture.clone())
                     .push_bind(s.hostname.clone())
                     .push_bind(s.hostname.to_lowercase())
-                    .push_bind(s.state.as_str())
-                    .push_bind(s.state.rank())
+                    .push_bind(s.severity_rank())
+                    .push_bind(handling)
+                    .push_bind(by.map(str::to_string))
+                    .push_bind(until)
+                    .push_bind(note.map(str::to_string))
+                    .push_bind(s.liveness.as_str())
                     .push_bind(s.open_alerts)
                     .push_bind(i64::from(s.open_rules))
                     .push_bind(s.apps_behind)
@@ -291,7 +345,9 @@ impl DeskStore for SqliteStore {
                 " ON CONFLICT (terminal_id) DO UPDATE SET clinic_id = excluded.clinic_id, \
                  clinic_name = excluded.clinic_name, prefecture = excluded.prefecture, \
                  hostname = excluded.hostname, host_key = excluded.host_key, \
-                 state = excluded.state, state_rank = excluded.state_rank, \
+                 severity_rank = excluded.severity_rank, handling = excluded.handling, \
+                 handling_by = excluded.handling_by, handling_until = excluded.handling_until, \
+                 handling_note = excluded.handling_note, liveness = excluded.liveness, \
                  open_alerts = excluded.open_alerts, open_rules = excluded.open_rules, \
                  apps_behind = excluded.apps_behind, \
                  backup = excluded.backup, last_start = excluded.last_start, \
@@ -309,36 +365,37 @@ impl DeskStore for SqliteStore {
         self.flush_wal().await
     }
 
-    async fn state_counts(&self) -> StoreResult<Vec<(OverviewState, i64)>> {
-        let rows =
-            sqlx::query("SELECT state_rank, COUNT(*) AS n FROM overview_line GROUP BY state_rank")
-                .fetch_all(&self.pool)
-                .await?;
-        let mut out = Vec::new();
+    async fn overview_counts(&self) -> StoreResult<FleetTally> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LINE_COLUMNS}, COUNT(*) AS n FROM overview_line ts \
+             GROUP BY ts.severity_rank, ts.handling, ts.liveness"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tally = FleetTally {
+            ready: true,
+            ..FleetTally::default()
+        };
         for r in &rows {
-            let rank: i64 = r.try_get("state_rank")?;
-            if let Some(k) = OverviewState::ALL.into_iter().find(|k| k.rank() == rank) {
-                out.push((k, r.try_get("n")?));
-            }
+            let mut line = line_from(r)?;
+            // The rule counts come from the alerts below.
+            line.open_rules = 0;
+            let n: i64 = r.try_get("n")?;
+            tally.apply(&line, n);
         }
-        Ok(out)
-    }
-
-    async fn rule_counts(&self) -> StoreResult<Vec<(RuleKey, i64)>> {
-        let rows = sqlx::query(
-            "SELECT rule, COUNT(*) AS n FROM alerts WHERE status IN ('open', 'acknowledged') \
-             GROUP BY rule ORDER BY n DESC",
+        let rules = sqlx::query(
+            "SELECT rule, COUNT(DISTINCT terminal_id) AS n FROM alerts \
+             WHERE status IN ('open', 'acknowledged') GROUP BY rule",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let rule: String = r.try_get("rule")?;
-                let rule = RuleKey::parse(&rule)
-                    .ok_or_else(|| Error::Corrupt(format!("alert rule {rule:?}")))?;
-                Ok((rule, r.try_get("n")?))
-            })
-            .collect()
+        for r in &rules {
+            let rule: String = r.try_get("rule")?;
+            let rule = RuleKey::parse(&rule)
+                .ok_or_else(|| Error::Corrupt(format!("alert rule {rule:?}")))?;
+            tally.rules[rule as usize] = r.try_get("n")?;
+        }
+        Ok(tally)
     }
 
     async fn fleet_count(&self, f: &FleetQuery) -> StoreResult<i64> {
@@ -635,17 +692,19 @@ impl DeskStore for SqliteStore {
     }
 
     async fn clinic_detail(&self, id: i64) -> StoreResult<Option<ClinicDetail>> {
-        let row = sqlx::query(
-            "SELECT id, name, email, open_minute, close_minute, closed_weekdays, \
-             closed_on_holidays, desk_name, desk_phone, code, prefecture, phone, notes \
-             FROM clinics WHERE id = ?",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {}, code, phone, notes FROM clinics WHERE id = ?",
+            clinics::SETTINGS_COLUMNS
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
+        let mut closures = clinics::closures(&self.pool, Some(id), None).await?;
+        let mut accounts = clinics::clinic_accounts(&self.pool, Some(id)).await?;
+        let settings = clinics::settings_from(&r)?;
         Ok(Some(ClinicDetail {
-            settings: clinic_settings_from(&r)?,
+            settings: clinics::complete(settings, &mut closures, &mut accounts),
             code: r.try_get("code")?,
             phone: r.try_get("phone")?,
             notes: r.try_get("notes")?,
@@ -731,5 +790,57 @@ impl DeskStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn silences(
+        &self,
+        now: DateTime<Utc>,
+        ended_since: DateTime<Utc>,
+    ) -> StoreResult<Vec<Silence>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SILENCE_COLUMNS} FROM silences WHERE ends_at > ? \
+             ORDER BY ends_at <= ?, starts_at DESC, id DESC LIMIT 500"
+        )))
+        .bind(millis(ended_since))
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        silences_from(&rows)
+    }
+
+    async fn terminal_accounts(&self, id: Uuid) -> StoreResult<Vec<onshi_shared::AccountSpec>> {
+        let id = id.to_string();
+        let mut all = clinics::terminal_accounts(&self.pool, Some(&id)).await?;
+        Ok(all.remove(&id).unwrap_or_default())
+    }
+
+    async fn terminal_baseline(&self, id: Uuid) -> StoreResult<Option<TerminalBaseline>> {
+        let row = sqlx::query(
+            "SELECT baseline_at, baseline_missing, accounts_confirmed_at, accounts_confirmed_by \
+             FROM terminals WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let missing: String = r.try_get("baseline_missing")?;
+        Ok(Some(TerminalBaseline {
+            taken_at: opt_time(&r, "baseline_at")?,
+            missing: roles_of(&missing),
+            confirmed_at: opt_time(&r, "accounts_confirmed_at")?,
+            confirmed_by: r.try_get("accounts_confirmed_by")?,
+        }))
+    }
+
+    async fn backup_password_set(
+        &self,
+        clinic_id: i64,
+    ) -> StoreResult<Option<(String, DateTime<Utc>)>> {
+        let row = sqlx::query("SELECT set_by, set_at FROM backup_passwords WHERE clinic_id = ?")
+            .bind(clinic_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("set_by")?, from_millis(r.try_get("set_at")?))))
+            .transpose()
     }
 }

@@ -6,11 +6,11 @@ use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::alerts::{history, minute_of};
+use super::clinics::{self, AccountOwner};
 use super::desk::is_unique_violation;
 use super::{SqliteStore, uuid_col};
 use crate::Error;
-use crate::calendar::format_weekdays;
-use crate::domain::{AuditRecord, VersionSource};
+use crate::domain::{AuditRecord, SilenceScope, VersionSource};
 use crate::store::staff::{Applied, StaffChange, StaffStore};
 use crate::store::{StoreResult, millis};
 
@@ -88,28 +88,62 @@ impl StaffStore for SqliteStore {
                 c.alert_id = Some(*id);
             }
             StaffChange::AddSilence(s) => {
-                if s.terminal_id.is_some() == s.clinic_id.is_some() || s.ends_at <= s.starts_at {
-                    return Err(Error::Config(
-                        "a silence covers one terminal or one clinic, and ends after it starts"
-                            .into(),
-                    ));
+                if s.ends_at <= s.starts_at {
+                    return Err(Error::Config("a silence ends after it starts".into()));
                 }
+                let exists: Option<i64> = match &s.scope {
+                    SilenceScope::Terminal(t) => {
+                        sqlx::query_scalar(
+                            "SELECT 1 FROM terminals WHERE id = ? AND revoked_at IS NULL",
+                        )
+                        .bind(t.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    }
+                    SilenceScope::Clinic(id) => {
+                        sqlx::query_scalar("SELECT 1 FROM clinics WHERE id = ?")
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                    }
+                    SilenceScope::Prefecture(_) | SilenceScope::Fleet => Some(1),
+                };
+                if exists.is_none() {
+                    return Ok(Applied::NotFound);
+                }
+                let (terminal, clinic, prefecture, fleet) = match &s.scope {
+                    SilenceScope::Terminal(t) => (Some(t.to_string()), None, None, false),
+                    SilenceScope::Clinic(id) => (None, Some(*id), None, false),
+                    SilenceScope::Prefecture(p) => (None, None, Some(p.clone()), false),
+                    SilenceScope::Fleet => (None, None, None, true),
+                };
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO silences (terminal_id, clinic_id, starts_at, ends_at, reason, \
-                     created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    "INSERT INTO silences (terminal_id, clinic_id, prefecture, fleet, rule, \
+                     starts_at, ends_at, daily_from, daily_to, weekdays, reason, created_by, \
+                     created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 )
-                .bind(s.terminal_id.map(|t| t.to_string()))
-                .bind(s.clinic_id)
+                .bind(terminal)
+                .bind(clinic)
+                .bind(prefecture)
+                .bind(fleet)
+                .bind(s.rule.map(|r| r.as_str()))
                 .bind(millis(s.starts_at))
                 .bind(millis(s.ends_at))
+                .bind(s.daily.map(|d| minute_of(d.from)))
+                .bind(s.daily.map(|d| minute_of(d.to)))
+                .bind(s.daily.map(|d| i64::from(d.weekdays)))
                 .bind(&s.reason)
                 .bind(&who)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
                 c.created = Some(id);
-                c.terminal_id = s.terminal_id;
-                c.clinic_id = s.clinic_id;
+                if let SilenceScope::Terminal(t) = s.scope {
+                    c.terminal_id = Some(t);
+                }
+                if let SilenceScope::Clinic(id) = s.scope {
+                    c.clinic_id = Some(id);
+                }
             }
             StaffChange::EndSilence { id } => {
                 let row = sqlx::query(
@@ -126,8 +160,9 @@ impl StaffStore for SqliteStore {
                 let starts: i64 = row.try_get("starts_at")?;
                 // A window that has not begun yet is dropped; one in force ends now.
                 if starts < now {
-                    sqlx::query("UPDATE silences SET ends_at = ? WHERE id = ?")
+                    sqlx::query("UPDATE silences SET ends_at = ?, ended_by = ? WHERE id = ?")
                         .bind(now)
+                        .bind(&who)
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
@@ -143,39 +178,40 @@ impl StaffStore for SqliteStore {
             }
             StaffChange::SaveClinic(detail) => {
                 let s = &detail.settings;
-                // Both statements take the same parameters; the last is `created_at` or `id`.
-                let sql = if s.id == 0 {
-                    "INSERT INTO clinics (name, email, open_minute, close_minute, \
-                     closed_weekdays, closed_on_holidays, desk_name, desk_phone, code, \
-                     prefecture, phone, notes, created_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
-                } else {
-                    "UPDATE clinics SET name = ?, email = ?, open_minute = ?, close_minute = ?, \
-                     closed_weekdays = ?, closed_on_holidays = ?, desk_name = ?, desk_phone = ?, \
-                     code = ?, prefecture = ?, phone = ?, notes = ? WHERE id = ? RETURNING id"
-                };
-                let saved = sqlx::query_scalar(sql)
+                let saved = if s.id == 0 {
+                    sqlx::query_scalar(
+                        "INSERT INTO clinics (name, email, code, phone, notes, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                    )
                     .bind(&s.name)
                     .bind(&s.email)
-                    .bind(minute_of(s.hours.open))
-                    .bind(minute_of(s.hours.close))
-                    .bind(format_weekdays(&s.hours.closed_weekdays))
-                    .bind(s.hours.closed_on_holidays)
-                    .bind(&s.desk_name)
-                    .bind(&s.desk_phone)
                     .bind(&detail.code)
-                    .bind(&s.prefecture)
                     .bind(&detail.phone)
                     .bind(&detail.notes)
-                    .bind(if s.id == 0 { now } else { s.id })
+                    .bind(now)
                     .fetch_optional(&mut *tx)
-                    .await;
+                    .await
+                } else {
+                    sqlx::query_scalar(
+                        "UPDATE clinics SET code = ?, phone = ?, notes = ? WHERE id = ? \
+                         RETURNING id",
+                    )
+                    .bind(&detail.code)
+                    .bind(&detail.phone)
+                    .bind(&detail.notes)
+                    .bind(s.id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                };
                 let id: i64 = match saved {
                     Ok(Some(id)) => id,
                     Ok(None) => return Ok(Applied::NotFound),
                     Err(e) if is_unique_violation(&e) => return Ok(Applied::Conflict),
                     Err(e) => return Err(e.into()),
                 };
+                clinics::write_settings(&mut tx, id, s).await?;
+                clinics::replace_accounts(&mut tx, AccountOwner::Clinic(id), &s.accounts, audit.at)
+                    .await?;
                 // The overview shows (and sorts by) the clinic's name and prefecture.
                 sqlx::query(
                     "UPDATE overview_line SET clinic_name = ?, prefecture = ? WHERE clinic_id = ?",
@@ -189,6 +225,105 @@ impl StaffStore for SqliteStore {
                     c.created = Some(id);
                 }
                 c.clinic_id = Some(id);
+            }
+            StaffChange::AddClosures {
+                clinic_id,
+                closures,
+            } => {
+                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM clinics WHERE id = ?")
+                    .bind(clinic_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if exists.is_none() {
+                    return Ok(Applied::NotFound);
+                }
+                let mut last = None;
+                for closure in closures {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO clinic_closures (clinic_id, from_date, to_date, reason, \
+                         created_by, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                    )
+                    .bind(clinic_id)
+                    .bind(closure.from.format("%Y-%m-%d").to_string())
+                    .bind(closure.to.format("%Y-%m-%d").to_string())
+                    .bind(&closure.reason)
+                    .bind(&who)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    last = Some(id);
+                }
+                if closures.len() == 1 {
+                    c.created = last;
+                }
+                c.clinic_id = Some(*clinic_id);
+            }
+            StaffChange::DeleteClosure { clinic_id, id } => {
+                let done =
+                    sqlx::query("DELETE FROM clinic_closures WHERE id = ? AND clinic_id = ?")
+                        .bind(id)
+                        .bind(clinic_id)
+                        .execute(&mut *tx)
+                        .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(Applied::NotFound);
+                }
+                c.clinic_id = Some(*clinic_id);
+            }
+            StaffChange::ConfirmAccounts { terminal_id, own } => {
+                let id = terminal_id.to_string();
+                // The baseline is taken again (from the next report made with these names),
+                // and counts as confirmed for them.
+                let owner: Option<i64> = sqlx::query_scalar(
+                    "UPDATE terminals SET accounts_confirmed_at = ?, accounts_confirmed_by = ?, \
+                     accounts_confirmed_key = NULL, baseline_key = NULL, baseline_at = NULL, \
+                     baseline_missing = '' WHERE id = ? AND revoked_at IS NULL RETURNING clinic_id",
+                )
+                .bind(now)
+                .bind(&who)
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(owner) = owner else {
+                    return Ok(Applied::NotFound);
+                };
+                clinics::replace_accounts(&mut tx, AccountOwner::Terminal(&id), own, audit.at)
+                    .await?;
+                c.clinic_id = Some(owner);
+                c.terminal_id = Some(*terminal_id);
+            }
+            StaffChange::SetBackupPassword { clinic_id, sealed } => {
+                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM clinics WHERE id = ?")
+                    .bind(clinic_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if exists.is_none() {
+                    return Ok(Applied::NotFound);
+                }
+                match sealed {
+                    Some(secret) => {
+                        sqlx::query(
+                            "INSERT INTO backup_passwords (clinic_id, nonce, sealed, set_by, \
+                             set_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (clinic_id) DO UPDATE \
+                             SET nonce = excluded.nonce, sealed = excluded.sealed, \
+                             set_by = excluded.set_by, set_at = excluded.set_at",
+                        )
+                        .bind(clinic_id)
+                        .bind(&secret.nonce)
+                        .bind(&secret.sealed)
+                        .bind(&who)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    None => {
+                        sqlx::query("DELETE FROM backup_passwords WHERE clinic_id = ?")
+                            .bind(clinic_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                c.clinic_id = Some(*clinic_id);
             }
             StaffChange::AddContact(contact) => {
                 let id: Option<i64> = sqlx::query_scalar(

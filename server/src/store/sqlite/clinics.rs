@@ -1,0 +1,233 @@
+//! Clinic rows as the rules, the mails and the clinic page read them: the columns, their
+//! calendar (the week, 年末年始 / お盆, dated closures), their rule settings and the account
+//! names their terminals are given; and the writes that keep them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use onshi_shared::{AccountRole, AccountSpec};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use crate::Error;
+use crate::calendar::{BusinessHours, Closure, format_week, parse_week};
+use crate::domain::{ClinicRules, ClinicSettings};
+use crate::store::{StoreResult, millis};
+
+/// The columns [`settings_from`] reads.
+pub(super) const SETTINGS_COLUMNS: &str = "id, name, email, week_hours, closed_on_holidays, \
+     closed_new_year, closed_obon, desk_name, desk_phone, prefecture, restart_warning_hours, \
+     restart_critical_hours, offline_after_intervals, file_rename_counts";
+
+fn opt_u32(r: &SqliteRow, col: &str) -> Result<Option<u32>, sqlx::Error> {
+    Ok(r.try_get::<Option<i64>, _>(col)?
+        .and_then(|v| u32::try_from(v).ok()))
+}
+
+/// A clinic row's settings, without its closures and account names (see [`complete`]).
+pub(super) fn settings_from(r: &SqliteRow) -> Result<ClinicSettings, Error> {
+    let week: String = r.try_get("week_hours")?;
+    let id: i64 = r.try_get("id")?;
+    Ok(ClinicSettings {
+        id,
+        name: r.try_get("name")?,
+        email: r.try_get("email")?,
+        hours: BusinessHours {
+            week: parse_week(&week)
+                .map_err(|e| Error::Corrupt(format!("clinic {id} week_hours: {e}")))?,
+            closed_on_holidays: r.try_get("closed_on_holidays")?,
+            closed_new_year: r.try_get("closed_new_year")?,
+            closed_obon: r.try_get("closed_obon")?,
+            closures: Vec::new(),
+        },
+        desk_name: r.try_get("desk_name")?,
+        desk_phone: r.try_get("desk_phone")?,
+        prefecture: r.try_get("prefecture")?,
+        accounts: Vec::new(),
+        rules: ClinicRules {
+            restart_warning_hours: opt_u32(r, "restart_warning_hours")?,
+            restart_critical_hours: opt_u32(r, "restart_critical_hours")?,
+            offline_after_intervals: opt_u32(r, "offline_after_intervals")?,
+            file_rename_counts: r.try_get("file_rename_counts")?,
+        },
+    })
+}
+
+fn date_col(r: &SqliteRow, col: &str) -> Result<NaiveDate, Error> {
+    let s: String = r.try_get(col)?;
+    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+        .map_err(|e| Error::Corrupt(format!("closure {col} {s:?}: {e}")))
+}
+
+/// Closures ending on or after `from` (all with `None`), per clinic (one clinic with `clinic`).
+pub(super) async fn closures(
+    pool: &SqlitePool,
+    clinic: Option<i64>,
+    from: Option<NaiveDate>,
+) -> StoreResult<HashMap<i64, Vec<Closure>>> {
+    let rows = sqlx::query(
+        "SELECT id, clinic_id, from_date, to_date, reason FROM clinic_closures \
+         WHERE (?1 IS NULL OR clinic_id = ?1) AND to_date >= ?2 ORDER BY clinic_id, from_date, id",
+    )
+    .bind(clinic)
+    .bind(from.map_or_else(String::new, |d| d.format("%Y-%m-%d").to_string()))
+    .fetch_all(pool)
+    .await?;
+    let mut out: HashMap<i64, Vec<Closure>> = HashMap::new();
+    for r in &rows {
+        out.entry(r.try_get("clinic_id")?)
+            .or_default()
+            .push(Closure {
+                id: r.try_get("id")?,
+                from: date_col(r, "from_date")?,
+                to: date_col(r, "to_date")?,
+                reason: r.try_get("reason")?,
+            });
+    }
+    Ok(out)
+}
+
+fn spec_from(r: &SqliteRow) -> Result<AccountSpec, Error> {
+    let role: String = r.try_get("role")?;
+    Ok(AccountSpec {
+        role: AccountRole::parse(&role)
+            .ok_or_else(|| Error::Corrupt(format!("account role {role:?}")))?,
+        name: r.try_get("name")?,
+    })
+}
+
+/// The account names clinics give their terminals (one clinic with `clinic`).
+pub(super) async fn clinic_accounts(
+    pool: &SqlitePool,
+    clinic: Option<i64>,
+) -> StoreResult<HashMap<i64, Vec<AccountSpec>>> {
+    let rows = sqlx::query(
+        "SELECT clinic_id, role, name FROM account_names WHERE clinic_id IS NOT NULL \
+         AND (?1 IS NULL OR clinic_id = ?1) ORDER BY clinic_id, role",
+    )
+    .bind(clinic)
+    .fetch_all(pool)
+    .await?;
+    let mut out: HashMap<i64, Vec<AccountSpec>> = HashMap::new();
+    for r in &rows {
+        out.entry(r.try_get("clinic_id")?)
+            .or_default()
+            .push(spec_from(r)?);
+    }
+    for specs in out.values_mut() {
+        specs.sort_by_key(|s| s.role);
+    }
+    Ok(out)
+}
+
+/// The account names single terminals are given over their clinic's (one terminal with
+/// `terminal`).
+pub(super) async fn terminal_accounts(
+    pool: &SqlitePool,
+    terminal: Option<&str>,
+) -> StoreResult<HashMap<String, Vec<AccountSpec>>> {
+    let rows = sqlx::query(
+        "SELECT terminal_id, role, name FROM account_names WHERE terminal_id IS NOT NULL \
+         AND (?1 IS NULL OR terminal_id = ?1)",
+    )
+    .bind(terminal)
+    .fetch_all(pool)
+    .await?;
+    let mut out: HashMap<String, Vec<AccountSpec>> = HashMap::new();
+    for r in &rows {
+        out.entry(r.try_get("terminal_id")?)
+            .or_default()
+            .push(spec_from(r)?);
+    }
+    for specs in out.values_mut() {
+        specs.sort_by_key(|s| s.role);
+    }
+    Ok(out)
+}
+
+/// Fills in the closures and account names [`settings_from`] leaves out.
+pub(super) fn complete(
+    mut c: ClinicSettings,
+    closures: &mut HashMap<i64, Vec<Closure>>,
+    accounts: &mut HashMap<i64, Vec<AccountSpec>>,
+) -> ClinicSettings {
+    c.hours.closures = closures.remove(&c.id).unwrap_or_default();
+    c.accounts = accounts.remove(&c.id).unwrap_or_default();
+    c
+}
+
+/// Writes a clinic's settings columns (the row exists).
+pub(super) async fn write_settings(
+    tx: &mut SqliteConnection,
+    id: i64,
+    s: &ClinicSettings,
+) -> StoreResult<()> {
+    let h = &s.hours;
+    let r = &s.rules;
+    sqlx::query(
+        "UPDATE clinics SET name = ?, email = ?, week_hours = ?, closed_on_holidays = ?, \
+         closed_new_year = ?, closed_obon = ?, desk_name = ?, desk_phone = ?, prefecture = ?, \
+         restart_warning_hours = ?, restart_critical_hours = ?, offline_after_intervals = ?, \
+         file_rename_counts = ? WHERE id = ?",
+    )
+    .bind(&s.name)
+    .bind(&s.email)
+    .bind(format_week(&h.week))
+    .bind(h.closed_on_holidays)
+    .bind(h.closed_new_year)
+    .bind(h.closed_obon)
+    .bind(&s.desk_name)
+    .bind(&s.desk_phone)
+    .bind(&s.prefecture)
+    .bind(r.restart_warning_hours.map(i64::from))
+    .bind(r.restart_critical_hours.map(i64::from))
+    .bind(r.offline_after_intervals.map(i64::from))
+    .bind(r.file_rename_counts)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the account names of a clinic or a terminal; an empty list removes them. (A
+/// terminal's baseline was taken for the names it had: the evaluator takes a new one once the
+/// agent reports with the new names.)
+pub(super) async fn replace_accounts(
+    tx: &mut SqliteConnection,
+    owner: AccountOwner<'_>,
+    specs: &[AccountSpec],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let (clinic, terminal) = match owner {
+        AccountOwner::Clinic(id) => (Some(id), None),
+        AccountOwner::Terminal(id) => (None, Some(id)),
+    };
+    sqlx::query(
+        "DELETE FROM account_names WHERE (?1 IS NOT NULL AND clinic_id = ?1) \
+         OR (?2 IS NOT NULL AND terminal_id = ?2)",
+    )
+    .bind(clinic)
+    .bind(terminal)
+    .execute(&mut *tx)
+    .await?;
+    for s in specs {
+        sqlx::query(
+            "INSERT INTO account_names (clinic_id, terminal_id, role, name, updated_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(clinic)
+        .bind(terminal)
+        .bind(s.role.as_str())
+        .bind(&s.name)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum AccountOwner<'a> {
+    Clinic(i64),
+    Terminal(&'a str),
+}
