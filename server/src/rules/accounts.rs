@@ -148,7 +148,7 @@ fn snapshot_accounts(
             }
         }
         if let Some(c) = &a.last_change
-            && c.at > baseline.taken_at
+            && baseline.before(c.at)
             && now - c.at <= th.event_window
             && matches!(c.event_id, 4723 | 4724)
         {
@@ -217,7 +217,7 @@ fn account_events(
     for e in t
         .events
         .iter()
-        .filter(|e| e.at > baseline.taken_at && now - e.at <= th.event_window)
+        .filter(|e| baseline.before(e.at) && now - e.at <= th.event_window)
     {
         if let EventKind::AccountChanged { role, change, .. } = &e.kind
             && role.is_protected()

@@ -171,6 +171,12 @@ pub fn account_baseline(
 }
 
 impl AccountBaseline {
+    /// Whether something at `at` happened after the baseline (to the millisecond the store
+    /// keeps times in: an event of the baseline's own report is history).
+    pub fn before(&self, at: DateTime<Utc>) -> bool {
+        at.timestamp_millis() > self.taken_at.timestamp_millis()
+    }
+
     /// A role the terminal did not have under its name at the baseline, not yet confirmed by
     /// staff: the desk's to check, not the clinic's to be told about.
     pub fn unconfirmed(&self, role: AccountRole) -> bool {

@@ -23,23 +23,23 @@ use super::support::TestApp;
 
 /// A server without its own evaluator, and terminals enrolled straight into its store: the
 /// tests run evaluator passes themselves, at the times they choose.
-struct Fleet {
-    app: TestApp,
-    store: Arc<dyn Store>,
-    clinic_id: i64,
-    terminals: Vec<Uuid>,
+pub(super) struct Fleet {
+    pub app: TestApp,
+    pub store: Arc<dyn Store>,
+    pub clinic_id: i64,
+    pub terminals: Vec<Uuid>,
     seq: i64,
 }
 
 /// A staff member as the desk layer sees one.
-fn staff(name: &str) -> Actor {
+pub(super) fn staff(name: &str) -> Actor {
     Actor::Staff {
         user_id: 1,
         name: name.into(),
     }
 }
 
-async fn fleet(n: usize) -> Fleet {
+pub(super) async fn fleet(n: usize) -> Fleet {
     let app = TestApp::spawn_with(|c| {
         c.alerts.enabled = false;
         c.policy = agent_policy();
@@ -74,7 +74,7 @@ async fn fleet(n: usize) -> Fleet {
 }
 
 impl Fleet {
-    async fn report(&mut self, i: usize, report: Report, now: DateTime<Utc>) {
+    pub async fn report(&mut self, i: usize, report: Report, now: DateTime<Utc>) {
         self.seq += 1;
         let mut report = report;
         report.seq = self.seq as u64;
@@ -85,7 +85,7 @@ impl Fleet {
         sink.sync_committed().unwrap();
     }
 
-    fn evaluator(&self, desk: Option<&str>) -> Evaluator {
+    pub fn evaluator(&self, desk: Option<&str>) -> Evaluator {
         Evaluator::new(
             self.store.clone(),
             agent_policy(),
@@ -99,7 +99,7 @@ impl Fleet {
         )
     }
 
-    async fn alert(&self, i: usize, rule: RuleKey) -> Option<Alert> {
+    pub async fn alert(&self, i: usize, rule: RuleKey) -> Option<Alert> {
         self.store
             .alerts()
             .active_alerts(Some(&[self.terminals[i]]))
@@ -110,10 +110,16 @@ impl Fleet {
     }
 }
 
-/// `n` terminals that reported at `t0`: PC-0's linkage account password changed (a critical
-/// alert), the others healthy.
+/// `n` terminals that reported at `t0`: PC-0's linkage account password changed since their
+/// first report ten minutes before (a critical alert), the others healthy.
 async fn fleet_with_broken_linkage(n: usize, t0: DateTime<Utc>) -> Fleet {
     let mut f = fleet(n).await;
+    let before = t0 - Duration::minutes(10);
+    for i in 0..n {
+        f.report(i, report_at(before, &format!("PC-{i}")), before)
+            .await;
+    }
+    f.evaluator(None).full_pass(before).await.unwrap();
     for i in 0..n {
         let mut r = report_at(t0, &format!("PC-{i}"));
         if i == 0 {
@@ -124,7 +130,7 @@ async fn fleet_with_broken_linkage(n: usize, t0: DateTime<Utc>) -> Fleet {
     f
 }
 
-fn mail_config(desk: Option<&str>, port: u16) -> SmtpSettings {
+pub(super) fn mail_config(desk: Option<&str>, port: u16) -> SmtpSettings {
     SmtpSettings {
         host: "127.0.0.1".into(),
         port: Some(port),
@@ -467,7 +473,7 @@ async fn digest_groups_a_clinics_warnings_once_a_day() {
         assert!(body.contains(host), "{host} in the digest");
     }
     assert!(body.contains("「今すぐダウンロード」"));
-    assert!(body.contains("午前4時"));
+    assert!(body.contains("AM4:00"));
     assert!(body.contains("パスワードをご自身で変更しないでください"));
     assert!(body.contains("0800-080-4583"));
     rx.stop().await;
@@ -617,10 +623,11 @@ async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
     })
     .await;
     let enrolled = app.enroll("ONSHI-PC-01").await;
+    let seq = app.baselined(&enrolled, "ONSHI-PC-01").await;
     let now = Utc::now();
     let mut report = report_at(now, "ONSHI-PC-01");
     report.agent_id = enrolled.agent_id;
-    report.seq = 1;
+    report.seq = seq;
     report.events.push(linkage_password_changed(now));
     app.report(&enrolled, &report).await;
     // the same report again (a replay): still one mail

@@ -257,7 +257,7 @@ async fn the_overview_filters_sorts_and_escapes() {
         }
     })
     .await;
-    let page = page_showing(&desk, "/?state=critical", &agent_hostname(&expiring)).await;
+    let page = page_showing(&desk, "/?severity=critical", &agent_hostname(&expiring)).await;
     assert!(!page.contains(&agent_hostname(&healthy)));
     assert!(page.contains("1 台が該当"), "only the expiring one");
     let page = desk.page("/?rule=cert_expiry").await;

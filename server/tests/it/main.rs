@@ -7,3 +7,4 @@ mod desk;
 mod router;
 mod staff;
 mod support;
+mod trusted;

@@ -14,12 +14,15 @@ use onshi_testkit::reports::{linkage_password_changed, report_at};
 
 use super::support::{TestApp, actor};
 
-/// An open critical alert on a fresh terminal (its linkage account's password changed).
+/// An open critical alert on a terminal whose linkage account's password changed after its
+/// first report.
 async fn broken_terminal(app: &TestApp) -> (uuid::Uuid, i64) {
     let agent = app.enroll("PC-1").await;
+    let seq = app.baselined(&agent, "PC-1").await;
     let now = Utc::now();
     let mut r = report_at(now, "PC-1");
     r.agent_id = agent.agent_id;
+    r.seq = seq;
     r.events.push(linkage_password_changed(now));
     app.report(&agent, &r).await;
     let alert = onshi_testkit::wait_for("the alert", StdDuration::from_secs(15), || async {

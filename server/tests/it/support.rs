@@ -150,6 +150,32 @@ impl TestApp {
         );
     }
 
+    /// A first, healthy report a minute ago, and the evaluator's account baseline from it:
+    /// what a terminal has before a change can alert. Returns the next free seq.
+    pub async fn baselined(&self, agent: &EnrollResponse, hostname: &str) -> u64 {
+        let then = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let mut first = onshi_testkit::reports::report_at(then, hostname);
+        first.agent_id = agent.agent_id;
+        first.seq = 1;
+        self.report(agent, &first).await;
+        onshi_testkit::wait_for(
+            "the account baseline",
+            std::time::Duration::from_secs(15),
+            || async {
+                let b = self.store.desk().terminal_baseline(agent.agent_id).await;
+                b.ok().flatten().and_then(|b| b.taken_at)
+            },
+        )
+        .await
+        .unwrap();
+        2
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// `GET /metrics`.
     pub async fn metrics(&self) -> String {
         self.client

@@ -557,7 +557,7 @@ impl DeskStore for SqliteStore {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT a.id, a.terminal_id, a.clinic_id, a.rule, a.severity, a.status, a.detail, \
              a.occurrence, a.opened_at, a.updated_at, a.clear_since, a.ack_by, a.ack_note, \
-             a.ack_until, a.resolved_at, a.resolved_by, \
+             a.ack_until, a.resolved_at, a.resolved_by, a.mail_held, \
              COALESCE(ts.hostname, t.hostname) AS hostname, c.name AS clinic_name, \
              (SELECT h.note FROM alert_history h WHERE h.alert_id = a.id AND h.note IS NOT NULL \
               ORDER BY h.id DESC LIMIT 1) AS last_note \
