@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use chrono::Utc;
 use onshi_e2e::{add_clinic, enroll, free_port, start_server, wait_for, wait_healthy};
-use onshi_server::store::{DatabaseUrl, connect};
+use onshi_server::store::{DatabaseUrl, Store, connect};
 use onshi_shared::{AccountChange, AccountRole, Event, EventKind, sample};
 use onshi_testkit::{Mode, SmtpReceiver};
 
@@ -33,15 +33,42 @@ lease_secs = 3
     )
 }
 
-/// Enrolls a terminal and sends one report in which its linkage account's password changed:
-/// a critical alert, mailed to the clinic and to the desk at once.
-async fn report_broken_terminal(base: &str, code: &str, hostname: &str) -> Result<()> {
+/// Enrolls a terminal, sends a healthy first report (the server takes its account baseline)
+/// and then one in which its linkage account's password changed: a critical alert, mailed to
+/// the clinic and to the desk at once.
+async fn report_broken_terminal(
+    base: &str,
+    store: &std::sync::Arc<dyn Store>,
+    code: &str,
+    hostname: &str,
+) -> Result<()> {
     let client = reqwest::Client::new();
     let enrolled = enroll(&client, base, code, hostname).await?;
+    let first_at = Utc::now() - chrono::Duration::minutes(1);
+    let mut first = sample::snapshot_at(first_at);
+    first.hostname = hostname.into();
+    let mut report = sample::report_with(1, first);
+    report.agent_id = enrolled.agent_id;
+    client
+        .post(format!("{base}/api/v1/report"))
+        .bearer_auth(&enrolled.token)
+        .json(&report)
+        .send()
+        .await?
+        .error_for_status()?;
+    wait_for("the account baseline", Duration::from_secs(20), || async {
+        let b = store
+            .desk()
+            .terminal_baseline(enrolled.agent_id)
+            .await
+            .ok()??;
+        b.taken_at
+    })
+    .await?;
     let now = Utc::now();
     let mut snapshot = sample::snapshot_at(now);
     snapshot.hostname = hostname.into();
-    let mut report = sample::report_with(1, snapshot);
+    let mut report = sample::report_with(2, snapshot);
     report.agent_id = enrolled.agent_id;
     report.events = vec![Event::new(
         now,
@@ -76,8 +103,9 @@ async fn a_server_killed_mid_send_resends_nothing_the_smtp_server_accepted() -> 
     let base = format!("http://127.0.0.1:{port}");
     let mut server = start_server(&data, &config_path, port)?;
     wait_healthy(&base).await?;
+    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
     for host in ["ONSHI-PC-01", "ONSHI-PC-02"] {
-        report_broken_terminal(&base, &code, host).await?;
+        report_broken_terminal(&base, &store, &code, host).await?;
     }
     let accepted_before = smtp.wait_for(2, 20).await;
     // The sender is now waiting for the answer to the third mail.
@@ -91,7 +119,6 @@ async fn a_server_killed_mid_send_resends_nothing_the_smtp_server_accepted() -> 
     smtp.set_mode(Mode::Accept);
     let mut server = start_server(&data, &config_path, port)?;
     wait_healthy(&base).await?;
-    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
     let counts = wait_for("every mail sent", Duration::from_secs(30), || {
         let store = store.clone();
         async move {

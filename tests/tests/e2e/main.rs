@@ -1,5 +1,6 @@
 //! End-to-end tests: the real binaries as processes, a real SMTP receiver, headless Chromium.
 
+mod accounts;
 mod browser;
 mod mail;
 mod pipeline;
