@@ -613,8 +613,8 @@ pub async fn report_once(
     Ok(ack)
 }
 
-/// Keeps a simulated terminal reporting at the interval the server asks for; an offline
-/// terminal reports once and then falls silent.
+/// Keeps a simulated terminal reporting at the interval the server asks for; an offline or a
+/// switched-off terminal reports once and then falls silent.
 pub async fn simulate(base: String, mut t: SimTerminal) {
     let client = reqwest::Client::new();
     let jitter = rand::rng().random_range(0..3000);
@@ -627,7 +627,7 @@ pub async fn simulate(base: String, mut t: SimTerminal) {
                 10
             }
         };
-        if t.profile == Profile::Offline {
+        if matches!(t.profile, Profile::Offline | Profile::SwitchedOff) {
             return;
         }
         tokio::time::sleep(StdDuration::from_secs(wait)).await;

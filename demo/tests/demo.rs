@@ -47,9 +47,38 @@ async fn the_demo_fills_the_dashboard_and_writes_mails() -> Result<()> {
     )
     .await?;
     assert!(page.contains("OQS-PC-0001"));
-    for state in ["state-critical", "state-warning", "state-offline"] {
-        assert!(page.contains(state), "the demo shows {state} terminals");
+    // Severity, handling and liveness side by side: criticals acknowledged and silenced,
+    // terminals offline at the clinic open around the clock and switched off at the one
+    // closed today.
+    let wanted = [
+        "badge state-critical",
+        "badge state-warning",
+        "badge handling-unhandled",
+        "badge handling-in_progress",
+        "badge handling-silenced",
+        "badge live-receiving",
+        "badge live-offline",
+        "badge live-outside_hours",
+    ];
+    let page = wait_for(
+        "every severity, handling and liveness",
+        Duration::from_secs(90),
+        || async {
+            let page = desk.try_page("/?sort=hostname").await?;
+            wanted.iter().all(|w| page.contains(w)).then_some(page)
+        },
+    )
+    .await;
+    if let Err(e) = &page {
+        let now = desk.page("/?sort=hostname").await;
+        let missing: Vec<_> = wanted.iter().filter(|w| !now.contains(*w)).collect();
+        panic!("{e}: missing {missing:?}");
     }
+    let silences = desk.page("/silences").await;
+    assert!(silences.contains("毎日 03:30〜05:00"), "the nightly window");
+    assert!(silences.contains("回線業者の工事中"));
+    let clinics = desk.page("/clinics").await;
+    assert!(clinics.contains("さくら内科クリニック"));
     let mails = wait_for("mails written by the demo", Duration::from_secs(60), || {
         let dir = data.join("mail");
         async move {

@@ -645,6 +645,47 @@ mod tests {
     }
 
     #[test]
+    fn rule_thresholds_come_from_the_settings_with_todays_values_by_default() {
+        let defaults = layered(None, &[], &ConfigArgs::default()).unwrap();
+        assert_eq!(
+            defaults.rules.thresholds(),
+            crate::rules::Thresholds::default()
+        );
+        let file = r#"
+            [rules]
+            restart_warning_hours = 30
+            cert_steps_days = [45, 20]
+            cert_daily_from_days = 3
+            backup_grace_days = 14
+            password_warning_days = 21
+        "#;
+        let env = [("ONSHI_RULES__OFFLINE_CRITICAL_DAYS", "5")];
+        let c = layered(Some(file), &env, &ConfigArgs::default()).unwrap();
+        let t = c.rules.thresholds();
+        assert_eq!(t.restart_warning, chrono::Duration::hours(30));
+        assert_eq!(t.restart_critical, chrono::Duration::hours(72), "untouched");
+        assert_eq!(t.cert_steps, vec![45, 20]);
+        assert_eq!(t.cert_daily_from, 3);
+        assert_eq!(t.backup_grace, chrono::Duration::days(14));
+        assert_eq!(t.password_warning, chrono::Duration::days(21));
+        assert_eq!(t.offline_critical, chrono::Duration::days(5));
+        assert!(c.describe().contains("[rules]"));
+        for (bad, key) in [
+            (
+                "[rules]\nrestart_critical_hours = 20",
+                "rules.restart_critical_hours",
+            ),
+            (
+                "[rules]\noffline_after_intervals = 0",
+                "rules.offline_after_intervals",
+            ),
+        ] {
+            let e = layered(Some(bad), &[], &ConfigArgs::default()).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
     fn each_layer_sets_a_key_and_the_later_one_wins() {
         let file = r#"
             listen = "127.0.0.1:9000"

@@ -48,10 +48,7 @@ impl Evaluator {
             if a.status != AlertStatus::Open
                 || a.rule.desk_only()
                 || !clinic.hours.is_open_day(today)
-                || self
-                    .silences
-                    .iter()
-                    .any(|s| s.covers(&target, Some(a.rule), now))
+                || self.silences.covers(&target, a.rule, now)
             {
                 continue;
             }

@@ -11,6 +11,7 @@ mod digest;
 mod overview;
 mod pass;
 mod signal;
+mod silences;
 mod versions;
 
 use std::collections::HashMap;
@@ -27,12 +28,13 @@ pub use versions::most_common;
 
 use crate::Error;
 use crate::config::{AlertSettings, RuleSettings};
-use crate::domain::{ClinicSettings, ExpectedVersion, OverviewLine, Silence, effective_versions};
+use crate::domain::{ClinicSettings, ExpectedVersion, OverviewLine, effective_versions};
 use crate::notify::Composer;
 use crate::rules::{self, BaselineWrite, ClinicPolicy, Thresholds};
 use crate::store::Store;
 use crate::store::alerts::{AlertChange, SnapshotCache};
 use cache::AlertCache;
+use silences::SilenceIndex;
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,7 +63,7 @@ pub struct Evaluator {
     composer: Arc<Composer>,
     clinics: HashMap<i64, (ClinicSettings, ClinicPolicy)>,
     expected: Arc<HashMap<String, ExpectedVersion>>,
-    silences: Vec<Silence>,
+    silences: SilenceIndex,
     hostnames: HashMap<Uuid, String>,
     last_digest: Option<NaiveDate>,
     /// The overview line last written per terminal (`None` until loaded from the store), and
@@ -94,7 +96,7 @@ impl Evaluator {
             composer,
             clinics: HashMap::new(),
             expected: Arc::new(HashMap::new()),
-            silences: Vec::new(),
+            silences: SilenceIndex::default(),
             hostnames: HashMap::new(),
             last_digest: None,
             lines: None,
@@ -161,7 +163,7 @@ impl Evaluator {
             clinics.insert(c.id, (c, policy));
         }
         self.clinics = clinics;
-        self.silences = a.silences_in_force(now).await?;
+        self.silences = SilenceIndex::new(a.silences_in_force(now).await?);
         Ok(())
     }
 

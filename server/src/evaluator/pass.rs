@@ -152,7 +152,7 @@ impl Evaluator {
             self.reload(now).await?;
         }
         // Staff may have just set a maintenance window: a targeted pass must see it.
-        self.silences = a.silences_in_force(now).await?;
+        self.silences = super::silences::SilenceIndex::new(a.silences_in_force(now).await?);
         // With the cache loaded (after the first full pass) its entries are kept current;
         // before that, these terminals' alerts come from the store.
         let mut cache = match self.alerts {
@@ -213,11 +213,7 @@ impl Evaluator {
             prefecture: clinic.prefecture.as_deref(),
         };
         // The silences of this terminal in force now (their daily windows included).
-        let silences: Vec<&Silence> = self
-            .silences
-            .iter()
-            .filter(|s| s.applies_to(&target) && s.active_at(now))
-            .collect();
+        let silences: Vec<&Silence> = self.silences.in_force(&target, now);
         let silenced = |rule: RuleKey| silences.iter().any(|s| s.rule.is_none_or(|r| r == rule));
         let ctx = Context {
             terminal_id: t.terminal_id,

@@ -175,6 +175,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn certificate_steps_follow_the_settings() {
+        use Severity::*;
+        let th = super::super::Thresholds {
+            cert_steps: vec![45, 20],
+            cert_daily_from: 3,
+            ..Default::default()
+        };
+        let end = healthy().certificates.certs[0].not_after;
+        let table = [
+            (46, None),
+            (45, Some((Info, "45d"))),
+            (21, Some((Info, "45d"))),
+            (20, Some((Warning, "20d"))),
+            (4, Some((Warning, "20d"))),
+            (3, Some((Critical, "3d"))),
+        ];
+        for (days, want) in table {
+            let got = super::expiry_step(end, end - Duration::days(days), &th);
+            assert_eq!(
+                got,
+                want.map(|(s, o)| (s, o.to_string())),
+                "{days} days left"
+            );
+        }
+    }
+
     fn cert(thumb: &str, not_after: DateTime<Utc>, key: bool) -> CertInfo {
         CertInfo {
             subject: "CN=1312345678".into(),

@@ -194,6 +194,10 @@ async fn every_command_line_action_shows_on_the_audit_page() {
         .to_string();
     let alert_id = alert.to_string();
     let terminal_id = terminal.to_string();
+    let csv_dir = tempfile::tempdir().unwrap();
+    let csv = csv_dir.path().join("closures.csv");
+    std::fs::write(&csv, "2027-02-10,,臨時休診\n2027-05-01,2027-05-06,連休\n").unwrap();
+    let csv = csv.to_string_lossy().to_string();
     let steps: Vec<Vec<&str>> = vec![
         vec!["clinic", "code", "あおば小児科"],
         vec!["alerts", "note", &alert_id, "折り返し待ち"],
@@ -238,6 +242,64 @@ async fn every_command_line_action_shows_on_the_audit_page() {
             "--closed",
             "sun,thu",
         ],
+        vec![
+            "alerts",
+            "hours",
+            "あおば小児科",
+            "--week",
+            "mon=09:00-12:30,15:00-18:30;thu=09:00-12:30;sat=09:00-12:30",
+            "--closed-obon",
+        ],
+        vec![
+            "clinic",
+            "closure",
+            "add",
+            "あおば小児科",
+            "--from",
+            "2027-01-10",
+            "--reason",
+            "学会",
+        ],
+        vec!["clinic", "closure", "import", "あおば小児科", &csv],
+        vec!["clinic", "accounts", "あおば小児科", "--linkage", "renkei2"],
+        vec![
+            "clinic",
+            "rules",
+            "あおば小児科",
+            "--restart-warning-hours",
+            "30",
+        ],
+        vec![
+            "alerts",
+            "silence",
+            "--prefecture",
+            "東京都",
+            "--rule",
+            "offline",
+            "--daily",
+            "03:30-05:00",
+            "--hours",
+            "48",
+            "--reason",
+            "自動再起動",
+        ],
+        vec![
+            "alerts",
+            "silence",
+            "--fleet",
+            "--hours",
+            "1",
+            "--reason",
+            "配信サーバーの障害",
+        ],
+        vec![
+            "confirm-accounts",
+            &terminal_id,
+            "--windows",
+            "onshi",
+            "--face-auth",
+            "kao",
+        ],
         vec!["alerts", "expected-version", "配信アプリ", "2.5.0"],
         vec!["revoke-code", &code],
         vec!["user", "add", "kato", "--role", "viewer"],
@@ -262,6 +324,17 @@ async fn every_command_line_action_shows_on_the_audit_page() {
         .id
         .to_string();
     cli(&app, &ops, &["alerts", "end-silence", &silence]).await;
+    let aoba = app
+        .desk
+        .clinic_named("あおば小児科")
+        .await
+        .unwrap()
+        .settings;
+    assert_eq!(aoba.hours.closures.len(), 3, "one added, two imported");
+    assert!(aoba.hours.closed_obon && aoba.hours.week[3].len() == 1);
+    assert_eq!(aoba.rules.restart_warning_hours, Some(30));
+    assert_eq!(aoba.accounts.len(), 1);
+    assert_eq!(aoba.accounts[0].name, "renkei2");
     // A refusal from the command line is the desk's, word for word.
     let parsed =
         Cli::try_parse_from(["onshi-server", "alerts", "ack", &alert_id, "--hours=-1"]).unwrap();
@@ -281,7 +354,7 @@ async fn every_command_line_action_shows_on_the_audit_page() {
         .unwrap()
         .unwrap()
         .id;
-    let expect: [(&str, Option<String>); 17] = [
+    let expect: [(&str, Option<String>); 24] = [
         (
             "医療機関「あおば小児科」を登録",
             Some(format!("/clinics/{aoba}")),
@@ -299,6 +372,22 @@ async fn every_command_line_action_shows_on_the_audit_page() {
         ("(部品交換)", Some(format!("/terminals/{terminal}"))),
         ("(改装)", Some(format!("/clinics/{aoba}"))),
         ("の診療時間を変更", Some(format!("/clinics/{aoba}"))),
+        (
+            "休診日 2027-01-10 を追加 (学会)",
+            Some(format!("/clinics/{aoba}")),
+        ),
+        ("休診日 2 件を取り込み", Some(format!("/clinics/{aoba}"))),
+        (
+            "医療機関「あおば小児科」を更新",
+            Some(format!("/clinics/{aoba}")),
+        ),
+        ("東京都の全端末の「報告なし」", None),
+        ("毎日 03:30〜05:00", None),
+        ("全端末 ", None),
+        (
+            "の保護アカウント名を確認",
+            Some(format!("/terminals/{terminal}")),
+        ),
         ("期待するバージョンを 2.5.0 に", None),
         ("… を無効化", Some(format!("/clinics/{aoba}"))),
         ("ユーザー kato (閲覧者) を作成", None),

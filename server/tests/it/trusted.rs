@@ -525,3 +525,53 @@ async fn closures_are_added_imported_and_deleted_from_the_clinic_page() {
             .any(|a| a.what.contains("休診日 2 件を取り込み"))
     );
 }
+
+#[tokio::test]
+async fn a_clinic_can_have_its_own_restart_and_file_rename_rules() {
+    let mut f = fleet(1).await;
+    let now = Utc::now();
+    let mut r = report_at(now, "PC-0");
+    r.snapshot.uptime.last_start = now - Duration::hours(30);
+    r.snapshot.uptime.last_boot = now - Duration::hours(30);
+    // Security software keeps a file rename pending for days.
+    r.snapshot.apps.pending_reboot = Some(onshi_shared::PendingReboot {
+        reasons: vec!["PendingFileRenameOperations".into()],
+        since: Some(now - Duration::days(5)),
+        markers: vec![onshi_shared::RebootMarker {
+            source: onshi_shared::RebootSource::FileRename,
+            since: Some(now - Duration::days(5)),
+            detail: None,
+        }],
+    });
+    f.report(0, r, now).await;
+    let mut ev = f.evaluator(None);
+    ev.full_pass(now).await.unwrap();
+    assert!(
+        f.alert(0, RuleKey::NoDailyRestart).await.is_some(),
+        "26 h by default"
+    );
+    assert!(
+        f.alert(0, RuleKey::PendingReboot).await.is_none(),
+        "a file rename alone is shown, not alerted"
+    );
+    let mut clinic = f.app.desk.clinic(f.clinic_id).await.unwrap();
+    clinic.settings.rules.restart_warning_hours = Some(48);
+    clinic.settings.rules.restart_critical_hours = Some(96);
+    clinic.settings.rules.file_rename_counts = true;
+    f.app
+        .desk
+        .save_clinic(&actor(), &clinic, now)
+        .await
+        .unwrap();
+    let later = now + Duration::minutes(1);
+    ev.full_pass(later).await.unwrap();
+    let restart = f.alert(0, RuleKey::NoDailyRestart).await.unwrap();
+    assert!(
+        restart.clear_since.is_some(),
+        "30 h is within this clinic's 48 h"
+    );
+    assert!(
+        f.alert(0, RuleKey::PendingReboot).await.is_some(),
+        "this clinic counts a file rename"
+    );
+}

@@ -1,7 +1,9 @@
 //! Rule-evaluation and dashboard benchmark over a large fleet on SQLite: full evaluator passes
 //! (load every terminal's state, run the rules, write the alert changes, their outbox rows and
 //! the overview's per-terminal summaries), then the support desk's pages over real HTTP with a
-//! logged-in session.
+//! logged-in session. The clinics keep real calendars (lunch breaks, afternoons off, dated
+//! closures), a third of them name the Windows account their own way, some terminals have
+//! names of their own, and maintenance windows are in force (one nightly across the fleet).
 //!
 //! `cargo run --release -p onshi-e2e --bin eval-bench -- --terminals 250000`
 
@@ -11,13 +13,14 @@ use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
 use clap::Parser;
 use onshi_e2e::DeskClient;
-use onshi_server::desk::{Desk, new_clinic};
-use onshi_server::domain::{Actor, Role};
+use onshi_server::calendar::{BusinessHours, Closure, parse_week};
+use onshi_server::desk::{Desk, SilenceRequest, new_clinic};
+use onshi_server::domain::{Actor, DailyWindow, Role, SilenceScope};
 use onshi_server::enroll::hash_code;
 use onshi_server::evaluator::Evaluator;
 use onshi_server::store::NewTerminal;
 use onshi_server::{Application, Config, ingest};
-use onshi_shared::sample;
+use onshi_shared::{AccountRole, AccountSpec, accounts_key, sample};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -34,7 +37,23 @@ struct Args {
     /// Requests per dashboard page (0: no dashboard measurement).
     #[arg(long, default_value_t = 30)]
     requests: usize,
+    /// Clinics with a maintenance window in force (besides a nightly one for the fleet).
+    #[arg(long, default_value_t = 100)]
+    silences: usize,
+    /// Terminals with account names of their own (over their clinic's).
+    #[arg(long, default_value_t = 250)]
+    own_names: usize,
 }
+
+/// Real clinics' weeks, in turn.
+const WEEKS: [&str; 3] = [
+    "mon=09:00-12:30,15:00-18:30;tue=09:00-12:30,15:00-18:30;wed=09:00-12:30,15:00-18:30;\
+     thu=09:00-12:30;fri=09:00-12:30,15:00-18:30;sat=09:00-12:30",
+    "mon=08:30-12:00,14:00-17:30;tue=08:30-12:00,14:00-17:30;wed=08:30-12:00;\
+     thu=08:30-12:00,14:00-17:30;fri=08:30-12:00,14:00-17:30;sat=08:30-12:00",
+    "mon=09:00-19:00;tue=09:00-19:00;wed=09:00-19:00;thu=09:00-19:00;fri=09:00-19:00;\
+     sat=09:00-13:00",
+];
 
 const PREFECTURES: [&str; 5] = ["東京都", "神奈川県", "大阪府", "愛知県", "福岡県"];
 
@@ -43,12 +62,14 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     onshi_server::install_crypto_provider();
     let work = tempfile::tempdir()?;
-    let config = Config {
+    let mut config = Config {
         data_dir: work.path().to_path_buf(),
         ..Config::default()
     };
+    config.policy.accounts = onshi_testkit::reports::agent_policy().accounts;
+    let server_accounts = config.policy.accounts.clone();
     let store = onshi_server::store::connect(&config.database()?).await?;
-    let desk = Desk::for_store(store.clone());
+    let desk = Desk::new(store.clone(), None, &config);
     let actor = Actor::CommandLine {
         os_user: "bench".into(),
     };
@@ -67,7 +88,33 @@ async fn main() -> Result<()> {
         let mut detail = new_clinic(&format!("ベンチ医院{c:05}"), &format!("c{c}@example.jp"));
         detail.settings.prefecture = Some(PREFECTURES[c % PREFECTURES.len()].into());
         detail.code = Some(format!("13{c:08}"));
+        detail.settings.hours = BusinessHours {
+            week: parse_week(WEEKS[c % WEEKS.len()]).map_err(anyhow::Error::msg)?,
+            closed_obon: c % 2 == 0,
+            ..BusinessHours::default()
+        };
+        // A third of the clinics named the Windows account their own way.
+        let windows = (c % 3 == 0).then(|| format!("uketsuke{}", c % 7));
+        if let Some(name) = &windows {
+            detail.settings.accounts = vec![AccountSpec {
+                role: AccountRole::Windows,
+                name: name.clone(),
+            }];
+        }
+        let given = AccountSpec::merged(&server_accounts, &detail.settings.accounts);
+        let key = accounts_key(&given);
         let id = desk.save_clinic(&actor, &detail, now).await?;
+        let today = now.with_timezone(&onshi_server::jst::offset()).date_naive();
+        let closures = [(-2, -1), (5, 5), (30, 33)]
+            .iter()
+            .map(|(from, to)| Closure {
+                id: 0,
+                from: today + Duration::days(*from),
+                to: today + Duration::days(*to),
+                reason: "臨時休診".into(),
+            })
+            .collect();
+        desk.add_closures(&actor, id, closures, now).await?;
         let code = desk.issue_code(&actor, id, now).await?;
         let n = per_clinic.min(args.terminals - made);
         let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
@@ -93,6 +140,10 @@ async fn main() -> Result<()> {
                 let mut r = report.clone();
                 r.agent_id = *id;
                 r.snapshot.hostname = format!("BENCH-{:06}", made + i);
+                r.snapshot.accounts.policy_key = key;
+                if let Some(name) = &windows {
+                    r.snapshot.accounts.accounts[0].name = name.clone();
+                }
                 if (made + i) % 10 == 0 {
                     r.snapshot.uptime.last_start = now - Duration::hours(30);
                 }
@@ -103,6 +154,81 @@ async fn main() -> Result<()> {
         made += n;
     }
     sink.sync_committed()?;
+    // Terminals whose face-authentication account has a name of its own, confirmed by staff.
+    let ids: Vec<Uuid> = store
+        .active_tokens()
+        .await?
+        .into_iter()
+        .map(|(_, a)| a.terminal_id)
+        .collect();
+    for (i, id) in ids.iter().take(args.own_names).enumerate() {
+        let name = format!("kao-{i}");
+        desk.confirm_accounts(
+            &actor,
+            *id,
+            &[AccountSpec {
+                role: AccountRole::FaceAuth,
+                name: name.clone(),
+            }],
+            now,
+        )
+        .await?;
+        let (_, mut snapshot) = store.latest_snapshot(*id).await?.context("a snapshot")?;
+        let mut given = snapshot.accounts.accounts.clone();
+        given[1].name = name.clone();
+        snapshot.accounts.accounts = given;
+        let mut specs: Vec<AccountSpec> = snapshot
+            .accounts
+            .accounts
+            .iter()
+            .map(|a| AccountSpec {
+                role: a.role,
+                name: a.name.clone(),
+            })
+            .collect();
+        specs.sort_by_key(|a| a.role);
+        snapshot.accounts.policy_key = accounts_key(&specs);
+        let mut r = report.clone();
+        r.agent_id = *id;
+        r.seq = 2;
+        r.snapshot = snapshot;
+        sink.write_batch(&[ingest::prepare(r, *id, now)?]).await?;
+    }
+    sink.sync_committed()?;
+    // Maintenance windows: every night for the 04:00 restart, and some clinics' work today.
+    let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default();
+    desk.silence(
+        &actor,
+        &SilenceRequest {
+            scope: SilenceScope::Fleet,
+            rule: None,
+            starts_at: now - Duration::days(1),
+            ends_at: now + Duration::days(365),
+            daily: Some(DailyWindow {
+                from: t(3, 30),
+                to: t(5, 0),
+                weekdays: 0x7f,
+            }),
+            reason: "04:00 の自動再起動".into(),
+        },
+        now,
+    )
+    .await?;
+    for c in 0..args.silences.min(args.clinics) {
+        desk.silence(
+            &actor,
+            &SilenceRequest {
+                scope: SilenceScope::Clinic(1 + (c * 97 % args.clinics.max(1)) as i64),
+                rule: None,
+                starts_at: now - Duration::hours(1),
+                ends_at: now + Duration::hours(3),
+                daily: None,
+                reason: "院内LAN工事".into(),
+            },
+            now,
+        )
+        .await?;
+    }
     eprintln!(
         "{} terminals stored in {:.1} s",
         args.terminals,
@@ -127,6 +253,17 @@ async fn main() -> Result<()> {
         );
         slowest = slowest.max(started.elapsed());
     }
+
+    let counts = store.desk().overview_counts().await?;
+    let by_rule: Vec<String> = onshi_server::domain::RuleKey::ALL
+        .iter()
+        .filter(|r| counts.rule(**r) > 0)
+        .map(|r| format!("{} {}", r.as_str(), counts.rule(*r)))
+        .collect();
+    eprintln!(
+        "terminals with an open alert, by rule: {}",
+        by_rule.join(", ")
+    );
 
     if args.requests > 0 {
         let first = first_terminal.context("no terminals")?;
@@ -184,7 +321,13 @@ async fn dashboard(
     let pages = [
         ("overview, first page (worst first)", "/".to_string()),
         ("overview, page 2,000 (offset 99,950)", "/?page=2000".into()),
-        ("overview, state = warning", "/?state=warning".into()),
+        ("overview, severity = warning", "/?severity=warning".into()),
+        ("overview, unhandled only", "/?handling=unhandled".into()),
+        (
+            "overview, 営業時間外, page 10",
+            "/?liveness=outside_hours&page=10".into(),
+        ),
+        ("silences", "/silences".into()),
         (
             "overview, rule = no daily restart, page 100",
             "/?rule=no_daily_restart&page=100".into(),

@@ -578,18 +578,24 @@ impl AlertStore for SqliteStore {
         }
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await?;
-        for b in baselines {
-            sqlx::query(
-                "UPDATE terminals SET baseline_key = ?1, baseline_at = ?2, baseline_missing = ?3, \
-                 accounts_confirmed_key = CASE WHEN accounts_confirmed_at IS NOT NULL \
-                 THEN coalesce(accounts_confirmed_key, ?1) END WHERE id = ?4",
-            )
-            .bind(key_col(b.key))
-            .bind(millis(b.taken_at))
-            .bind(roles_text(&b.missing))
-            .bind(b.terminal_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        // A fleet's first pass takes every terminal's baseline: many rows per statement.
+        for chunk in baselines.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("WITH v(id, key, at, missing) AS (");
+            q.push_values(chunk, |mut row, b| {
+                row.push_bind(b.terminal_id.to_string())
+                    .push_bind(key_col(b.key))
+                    .push_bind(millis(b.taken_at))
+                    .push_bind(roles_text(&b.missing));
+            });
+            q.push(
+                ") UPDATE terminals SET baseline_key = v.key, baseline_at = v.at, \
+                 baseline_missing = v.missing, accounts_confirmed_key = CASE \
+                 WHEN terminals.accounts_confirmed_at IS NOT NULL \
+                 THEN coalesce(terminals.accounts_confirmed_key, v.key) END \
+                 FROM v WHERE terminals.id = v.id",
+            );
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         self.flush_wal().await
