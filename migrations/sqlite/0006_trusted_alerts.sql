@@ -31,6 +31,8 @@ CREATE TABLE clinic_closures (
     CHECK (to_date >= from_date)
 );
 CREATE INDEX clinic_closures_clinic ON clinic_closures(clinic_id, to_date);
+-- The evaluator reads the closures that can still matter (ending in the last few days or later).
+CREATE INDEX clinic_closures_to ON clinic_closures(to_date);
 
 -- Rule settings of a clinic over the server's (NULL: the server's).
 ALTER TABLE clinics ADD COLUMN restart_warning_hours INTEGER;

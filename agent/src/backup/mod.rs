@@ -470,11 +470,7 @@ pub fn verify_with_config(
 
 /// The passwords the server says the clinic chose for its backups.
 pub fn known_passwords(policy: &onshi_shared::AgentPolicy) -> Vec<Password> {
-    policy
-        .backup_passwords
-        .iter()
-        .map(|p| Password::new(p))
-        .collect()
+    policy.backup_passwords.iter().map(Password::new).collect()
 }
 
 /// Writes the record atomically, creating its directory.

@@ -206,7 +206,7 @@ impl Desk {
         );
         let applied = self
             .apply(
-                StaffChange::SaveClinic(detail),
+                StaffChange::SaveClinic(Box::new(detail)),
                 AuditRecord::new(actor, now, what),
                 "この医療機関は見つかりません",
                 "この医療機関コードは別の医療機関で使われています",
@@ -276,7 +276,7 @@ impl Desk {
         let detail = check_clinic(&detail)?;
         let what = format!("医療機関「{}」の診療時間を変更", detail.settings.name);
         self.apply(
-            StaffChange::SaveClinic(detail),
+            StaffChange::SaveClinic(Box::new(detail)),
             AuditRecord::new(actor, now, what),
             "この医療機関は見つかりません",
             "この医療機関コードは別の医療機関で使われています",

@@ -50,7 +50,7 @@ pub enum StaffChange {
     },
     /// Creates (id 0) or updates a clinic: its details, calendar week, rule settings and the
     /// account names its terminals are given (its closures have changes of their own).
-    SaveClinic(ClinicDetail),
+    SaveClinic(Box<ClinicDetail>),
     /// Dated closures (臨時休診, a long holiday) of a clinic, one or an imported list.
     AddClosures {
         clinic_id: i64,

@@ -43,6 +43,10 @@ struct Args {
     /// Terminals with account names of their own (over their clinic's).
     #[arg(long, default_value_t = 250)]
     own_names: usize,
+    /// The fleet of the earlier benchmark: one window 09:00–18:00, the server's account names,
+    /// no closures, no silences (to compare the same fleet across versions).
+    #[arg(long)]
+    plain: bool,
 }
 
 /// Real clinics' weeks, in turn.
@@ -81,6 +85,8 @@ async fn main() -> Result<()> {
     let per_clinic = args.terminals.div_ceil(args.clinics.max(1));
     let mut made = 0;
     let mut first_terminal = None;
+    // The first terminals of every clinic, for names of their own below.
+    let mut ids: Vec<Uuid> = Vec::new();
     for c in 0..args.clinics.max(1) {
         if made >= args.terminals {
             break;
@@ -88,13 +94,15 @@ async fn main() -> Result<()> {
         let mut detail = new_clinic(&format!("ベンチ医院{c:05}"), &format!("c{c}@example.jp"));
         detail.settings.prefecture = Some(PREFECTURES[c % PREFECTURES.len()].into());
         detail.code = Some(format!("13{c:08}"));
-        detail.settings.hours = BusinessHours {
-            week: parse_week(WEEKS[c % WEEKS.len()]).map_err(anyhow::Error::msg)?,
-            closed_obon: c % 2 == 0,
-            ..BusinessHours::default()
-        };
+        if !args.plain {
+            detail.settings.hours = BusinessHours {
+                week: parse_week(WEEKS[c % WEEKS.len()]).map_err(anyhow::Error::msg)?,
+                closed_obon: c % 2 == 0,
+                ..BusinessHours::default()
+            };
+        }
         // A third of the clinics named the Windows account their own way.
-        let windows = (c % 3 == 0).then(|| format!("uketsuke{}", c % 7));
+        let windows = (!args.plain && c % 3 == 0).then(|| format!("uketsuke{}", c % 7));
         if let Some(name) = &windows {
             detail.settings.accounts = vec![AccountSpec {
                 role: AccountRole::Windows,
@@ -114,12 +122,17 @@ async fn main() -> Result<()> {
                 reason: "臨時休診".into(),
             })
             .collect();
-        desk.add_closures(&actor, id, closures, now).await?;
+        if !args.plain {
+            desk.add_closures(&actor, id, closures, now).await?;
+        }
         let code = desk.issue_code(&actor, id, now).await?;
         let n = per_clinic.min(args.terminals - made);
-        let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
-        first_terminal = first_terminal.or(ids.first().copied());
-        let terminals: Vec<NewTerminal> = ids
+        let ids_here: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+        first_terminal = first_terminal.or(ids_here.first().copied());
+        if ids.len() < args.own_names {
+            ids.extend(ids_here.iter().take(3));
+        }
+        let terminals: Vec<NewTerminal> = ids_here
             .iter()
             .map(|id| NewTerminal {
                 id: *id,
@@ -133,7 +146,7 @@ async fn main() -> Result<()> {
             .enroll(&hash_code(&code), &terminals, now)
             .await?
             .context("bench enrollment code refused")?;
-        let rows = ids
+        let rows = ids_here
             .iter()
             .enumerate()
             .map(|(i, id)| {
@@ -161,7 +174,8 @@ async fn main() -> Result<()> {
         .into_iter()
         .map(|(_, a)| a.terminal_id)
         .collect();
-    for (i, id) in ids.iter().take(args.own_names).enumerate() {
+    let own_names = if args.plain { 0 } else { args.own_names };
+    for (i, id) in ids.iter().take(own_names).enumerate() {
         let name = format!("kao-{i}");
         desk.confirm_accounts(
             &actor,
@@ -197,24 +211,27 @@ async fn main() -> Result<()> {
     sink.sync_committed()?;
     // Maintenance windows: every night for the 04:00 restart, and some clinics' work today.
     let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default();
-    desk.silence(
-        &actor,
-        &SilenceRequest {
-            scope: SilenceScope::Fleet,
-            rule: None,
-            starts_at: now - Duration::days(1),
-            ends_at: now + Duration::days(365),
-            daily: Some(DailyWindow {
-                from: t(3, 30),
-                to: t(5, 0),
-                weekdays: 0x7f,
-            }),
-            reason: "04:00 の自動再起動".into(),
-        },
-        now,
-    )
-    .await?;
-    for c in 0..args.silences.min(args.clinics) {
+    let silences = if args.plain { 0 } else { args.silences };
+    if !args.plain {
+        desk.silence(
+            &actor,
+            &SilenceRequest {
+                scope: SilenceScope::Fleet,
+                rule: None,
+                starts_at: now - Duration::days(1),
+                ends_at: now + Duration::days(365),
+                daily: Some(DailyWindow {
+                    from: t(3, 30),
+                    to: t(5, 0),
+                    weekdays: 0x7f,
+                }),
+                reason: "04:00 の自動再起動".into(),
+            },
+            now,
+        )
+        .await?;
+    }
+    for c in 0..silences.min(args.clinics) {
         desk.silence(
             &actor,
             &SilenceRequest {
@@ -236,6 +253,7 @@ async fn main() -> Result<()> {
     );
 
     let mut evaluator = Evaluator::from_config(store.clone(), &config);
+    println!("resident memory before the first pass: {}", resident());
     println!(
         "| pass | terminals | findings | alert changes | time | resident memory after |\n|---|---|---|---|---|---|"
     );

@@ -70,6 +70,9 @@ pub(super) fn roles_text(roles: &[AccountRole]) -> String {
 }
 
 pub(super) fn roles_of(text: &str) -> Vec<AccountRole> {
+    if text.is_empty() {
+        return Vec::new();
+    }
     text.split(',')
         .filter_map(|r| AccountRole::parse(r.trim()))
         .collect()
@@ -161,9 +164,10 @@ impl AlertStore for SqliteStore {
         .await?;
         let mut closures = clinics::closures(&self.pool, None, Some(closures_from)).await?;
         let mut accounts = clinics::clinic_accounts(&self.pool, None).await?;
+        let mut weeks = clinics::Weeks::default();
         rows.iter()
             .map(|r| {
-                let c = clinics::settings_from(r)?;
+                let c = clinics::settings_from(r, &mut weeks)?;
                 Ok(clinics::complete(c, &mut closures, &mut accounts))
             })
             .collect()
@@ -176,10 +180,11 @@ impl AlertStore for SqliteStore {
         cache: &SnapshotCache,
     ) -> StoreResult<Vec<RuleInput>> {
         // Step 1: the small columns of every selected terminal, with its body's hash.
+        // Read by position: at 250,000 terminals a lookup by name per column is measurable.
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT t.id, t.clinic_id, t.enrolled_at, t.baseline_key, t.baseline_at, \
-             t.baseline_missing, t.accounts_confirmed_at, t.accounts_confirmed_key, \
-             s.received_at, s.collected_at, b.hash \
+            "SELECT t.id, t.clinic_id, t.enrolled_at, s.received_at, s.collected_at, b.hash, \
+             t.baseline_key, t.baseline_at, t.baseline_missing, \
+             t.accounts_confirmed_at IS NOT NULL, t.accounts_confirmed_key \
              FROM terminals t \
              LEFT JOIN latest_report s ON s.terminal_id = t.id \
              LEFT JOIN terminal_snapshot b INDEXED BY terminal_snapshot_hash \
@@ -203,24 +208,27 @@ impl AlertStore for SqliteStore {
         }
         let rows = q.build().fetch_all(&self.pool).await?;
         let mut heads = Vec::with_capacity(rows.len());
+        let time = |r: &SqliteRow, i: usize| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+            Ok(r.try_get::<Option<i64>, _>(i)?.map(from_millis))
+        };
         for r in &rows {
-            let hash: Option<i64> = r.try_get("hash")?;
-            let collected: Option<i64> = r.try_get("collected_at")?;
-            let missing: String = r.try_get("baseline_missing")?;
+            let id: &str = r.try_get(0)?;
+            let id = Uuid::parse_str(id)
+                .map_err(|e| Error::Corrupt(format!("terminal id {id:?}: {e}")))?;
+            let hash: Option<i64> = r.try_get(5)?;
+            let collected: Option<i64> = r.try_get(4)?;
             let record = AccountRecord {
-                baseline_key: key_of(r.try_get("baseline_key")?),
-                baseline_at: opt_time(r, "baseline_at")?,
-                baseline_missing: roles_of(&missing),
-                confirmed: r
-                    .try_get::<Option<i64>, _>("accounts_confirmed_at")?
-                    .is_some(),
-                confirmed_key: key_of(r.try_get("accounts_confirmed_key")?),
+                baseline_key: key_of(r.try_get(6)?),
+                baseline_at: time(r, 7)?,
+                baseline_missing: roles_of(r.try_get::<&str, _>(8)?),
+                confirmed: r.try_get(9)?,
+                confirmed_key: key_of(r.try_get(10)?),
             };
             heads.push((
-                uuid_col(r, "id")?,
-                r.try_get::<i64, _>("clinic_id")?,
-                from_millis(r.try_get("enrolled_at")?),
-                opt_time(r, "received_at")?,
+                id,
+                r.try_get::<i64, _>(1)?,
+                from_millis(r.try_get(2)?),
+                time(r, 3)?,
                 collected.filter(|_| hash.is_some()).map(from_millis),
                 hash,
                 record,

@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::Error;
-use crate::calendar::{BusinessHours, Closure, format_week, parse_week};
+use crate::calendar::{BusinessHours, Closure, Window, format_week, parse_week};
 use crate::domain::{ClinicRules, ClinicSettings};
 use crate::store::{StoreResult, millis};
 
@@ -24,17 +24,33 @@ fn opt_u32(r: &SqliteRow, col: &str) -> Result<Option<u32>, sqlx::Error> {
         .and_then(|v| u32::try_from(v).ok()))
 }
 
+/// Weeks already read, by their stored text: most clinics keep one of a few weeks, and the
+/// evaluator reads every clinic on every full pass.
+#[derive(Default)]
+pub(super) struct Weeks(HashMap<String, [Vec<Window>; 7]>);
+
+impl Weeks {
+    fn get(&mut self, id: i64, text: &str) -> Result<[Vec<Window>; 7], Error> {
+        if let Some(w) = self.0.get(text) {
+            return Ok(w.clone());
+        }
+        let week =
+            parse_week(text).map_err(|e| Error::Corrupt(format!("clinic {id} week_hours: {e}")))?;
+        self.0.insert(text.to_string(), week.clone());
+        Ok(week)
+    }
+}
+
 /// A clinic row's settings, without its closures and account names (see [`complete`]).
-pub(super) fn settings_from(r: &SqliteRow) -> Result<ClinicSettings, Error> {
-    let week: String = r.try_get("week_hours")?;
+pub(super) fn settings_from(r: &SqliteRow, weeks: &mut Weeks) -> Result<ClinicSettings, Error> {
+    let week: &str = r.try_get("week_hours")?;
     let id: i64 = r.try_get("id")?;
     Ok(ClinicSettings {
         id,
         name: r.try_get("name")?,
         email: r.try_get("email")?,
         hours: BusinessHours {
-            week: parse_week(&week)
-                .map_err(|e| Error::Corrupt(format!("clinic {id} week_hours: {e}")))?,
+            week: weeks.get(id, week)?,
             closed_on_holidays: r.try_get("closed_on_holidays")?,
             closed_new_year: r.try_get("closed_new_year")?,
             closed_obon: r.try_get("closed_obon")?,
@@ -53,10 +69,25 @@ pub(super) fn settings_from(r: &SqliteRow) -> Result<ClinicSettings, Error> {
     })
 }
 
+/// A stored `YYYY-MM-DD` (read by hand: the evaluator reads every clinic's closures on every
+/// full pass).
 fn date_col(r: &SqliteRow, col: &str) -> Result<NaiveDate, Error> {
-    let s: String = r.try_get(col)?;
-    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-        .map_err(|e| Error::Corrupt(format!("closure {col} {s:?}: {e}")))
+    let s: &str = r.try_get(col)?;
+    let bad = || Error::Corrupt(format!("closure {col} {s:?}"));
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    match (y, m, d) {
+        (Some(y), Some(m), Some(d)) => NaiveDate::from_ymd_opt(y as i32, m, d).ok_or_else(bad),
+        _ => Err(bad()),
+    }
 }
 
 /// Closures ending on or after `from` (all with `None`), per clinic (one clinic with `clinic`).
@@ -65,14 +96,29 @@ pub(super) async fn closures(
     clinic: Option<i64>,
     from: Option<NaiveDate>,
 ) -> StoreResult<HashMap<i64, Vec<Closure>>> {
-    let rows = sqlx::query(
-        "SELECT id, clinic_id, from_date, to_date, reason FROM clinic_closures \
-         WHERE (?1 IS NULL OR clinic_id = ?1) AND to_date >= ?2 ORDER BY clinic_id, from_date, id",
-    )
-    .bind(clinic)
-    .bind(from.map_or_else(String::new, |d| d.format("%Y-%m-%d").to_string()))
-    .fetch_all(pool)
-    .await?;
+    let from = from.map_or_else(String::new, |d| d.format("%Y-%m-%d").to_string());
+    // One query per case, so that each has its index.
+    let rows = match clinic {
+        Some(id) => {
+            sqlx::query(
+                "SELECT id, clinic_id, from_date, to_date, reason FROM clinic_closures \
+                 WHERE clinic_id = ? AND to_date >= ?",
+            )
+            .bind(id)
+            .bind(from)
+            .fetch_all(pool)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT id, clinic_id, from_date, to_date, reason FROM clinic_closures \
+                 WHERE to_date >= ?",
+            )
+            .bind(from)
+            .fetch_all(pool)
+            .await?
+        }
+    };
     let mut out: HashMap<i64, Vec<Closure>> = HashMap::new();
     for r in &rows {
         out.entry(r.try_get("clinic_id")?)

@@ -702,7 +702,7 @@ impl DeskStore for SqliteStore {
         let Some(r) = row else { return Ok(None) };
         let mut closures = clinics::closures(&self.pool, Some(id), None).await?;
         let mut accounts = clinics::clinic_accounts(&self.pool, Some(id)).await?;
-        let settings = clinics::settings_from(&r)?;
+        let settings = clinics::settings_from(&r, &mut clinics::Weeks::default())?;
         Ok(Some(ClinicDetail {
             settings: clinics::complete(settings, &mut closures, &mut accounts),
             code: r.try_get("code")?,
