@@ -721,6 +721,7 @@ mod tests {
                     },
                     confirmed: false,
                     confirmed_key: None,
+                    version: 1,
                 },
                 snapshot: Some(std::sync::Arc::new(snapshot)),
             };

@@ -34,6 +34,10 @@ CREATE INDEX clinic_closures_clinic ON clinic_closures(clinic_id, to_date);
 -- The evaluator reads the closures that can still matter (ending in the last few days or later).
 CREATE INDEX clinic_closures_to ON clinic_closures(to_date);
 
+-- Bumped by every change of a clinic's settings, closures or account names: the evaluator
+-- rebuilds its clinics only when the sum of these (or the number of clinics) changed.
+ALTER TABLE clinics ADD COLUMN settings_version INTEGER NOT NULL DEFAULT 0;
+
 -- Rule settings of a clinic over the server's (NULL: the server's).
 ALTER TABLE clinics ADD COLUMN restart_warning_hours INTEGER;
 ALTER TABLE clinics ADD COLUMN restart_critical_hours INTEGER;
@@ -69,9 +73,13 @@ ALTER TABLE terminals ADD COLUMN baseline_missing TEXT NOT NULL DEFAULT '';
 ALTER TABLE terminals ADD COLUMN accounts_confirmed_at INTEGER;
 ALTER TABLE terminals ADD COLUMN accounts_confirmed_by TEXT;
 ALTER TABLE terminals ADD COLUMN accounts_confirmed_key INTEGER;
+-- Bumped by every write of the columns above: the evaluator keeps each terminal's record
+-- between passes and reads it again only when this changed (0: nothing recorded yet).
+ALTER TABLE terminals ADD COLUMN accounts_version INTEGER NOT NULL DEFAULT 0;
 -- Terminals already watched keep today's behaviour: a baseline from their enrollment (its key
 -- is filled in by the first evaluation) and their names count as confirmed.
 UPDATE terminals SET
+    accounts_version = 1,
     baseline_at = enrolled_at,
     accounts_confirmed_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),
     accounts_confirmed_by = 'migration';

@@ -118,6 +118,42 @@ pub fn add_clinic(data: &Path, name: &str, email: &str) -> Result<String> {
         .to_string())
 }
 
+/// The real agent binary on a fake terminal, enrolled with `code` at `base` and then running
+/// with a one-second interval: its id and its process.
+pub fn enroll_and_run_agent(
+    data: &Path,
+    machine: &FakeMachine,
+    base: &str,
+    code: &str,
+) -> Result<(uuid::Uuid, Proc)> {
+    let agent = |args: &[&str]| -> Result<Command> {
+        let mut cmd = Command::new(binary("onshi-agent")?);
+        cmd.arg("--data-dir")
+            .arg(data)
+            .arg("--root")
+            .arg(machine.path())
+            .arg("--server")
+            .arg(base)
+            .args(["--log-level", "warn"])
+            .args(args);
+        Ok(cmd)
+    };
+    let out = agent(&["enroll", "--code", code])?.output()?;
+    ensure!(
+        out.status.success(),
+        "enroll: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let identity: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("identity.json"))?)?;
+    let agent_id = identity["agent_id"]
+        .as_str()
+        .context("identity has no agent_id")?
+        .parse()?;
+    let running = Proc::spawn("onshi-agent", &mut agent(&["run", "--interval-secs", "1"])?)?;
+    Ok((agent_id, running))
+}
+
 /// Enrolls a terminal through `POST /api/v1/enroll` with an enrollment code.
 pub async fn enroll(
     client: &reqwest::Client,

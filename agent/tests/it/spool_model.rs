@@ -180,7 +180,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Reopen => {
                 drop(spool.take());
-                spool = Some(Spool::open(dir.path(), limits).unwrap());
+                spool = Some(reopen(dir.path(), limits));
                 model.enforce(Utc::now());
             }
             Op::EnforceLimits => {
@@ -207,9 +207,25 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     // Whatever happened, a reopened spool still holds exactly the model's events.
     drop(spool);
-    let reopened = Spool::open(dir.path(), limits).unwrap();
+    let reopened = reopen(dir.path(), limits);
     prop_assert_eq!(reopened.peek(usize::MAX).unwrap(), Vec::from(model.queue));
     Ok(())
+}
+
+/// Opens the spool again after dropping it. A process another test of this binary starts at
+/// that moment holds a copy of the lock file's descriptor until it executes its program (the
+/// descriptor is close-on-exec), so the lock may still be taken for an instant: wait for it, as
+/// a restarted agent would never need to.
+fn reopen(dir: &std::path::Path, limits: SpoolLimits) -> Spool {
+    for _ in 0..200 {
+        match Spool::open(dir, limits) {
+            Err(onshi_agent::AgentError::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the spool stayed locked for 2 s after it was closed");
 }
 
 proptest! {

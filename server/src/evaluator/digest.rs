@@ -67,7 +67,7 @@ impl Evaluator {
             let states = self
                 .store
                 .alerts()
-                .rule_inputs(InputSelection::Ids(ids), now, &self.snapshots)
+                .rule_inputs(InputSelection::Ids(ids), now, &self.inputs)
                 .await?;
             for t in states {
                 if let Some(s) = t.snapshot {

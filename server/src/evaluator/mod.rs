@@ -32,7 +32,7 @@ use crate::domain::{ClinicSettings, ExpectedVersion, OverviewLine, effective_ver
 use crate::notify::Composer;
 use crate::rules::{self, BaselineWrite, ClinicPolicy, Thresholds};
 use crate::store::Store;
-use crate::store::alerts::{AlertChange, SnapshotCache};
+use crate::store::alerts::{AlertChange, InputCache};
 use cache::AlertCache;
 use silences::SilenceIndex;
 
@@ -71,7 +71,10 @@ pub struct Evaluator {
     lines: Option<HashMap<Uuid, OverviewLine>>,
     changed_lines: Vec<OverviewLine>,
     tally: SharedTally,
-    snapshots: Arc<SnapshotCache>,
+    /// Parsed bodies and account records kept between passes.
+    inputs: Arc<InputCache>,
+    /// The clinics' version and the JST date the clinics were built for.
+    clinics_built: Option<((i64, i64), NaiveDate)>,
     /// The alerts findings are compared with, kept between passes (`None` until loaded, and
     /// again after a failed write).
     alerts: Option<AlertCache>,
@@ -102,7 +105,8 @@ impl Evaluator {
             lines: None,
             changed_lines: Vec::new(),
             tally: SharedTally::default(),
-            snapshots: Arc::default(),
+            inputs: Arc::default(),
+            clinics_built: None,
             alerts: None,
             baselines: Vec::new(),
         }
@@ -148,12 +152,21 @@ impl Evaluator {
         Ok(())
     }
 
-    /// Clinics with their policies, the expected versions and the silences in force.
+    /// Clinics with their policies (rebuilt when a clinic changed or the day turned), the
+    /// expected versions and the silences in force.
     async fn reload(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
         let a = self.store.alerts();
         self.expected = Arc::new(effective_versions(&a.expected_versions().await?));
-        // Closures that can still matter: the offline rule looks back a few days at most.
+        self.silences = SilenceIndex::new(a.silences_in_force(now).await?);
         let today = now.with_timezone(&crate::jst::offset()).date_naive();
+        let version = a.clinics_version().await?;
+        if self.clinics_built == Some((version, today)) {
+            for (_, policy) in self.clinics.values_mut() {
+                policy.expected_versions = self.expected.clone();
+            }
+            return Ok(());
+        }
+        // Closures that can still matter: the offline rule looks back a few days at most.
         let closures_from = today - (self.thresholds.offline_critical + Duration::days(1));
         let server_accounts = Arc::new(self.agent.accounts.clone());
         let server_key = accounts_key(&server_accounts);
@@ -163,7 +176,7 @@ impl Evaluator {
             clinics.insert(c.id, (c, policy));
         }
         self.clinics = clinics;
-        self.silences = SilenceIndex::new(a.silences_in_force(now).await?);
+        self.clinics_built = Some((version, today));
         Ok(())
     }
 
@@ -232,7 +245,10 @@ impl Evaluator {
         pending.clear();
         audit.clear();
         let baselines = std::mem::take(&mut self.baselines);
-        self.store.alerts().record_baselines(&baselines).await?;
+        self.store
+            .alerts()
+            .record_baselines(&baselines, &self.inputs)
+            .await?;
         // After the alerts, so a line never counts an alert that is not stored yet.
         let lines = std::mem::take(&mut self.changed_lines);
         if let Err(e) = self.store.desk().write_overview_lines(&lines, now).await {

@@ -33,7 +33,7 @@ impl Evaluator {
         let events_since = now - self.thresholds.event_window;
         let limit = self.settings.page_size;
         let pages = self.store.clone();
-        let cache = self.snapshots.clone();
+        let cache = self.inputs.clone();
         let fetch = |after: Option<Uuid>| {
             let store = pages.clone();
             let cache = cache.clone();
@@ -73,9 +73,7 @@ impl Evaluator {
                 .filter(|id| !evaluated.contains(id))
                 .copied()
                 .collect();
-            if let Ok(mut snapshots) = self.snapshots.lock() {
-                snapshots.retain(|id, _| evaluated.contains(id));
-            }
+            self.inputs.retain(|id| evaluated.contains(id));
             if let Ok(mut tally) = self.tally.write() {
                 for id in gone {
                     if let Some(old) = known.remove(&id) {
@@ -142,7 +140,7 @@ impl Evaluator {
             .rule_inputs(
                 InputSelection::Ids(ids),
                 now - self.thresholds.event_window,
-                &self.snapshots,
+                &self.inputs,
             )
             .await?;
         if states

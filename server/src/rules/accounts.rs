@@ -447,6 +447,7 @@ mod tests {
             baseline_missing: vec![AccountRole::FaceAuth],
             confirmed: false,
             confirmed_key: None,
+            version: 1,
         };
         assert_eq!(
             account_baseline(&stored, &policy()).1,

@@ -44,6 +44,7 @@ pub fn state(s: Snapshot) -> RuleInput {
             baseline_missing: Vec::new(),
             confirmed: false,
             confirmed_key: None,
+            version: 1,
         },
         snapshot: Some(std::sync::Arc::new(s)),
         events: vec![],

@@ -87,15 +87,19 @@ pub struct AccountRecord {
     /// names of the next baseline).
     pub confirmed: bool,
     pub confirmed_key: Option<u64>,
+    /// The stored version of this record (0: nothing stored yet); a baseline is written only
+    /// over the version it was taken from, so that a confirmation made meanwhile wins.
+    pub version: i64,
 }
 
-/// A baseline to store for a terminal.
+/// A baseline to store for a terminal, over the record version it was taken from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaselineWrite {
     pub terminal_id: Uuid,
     pub key: u64,
     pub taken_at: DateTime<Utc>,
     pub missing: Vec<AccountRole>,
+    pub version: i64,
 }
 
 /// What the terminal's protected accounts looked like when it was first seen with the names it
@@ -137,6 +141,7 @@ pub fn account_baseline(
                 key,
                 taken_at: at,
                 missing: r.baseline_missing.clone(),
+                version: r.version,
             };
             return (Some(stored(at)), Some(write));
         }
@@ -166,6 +171,7 @@ pub fn account_baseline(
         key,
         taken_at: t.collected_at,
         missing,
+        version: r.version,
     };
     (Some(baseline), Some(write))
 }

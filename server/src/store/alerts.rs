@@ -40,26 +40,48 @@ pub enum InputSelection<'a> {
     Ids(&'a [Uuid]),
 }
 
-/// Parsed snapshot bodies by terminal, with the content hash they were stored under: a pass
-/// fetches and parses only the bodies whose hash changed since the last one.
-pub type SnapshotCache = std::sync::Mutex<
-    std::collections::HashMap<Uuid, (i64, std::sync::Arc<onshi_shared::Snapshot>)>,
->;
+/// What a pass keeps of each terminal between passes, with the stamp it was stored under:
+/// parsed snapshot bodies by content hash, account records (baseline and confirmation) by
+/// their version. A pass fetches and parses only what changed since the last one.
+#[derive(Debug, Default)]
+pub struct InputCache {
+    pub snapshots: std::sync::Mutex<
+        std::collections::HashMap<Uuid, (i64, std::sync::Arc<onshi_shared::Snapshot>)>,
+    >,
+    pub accounts:
+        std::sync::Mutex<std::collections::HashMap<Uuid, (i64, crate::rules::AccountRecord)>>,
+}
+
+impl InputCache {
+    /// Forgets the terminals `keep` says no.
+    pub fn retain(&self, keep: impl Fn(&Uuid) -> bool) {
+        if let Ok(mut s) = self.snapshots.lock() {
+            s.retain(|id, _| keep(id));
+        }
+        if let Ok(mut a) = self.accounts.lock() {
+            a.retain(|id, _| keep(id));
+        }
+    }
+}
 
 #[async_trait]
 pub trait AlertStore: Send + Sync {
     /// Every clinic with its calendar (closures ending on or after `closures_from`), rule
     /// settings and account names.
     async fn clinic_settings(&self, closures_from: NaiveDate) -> StoreResult<Vec<ClinicSettings>>;
-    /// Active (not revoked) terminals with their latest report, their account names and
-    /// baseline, and the change events since `events_since`. Snapshot bodies come from `cache` when their hash is unchanged; the
-    /// others are fetched, parsed and put in it.
+    /// Active (not revoked) terminals with their latest report, their own account names,
+    /// their account baseline and the change events since `events_since`. Snapshot bodies and
+    /// account records come from `cache` when their stamp is unchanged; the others are
+    /// fetched (and bodies parsed) and put in it.
     async fn rule_inputs(
         &self,
         selection: InputSelection<'_>,
         events_since: DateTime<Utc>,
-        cache: &SnapshotCache,
+        cache: &InputCache,
     ) -> StoreResult<Vec<RuleInput>>;
+    /// A number that changes whenever a clinic's settings, calendar or names change (or a
+    /// clinic is added): the evaluator rebuilds its clinics only then.
+    async fn clinics_version(&self) -> StoreResult<(i64, i64)>;
     async fn expected_versions(&self) -> StoreResult<Vec<ExpectedVersionRow>>;
     /// Records the fleet's most common version of an app (the evaluator's; staff set theirs
     /// through [`super::StaffStore`]). `since` starts the grace period when it changes.
@@ -90,8 +112,13 @@ pub trait AlertStore: Send + Sync {
     async fn alert_history(&self, id: i64) -> StoreResult<Vec<HistoryEntry>>;
     /// Silences whose dates include `now` (a recurring one may be outside its daily window).
     async fn silences_in_force(&self, now: DateTime<Utc>) -> StoreResult<Vec<Silence>>;
-    /// Stores account baselines the evaluator took.
-    async fn record_baselines(&self, baselines: &[BaselineWrite]) -> StoreResult<()>;
+    /// Stores account baselines the evaluator took, each only over the record version it was
+    /// taken from (a confirmation made meanwhile wins), and puts what it stored in `cache`.
+    async fn record_baselines(
+        &self,
+        baselines: &[BaselineWrite],
+        cache: &InputCache,
+    ) -> StoreResult<()>;
     /// Queues mails; a mail whose dedupe key is already stored is skipped. Returns how many were
     /// queued.
     async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize>;

@@ -692,16 +692,16 @@ async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
 
 #[tokio::test]
 async fn passes_reuse_parsed_snapshots_until_the_body_changes() {
-    use onshi_server::store::alerts::{InputSelection, SnapshotCache};
+    use onshi_server::store::alerts::{InputCache, InputSelection};
     let mut f = fleet(2).await;
     let now = Utc::now();
     f.report(0, report_at(now, "PC-A"), now).await;
     f.report(1, report_at(now, "PC-B"), now).await;
-    let cache = SnapshotCache::default();
+    let cache = InputCache::default();
     async fn load(
         f: &Fleet,
         now: DateTime<Utc>,
-        cache: &SnapshotCache,
+        cache: &InputCache,
     ) -> Vec<onshi_server::rules::RuleInput> {
         f.store
             .alerts()
@@ -710,7 +710,7 @@ async fn passes_reuse_parsed_snapshots_until_the_body_changes() {
             .unwrap()
     }
     let first = load(&f, now, &cache).await;
-    assert_eq!(cache.lock().unwrap().len(), 2);
+    assert_eq!(cache.snapshots.lock().unwrap().len(), 2);
     // A new report with the same content (only the collection time moved): the same parsed
     // body, the new collection time.
     let later = now + Duration::minutes(1);
@@ -742,4 +742,63 @@ async fn passes_reuse_parsed_snapshots_until_the_body_changes() {
         a(&first).snapshot.as_ref().unwrap(),
         a(&third).snapshot.as_ref().unwrap()
     ));
+}
+
+#[tokio::test]
+async fn account_records_are_kept_until_their_version_moves_and_a_confirmation_wins() {
+    use onshi_server::rules::{AccountRecord, BaselineWrite};
+    use onshi_server::store::alerts::{InputCache, InputSelection};
+    let mut f = fleet(1).await;
+    let now = Utc::now();
+    f.report(0, report_at(now, "PC-A"), now).await;
+    let cache = InputCache::default();
+    async fn read(f: &Fleet, now: DateTime<Utc>, cache: &InputCache) -> AccountRecord {
+        f.store
+            .alerts()
+            .rule_inputs(InputSelection::Ids(&f.terminals), now, cache)
+            .await
+            .unwrap()
+            .remove(0)
+            .accounts
+    }
+    let fresh = read(&f, now, &cache).await;
+    assert_eq!((fresh.version, fresh.baseline_at), (0, None));
+    let write = |version| BaselineWrite {
+        terminal_id: f.terminals[0],
+        key: 42,
+        taken_at: now,
+        missing: vec![AccountRole::Linkage],
+        version,
+    };
+    f.store
+        .alerts()
+        .record_baselines(&[write(0)], &cache)
+        .await
+        .unwrap();
+    let stored = read(&f, now, &cache).await;
+    assert_eq!(stored.version, 1);
+    assert_eq!(stored.baseline_key, Some(42));
+    assert_eq!(stored.baseline_missing, vec![AccountRole::Linkage]);
+    // A baseline taken from an older version is not written.
+    f.store
+        .alerts()
+        .record_baselines(&[write(0)], &cache)
+        .await
+        .unwrap();
+    assert_eq!(read(&f, now, &cache).await.version, 1);
+    // Staff confirm: the version moves, the next read sees the cleared baseline.
+    f.app
+        .desk
+        .confirm_accounts(&staff("suzuki"), f.terminals[0], &[], now)
+        .await
+        .unwrap();
+    let confirmed = read(&f, now, &cache).await;
+    assert_eq!(
+        (
+            confirmed.version,
+            confirmed.baseline_at,
+            confirmed.confirmed
+        ),
+        (2, None, true)
+    );
 }

@@ -3,13 +3,12 @@
 //! alert (the names are the desk's to confirm); once staff confirm the names on the terminal
 //! page, a change to a confirmed account opens one critical alert and mails the clinic once.
 
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use onshi_e2e::{
-    DeskClient, FakeMachine, Proc, add_clinic, add_staff_user, binary, free_port, start_server,
-    wait_for, wait_healthy,
+    DeskClient, FakeMachine, add_clinic, add_staff_user, enroll_and_run_agent, free_port,
+    start_server, wait_for, wait_healthy,
 };
 use onshi_server::domain::{AlertStatus, RuleKey, Severity};
 use onshi_server::store::{DatabaseUrl, Store, connect};
@@ -88,32 +87,7 @@ async fn other_account_names_at_enrollment_are_confirmed_by_staff_then_a_change_
     let mut server = start_server(&data, &config_path, port)?;
     wait_healthy(&base).await?;
 
-    let agent_args = |cmd: &mut Command| {
-        cmd.arg("--data-dir")
-            .arg(&agent_data)
-            .arg("--root")
-            .arg(machine.path())
-            .arg("--server")
-            .arg(&base)
-            .args(["--log-level", "warn"]);
-    };
-    let mut enroll = Command::new(binary("onshi-agent")?);
-    agent_args(&mut enroll);
-    let out = enroll.args(["enroll", "--code", &code]).output()?;
-    ensure!(
-        out.status.success(),
-        "enroll: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let identity: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(agent_data.join("identity.json"))?)?;
-    let agent_id: Uuid = identity["agent_id"]
-        .as_str()
-        .context("identity has no agent_id")?
-        .parse()?;
-    let mut run = Command::new(binary("onshi-agent")?);
-    agent_args(&mut run);
-    let mut agent = Proc::spawn("onshi-agent", run.args(["run", "--interval-secs", "1"]))?;
+    let (agent_id, mut agent) = enroll_and_run_agent(&agent_data, &machine, &base, &code)?;
 
     // Enrolled with names the terminal does not have: for the desk to confirm, nothing more.
     let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;

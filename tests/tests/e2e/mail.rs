@@ -44,16 +44,19 @@ async fn report_broken_terminal(
 ) -> Result<()> {
     let client = reqwest::Client::new();
     let enrolled = enroll(&client, base, code, hostname).await?;
-    let first_at = Utc::now() - chrono::Duration::minutes(1);
-    let mut first = sample::snapshot_at(first_at);
-    first.hostname = hostname.into();
-    let mut report = sample::report_with(1, first);
-    report.agent_id = enrolled.agent_id;
-    client
-        .post(format!("{base}/api/v1/report"))
-        .bearer_auth(&enrolled.token)
-        .json(&report)
-        .send()
+    let send = |seq: u64, at: chrono::DateTime<Utc>, events: Vec<Event>| {
+        let mut snapshot = sample::snapshot_at(at);
+        snapshot.hostname = hostname.into();
+        let mut report = sample::report_with(seq, snapshot);
+        report.agent_id = enrolled.agent_id;
+        report.events = events;
+        client
+            .post(format!("{base}/api/v1/report"))
+            .bearer_auth(&enrolled.token)
+            .json(&report)
+            .send()
+    };
+    send(1, Utc::now() - chrono::Duration::minutes(1), Vec::new())
         .await?
         .error_for_status()?;
     wait_for("the account baseline", Duration::from_secs(20), || async {
@@ -66,25 +69,15 @@ async fn report_broken_terminal(
     })
     .await?;
     let now = Utc::now();
-    let mut snapshot = sample::snapshot_at(now);
-    snapshot.hostname = hostname.into();
-    let mut report = sample::report_with(2, snapshot);
-    report.agent_id = enrolled.agent_id;
-    report.events = vec![Event::new(
+    let changed = Event::new(
         now,
         EventKind::AccountChanged {
             role: AccountRole::Linkage,
             name: "renkei".into(),
             change: AccountChange::PasswordChanged,
         },
-    )];
-    client
-        .post(format!("{base}/api/v1/report"))
-        .bearer_auth(&enrolled.token)
-        .json(&report)
-        .send()
-        .await?
-        .error_for_status()?;
+    );
+    send(2, now, vec![changed]).await?.error_for_status()?;
     Ok(())
 }
 

@@ -2,13 +2,12 @@
 //! disk. The server is killed, the machine changes while it is down, and every change event must
 //! arrive exactly once and in order when it comes back.
 
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use onshi_e2e::{
-    DeskClient, FakeMachine, Proc, add_clinic, add_staff_user, binary, free_port, start_server,
-    wait_for, wait_healthy,
+    DeskClient, FakeMachine, add_clinic, add_staff_user, enroll_and_run_agent, free_port,
+    start_server, wait_for, wait_healthy,
 };
 use onshi_server::store::{DatabaseUrl, StoredEvent, connect};
 use uuid::Uuid;
@@ -46,33 +45,7 @@ async fn agent_reports_survive_a_server_outage_exactly_once_in_order() -> Result
     let mut server = start_server(&data, &config, port)?;
     wait_healthy(&base).await?;
 
-    let agent_args = |cmd: &mut Command| {
-        cmd.arg("--data-dir")
-            .arg(&agent_data)
-            .arg("--root")
-            .arg(machine.path())
-            .arg("--server")
-            .arg(&base)
-            .args(["--log-level", "warn"]);
-    };
-    let mut enroll = Command::new(binary("onshi-agent")?);
-    agent_args(&mut enroll);
-    let out = enroll.args(["enroll", "--code", &code]).output()?;
-    assert!(
-        out.status.success(),
-        "enroll: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let identity: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(agent_data.join("identity.json"))?)?;
-    let agent_id: Uuid = identity["agent_id"]
-        .as_str()
-        .context("identity has no agent_id")?
-        .parse()?;
-
-    let mut run = Command::new(binary("onshi-agent")?);
-    agent_args(&mut run);
-    let mut agent = Proc::spawn("onshi-agent", run.args(["run", "--interval-secs", "1"]))?;
+    let (agent_id, mut agent) = enroll_and_run_agent(&agent_data, &machine, &base, &code)?;
 
     // The terminal shows on the dashboard.
     let desk = DeskClient::login(&base, "desk", "e2e staff password")

@@ -173,18 +173,24 @@ impl AlertStore for SqliteStore {
             .collect()
     }
 
+    async fn clinics_version(&self) -> StoreResult<(i64, i64)> {
+        let row = sqlx::query("SELECT coalesce(sum(settings_version), 0), count(*) FROM clinics")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
     async fn rule_inputs(
         &self,
         selection: InputSelection<'_>,
         events_since: DateTime<Utc>,
-        cache: &SnapshotCache,
+        cache: &InputCache,
     ) -> StoreResult<Vec<RuleInput>> {
         // Step 1: the small columns of every selected terminal, with its body's hash.
         // Read by position: at 250,000 terminals a lookup by name per column is measurable.
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT t.id, t.clinic_id, t.enrolled_at, s.received_at, s.collected_at, b.hash, \
-             t.baseline_key, t.baseline_at, t.baseline_missing, \
-             t.accounts_confirmed_at IS NOT NULL, t.accounts_confirmed_key \
+             t.accounts_version \
              FROM terminals t \
              LEFT JOIN latest_report s ON s.terminal_id = t.id \
              LEFT JOIN terminal_snapshot b INDEXED BY terminal_snapshot_hash \
@@ -217,13 +223,6 @@ impl AlertStore for SqliteStore {
                 .map_err(|e| Error::Corrupt(format!("terminal id {id:?}: {e}")))?;
             let hash: Option<i64> = r.try_get(5)?;
             let collected: Option<i64> = r.try_get(4)?;
-            let record = AccountRecord {
-                baseline_key: key_of(r.try_get(6)?),
-                baseline_at: time(r, 7)?,
-                baseline_missing: roles_of(r.try_get::<&str, _>(8)?),
-                confirmed: r.try_get(9)?,
-                confirmed_key: key_of(r.try_get(10)?),
-            };
             heads.push((
                 id,
                 r.try_get::<i64, _>(1)?,
@@ -231,15 +230,50 @@ impl AlertStore for SqliteStore {
                 time(r, 3)?,
                 collected.filter(|_| hash.is_some()).map(from_millis),
                 hash,
-                record,
+                r.try_get::<i64, _>(6)?,
             ));
         }
         drop(rows);
-        // Step 2: the bodies the cache does not hold at that hash.
+        let poisoned = || Error::Corrupt("evaluator cache poisoned".into());
+        // Step 2: the account records the cache does not hold at that version (version 0: no
+        // baseline or confirmation yet).
+        let stale_accounts: Vec<Uuid> = {
+            let known = cache.accounts.lock().map_err(|_| poisoned())?;
+            heads
+                .iter()
+                .filter(|h| h.6 > 0 && known.get(&h.0).map(|k| k.0) != Some(h.6))
+                .map(|h| h.0)
+                .collect()
+        };
+        for chunk in stale_accounts.chunks(500) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT id, accounts_version, baseline_key, baseline_at, baseline_missing, \
+                 accounts_confirmed_at IS NOT NULL, accounts_confirmed_key FROM terminals \
+                 WHERE id IN ",
+            );
+            push_ids(&mut q, chunk);
+            let rows = q.build().fetch_all(&self.pool).await?;
+            let mut read = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let version: i64 = r.try_get(1)?;
+                let record = AccountRecord {
+                    baseline_key: key_of(r.try_get(2)?),
+                    baseline_at: time(r, 3)?,
+                    baseline_missing: roles_of(r.try_get::<&str, _>(4)?),
+                    confirmed: r.try_get(5)?,
+                    confirmed_key: key_of(r.try_get(6)?),
+                    version,
+                };
+                read.push((uuid_col(r, "id")?, version, record));
+            }
+            let mut known = cache.accounts.lock().map_err(|_| poisoned())?;
+            for (id, version, record) in read {
+                known.insert(id, (version, record));
+            }
+        }
+        // Step 3: the bodies the cache does not hold at that hash.
         let stale: Vec<Uuid> = {
-            let known = cache
-                .lock()
-                .map_err(|_| Error::Corrupt("snapshot cache poisoned".into()))?;
+            let known = cache.snapshots.lock().map_err(|_| poisoned())?;
             heads
                 .iter()
                 .filter(|h| {
@@ -265,9 +299,7 @@ impl AlertStore for SqliteStore {
                     snapshot,
                 ));
             }
-            let mut known = cache
-                .lock()
-                .map_err(|_| Error::Corrupt("snapshot cache poisoned".into()))?;
+            let mut known = cache.snapshots.lock().map_err(|_| poisoned())?;
             for (id, hash, snapshot) in parsed {
                 known.insert(id, (hash, std::sync::Arc::new(snapshot)));
             }
@@ -275,11 +307,18 @@ impl AlertStore for SqliteStore {
         let mut states = Vec::with_capacity(heads.len());
         let mut index = HashMap::with_capacity(heads.len());
         {
-            let known = cache
-                .lock()
-                .map_err(|_| Error::Corrupt("snapshot cache poisoned".into()))?;
-            for (terminal_id, clinic_id, enrolled_at, last_seen, collected, _, accounts) in heads {
+            let known = cache.snapshots.lock().map_err(|_| poisoned())?;
+            let records = cache.accounts.lock().map_err(|_| poisoned())?;
+            for (terminal_id, clinic_id, enrolled_at, last_seen, collected, _, version) in heads {
                 let snapshot = collected.and(known.get(&terminal_id).map(|k| k.1.clone()));
+                // Version 0, or a record that vanished between the queries: nothing stored.
+                let accounts = match records.get(&terminal_id) {
+                    Some((v, record)) if *v == version => record.clone(),
+                    _ => AccountRecord {
+                        version,
+                        ..AccountRecord::default()
+                    },
+                };
                 index.insert(terminal_id, states.len());
                 states.push(RuleInput {
                     terminal_id,
@@ -580,33 +619,70 @@ impl AlertStore for SqliteStore {
         silences_from(&rows)
     }
 
-    async fn record_baselines(&self, baselines: &[BaselineWrite]) -> StoreResult<()> {
+    async fn record_baselines(
+        &self,
+        baselines: &[BaselineWrite],
+        cache: &InputCache,
+    ) -> StoreResult<()> {
         if baselines.is_empty() {
             return Ok(());
         }
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await?;
+        let mut stored = Vec::with_capacity(baselines.len());
         // A fleet's first pass takes every terminal's baseline: many rows per statement.
         for chunk in baselines.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("WITH v(id, key, at, missing) AS (");
+                QueryBuilder::new("WITH v(id, key, at, missing, version) AS (");
             q.push_values(chunk, |mut row, b| {
                 row.push_bind(b.terminal_id.to_string())
                     .push_bind(key_col(b.key))
                     .push_bind(millis(b.taken_at))
-                    .push_bind(roles_text(&b.missing));
+                    .push_bind(roles_text(&b.missing))
+                    .push_bind(b.version);
             });
             q.push(
                 ") UPDATE terminals SET baseline_key = v.key, baseline_at = v.at, \
-                 baseline_missing = v.missing, accounts_confirmed_key = CASE \
+                 baseline_missing = v.missing, accounts_version = terminals.accounts_version + 1, \
+                 accounts_confirmed_key = CASE \
                  WHEN terminals.accounts_confirmed_at IS NOT NULL \
                  THEN coalesce(terminals.accounts_confirmed_key, v.key) END \
-                 FROM v WHERE terminals.id = v.id",
+                 FROM v WHERE terminals.id = v.id AND terminals.accounts_version = v.version \
+                 RETURNING terminals.id, terminals.accounts_version, \
+                 terminals.accounts_confirmed_at IS NOT NULL, terminals.accounts_confirmed_key",
             );
-            q.build().execute(&mut *tx).await?;
+            for r in q.build().fetch_all(&mut *tx).await? {
+                stored.push((
+                    uuid_col(&r, "id")?,
+                    r.try_get::<i64, _>(1)?,
+                    r.try_get::<bool, _>(2)?,
+                    key_of(r.try_get(3)?),
+                ));
+            }
         }
         tx.commit().await?;
-        self.flush_wal().await
+        drop(conn);
+        self.flush_wal().await?;
+        let by_id: HashMap<Uuid, &BaselineWrite> =
+            baselines.iter().map(|b| (b.terminal_id, b)).collect();
+        let mut known = cache
+            .accounts
+            .lock()
+            .map_err(|_| Error::Corrupt("evaluator cache poisoned".into()))?;
+        for (id, version, confirmed, confirmed_key) in stored {
+            if let Some(b) = by_id.get(&id) {
+                let record = AccountRecord {
+                    baseline_key: Some(b.key),
+                    baseline_at: Some(b.taken_at),
+                    baseline_missing: b.missing.clone(),
+                    confirmed,
+                    confirmed_key,
+                    version,
+                };
+                known.insert(id, (version, record));
+            }
+        }
+        Ok(())
     }
 
     async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize> {

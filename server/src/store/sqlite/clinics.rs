@@ -214,7 +214,7 @@ pub(super) async fn write_settings(
         "UPDATE clinics SET name = ?, email = ?, week_hours = ?, closed_on_holidays = ?, \
          closed_new_year = ?, closed_obon = ?, desk_name = ?, desk_phone = ?, prefecture = ?, \
          restart_warning_hours = ?, restart_critical_hours = ?, offline_after_intervals = ?, \
-         file_rename_counts = ? WHERE id = ?",
+         file_rename_counts = ?, settings_version = settings_version + 1 WHERE id = ?",
     )
     .bind(&s.name)
     .bind(&s.email)

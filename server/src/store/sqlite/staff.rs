@@ -27,6 +27,23 @@ async fn alert_owner(
         .transpose()
 }
 
+/// A clinic's calendar or names changed: the evaluator rebuilds its clinics.
+async fn bump_clinic(tx: &mut SqliteConnection, id: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE clinics SET settings_version = settings_version + 1 WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn clinic_exists(tx: &mut SqliteConnection, id: i64) -> StoreResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM clinics WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// What the audit row names besides what the desk layer said.
 #[derive(Default)]
 struct Concerned {
@@ -100,12 +117,7 @@ impl StaffStore for SqliteStore {
                         .fetch_optional(&mut *tx)
                         .await?
                     }
-                    SilenceScope::Clinic(id) => {
-                        sqlx::query_scalar("SELECT 1 FROM clinics WHERE id = ?")
-                            .bind(id)
-                            .fetch_optional(&mut *tx)
-                            .await?
-                    }
+                    SilenceScope::Clinic(id) => clinic_exists(&mut tx, *id).await?.then_some(1),
                     SilenceScope::Prefecture(_) | SilenceScope::Fleet => Some(1),
                 };
                 if exists.is_none() {
@@ -230,11 +242,7 @@ impl StaffStore for SqliteStore {
                 clinic_id,
                 closures,
             } => {
-                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM clinics WHERE id = ?")
-                    .bind(clinic_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if exists.is_none() {
+                if !clinic_exists(&mut tx, *clinic_id).await? {
                     return Ok(Applied::NotFound);
                 }
                 let mut last = None;
@@ -253,6 +261,7 @@ impl StaffStore for SqliteStore {
                     .await?;
                     last = Some(id);
                 }
+                bump_clinic(&mut tx, *clinic_id).await?;
                 if closures.len() == 1 {
                     c.created = last;
                 }
@@ -268,6 +277,7 @@ impl StaffStore for SqliteStore {
                 if done.rows_affected() == 0 {
                     return Ok(Applied::NotFound);
                 }
+                bump_clinic(&mut tx, *clinic_id).await?;
                 c.clinic_id = Some(*clinic_id);
             }
             StaffChange::ConfirmAccounts { terminal_id, own } => {
@@ -277,7 +287,8 @@ impl StaffStore for SqliteStore {
                 let owner: Option<i64> = sqlx::query_scalar(
                     "UPDATE terminals SET accounts_confirmed_at = ?, accounts_confirmed_by = ?, \
                      accounts_confirmed_key = NULL, baseline_key = NULL, baseline_at = NULL, \
-                     baseline_missing = '' WHERE id = ? AND revoked_at IS NULL RETURNING clinic_id",
+                     baseline_missing = '', accounts_version = accounts_version + 1 \
+                     WHERE id = ? AND revoked_at IS NULL RETURNING clinic_id",
                 )
                 .bind(now)
                 .bind(&who)
@@ -293,11 +304,7 @@ impl StaffStore for SqliteStore {
                 c.terminal_id = Some(*terminal_id);
             }
             StaffChange::SetBackupPassword { clinic_id, sealed } => {
-                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM clinics WHERE id = ?")
-                    .bind(clinic_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if exists.is_none() {
+                if !clinic_exists(&mut tx, *clinic_id).await? {
                     return Ok(Applied::NotFound);
                 }
                 match sealed {
