@@ -12,14 +12,14 @@ use serde::Deserialize;
 use super::audit::AuditLine;
 use super::format::{Nav, query_string};
 use super::outbox::OutboxLine;
-use super::overview::handling_ja;
+use super::overview::Status;
 use super::session::{Admin, AuthFailure, Staff};
 use super::{AppState, PageFailure};
 use crate::Error;
 use crate::calendar::{BusinessHours, Closure, Window, format_day, parse_day};
 use crate::desk::validate::opt;
 use crate::domain::{
-    ClinicDetail, ClinicRules, ClinicSettings, Contact, PREFECTURES, SeverityFilter, actor_label_ja,
+    ClinicDetail, ClinicRules, ClinicSettings, Contact, PREFECTURES, actor_label_ja,
 };
 use crate::jst::{datetime_local, time_ja};
 use crate::store::desk::{ClinicListRow, CodeRow, FleetQuery, FleetSort};
@@ -348,12 +348,7 @@ pub fn parse_clinic_form(id: i64, f: &ClinicForm) -> Result<ClinicDetail, Error>
 pub struct TerminalLine {
     pub id: String,
     pub hostname: String,
-    pub severity: &'static str,
-    pub severity_label: &'static str,
-    pub handling: &'static str,
-    pub handling_label: String,
-    pub liveness: &'static str,
-    pub liveness_label: &'static str,
+    pub status: Status,
     pub open_alerts: i64,
     pub last_seen: String,
 }
@@ -486,20 +481,12 @@ async fn clinic_page(
         code_days: state.config.enrollment_code_days,
         terminals: terminals
             .into_iter()
-            .map(|t| {
-                let severity = SeverityFilter::of(t.line.severity);
-                TerminalLine {
-                    id: t.line.terminal_id.to_string(),
-                    severity: severity.as_str(),
-                    severity_label: severity.label_ja(),
-                    handling: t.line.handling.kind().as_str(),
-                    handling_label: handling_ja(&t.line.handling).0,
-                    liveness: t.line.liveness.as_str(),
-                    liveness_label: t.line.liveness.label_ja(),
-                    hostname: t.line.hostname,
-                    open_alerts: t.line.open_alerts,
-                    last_seen: t.last_seen.map_or_else(|| "未受信".into(), time_ja),
-                }
+            .map(|t| TerminalLine {
+                id: t.line.terminal_id.to_string(),
+                status: Status::of(Some(&t.line)),
+                hostname: t.line.hostname,
+                open_alerts: t.line.open_alerts,
+                last_seen: t.last_seen.map_or_else(|| "未受信".into(), time_ja),
             })
             .collect(),
         terminal_count,

@@ -12,8 +12,8 @@ use super::format::{Nav, query_string};
 use super::session::{AuthFailure, Staff};
 use super::{AppState, PageFailure};
 use crate::domain::{
-    FleetTally, Handling, HandlingKind, Liveness, OutboxCounts, RuleKey, SeverityFilter,
-    actor_label_ja,
+    FleetTally, Handling, HandlingKind, Liveness, OutboxCounts, OverviewLine, RuleKey,
+    SeverityFilter, actor_label_ja,
 };
 use crate::jst::{duration_ja, opt_time_ja, time_ja};
 use crate::store::desk::{FleetQuery, FleetRow, FleetSort};
@@ -34,8 +34,9 @@ pub struct RuleCount {
     pub count: i64,
 }
 
-pub struct OverviewRow {
-    pub id: String,
+/// A terminal's three badges, as every page shows them side by side: the worst open finding,
+/// how staff handle it (with who and why), whether it reports.
+pub struct Status {
     pub severity: &'static str,
     pub severity_label: &'static str,
     pub handling: &'static str,
@@ -43,6 +44,39 @@ pub struct OverviewRow {
     pub handling_title: String,
     pub liveness: &'static str,
     pub liveness_label: &'static str,
+}
+
+impl Status {
+    /// The badges of a line (`None`: not evaluated yet).
+    pub fn of(line: Option<&OverviewLine>) -> Status {
+        let Some(l) = line else {
+            return Status {
+                severity: "none",
+                severity_label: "未評価",
+                handling: "none",
+                handling_label: String::new(),
+                handling_title: String::new(),
+                liveness: "",
+                liveness_label: "",
+            };
+        };
+        let severity = SeverityFilter::of(l.severity);
+        let (handling_label, handling_title) = handling_ja(&l.handling);
+        Status {
+            severity: severity.as_str(),
+            severity_label: severity.label_ja(),
+            handling: l.handling.kind().as_str(),
+            handling_label,
+            handling_title,
+            liveness: l.liveness.as_str(),
+            liveness_label: l.liveness.label_ja(),
+        }
+    }
+}
+
+pub struct OverviewRow {
+    pub id: String,
+    pub status: Status,
     pub clinic: String,
     pub clinic_id: i64,
     pub hostname: String,
@@ -85,19 +119,12 @@ pub fn handling_ja(h: &Handling) -> (String, String) {
 
 impl OverviewRow {
     fn new(r: FleetRow, restart_warning: Duration, now: DateTime<Utc>) -> Self {
+        let status = Status::of(Some(&r.line));
         let s = r.line;
         let cert_days = s.cert_not_after.map(|n| (n - now).num_days());
-        let severity = SeverityFilter::of(s.severity);
-        let (handling_label, handling_title) = handling_ja(&s.handling);
         OverviewRow {
             id: s.terminal_id.to_string(),
-            severity: severity.as_str(),
-            severity_label: severity.label_ja(),
-            handling: s.handling.kind().as_str(),
-            handling_label,
-            handling_title,
-            liveness: s.liveness.as_str(),
-            liveness_label: s.liveness.label_ja(),
+            status,
             clinic: s.clinic_name,
             clinic_id: s.clinic_id,
             hostname: s.hostname,

@@ -15,11 +15,11 @@ use uuid::Uuid;
 use super::alerts::{AlertRow, finish};
 use super::audit::AuditLine;
 use super::format::{Nav, describe_event};
-use super::overview::handling_ja;
+use super::overview::Status;
 use super::session::{Admin, AuthFailure, Staff};
 use super::timeline::{Timeline, TimelineEvent, TimelineStart, timeline_svg};
 use super::{AppState, PageFailure};
-use crate::domain::{SeverityFilter, actor_label_ja, compare_versions, effective_versions};
+use crate::domain::{actor_label_ja, compare_versions, effective_versions};
 use crate::jst::{datetime_local, duration_ja, opt_time_ja, time_ja};
 use crate::store::desk::{AlertQuery, TerminalBaseline};
 use crate::wording::{network_change_ja, probe_error_ja, source_area_ja};
@@ -107,13 +107,7 @@ pub struct TerminalPage {
     pub hostname: String,
     pub clinic_id: i64,
     pub clinic: String,
-    pub severity: &'static str,
-    pub severity_label: &'static str,
-    pub handling: &'static str,
-    pub handling_label: String,
-    pub handling_title: String,
-    pub liveness: &'static str,
-    pub liveness_label: &'static str,
+    pub status: Status,
     pub last_seen: String,
     pub enrolled: String,
     pub agent_version: String,
@@ -225,10 +219,7 @@ pub async fn page(
         }),
         _ => None,
     });
-    let line = detail.line.as_ref();
-    let severity = SeverityFilter::of(line.and_then(|l| l.severity));
-    let (handling_label, handling_title) =
-        line.map_or_else(Default::default, |l| handling_ja(&l.handling));
+    let status = Status::of(detail.line.as_ref());
     let clinic = desk.clinic_detail(detail.clinic_id).await?;
     let own = desk.terminal_accounts(id).await?;
     let baseline = desk.terminal_baseline(id).await?;
@@ -245,21 +236,7 @@ pub async fn page(
         hostname: detail.hostname,
         clinic_id: detail.clinic_id,
         clinic: detail.clinic_name,
-        severity: if line.is_some() {
-            severity.as_str()
-        } else {
-            "none"
-        },
-        severity_label: if line.is_some() {
-            severity.label_ja()
-        } else {
-            "未評価"
-        },
-        handling: line.map_or("none", |l| l.handling.kind().as_str()),
-        handling_label,
-        handling_title,
-        liveness: line.map_or("", |l| l.liveness.as_str()),
-        liveness_label: line.map_or("", |l| l.liveness.label_ja()),
+        status,
         last_seen: detail.last_seen.map_or_else(|| "未受信".into(), time_ja),
         enrolled: time_ja(detail.enrolled_at),
         agent_version: detail.agent_version,

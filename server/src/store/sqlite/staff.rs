@@ -27,6 +27,23 @@ async fn alert_owner(
         .transpose()
 }
 
+/// Deletes a row of one of a clinic's lists (only of that clinic); whether there was one.
+async fn delete_clinic_row(
+    tx: &mut SqliteConnection,
+    table: &'static str,
+    clinic_id: i64,
+    id: i64,
+) -> StoreResult<bool> {
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE id = ? AND clinic_id = ?"
+    )))
+    .bind(id)
+    .bind(clinic_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// A clinic's calendar or names changed: the evaluator rebuilds its clinics.
 async fn bump_clinic(tx: &mut SqliteConnection, id: i64) -> StoreResult<()> {
     sqlx::query("UPDATE clinics SET settings_version = settings_version + 1 WHERE id = ?")
@@ -268,13 +285,7 @@ impl StaffStore for SqliteStore {
                 c.clinic_id = Some(*clinic_id);
             }
             StaffChange::DeleteClosure { clinic_id, id } => {
-                let done =
-                    sqlx::query("DELETE FROM clinic_closures WHERE id = ? AND clinic_id = ?")
-                        .bind(id)
-                        .bind(clinic_id)
-                        .execute(&mut *tx)
-                        .await?;
-                if done.rows_affected() == 0 {
+                if !delete_clinic_row(&mut tx, "clinic_closures", *clinic_id, *id).await? {
                     return Ok(Applied::NotFound);
                 }
                 bump_clinic(&mut tx, *clinic_id).await?;
@@ -351,13 +362,7 @@ impl StaffStore for SqliteStore {
                 c.clinic_id = Some(contact.clinic_id);
             }
             StaffChange::DeleteContact { clinic_id, id } => {
-                let done =
-                    sqlx::query("DELETE FROM clinic_contacts WHERE id = ? AND clinic_id = ?")
-                        .bind(id)
-                        .bind(clinic_id)
-                        .execute(&mut *tx)
-                        .await?;
-                if done.rows_affected() == 0 {
+                if !delete_clinic_row(&mut tx, "clinic_contacts", *clinic_id, *id).await? {
                     return Ok(Applied::NotFound);
                 }
                 c.clinic_id = Some(*clinic_id);
