@@ -264,8 +264,8 @@ impl Evaluator {
                     a.mail_held = false;
                     a.updated_at = now;
                     let action = match change.take() {
+                        Some((_, AlertAction::Quiet)) | None if sent => AlertAction::HeldMailSent,
                         Some((_, action)) => action,
-                        None if sent => AlertAction::HeldMailSent,
                         None => AlertAction::Quiet,
                     };
                     change = Some((a, action));
