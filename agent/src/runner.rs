@@ -242,9 +242,11 @@ impl Agent {
     fn check_inserted_drives(&mut self, ctx: &Ctx) {
         let first = !self.removable_scanned;
         self.removable_scanned = true;
-        let inserted = self
-            .removable
-            .inserted(removable::removable_drives(), first);
+        let inserted = self.removable.to_check(
+            removable::removable_drives(),
+            &ctx.policy.backup_passwords,
+            first,
+        );
         if inserted.is_empty() {
             return;
         }

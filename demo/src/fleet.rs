@@ -80,8 +80,9 @@ pub enum Profile {
     NetworkChanged,
     ProbeDown,
     LinkagePassword,
-    /// Reports once, then is switched off as the vendor asks (at a clinic closed today): it
-    /// stays 営業時間外, not オフライン.
+    /// Reports once, then is switched off as the vendor asks, at a clinic that closed for the
+    /// day an hour before the demo started (or is closed today, when the demo starts just
+    /// after midnight): it stays 営業時間外, not オフライン.
     SwitchedOff,
     /// Its linkage account was made under another name than the server's: a desk-only
     /// 「設定確認が必要」, no clinic mail.
@@ -441,15 +442,34 @@ const CALENDARS: [(&str, bool); 3] = [
     ),
 ];
 
+/// Clinic 1's week: 09:00–18:00, but today it closed an hour before `now` (JST), so that the
+/// terminals switched off after closing stay 営業時間外 whenever the demo runs. `None` in the
+/// first hours after midnight, when no window fits today.
+fn closed_an_hour_ago(now: DateTime<Utc>) -> Option<onshi_server::calendar::BusinessHours> {
+    use chrono::{Datelike, NaiveTime, Timelike};
+    use onshi_server::calendar::{BusinessHours, Window};
+    let local = now.with_timezone(&onshi_server::jst::offset());
+    let close = local.time().hour().checked_sub(1).filter(|h| *h >= 1)?;
+    let close = NaiveTime::from_hms_opt(close, 0, 0)?;
+    let open = NaiveTime::from_hms_opt(9, 0, 0)?.min(close - Duration::hours(1));
+    let mut hours = BusinessHours::default();
+    hours.week[local.weekday().num_days_from_monday() as usize] = vec![Window::new(open, close)];
+    hours.closed_on_holidays = false;
+    hours.closed_new_year = false;
+    Some(hours)
+}
+
 /// Gives the demo clinics their calendars, prefectures and codes: clinic 0 open around the
-/// clock (so silent terminals count as offline at once), clinic 1 closed today (臨時休診),
-/// the others on real clinics' weeks; clinic 2 names its linkage account its own way. Staff
+/// clock (so silent terminals count as offline at once), clinic 1 closed for the day an hour
+/// ago (or closed today, 臨時休診, just after midnight), the others on real clinics' weeks,
+/// clinic 3 with a 臨時休診 today; clinic 2 names its linkage account its own way. Staff
 /// expect the current distribution app since two days (so older versions are past the grace
 /// period).
 pub async fn prepare_clinics(desk: &Desk) -> Result<(), Error> {
     use onshi_server::calendar::{BusinessHours, Closure, Window, parse_week};
     let now = Utc::now();
     let today = now.with_timezone(&onshi_server::jst::offset()).date_naive();
+    let evening = closed_an_hour_ago(now);
     let clinics = desk.store().alerts().clinic_settings(today).await?;
     for (i, clinic) in clinics.iter().enumerate() {
         let mut detail = desk.clinic(clinic.id).await?;
@@ -467,7 +487,7 @@ pub async fn prepare_clinics(desk: &Desk) -> Result<(), Error> {
                     ..BusinessHours::default()
                 }
             }
-            1 => BusinessHours::default(),
+            1 => evening.clone().unwrap_or_default(),
             _ => {
                 let (week, obon) = CALENDARS[i % CALENDARS.len()];
                 BusinessHours {
@@ -489,7 +509,7 @@ pub async fn prepare_clinics(desk: &Desk) -> Result<(), Error> {
         // 医療機関コード: prefecture (2), point table (1), number (7).
         detail.code = Some(format!("131{:07}", clinic.id));
         desk.save_clinic(&actor(), &detail, now).await?;
-        if i == 1 {
+        if (i == 1 && evening.is_none()) || i == 3 {
             let closure = Closure {
                 id: 0,
                 from: today,

@@ -74,6 +74,17 @@ async fn the_demo_fills_the_dashboard_and_writes_mails() -> Result<()> {
         let missing: Vec<_> = wanted.iter().filter(|w| !now.contains(*w)).collect();
         panic!("{e}: missing {missing:?}");
     }
+    // The acknowledged and the silenced ones are criticals: the handling sits beside the
+    // severity, never instead of it.
+    let page = desk.page("/?sort=hostname").await;
+    let rows: Vec<&str> = page.split("<tr>").collect();
+    for handling in ["handling-in_progress", "handling-silenced"] {
+        assert!(
+            rows.iter()
+                .any(|r| r.contains("badge state-critical") && r.contains(handling)),
+            "a critical that is {handling}"
+        );
+    }
     let silences = desk.page("/silences").await;
     assert!(silences.contains("毎日 03:30〜05:00"), "the nightly window");
     assert!(silences.contains("回線業者の工事中"));

@@ -42,6 +42,7 @@ ALTER TABLE clinics ADD COLUMN settings_version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE clinics ADD COLUMN restart_warning_hours INTEGER;
 ALTER TABLE clinics ADD COLUMN restart_critical_hours INTEGER;
 ALTER TABLE clinics ADD COLUMN offline_after_intervals INTEGER;
+ALTER TABLE clinics ADD COLUMN offline_critical_days INTEGER;
 -- PendingFileRenameOperations alone counts as a pending reboot at this clinic.
 ALTER TABLE clinics ADD COLUMN file_rename_counts INTEGER NOT NULL DEFAULT 0;
 

@@ -284,6 +284,48 @@ impl BusinessHours {
     }
 }
 
+/// How far back the calendar looks when it counts open days: a terminal silent for longer is
+/// past every threshold whatever the calendar (the evaluator loads closures this far back).
+pub const LOOKBACK_DAYS: i64 = 60;
+
+impl BusinessHours {
+    /// How many whole open days lie inside `(from, to]`: days on which the clinic opened after
+    /// `from` and had closed for the day by `to` (JST). Counts up to `cap`; a span longer than
+    /// [`LOOKBACK_DAYS`] counts as `cap`.
+    pub fn open_days_between(&self, from: DateTime<Utc>, to: DateTime<Utc>, cap: u32) -> u32 {
+        if to <= from {
+            return 0;
+        }
+        if to - from > Duration::days(LOOKBACK_DAYS) {
+            return cap;
+        }
+        let tz = jst();
+        let at = |date: NaiveDate, time: NaiveTime| {
+            tz.from_local_datetime(&date.and_time(time))
+                .single()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let mut count = 0;
+        let mut date = from.with_timezone(&tz).date_naive();
+        let last = to.with_timezone(&tz).date_naive();
+        while date <= last && count < cap {
+            let windows = self.windows_on(date);
+            let first_open = windows.iter().map(|w| w.open).min();
+            let last_close = windows.iter().map(|w| w.close).max();
+            if let (Some(open), Some(close)) = (first_open, last_close)
+                && let (Some(open), Some(close)) = (at(date, open), at(date, close))
+                && open > from
+                && close <= to
+            {
+                count += 1;
+            }
+            let Some(next) = date.succ_opt() else { break };
+            date = next;
+        }
+        count
+    }
+}
+
 /// Parses `sun,sat` style weekday lists (the command line's `--closed`).
 pub fn parse_weekdays(s: &str) -> Vec<Weekday> {
     s.split(',')
@@ -631,7 +673,8 @@ mod tests {
         assert!(h.is_open_day(date(2026, 8, 14)));
         h.closed_obon = true;
         assert_eq!(h.closed_because(date(2026, 8, 14)).as_deref(), Some("お盆"));
-        // A substitute holiday (振替休日): Mon 2026-05-06 closed, Thu 05-07 open.
+        // A substitute holiday (振替休日): Wed 2026-05-06 (憲法記念日 5/3 fell on a Sunday)
+        // closed, Thu 05-07 open.
         assert_eq!(
             h.closed_because(date(2026, 5, 6)).as_deref(),
             Some("振替休日")

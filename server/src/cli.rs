@@ -112,6 +112,9 @@ pub enum ClinicCommand {
         restart_critical_hours: Option<u32>,
         #[arg(long)]
         offline_after_intervals: Option<u32>,
+        /// Open days without a report before the offline alert is critical.
+        #[arg(long)]
+        offline_critical_days: Option<u32>,
         /// Whether PendingFileRenameOperations alone counts as a pending reboot.
         #[arg(long)]
         file_rename_counts: Option<bool>,
@@ -428,6 +431,7 @@ async fn clinic_command(
             restart_warning_hours,
             restart_critical_hours,
             offline_after_intervals,
+            offline_critical_days,
             file_rename_counts,
         } => {
             let mut d = desk.clinic_named(&name).await?;
@@ -441,6 +445,7 @@ async fn clinic_command(
             r.restart_critical_hours = or_server(restart_critical_hours, r.restart_critical_hours);
             r.offline_after_intervals =
                 or_server(offline_after_intervals, r.offline_after_intervals);
+            r.offline_critical_days = or_server(offline_critical_days, r.offline_critical_days);
             if let Some(f) = file_rename_counts {
                 r.file_rename_counts = f;
             }

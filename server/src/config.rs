@@ -136,7 +136,7 @@ pub struct RuleSettings {
     pub event_window_days: u32,
     /// Missed report intervals within business hours before a terminal is offline (warning).
     pub offline_after_intervals: u32,
-    /// No report for this long, whatever the hours: critical.
+    /// No report on this many whole open days of the clinic's calendar: critical.
     pub offline_critical_days: u32,
 }
 
@@ -174,7 +174,7 @@ impl RuleSettings {
             backup_grace: days(self.backup_grace_days),
             password_warning: days(self.password_warning_days),
             event_window: days(self.event_window_days),
-            offline_critical: days(self.offline_critical_days),
+            offline_critical_days: self.offline_critical_days,
         }
     }
 
@@ -668,7 +668,7 @@ mod tests {
         assert_eq!(t.cert_daily_from, 3);
         assert_eq!(t.backup_grace, chrono::Duration::days(14));
         assert_eq!(t.password_warning, chrono::Duration::days(21));
-        assert_eq!(t.offline_critical, chrono::Duration::days(5));
+        assert_eq!(t.offline_critical_days, 5);
         assert!(c.describe().contains("[rules]"));
         for (bad, key) in [
             (

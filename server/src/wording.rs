@@ -1,8 +1,17 @@
 //! Japanese for what terminals report in English (network changes, probe errors, notes of the
 //! sources): the desk's pages and the clinics' mails never show the agent's own wording.
 
+/// `<adapter name> <old> -> <new>`: adapter names may hold spaces (Windows' 「イーサネット 2」),
+/// the values never do (lists are comma-joined).
+fn on_adapter(rest: &str) -> Option<(&str, &str)> {
+    let (left, _) = rest.split_once(" -> ")?;
+    let (name, _) = left.rsplit_once(' ')?;
+    Some((name, &rest[name.len() + 1..]))
+}
+
 /// One network change as the agent words it (`gateway 192.168.1.1 -> 192.168.2.1`), in
-/// Japanese. Anything unknown is said to be a change, with the agent's text after it.
+/// Japanese. A change this server does not know the words of is said to be one, without the
+/// agent's English (it stays in the stored report).
 pub fn network_change_ja(change: &str) -> String {
     let none = |v: &str| {
         if v == "none" {
@@ -26,19 +35,19 @@ pub fn network_change_ja(change: &str) -> String {
         return format!("デフォルトゲートウェイ {a} → {b}");
     }
     if let Some(rest) = change.strip_prefix("gateways on ")
-        && let Some((name, values)) = rest.split_once(' ')
+        && let Some((name, values)) = on_adapter(rest)
         && let Some((a, b)) = arrow(values)
     {
         return format!("{name} のゲートウェイ {a} → {b}");
     }
     if let Some(rest) = change.strip_prefix("DNS on ")
-        && let Some((name, values)) = rest.split_once(' ')
+        && let Some((name, values)) = on_adapter(rest)
         && let Some((a, b)) = arrow(values)
     {
         return format!("{name} のDNSサーバー {a} → {b}");
     }
     if let Some(rest) = change.strip_prefix("MAC of ")
-        && let Some((name, values)) = rest.split_once(' ')
+        && let Some((name, values)) = on_adapter(rest)
         && let Some((a, b)) = arrow(values)
     {
         return format!("{name} のMACアドレス {a} → {b}");
@@ -73,7 +82,30 @@ pub fn network_change_ja(change: &str) -> String {
     if let Some(n) = change.strip_suffix(" more changes") {
         return format!("ほか {n} 件の変更");
     }
-    format!("変更 ({change})")
+    "その他のネットワーク設定の変更".to_string()
+}
+
+/// One account event as the agent's log reader words it (`password_reset`,
+/// `renamed onshi -> onshi2`, `added_to_group Administrators`), in Japanese.
+pub fn account_change_ja(what: &str) -> String {
+    let (kind, rest) = what.split_once(' ').unwrap_or((what, ""));
+    match kind {
+        "created" => "作成".into(),
+        "enabled" => "有効化".into(),
+        "password_changed" => "パスワード変更".into(),
+        "password_reset" => "パスワードのリセット".into(),
+        "disabled" => "無効化".into(),
+        "deleted" => "削除".into(),
+        "changed" => "設定の変更".into(),
+        "locked_out" => "ロックアウト".into(),
+        "renamed" => match rest.split_once(" -> ") {
+            Some((from, to)) => format!("名前の変更 (「{from}」→「{to}」)"),
+            None => "名前の変更".into(),
+        },
+        "added_to_group" => format!("グループ「{rest}」に追加"),
+        "removed_from_group" => format!("グループ「{rest}」から削除"),
+        _ => "アカウントの変更".into(),
+    }
 }
 
 /// Why a probe failed, in Japanese (the agent reports the operating system's English).
@@ -147,7 +179,15 @@ mod tests {
                 "enp3s0 のDNSサーバー 192.168.10.1 → 8.8.8.8、8.8.4.4",
             ),
             ("3 more changes", "ほか 3 件の変更"),
-            ("something new", "変更 (something new)"),
+            (
+                "DNS on イーサネット 2 192.168.10.1 -> none",
+                "イーサネット 2 のDNSサーバー 192.168.10.1 → なし",
+            ),
+            (
+                "gateways on Wi-Fi 2 Home 192.168.1.1 -> 10.0.0.1,10.0.0.2",
+                "Wi-Fi 2 Home のゲートウェイ 192.168.1.1 → 10.0.0.1、10.0.0.2",
+            ),
+            ("something new", "その他のネットワーク設定の変更"),
         ] {
             assert_eq!(network_change_ja(agent), want, "{agent}");
         }
@@ -160,5 +200,24 @@ mod tests {
             "応答がありません（タイムアウト）"
         );
         assert!(probe_error_ja("Connection refused (os error 111)").contains("拒否"));
+    }
+
+    #[test]
+    fn account_events_read_in_japanese() {
+        for (agent, want) in [
+            ("password_reset", "パスワードのリセット"),
+            ("locked_out", "ロックアウト"),
+            (
+                "renamed onshi -> onshi2",
+                "名前の変更 (「onshi」→「onshi2」)",
+            ),
+            (
+                "added_to_group Administrators",
+                "グループ「Administrators」に追加",
+            ),
+            ("something_new", "アカウントの変更"),
+        ] {
+            assert_eq!(account_change_ja(agent), want, "{agent}");
+        }
     }
 }

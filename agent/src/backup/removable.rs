@@ -63,41 +63,59 @@ pub fn best(states: Vec<BackupState>) -> Option<BackupState> {
         .max_by_key(|s| (s.matches_current, s.not_after))
 }
 
-/// Remembers which removable drives were present, so each is checked once per insertion.
+/// Remembers which removable drives were present, so each is checked once per insertion, and
+/// with which of the clinic's passwords.
 #[derive(Debug, Default)]
 pub struct RemovableWatch {
     present: BTreeSet<PathBuf>,
+    /// A hash of the passwords (never the passwords: this struct is `Debug`).
+    passwords: u64,
 }
 
 impl RemovableWatch {
-    /// Drives in `now` that were not present at the previous call. The first call only learns
-    /// what is plugged in at start (a stick left in the slot was checked when it went in).
-    pub fn inserted(&mut self, now: BTreeSet<PathBuf>, first: bool) -> Vec<PathBuf> {
+    /// The drives to check now: those in `now` that were not present at the previous call,
+    /// or all of them when the clinic's passwords changed since (a stick left in the slot
+    /// whose backup the new password opens). The first call only learns what is plugged in
+    /// at start and the passwords (a stick left in the slot was checked when it went in).
+    pub fn to_check(
+        &mut self,
+        now: BTreeSet<PathBuf>,
+        passwords: &[String],
+        first: bool,
+    ) -> Vec<PathBuf> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        passwords.hash(&mut h);
+        let key = h.finish();
         let new = if first {
             Vec::new()
+        } else if key != self.passwords {
+            now.iter().cloned().collect()
         } else {
             now.difference(&self.present).cloned().collect()
         };
         self.present = now;
+        self.passwords = key;
         new
     }
 }
 
-/// Verifies every backup on `drive` with `ONSHI_AGENT_BACKUP_PASSWORD`, or the default password
-/// and then the clinic's own (`known`),
-/// against `installed`, and returns the best good one. Failures are logged by file name only.
+/// Verifies every backup on `drive` with the default password, then the clinic's own
+/// (`known`), then `ONSHI_AGENT_BACKUP_PASSWORD` if set, against `installed`, and returns the
+/// best good one. Failures are logged by file name only.
 pub fn check_drive(
     drive: &Path,
     known: &[super::Password],
     installed: &[CertInfo],
     now: DateTime<Utc>,
 ) -> Option<BackupState> {
-    let password = std::env::var("ONSHI_AGENT_BACKUP_PASSWORD")
-        .ok()
-        .map(super::Password::new);
+    let mut known = known.to_vec();
+    if let Ok(p) = std::env::var("ONSHI_AGENT_BACKUP_PASSWORD") {
+        known.push(super::Password::new(p));
+    }
     let mut good = Vec::new();
     for file in find_backups(drive) {
-        let (_, result) = verify_file(&file, password.as_ref(), known, installed, None, now);
+        let (_, result) = verify_file(&file, None, &known, installed, None, now);
         match result {
             Ok(state) => {
                 tracing::info!(file = %file.display(), thumbprint = %state.thumbprint,
@@ -192,16 +210,28 @@ mod tests {
     fn each_insertion_is_seen_once_and_drives_present_at_start_are_not() {
         let set = |v: &[&str]| v.iter().map(PathBuf::from).collect::<BTreeSet<_>>();
         let mut watch = RemovableWatch::default();
-        assert!(watch.inserted(set(&["E:\\"]), true).is_empty());
-        assert!(watch.inserted(set(&["E:\\"]), false).is_empty());
+        let none: &[String] = &[];
+        assert!(watch.to_check(set(&["E:\\"]), none, true).is_empty());
+        assert!(watch.to_check(set(&["E:\\"]), none, false).is_empty());
         assert_eq!(
-            watch.inserted(set(&["E:\\", "F:\\"]), false),
+            watch.to_check(set(&["E:\\", "F:\\"]), none, false),
             vec![PathBuf::from("F:\\")]
         );
-        assert!(watch.inserted(set(&["E:\\"]), false).is_empty());
+        assert!(watch.to_check(set(&["E:\\"]), none, false).is_empty());
         assert_eq!(
-            watch.inserted(set(&["E:\\", "F:\\"]), false),
+            watch.to_check(set(&["E:\\", "F:\\"]), none, false),
             vec![PathBuf::from("F:\\")]
+        );
+        // Staff told the agent the clinic's own password: every stick in the slot again.
+        let own = ["2468".to_string()];
+        assert_eq!(
+            watch.to_check(set(&["E:\\", "F:\\"]), &own, false),
+            vec![PathBuf::from("E:\\"), PathBuf::from("F:\\")]
+        );
+        assert!(
+            watch
+                .to_check(set(&["E:\\", "F:\\"]), &own, false)
+                .is_empty()
         );
     }
 

@@ -108,6 +108,11 @@ fn check_rules(r: &ClinicRules) -> Result<(), Error> {
         ("再起動の注意 (時間)", r.restart_warning_hours, 24 * 30),
         ("再起動の緊急 (時間)", r.restart_critical_hours, 24 * 60),
         ("オフラインとみなす回数", r.offline_after_intervals, 1440),
+        (
+            "オフラインを緊急とする診療日数",
+            r.offline_critical_days,
+            60,
+        ),
     ] {
         if let Some(v) = v
             && !(1..=max).contains(&v)

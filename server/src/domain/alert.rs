@@ -1,6 +1,6 @@
 //! Alerts, their history and the maintenance windows that hold their mail back.
 
-use chrono::{DateTime, Datelike, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::rule::{RuleKey, Severity};
@@ -219,6 +219,26 @@ impl Silence {
         self.starts_at <= now && now < self.ends_at && self.daily.is_none_or(|d| d.contains(now))
     }
 
+    /// Until when it holds mail back, seen at `now`: the end of tonight's window for a daily
+    /// one (never after its last date), else its end.
+    pub fn holds_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(d) = self.daily.filter(|d| d.contains(now)) else {
+            return self.ends_at;
+        };
+        let tz = crate::jst::offset();
+        let local = now.with_timezone(&tz);
+        let day = if d.from > d.to && local.time() >= d.from {
+            local.date_naive().succ_opt().unwrap_or(local.date_naive())
+        } else {
+            local.date_naive()
+        };
+        tz.from_local_datetime(&day.and_time(d.to))
+            .single()
+            .map_or(self.ends_at, |end| {
+                end.with_timezone(&Utc).min(self.ends_at)
+            })
+    }
+
     /// Whether it applies to the target at all, whatever the time.
     pub fn applies_to(&self, t: &SilenceTarget<'_>) -> bool {
         match &self.scope {
@@ -342,5 +362,23 @@ mod tests {
         assert!(!late.contains(utc("2026-11-27T14:00:00Z")), "Fri 23:00 JST");
         assert_eq!(late.label_ja(), "毎週木 22:00〜02:00");
         assert_eq!(nightly.label_ja(), "毎日 03:30〜05:00");
+        // It holds mail until tonight's window ends, not until the series' last date.
+        assert_eq!(
+            s.holds_until(utc("2026-11-26T19:00:00Z")),
+            utc("2026-11-26T20:00:00Z")
+        );
+        let s = silence(SilenceScope::Clinic(7), None, Some(late));
+        assert_eq!(
+            s.holds_until(utc("2026-11-26T14:00:00Z")),
+            utc("2026-11-26T17:00:00Z"),
+            "Thu 23:00 -> Fri 02:00 JST"
+        );
+        assert_eq!(
+            s.holds_until(utc("2026-11-26T16:00:00Z")),
+            utc("2026-11-26T17:00:00Z"),
+            "Fri 01:00 -> 02:00 JST"
+        );
+        let once = silence(SilenceScope::Clinic(7), None, None);
+        assert_eq!(once.holds_until(utc("2026-11-26T16:00:00Z")), once.ends_at);
     }
 }

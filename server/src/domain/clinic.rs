@@ -36,6 +36,8 @@ pub struct ClinicRules {
     pub restart_warning_hours: Option<u32>,
     pub restart_critical_hours: Option<u32>,
     pub offline_after_intervals: Option<u32>,
+    /// Open days without a report before the offline alert is critical.
+    pub offline_critical_days: Option<u32>,
     /// A pending file rename (`PendingFileRenameOperations`) alone counts as a pending reboot.
     /// Security software keeps it set on many PCs, so by default it is shown, not alerted.
     pub file_rename_counts: bool,

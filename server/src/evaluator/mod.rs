@@ -166,8 +166,8 @@ impl Evaluator {
             }
             return Ok(());
         }
-        // Closures that can still matter: the offline rule looks back a few days at most.
-        let closures_from = today - (self.thresholds.offline_critical + Duration::days(1));
+        // Closures that can still matter: the offline rule looks back this far at most.
+        let closures_from = today - Duration::days(crate::calendar::LOOKBACK_DAYS + 1);
         let server_accounts = Arc::new(self.agent.accounts.clone());
         let server_key = accounts_key(&server_accounts);
         let mut clinics = HashMap::new();
@@ -195,7 +195,9 @@ impl Evaluator {
             (Arc::new(merged), key)
         };
         let r = &c.rules;
-        let thresholds = if r.restart_warning_hours.is_none() && r.restart_critical_hours.is_none()
+        let thresholds = if r.restart_warning_hours.is_none()
+            && r.restart_critical_hours.is_none()
+            && r.offline_critical_days.is_none()
         {
             self.thresholds.clone()
         } else {
@@ -205,6 +207,9 @@ impl Evaluator {
             }
             if let Some(h) = r.restart_critical_hours {
                 t.restart_critical = Duration::hours(i64::from(h));
+            }
+            if let Some(d) = r.offline_critical_days {
+                t.offline_critical_days = d;
             }
             Arc::new(t)
         };

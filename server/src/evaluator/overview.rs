@@ -52,11 +52,11 @@ fn handling(open: &[&Alert], silences: &[&Silence], now: DateTime<Utc>) -> Handl
     let silence = silences
         .iter()
         .filter(|s| top.iter().all(|a| s.rule.is_none_or(|r| r == a.rule)))
-        .max_by_key(|s| s.ends_at);
+        .max_by_key(|s| s.holds_until(now));
     match silence {
         Some(s) => Handling::Silenced {
             by: s.created_by.clone(),
-            until: s.ends_at,
+            until: s.holds_until(now),
             reason: s.reason.clone(),
         },
         None => Handling::Unhandled,

@@ -17,7 +17,7 @@ pub const BACKUP_PASSWORD_RULE: &str =
 
 /// The one instruction for an old certificate left beside the renewed one, wherever a mail
 /// mentions it.
-const OLD_CERT: &str = "更新前の古い電子証明書は、削除してよいかサポート窓口に確認してから削除してください（「certmgr.msc」の「個人」→「証明書」にあります）。";
+const OLD_CERT: &str = "更新前の古い電子証明書は、削除してよいかサポート窓口に確認してから削除してください（「certmgr.msc」の「個人」から「証明書」を開くと表示されます）。";
 
 /// The vendor's backup steps 1–10 and the storage advice, word for word where it names a
 /// screen, a button or a check box.
@@ -50,7 +50,7 @@ pub fn steps_for(rule: RuleKey) -> (&'static str, StepGroup) {
                 title: "毎日の再起動",
                 steps: s(&[
                     "オンライン資格確認端末は、1日1回ON・OFF（または再起動）を行ってください。配信された更新ファイルは、電源のON・OFFまたは再起動でインストールされます。",
-                    "自動電源設定の場合はAM4:00（デフォルト）に再起動します。自動電源設定が有効かどうかをご確認ください。",
+                    "自動電源設定の場合はAM4:00（デフォルト）に再起動します。自動電源設定の確認はヒアリングシートで確認できます。",
                     "長い間再起動していない場合は、下の「アプリの更新」の手順で各アプリを最新にしてください。",
                 ]),
             },
@@ -72,8 +72,8 @@ pub fn steps_for(rule: RuleKey) -> (&'static str, StepGroup) {
                 title: "電子証明書の更新",
                 steps: s(&[
                     "電子証明書の更新の手続きを進めてください。手順が分からない場合はサポート窓口にご相談ください。",
-                    "更新が済んだら、更新後の電子証明書をバックアップしてください（下の「電子証明書のバックアップ」の手順）。",
                     OLD_CERT,
+                    "更新後の電子証明書をバックアップしてください（下の「電子証明書のバックアップ」の手順）。",
                 ]),
             },
         ),
@@ -124,7 +124,7 @@ pub fn steps_for(rule: RuleKey) -> (&'static str, StepGroup) {
                 title: "変更してはいけないアカウント",
                 steps: s(&[
                     "Windowsアカウント・顔認証アカウント・連携アカウントは、IDもパスワードも変更しないでください。",
-                    "元に戻そうとしてご自身で変更し直さず、まずサポート窓口へご連絡ください。復旧には再設定の工事が必要になることがあります。",
+                    "元に戻そうとしてご自身で変更し直さず、まずサポート窓口へご連絡ください。変更した場合、復旧に再設定工事等の工事費用が発生することがあります。",
                 ]),
             },
         ),
@@ -202,8 +202,20 @@ mod tests {
     fn the_old_certificate_is_said_one_way_and_a_lost_key_offers_the_backup_first() {
         let (_, renew) = steps_for(RuleKey::CertExpiry);
         let (_, old) = steps_for(RuleKey::CertOldLeft);
-        assert!(renew.steps.iter().any(|s| s == OLD_CERT));
-        assert!(old.steps.iter().any(|s| s == OLD_CERT));
+        // Renew, then the old certificate, then the backup: the same order in both.
+        for group in [&renew, &old] {
+            let old_at = group.steps.iter().position(|s| s == OLD_CERT);
+            let backup_at = group
+                .steps
+                .iter()
+                .position(|s| s.contains("バックアップしてください"));
+            assert!(
+                matches!((old_at, backup_at), (Some(o), Some(b)) if o < b),
+                "{}: {:?}",
+                group.title,
+                group.steps
+            );
+        }
         for rule in [RuleKey::CertNoPrivateKey, RuleKey::CertMissing] {
             let (group, steps) = steps_for(rule);
             assert_eq!(group, "restore");

@@ -16,13 +16,13 @@ use crate::jst::{duration_ja, time_ja};
 pub fn consequence_ja(role: AccountRole) -> &'static str {
     match role {
         AccountRole::Windows => {
-            "各アプリが自動で更新されなくなり、レセプトコンピュータ等との連携もできなくなります。"
+            "各アプリが自動アップデートしなくなり、レセプト等システムとも連携できなくなります。"
         }
         AccountRole::FaceAuth => {
             "顔認証付きカードリーダーがエラーになり、マイナンバーカードでの資格確認ができなくなります。"
         }
         AccountRole::Linkage => {
-            "レセプトコンピュータ等と連携できなくなり、保険証等の資格確認や薬剤情報の確認もできなくなります。"
+            "レセプト等システムと連携できなくなり、保険証等の資格確認や薬剤情報等の確認もできなくなります。"
         }
         _ => "",
     }
@@ -109,14 +109,20 @@ fn snapshot_accounts(
             continue;
         };
         if baseline.unconfirmed(a.role) {
-            if !matched {
+            // Unusable at the baseline: the desk's while it stays so, nothing once it is
+            // usable (until staff confirm the names and a new baseline is taken).
+            if !super::usable(a, expected) {
                 let name = expected.unwrap_or(&a.name);
-                unconfirmed.push(format!("{}「{name}」", a.role.label_ja()));
+                let state = if !matched {
+                    "見つかりません"
+                } else if a.enabled == Some(false) {
+                    "無効"
+                } else {
+                    "ロック中"
+                };
+                unconfirmed.push(format!("{}「{name}」({state})", a.role.label_ja()));
             }
-            // Found since under its name: its state counts from here; not found: the desk's.
-            if !matched {
-                continue;
-            }
+            continue;
         }
         if !a.exists {
             push_protected(
@@ -168,9 +174,9 @@ fn snapshot_accounts(
             RuleKey::AccountsUnconfirmed,
             Severity::Warning,
             format!(
-                "設定確認が必要: 登録時にこの名前の保護アカウントが見つかりませんでした ({})。\
-                 端末の画面で実際のアカウント名を確認して登録してください。確認するまで、\
-                 このアカウントについて医療機関へのメールは送られません。",
+                "{}。基準を取得したときから使えない状態です。端末の画面で実際の名前と状態を\
+                 確かめ、端末ページで名前を確認してください。このアカウントについて医療機関へ\
+                 メールは送りません。",
                 unconfirmed.join("、")
             ),
             unconfirmed.join(","),
@@ -189,7 +195,10 @@ fn password_expiry(
         out.push(finding(
             RuleKey::WindowsPasswordExpiry,
             Severity::Critical,
-            "Windowsアカウントのパスワードの有効期限が切れています。デスクトップ画面が表示されなくなります".into(),
+            format!(
+                "{} に切れました。デスクトップ画面が表示されなくなります",
+                time_ja(expires)
+            ),
             "expired",
         ));
     } else if expires - now <= th.password_warning {
@@ -197,7 +206,7 @@ fn password_expiry(
             RuleKey::WindowsPasswordExpiry,
             Severity::Warning,
             format!(
-                "Windowsアカウントのパスワードの有効期限 ({}) まであと{}です",
+                "{} まで (あと{})",
                 time_ja(expires),
                 duration_ja(expires - now)
             ),
@@ -311,7 +320,10 @@ mod tests {
             (
                 AccountRole::Windows,
                 AccountChange::PasswordChanged,
-                Some((RuleKey::ProtectedAccountWindows, "自動で更新されなくなり")),
+                Some((
+                    RuleKey::ProtectedAccountWindows,
+                    "自動アップデートしなくなり",
+                )),
             ),
             (
                 AccountRole::FaceAuth,
@@ -428,7 +440,12 @@ mod tests {
             (RuleKey::AccountsUnconfirmed, Severity::Warning)
         );
         assert!(f[0].rule.desk_only());
-        assert!(f[0].detail.contains("設定確認が必要"), "{}", f[0].detail);
+        assert!(
+            f[0].detail
+                .contains("顔認証アカウント「kao」(見つかりません)"),
+            "{}",
+            f[0].detail
+        );
         // The enrollment's own change events are history, not changes.
         let mut t = t;
         t.events.push(account_event(
@@ -438,7 +455,8 @@ mod tests {
         ));
         assert_eq!(critical(&t, &policy(), now), 0);
 
-        // Stored, not confirmed: still the desk's. Confirmed by staff: missing is missing.
+        // Stored, not confirmed: still the desk's. Confirmed by staff (a typo in the names
+        // they confirm looks the same): still the desk's, never a clinic critical.
         let mut stored = t.clone();
         stored.events.clear();
         stored.accounts = AccountRecord {
@@ -459,11 +477,47 @@ mod tests {
         let f = evaluate(&stored, &policy(), now);
         assert_eq!(
             f.iter().map(|f| (f.rule, f.severity)).collect::<Vec<_>>(),
-            vec![(RuleKey::ProtectedAccountFaceAuth, Severity::Critical)]
+            vec![(RuleKey::AccountsUnconfirmed, Severity::Warning)]
         );
-        // Confirmed for other names than the terminal has now: the desk's again.
-        stored.accounts.confirmed_key = Some(12345);
-        assert_eq!(critical(&stored, &policy(), now), 0);
+        // Found later under its name: nothing to say; its changes count once staff confirm
+        // the names and a baseline is taken with it.
+        let mut found = stored.clone();
+        let mut s = healthy();
+        s.accounts.policy_key = accounts_key(&agent_policy().accounts);
+        found.snapshot = Some(std::sync::Arc::new(s));
+        assert_eq!(evaluate(&found, &policy(), now), vec![]);
+    }
+
+    #[test]
+    fn an_account_disabled_or_locked_at_the_baseline_is_the_desks_not_a_change() {
+        let now = healthy().collected_at;
+        for (enabled, locked, state) in
+            [(Some(false), None, "無効"), (None, Some(true), "ロック中")]
+        {
+            let mut s = healthy();
+            s.accounts.accounts[0].enabled = enabled;
+            s.accounts.accounts[0].locked = locked;
+            s.accounts.policy_key = accounts_key(&agent_policy().accounts);
+            let t = no_baseline(s);
+            assert_eq!(
+                account_baseline(&t, &policy()).0.unwrap().missing,
+                vec![AccountRole::Windows]
+            );
+            let f = evaluate(&t, &policy(), now);
+            assert_eq!(
+                f.iter().map(|f| (f.rule, f.severity)).collect::<Vec<_>>(),
+                vec![(RuleKey::AccountsUnconfirmed, Severity::Warning)],
+                "{state}"
+            );
+            assert!(f[0].detail.contains(state), "{}", f[0].detail);
+        }
+        // Usable at the baseline, disabled after it: the clinic's critical.
+        let mut s = healthy();
+        s.accounts.accounts[0].enabled = Some(false);
+        assert_eq!(
+            rules(&state(s), &policy(), now),
+            vec![(RuleKey::ProtectedAccountWindows, Severity::Critical)]
+        );
     }
 
     #[test]

@@ -43,9 +43,9 @@ pub(super) fn pending_reboot(
         RuleKey::PendingReboot,
         Severity::Warning,
         format!(
-            "{}前から再起動を待っています。{}",
+            "{}前から。理由: {}",
             duration_ja(now - since),
-            why.join("。")
+            why.join("、")
         ),
         "",
     ));

@@ -20,7 +20,8 @@ pub(super) fn certificates(
             out.push(finding(
                 RuleKey::CertMissing,
                 Severity::Critical,
-                "「Online Billing NW Common Root CA」が発行した電子証明書が見つかりません".into(),
+                "確認した場所: 「個人」の証明書 (発行者「Online Billing NW Common Root CA」)"
+                    .into(),
                 "",
             ));
         }
@@ -28,15 +29,12 @@ pub(super) fn certificates(
     };
     if let Some((severity, step)) = expiry_step(current.not_after, now, th) {
         let detail = if current.not_after <= now {
-            format!(
-                "電子証明書の有効期限 ({}) が切れています",
-                time_ja(current.not_after)
-            )
+            format!("{} に切れました", time_ja(current.not_after))
         } else {
             format!(
-                "電子証明書の有効期限 ({}) まであと {} 日です",
+                "{} まで (あと{})",
                 time_ja(current.not_after),
-                (current.not_after - now).num_days()
+                crate::jst::duration_ja(current.not_after - now)
             )
         };
         out.push(finding(RuleKey::CertExpiry, severity, detail, step));
@@ -45,7 +43,11 @@ pub(super) fn certificates(
         out.push(finding(
             RuleKey::CertNoPrivateKey,
             Severity::Critical,
-            format!("電子証明書 ({}) に秘密キーがありません", current.thumbprint),
+            format!(
+                "対象の証明書: 拇印 {} ({} まで有効)",
+                current.thumbprint,
+                time_ja(current.not_after)
+            ),
             current.thumbprint.clone(),
         ));
     }
@@ -60,7 +62,7 @@ pub(super) fn certificates(
         out.push(finding(
             RuleKey::CertOldLeft,
             Severity::Warning,
-            format!("更新前の電子証明書が {} 件残っています", old.len()),
+            format!("{} 件 (拇印 {})", old.len(), old.join("、")),
             old.join(","),
         ));
     }
@@ -123,13 +125,22 @@ pub(super) fn backup(
         None => out.push(finding(
             RuleKey::BackupMissing,
             Severity::Warning,
-            "現在の電子証明書のバックアップ (.pfx) が確認できていません".into(),
+            format!(
+                "現在の証明書: 拇印 {} ({} から)。確認できた .pfx: なし",
+                current.thumbprint,
+                time_ja(installed)
+            ),
             current.thumbprint.clone(),
         )),
         Some(b) if !b.matches_current || b.thumbprint != current.thumbprint => out.push(finding(
             RuleKey::BackupOutdated,
             Severity::Warning,
-            "確認できたバックアップは更新前の電子証明書のものです".into(),
+            format!(
+                "確認できた .pfx: 拇印 {} ({} に確認)。現在の証明書: 拇印 {}",
+                b.thumbprint,
+                time_ja(b.verified_at),
+                current.thumbprint
+            ),
             current.thumbprint.clone(),
         )),
         Some(_) => {}

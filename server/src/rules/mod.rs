@@ -110,7 +110,8 @@ pub struct AccountBaseline {
     /// The collection time of the snapshot the baseline was taken from: protected-account
     /// events at or before it are history, not changes.
     pub taken_at: DateTime<Utc>,
-    /// Protected roles whose account was not found then.
+    /// Protected roles whose account was not usable then: not found under its name,
+    /// disabled or locked.
     pub missing: Vec<AccountRole>,
     /// Staff confirmed the names on the terminal page: what is missing is missing.
     pub confirmed: bool,
@@ -158,7 +159,7 @@ pub fn account_baseline(
         .accounts
         .iter()
         .filter(|a| a.role.is_protected())
-        .filter(|a| !(a.exists && policy.expected_name(t, a.role).is_none_or(|n| n == a.name)))
+        .filter(|a| !usable(a, policy.expected_name(t, a.role)))
         .map(|a| a.role)
         .collect();
     let baseline = AccountBaseline {
@@ -176,6 +177,15 @@ pub fn account_baseline(
     (Some(baseline), Some(write))
 }
 
+/// A protected account as a terminal needs it: there under the name it is given, enabled and
+/// not locked.
+pub fn usable(a: &onshi_shared::AccountState, expected: Option<&str>) -> bool {
+    a.exists
+        && expected.is_none_or(|n| n == a.name)
+        && a.enabled != Some(false)
+        && a.locked != Some(true)
+}
+
 impl AccountBaseline {
     /// Whether something at `at` happened after the baseline (to the millisecond the store
     /// keeps times in: an event of the baseline's own report is history).
@@ -183,10 +193,12 @@ impl AccountBaseline {
         at.timestamp_millis() > self.taken_at.timestamp_millis()
     }
 
-    /// A role the terminal did not have under its name at the baseline, not yet confirmed by
-    /// staff: the desk's to check, not the clinic's to be told about.
+    /// A role the terminal could not use at the baseline: the desk's to check, never the
+    /// clinic's to be told about, even after staff confirmed the names (a typo in the names
+    /// they confirm must not mail the clinic a 【緊急】). Confirming the names takes the
+    /// baseline again; a role usable then alerts on every change after it.
     pub fn unconfirmed(&self, role: AccountRole) -> bool {
-        !self.confirmed && self.missing.contains(&role)
+        self.missing.contains(&role)
     }
 }
 
@@ -302,7 +314,9 @@ pub struct Thresholds {
     pub password_warning: Duration,
     /// How long a change event keeps its alert open unless staff resolve it.
     pub event_window: Duration,
-    pub offline_critical: Duration,
+    /// Whole open days (by the clinic's calendar) without a report before offline is
+    /// critical.
+    pub offline_critical_days: u32,
 }
 
 impl Default for Thresholds {
@@ -317,7 +331,7 @@ impl Default for Thresholds {
             backup_grace: Duration::days(7),
             password_warning: Duration::days(14),
             event_window: Duration::days(7),
-            offline_critical: Duration::days(3),
+            offline_critical_days: 3,
         }
     }
 }
@@ -386,5 +400,89 @@ mod tests {
     fn healthy_terminal_has_no_findings() {
         let t = state(healthy());
         assert_eq!(rules(&t, &policy(), t.last_seen.unwrap()), vec![]);
+    }
+
+    /// What a clinic reads under each title: Japanese, and never the title again.
+    #[test]
+    fn every_detail_is_japanese_and_does_not_repeat_its_title() {
+        use chrono::Duration;
+        use onshi_shared::{
+            AccountChange, AccountRole, Event, EventKind, PendingReboot, ProbeResult, RebootMarker,
+            RebootSource,
+        };
+        let now = healthy().collected_at;
+        let mut s = healthy();
+        s.uptime.last_start = now - Duration::hours(100);
+        let mut old = s.certificates.certs[0].clone();
+        old.thumbprint = "F".repeat(40);
+        old.not_after = now - Duration::days(30);
+        s.certificates.certs.push(old);
+        let cert = &mut s.certificates.certs[0];
+        cert.has_private_key = false;
+        cert.not_after = now + Duration::days(5);
+        s.certificates.backup = None;
+        s.network.probes = vec![ProbeResult {
+            target: "oqs-portal.example:443".into(),
+            reachable: false,
+            latency_ms: None,
+            error: Some("connection timed out".into()),
+        }];
+        s.apps.pending_reboot = Some(PendingReboot {
+            reasons: vec!["CBS RebootPending".into()],
+            since: Some(now - Duration::hours(48)),
+            markers: vec![RebootMarker {
+                source: RebootSource::ComponentServicing,
+                since: Some(now - Duration::hours(48)),
+                detail: None,
+            }],
+        });
+        s.accounts.accounts[0].password_expires = Some(now + Duration::days(3));
+        s.accounts.accounts[1].exists = false;
+        let mut t = state(s);
+        t.events.push(Event::new(
+            now - Duration::hours(1),
+            EventKind::NetworkChanged {
+                from_fingerprint: "a".into(),
+                to_fingerprint: "b".into(),
+                changes: vec![
+                    "gateway 192.168.1.1 -> 192.168.2.1".into(),
+                    "something the server has no words for".into(),
+                ],
+            },
+        ));
+        t.events.push(Event::new(
+            now - Duration::hours(1),
+            EventKind::AccountChanged {
+                role: AccountRole::Linkage,
+                name: "renkei".into(),
+                change: AccountChange::PasswordChanged,
+            },
+        ));
+        let findings = super::evaluate(&t, &policy(), now);
+        assert!(findings.len() >= 10, "{findings:?}");
+        for f in &findings {
+            let title = f.rule.title_ja();
+            assert!(!f.detail.contains(title), "{title}: {}", f.detail);
+            for english in [
+                "gateway",
+                "timed",
+                "Reboot",
+                "CBS",
+                "pending",
+                "critical",
+                "warning",
+                "deleted",
+                "something",
+                "none",
+                "expired",
+            ] {
+                assert!(!f.detail.contains(english), "{title}: {}", f.detail);
+            }
+            assert!(
+                !f.detail.contains(" 時間") && !f.detail.contains(" 日"),
+                "{title}: durations as 7日と23時間: {}",
+                f.detail
+            );
+        }
     }
 }

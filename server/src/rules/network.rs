@@ -33,7 +33,7 @@ pub(super) fn network_events(
         out.push(finding(
             RuleKey::NetworkChanged,
             Severity::Warning,
-            format!("ネットワーク構成の変更: {}", changes.join("、")),
+            changes.join("、"),
             last.id.to_string(),
         ));
     }
@@ -52,7 +52,7 @@ pub(super) fn probes(s: &Snapshot, out: &mut Vec<Finding>) {
         out.push(finding(
             RuleKey::ProbeUnreachable,
             Severity::Critical,
-            format!("接続先に到達できません: {}", down.join("、")),
+            down.join("、"),
             down.join(","),
         ));
     }
@@ -86,7 +86,7 @@ mod tests {
         );
         assert_eq!(
             f.detail,
-            "ネットワーク構成の変更: デフォルトゲートウェイ 192.168.10.1 → 192.168.20.1"
+            "デフォルトゲートウェイ 192.168.10.1 → 192.168.20.1"
         );
         let window = Thresholds::default().event_window;
         assert_eq!(only(&t, now + window, RuleKey::NetworkChanged), None);

@@ -91,9 +91,7 @@ pub struct TimesRow {
 fn minutes_ja(m: Option<f64>) -> String {
     match m {
         None => "—".into(),
-        Some(m) if m < 60.0 => format!("{m:.0}分"),
-        Some(m) if m < 48.0 * 60.0 => format!("{:.1}時間", m / 60.0),
-        Some(m) => format!("{:.1}日", m / 1440.0),
+        Some(m) => crate::jst::duration_ja(chrono::Duration::minutes(m.round() as i64)),
     }
 }
 

@@ -111,6 +111,7 @@ pub struct ClinicFormView {
     pub restart_warning_hours: String,
     pub restart_critical_hours: String,
     pub offline_after_intervals: String,
+    pub offline_critical_days: String,
     pub file_rename_counts: bool,
 }
 
@@ -154,6 +155,7 @@ impl ClinicFormView {
             restart_warning_hours: number(s.rules.restart_warning_hours),
             restart_critical_hours: number(s.rules.restart_critical_hours),
             offline_after_intervals: number(s.rules.offline_after_intervals),
+            offline_critical_days: number(s.rules.offline_critical_days),
             file_rename_counts: s.rules.file_rename_counts,
         }
     }
@@ -189,6 +191,7 @@ impl ClinicFormView {
             restart_warning_hours: f.restart_warning_hours.clone(),
             restart_critical_hours: f.restart_critical_hours.clone(),
             offline_after_intervals: f.offline_after_intervals.clone(),
+            offline_critical_days: f.offline_critical_days.clone(),
             file_rename_counts: f.file_rename_counts.is_some(),
         }
     }
@@ -242,6 +245,8 @@ pub struct ClinicForm {
     restart_critical_hours: String,
     #[serde(default)]
     offline_after_intervals: String,
+    #[serde(default)]
+    offline_critical_days: String,
     file_rename_counts: Option<String>,
 }
 
@@ -298,6 +303,7 @@ pub fn parse_clinic_form(id: i64, f: &ClinicForm) -> Result<ClinicDetail, Error>
         number("再起動の注意 (時間)", &f.restart_warning_hours),
         number("再起動の緊急 (時間)", &f.restart_critical_hours),
         number("オフラインとみなす回数", &f.offline_after_intervals),
+        number("オフラインを緊急とする診療日数", &f.offline_critical_days),
     );
     let accounts = AccountRole::PROTECTED
         .iter()
@@ -328,6 +334,7 @@ pub fn parse_clinic_form(id: i64, f: &ClinicForm) -> Result<ClinicDetail, Error>
                 restart_warning_hours: numbers.0.as_ref().ok().copied().flatten(),
                 restart_critical_hours: numbers.1.as_ref().ok().copied().flatten(),
                 offline_after_intervals: numbers.2.as_ref().ok().copied().flatten(),
+                offline_critical_days: numbers.3.as_ref().ok().copied().flatten(),
                 file_rename_counts: f.file_rename_counts.is_some(),
             },
         },
@@ -342,6 +349,7 @@ pub fn parse_clinic_form(id: i64, f: &ClinicForm) -> Result<ClinicDetail, Error>
     numbers.0?;
     numbers.1?;
     numbers.2?;
+    numbers.3?;
     Ok(detail)
 }
 
@@ -413,6 +421,7 @@ pub struct ClinicPage {
     pub server_restart_warning: u32,
     pub server_restart_critical: u32,
     pub server_offline_after: u32,
+    pub server_offline_critical_days: u32,
     /// Who set the clinic's own backup password, and when (empty: the default 1357).
     pub backup_password: String,
 }
@@ -518,6 +527,7 @@ async fn clinic_page(
         server_restart_warning: rules.restart_warning_hours,
         server_restart_critical: rules.restart_critical_hours,
         server_offline_after: rules.offline_after_intervals,
+        server_offline_critical_days: rules.offline_critical_days,
         backup_password,
     })
 }

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::Html;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::format::{Nav, query_string};
@@ -104,10 +104,10 @@ pub fn handling_ja(h: &Handling) -> (String, String) {
                 Some(u) => format!("{who} が対応中 ({} まで)", time_ja(*u)),
                 None => format!("{who} が対応中"),
             };
-            (format!("対応中 ({who})"), title)
+            ("対応中".into(), title)
         }
         Handling::Silenced { by, until, reason } => (
-            format!("抑止中 ({} まで)", time_ja(*until)),
+            "抑止中".into(),
             format!(
                 "{} が通知を停止: {reason} ({} まで)",
                 actor_label_ja(by),
@@ -118,10 +118,12 @@ pub fn handling_ja(h: &Handling) -> (String, String) {
 }
 
 impl OverviewRow {
-    fn new(r: FleetRow, restart_warning: Duration, now: DateTime<Utc>) -> Self {
+    fn new(r: FleetRow, now: DateTime<Utc>) -> Self {
         let status = Status::of(Some(&r.line));
         let s = r.line;
         let cert_days = s.cert_not_after.map(|n| (n - now).num_days());
+        // As the rule decided it, with the clinic's own threshold.
+        let restart_overdue = s.open_rules().any(|r| r == RuleKey::NoDailyRestart);
         OverviewRow {
             id: s.terminal_id.to_string(),
             status,
@@ -133,7 +135,7 @@ impl OverviewRow {
             since_start: s
                 .last_start
                 .map_or_else(String::new, |t| duration_ja(now - t)),
-            restart_overdue: s.last_start.is_some_and(|t| now - t > restart_warning),
+            restart_overdue,
             apps_behind: s.apps_behind,
             cert_days: cert_days.map_or_else(|| "証明書なし".into(), |d| d.to_string()),
             cert_urgent: cert_days.is_none_or(|d| d <= 30),
@@ -414,7 +416,6 @@ pub async fn page(
         Ok(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
         Err(_) => None,
     };
-    let restart_warning = state.config.rules.thresholds().restart_warning;
     let html = OverviewPage {
         nav: Nav::new(&staff, "overview"),
         total_terminals: tally.total(),
@@ -424,10 +425,7 @@ pub async fn page(
         livenesses,
         rules,
         outbox: state.store.alerts().outbox_counts().await?,
-        rows: rows
-            .into_iter()
-            .map(|r| OverviewRow::new(r, restart_warning, now))
-            .collect(),
+        rows: rows.into_iter().map(|r| OverviewRow::new(r, now)).collect(),
         matching,
         page: page.min(pages),
         pages,

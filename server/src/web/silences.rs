@@ -36,7 +36,9 @@ pub struct SilenceRow {
 }
 
 impl SilenceRow {
-    fn new(s: Silence, clinic: Option<String>, now: DateTime<Utc>) -> SilenceRow {
+    /// `name`: the clinic's name or the terminal's host name (with its clinic), when the
+    /// scope is one.
+    fn new(s: Silence, name: Option<String>, now: DateTime<Utc>) -> SilenceRow {
         let (state, state_label) = if s.ends_at <= now {
             ("ended", "終了")
         } else if s.starts_at > now {
@@ -47,9 +49,12 @@ impl SilenceRow {
             ("waiting", "期間中 (時間帯外)")
         };
         let (scope, scope_link) = match &s.scope {
-            SilenceScope::Terminal(id) => (format!("端末 {id}"), Some(format!("/terminals/{id}"))),
+            SilenceScope::Terminal(id) => (
+                name.unwrap_or_else(|| format!("端末 {id}")),
+                Some(format!("/terminals/{id}")),
+            ),
             SilenceScope::Clinic(id) => (
-                clinic.unwrap_or_else(|| format!("医療機関 #{id}")),
+                name.unwrap_or_else(|| format!("医療機関 #{id}")),
                 Some(format!("/clinics/{id}")),
             ),
             SilenceScope::Prefecture(p) => (format!("{p}の全端末"), None),
@@ -100,11 +105,15 @@ pub async fn page(
     let silences = desk.silences(now, now - Duration::days(7)).await?;
     let mut rows = Vec::with_capacity(silences.len());
     for s in silences {
-        let clinic = match s.scope {
+        let name = match s.scope {
             SilenceScope::Clinic(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
+            SilenceScope::Terminal(id) => desk
+                .terminal_detail(id)
+                .await?
+                .map(|t| format!("{} ({})", t.hostname, t.clinic_name)),
             _ => None,
         };
-        rows.push(SilenceRow::new(s, clinic, now));
+        rows.push(SilenceRow::new(s, name, now));
     }
     let html = SilencesPage {
         nav: Nav::new(&staff, "silences"),

@@ -281,7 +281,14 @@ pub async fn page(
             .collect(),
         audit: audit.into_iter().map(AuditLine::new).collect(),
     };
-    let restart_warning = state.config.rules.thresholds().restart_warning;
+    // The clinic's own threshold over the server's, as the rule reads it.
+    let restart_warning = clinic
+        .as_ref()
+        .and_then(|c| c.settings.rules.restart_warning_hours)
+        .map_or_else(
+            || state.config.rules.thresholds().restart_warning,
+            |h| Duration::hours(i64::from(h)),
+        );
     if let Some(s) = &snapshot {
         fill_from_snapshot(
             &mut page,
@@ -353,7 +360,7 @@ fn fill_accounts(
         Some(at) => {
             let missing: Vec<&str> = b.missing.iter().map(|r| r.label_ja()).collect();
             format!(
-                "{} に取得。見つからなかったアカウント: {}",
+                "{} に取得。その時点で使えなかったアカウント (見つからない・無効・ロック中): {}",
                 time_ja(at),
                 missing.join("、")
             )
@@ -363,7 +370,7 @@ fn fill_accounts(
         (Some(at), Some(by)) => format!("{} が {} に確認", actor_label_ja(by), time_ja(at)),
         _ => String::new(),
     };
-    page.unconfirmed = b.confirmed_at.is_none() && !b.missing.is_empty();
+    page.unconfirmed = !b.missing.is_empty();
 }
 
 fn fill_from_snapshot(
@@ -456,7 +463,7 @@ fn fill_from_snapshot(
                         format!(
                             "{} {}{}",
                             time_ja(c.at),
-                            c.what,
+                            crate::wording::account_change_ja(&c.what),
                             c.by.as_ref().map(|b| format!(" ({b})")).unwrap_or_default()
                         )
                     })

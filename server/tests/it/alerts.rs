@@ -293,6 +293,16 @@ impl Trunc for DateTime<Utc> {
 async fn staff_resolution_silences_and_audit() {
     let mut f = fleet(2).await;
     let t0 = Utc::now();
+    // The baseline: the accounts as installed.
+    for i in 0..2 {
+        let earlier = t0 - Duration::minutes(10);
+        f.report(i, report_at(earlier, &format!("PC-{i}")), earlier)
+            .await;
+    }
+    f.evaluator(None)
+        .full_pass(t0 - Duration::minutes(9))
+        .await
+        .unwrap();
     for i in 0..2 {
         let mut r = report_at(t0, &format!("PC-{i}"));
         r.snapshot.accounts.accounts[0].locked = Some(true);
@@ -422,7 +432,11 @@ async fn outbox_claims_once_dedupes_and_marks() {
 #[tokio::test]
 async fn digest_groups_a_clinics_warnings_once_a_day() {
     let mut f = fleet(3).await;
-    let t0 = Utc::now();
+    // A Wednesday noon: the clinic is open (it gets no digest on a closed day, and the test
+    // must not depend on the day it runs).
+    let t0 = DateTime::parse_from_rfc3339("2026-11-25T03:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
     for i in 0..3 {
         let mut r = report_at(t0, &format!("PC-{i}"));
         match i {

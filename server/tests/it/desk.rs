@@ -387,7 +387,7 @@ async fn staff_acknowledge_note_resolve_and_silence_with_history_and_audit() {
         );
     }
     let times = admin.page("/alerts/times").await;
-    let row = &times[times.find("電子証明書の有効期限が近づいています").unwrap()..];
+    let row = &times[times.find("電子証明書の有効期限").unwrap()..];
     let row = &row[..row.find("</tr>").unwrap()];
     // One alert, acknowledged once, resolved once.
     assert_eq!(row.matches("<td class=\"num\">1</td>").count(), 3, "{row}");
@@ -406,7 +406,7 @@ async fn staff_acknowledge_note_resolve_and_silence_with_history_and_audit() {
         )
         .await;
     assert_eq!(silenced.status(), StatusCode::SEE_OTHER);
-    page_showing(&admin, "/?state=silenced", &agent_hostname(&agent)).await;
+    page_showing(&admin, "/?handling=silenced", &agent_hostname(&agent)).await;
     let audit = admin.page("/audit").await;
     for what in [
         "確認済みに",

@@ -17,7 +17,7 @@ use crate::store::{StoreResult, millis};
 /// The columns [`settings_from`] reads.
 pub(super) const SETTINGS_COLUMNS: &str = "id, name, email, week_hours, closed_on_holidays, \
      closed_new_year, closed_obon, desk_name, desk_phone, prefecture, restart_warning_hours, \
-     restart_critical_hours, offline_after_intervals, file_rename_counts";
+     restart_critical_hours, offline_after_intervals, offline_critical_days, file_rename_counts";
 
 fn opt_u32(r: &SqliteRow, col: &str) -> Result<Option<u32>, sqlx::Error> {
     Ok(r.try_get::<Option<i64>, _>(col)?
@@ -64,6 +64,7 @@ pub(super) fn settings_from(r: &SqliteRow, weeks: &mut Weeks) -> Result<ClinicSe
             restart_warning_hours: opt_u32(r, "restart_warning_hours")?,
             restart_critical_hours: opt_u32(r, "restart_critical_hours")?,
             offline_after_intervals: opt_u32(r, "offline_after_intervals")?,
+            offline_critical_days: opt_u32(r, "offline_critical_days")?,
             file_rename_counts: r.try_get("file_rename_counts")?,
         },
     })
@@ -214,7 +215,7 @@ pub(super) async fn write_settings(
         "UPDATE clinics SET name = ?, email = ?, week_hours = ?, closed_on_holidays = ?, \
          closed_new_year = ?, closed_obon = ?, desk_name = ?, desk_phone = ?, prefecture = ?, \
          restart_warning_hours = ?, restart_critical_hours = ?, offline_after_intervals = ?, \
-         file_rename_counts = ?, settings_version = settings_version + 1 WHERE id = ?",
+         offline_critical_days = ?, file_rename_counts = ?, settings_version = settings_version + 1 WHERE id = ?",
     )
     .bind(&s.name)
     .bind(&s.email)
@@ -228,6 +229,7 @@ pub(super) async fn write_settings(
     .bind(r.restart_warning_hours.map(i64::from))
     .bind(r.restart_critical_hours.map(i64::from))
     .bind(r.offline_after_intervals.map(i64::from))
+    .bind(r.offline_critical_days.map(i64::from))
     .bind(r.file_rename_counts)
     .bind(id)
     .execute(&mut *tx)
