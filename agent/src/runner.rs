@@ -10,10 +10,9 @@ use std::pin::pin;
 use std::time::Duration;
 
 use chrono::Utc;
-use onshi_shared::limits::{MAX_EVENTS_PER_REPORT, MAX_LIST_LEN};
+use onshi_shared::limits::MAX_EVENTS_PER_REPORT;
 use onshi_shared::{
-    AgentPolicy, Event, EventKind, Report, ReportAck, SCHEMA_VERSION, Snapshot, SourceNote,
-    Validate,
+    AgentPolicy, Event, EventKind, Report, ReportAck, SCHEMA_VERSION, Snapshot, Validate,
 };
 use tokio::time::{Instant, sleep_until};
 
@@ -275,16 +274,11 @@ impl Agent {
         let Some(mut snapshot) = self.state.last_snapshot.clone() else {
             return Next::Wait(self.interval);
         };
-        // The protocol has no field for it; a note makes lost events visible on the server.
-        let dropped = self.spool.dropped();
-        if dropped > 0 && snapshot.notes.len() < MAX_LIST_LEN {
-            snapshot.notes.push(SourceNote {
-                area: "spool".into(),
-                detail: format!(
-                    "{dropped} events dropped by the agent's spool (limits or refused)"
-                ),
-            });
-        }
+        // Lost events are visible on the server's terminal page.
+        snapshot.spool = onshi_shared::SpoolLosses {
+            dropped: self.spool.dropped(),
+            corrupt: self.spool.corrupt(),
+        };
         let events = match self.spool.peek(self.batch_limit) {
             Ok(events) => events,
             Err(e) => {
@@ -333,13 +327,28 @@ impl Agent {
             Err(SendError::Rejected { status, message }) => {
                 self.on_rejected(sent, status, &message)
             }
+            Err(SendError::StaleSeq { stored_seq }) => {
+                // Restored from an older copy of the data directory: move past the server's
+                // seq and send the current snapshot (and the same events) at once.
+                tracing::warn!(
+                    sent = report.seq,
+                    stored_seq,
+                    "the server holds a newer seq for this agent (data restored from an older copy?); moving past it"
+                );
+                self.state.next_seq = self.state.next_seq.max(stored_seq.saturating_add(1));
+                self.save_state();
+                Next::Continue
+            }
             Err(SendError::Retryable {
                 status,
                 message,
                 retry_after,
             }) => {
-                let delay = self.backoff.next_delay(&mut rand::rng());
-                let delay = retry_after.map_or(delay, |r| r.max(delay));
+                let mut rng = rand::rng();
+                // The server's own wait when it gave one (jittered), else ours.
+                let delay = self.backoff.next_delay(&mut rng);
+                let delay =
+                    retry_after.map_or(delay, |r| crate::transport::retry_after_delay(r, &mut rng));
                 tracing::warn!(
                     ?status,
                     %message,

@@ -4,8 +4,9 @@
 //! Layout of `<data-dir>/spool/`:
 //! - `events-<generation>.log`: records `[u32 len LE][u32 crc32 LE][JSON event]`, appended and
 //!   fsynced one batch at a time.
-//! - `ack`: JSON `{generation, offset, dropped}`, replaced atomically: which log is current, the
-//!   byte offset of its first unacknowledged record, and how many events were ever dropped.
+//! - `ack`: JSON `{generation, offset, dropped, corrupt}`, replaced atomically: which log is
+//!   current, the byte offset of its first unacknowledged record, how many events were ever
+//!   dropped, and how many of those were lost to disk corruption.
 //!   It is the commit point of every change that is not a plain append.
 //! - `lock`: held while a process has the spool open.
 //!
@@ -56,6 +57,9 @@ struct AckRecord {
     generation: u64,
     offset: u64,
     dropped: u64,
+    /// Of `dropped`: records that failed their checksum (older ack files have none).
+    #[serde(default)]
+    corrupt: u64,
 }
 
 /// One unacknowledged record of the current log.
@@ -90,6 +94,7 @@ pub struct Spool {
     acked: u64,
     entries: VecDeque<Entry>,
     dropped: u64,
+    corrupt: u64,
     _lock: File,
 }
 
@@ -116,13 +121,13 @@ impl Spool {
                 (None, true)
             }
         };
-        let (generation, offset, dropped) = match ack {
-            Some(a) => (a.generation, a.offset, a.dropped),
+        let (generation, offset, dropped, corrupt) = match ack {
+            Some(a) => (a.generation, a.offset, a.dropped, a.corrupt),
             // Damaged: the newest log holds the newest events. Acknowledged ones may be sent
             // again, which the server stores once.
-            None if damaged => (logs.iter().copied().max().unwrap_or(0), 0, 0),
+            None if damaged => (logs.iter().copied().max().unwrap_or(0), 0, 0, 0),
             // Never committed: a rewrite only becomes current by writing the ack file.
-            None => (logs.iter().copied().min().unwrap_or(0), 0, 0),
+            None => (logs.iter().copied().min().unwrap_or(0), 0, 0, 0),
         };
         for g in logs.into_iter().filter(|g| *g != generation) {
             let path = log_path(dir, g);
@@ -160,81 +165,96 @@ impl Spool {
             acked,
             entries: VecDeque::new(),
             dropped,
+            corrupt,
             _lock: lock,
         };
-        let undecodable = spool.scan(file_len)?;
-        if ack.is_none() || undecodable > 0 {
-            spool.dropped += undecodable;
+        let (undecodable, corrupt) = spool.scan(file_len)?;
+        if ack.is_none() || undecodable > 0 || corrupt > 0 {
+            spool.dropped += undecodable + corrupt;
+            spool.corrupt += corrupt;
             spool.write_ack()?;
         }
         spool.enforce_limits(Utc::now())?;
         Ok(spool)
     }
 
-    /// Reads the log from the acknowledged offset, indexing every complete record and cutting
-    /// off a torn or corrupt tail. Returns how many intact records did not decode as events.
-    fn scan(&mut self, file_len: u64) -> Result<u64, AgentError> {
+    /// Reads the log from the acknowledged offset and indexes every intact record. A record
+    /// that fails its checksum (a flipped bit on disk) is skipped and counted, and reading goes
+    /// on at the next intact record; a partial record at the end (a write cut short by a crash)
+    /// is cut off. Returns how many records were lost: undecodable, and corrupt.
+    fn scan(&mut self, file_len: u64) -> Result<(u64, u64), AgentError> {
         let path = self.log_path();
-        let mut reader = io::BufReader::new(&self.log);
-        reader
-            .seek(SeekFrom::Start(self.acked))
-            .map_err(|e| AgentError::io("seek", &path, e))?;
-        let mut offset = self.acked;
-        let mut undecodable = 0;
-        let mut problem = None;
-        while offset < file_len {
-            let remaining = file_len - offset;
-            if remaining < HEADER_LEN {
-                problem = Some("a partial record header");
-                break;
-            }
-            let mut header = [0u8; HEADER_LEN as usize];
-            reader
-                .read_exact(&mut header)
-                .map_err(|e| AgentError::io("read", &path, e))?;
-            let (len, crc) = split_header(&header);
-            if len > MAX_RECORD_LEN || HEADER_LEN + u64::from(len) > remaining {
-                problem = Some("a partial record");
-                break;
-            }
-            let mut payload = vec![0u8; len as usize];
-            reader
-                .read_exact(&mut payload)
-                .map_err(|e| AgentError::io("read", &path, e))?;
-            if crc32(&payload) != crc {
-                problem = Some("a record with a bad checksum");
-                break;
-            }
-            match serde_json::from_slice::<Event>(&payload) {
+        let mut bytes = Vec::with_capacity(usize::try_from(file_len - self.acked).unwrap_or(0));
+        let mut file = &self.log;
+        file.seek(SeekFrom::Start(self.acked))
+            .and_then(|_| file.read_to_end(&mut bytes))
+            .map_err(|e| AgentError::io("read", &path, e))?;
+        let base = self.acked;
+        let mut at = 0usize;
+        let (mut undecodable, mut corrupt) = (0, 0);
+        let mut torn = None;
+        while at < bytes.len() {
+            let payload = match record_at(&bytes, at) {
+                Record::Intact(payload) => payload,
+                Record::Partial if next_intact(&bytes, at + 1).is_none() => {
+                    torn = Some("a partial record");
+                    break;
+                }
+                Record::Partial | Record::BadChecksum => match next_intact(&bytes, at + 1) {
+                    Some(next) => {
+                        tracing::error!(
+                            offset = base + at as u64,
+                            skipped_bytes = next - at,
+                            "spooled record fails its checksum (disk corruption); skipping it"
+                        );
+                        corrupt += 1;
+                        at = next;
+                        continue;
+                    }
+                    None => {
+                        // The last record is complete but damaged: lost, not torn.
+                        tracing::error!(
+                            offset = base + at as u64,
+                            "the last spooled record fails its checksum; dropping it"
+                        );
+                        corrupt += 1;
+                        torn = Some("a damaged record");
+                        break;
+                    }
+                },
+            };
+            let len = payload.len() as u32;
+            match serde_json::from_slice::<Event>(payload) {
                 Ok(event) => self.entries.push_back(Entry {
-                    offset,
+                    offset: base + at as u64,
                     len,
                     at: event.at,
                     informational: event.kind.is_informational(),
                 }),
                 Err(e) => {
-                    tracing::error!(offset, error = %e, "spooled record is not an event; dropping it");
+                    tracing::error!(offset = base + at as u64, error = %e, "spooled record is not an event; dropping it");
                     undecodable += 1;
                 }
             }
-            offset += HEADER_LEN + u64::from(len);
+            at += HEADER_LEN as usize + payload.len();
         }
-        self.end = offset;
-        if let Some(what) = problem {
+        let end = base + at as u64;
+        self.end = end;
+        if let Some(what) = torn {
             tracing::warn!(
                 path = %path.display(),
-                offset,
-                discarded_bytes = file_len - offset,
-                "spool ends in {what} (a write cut short by a crash); truncating it"
+                offset = end,
+                discarded_bytes = file_len - end,
+                "spool ends in {what}; truncating it"
             );
             self.log
-                .set_len(offset)
+                .set_len(end)
                 .map_err(|e| AgentError::io("truncate", &path, e))?;
             self.log
                 .sync_all()
                 .map_err(|e| AgentError::io("fsync", &path, e))?;
         }
-        Ok(undecodable)
+        Ok((undecodable, corrupt))
     }
 
     /// Appends a batch with one fsync. Events that do not validate are dropped (and counted):
@@ -357,9 +377,14 @@ impl Spool {
         self.entries.is_empty()
     }
 
-    /// Events dropped over the spool's life (limits, invalid or refused events).
+    /// Events dropped over the spool's life (limits, invalid, refused or corrupt events).
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Of [`Spool::dropped`]: records lost to disk corruption (they failed their checksum).
+    pub fn corrupt(&self) -> u64 {
+        self.corrupt
     }
 
     /// Bytes of unacknowledged records.
@@ -459,6 +484,7 @@ impl Spool {
             generation,
             offset: 0,
             dropped: self.dropped,
+            corrupt: self.corrupt,
         };
         atomic_file::write_json(&self.dir.join("ack"), &ack, Access::Default)?;
 
@@ -479,6 +505,7 @@ impl Spool {
             generation: self.generation,
             offset: self.acked,
             dropped: self.dropped,
+            corrupt: self.corrupt,
         };
         atomic_file::write_json(&self.dir.join("ack"), &ack, Access::Default)
     }
@@ -513,6 +540,44 @@ fn list_logs(dir: &Path) -> Result<Vec<u64>, AgentError> {
                 .ok()
         })
         .collect())
+}
+
+/// What the log holds at an offset.
+enum Record<'a> {
+    Intact(&'a [u8]),
+    /// The header or the payload runs past the end of the log (or the length is garbage).
+    Partial,
+    BadChecksum,
+}
+
+fn record_at(bytes: &[u8], at: usize) -> Record<'_> {
+    let Some(header) = bytes
+        .get(at..at + HEADER_LEN as usize)
+        .and_then(|h| <&[u8; 8]>::try_from(h).ok())
+    else {
+        return Record::Partial;
+    };
+    let (len, crc) = split_header(header);
+    let start = at + HEADER_LEN as usize;
+    match bytes.get(start..start + len as usize) {
+        Some(payload) if len <= MAX_RECORD_LEN => {
+            if crc32(payload) == crc {
+                Record::Intact(payload)
+            } else {
+                Record::BadChecksum
+            }
+        }
+        _ => Record::Partial,
+    }
+}
+
+/// The offset of the first intact record at or after `from` (every record holds a JSON
+/// object, so only offsets whose payload starts with `{` are checksummed).
+fn next_intact(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len()).find(|&at| {
+        bytes.get(at + HEADER_LEN as usize) == Some(&b'{')
+            && matches!(record_at(bytes, at), Record::Intact(_))
+    })
 }
 
 fn split_header(header: &[u8; 8]) -> (u32, u32) {
@@ -727,7 +792,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_checksum_ends_the_log() {
+    fn a_damaged_last_record_is_counted_and_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let events: Vec<Event> = (0..2).map(important).collect();
         let second_at = {
@@ -742,7 +807,57 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let spool = open(dir.path());
         assert_eq!(spool.peek(10).unwrap(), events[..1]);
+        assert_eq!((spool.dropped(), spool.corrupt()), (1, 1));
         assert_eq!(fs::metadata(&path).unwrap().len(), second_at);
+    }
+
+    /// One flipped byte in any record loses that record only: it is skipped and counted, and
+    /// every record after it is kept and sent, whichever byte (header or payload) flipped.
+    #[test]
+    fn a_corrupt_record_is_skipped_counted_and_the_rest_kept() {
+        let events: Vec<Event> = (0..5).map(important).collect();
+        let original = tempfile::tempdir().unwrap();
+        let offsets: Vec<(u64, u64)> = {
+            let mut spool = open(original.path());
+            spool.append(&events).unwrap();
+            spool.entries.iter().map(|e| (e.offset, e.end())).collect()
+        };
+        let log = fs::read(log_path(original.path(), 0)).unwrap();
+        let ack = fs::read(original.path().join("ack")).unwrap();
+        for (i, &(start, end)) in offsets.iter().enumerate() {
+            // A byte of the length, of the checksum, and the first, middle and last of the
+            // payload.
+            let mid = start + HEADER_LEN + (end - start - HEADER_LEN) / 2;
+            for at in [start + 1, start + 5, start + HEADER_LEN, mid, end - 1] {
+                let trial = tempfile::tempdir().unwrap();
+                let mut bytes = log.clone();
+                bytes[at as usize] ^= 0x5A;
+                fs::write(log_path(trial.path(), 0), &bytes).unwrap();
+                fs::write(trial.path().join("ack"), &ack).unwrap();
+                let mut spool = open(trial.path());
+                let mut rest = events.clone();
+                rest.remove(i);
+                assert_eq!(spool.peek(10).unwrap(), rest, "record {i}, byte {at}");
+                // The last record's length may now point past the end: that reads as a torn
+                // write, not as corruption.
+                let counted = (spool.dropped(), spool.corrupt());
+                if i + 1 < events.len() || at >= start + 4 {
+                    assert_eq!(counted, (1, 1), "record {i}, byte {at}");
+                } else {
+                    assert!(counted.0 <= 1, "record {i}, byte {at}");
+                }
+                // Delivering the rest works across the gap, and the count is kept.
+                spool.ack(rest.len()).unwrap();
+                assert!(spool.is_empty());
+                let extra = important(9);
+                spool.append(std::slice::from_ref(&extra)).unwrap();
+                let corrupt = spool.corrupt();
+                drop(spool);
+                let reopened = open(trial.path());
+                assert_eq!(reopened.peek(10).unwrap(), vec![extra]);
+                assert_eq!(reopened.corrupt(), corrupt);
+            }
+        }
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub enum SendError {
         status: Option<u16>,
         message: String,
     },
+    /// 409 `stale_seq`: the server holds a higher `seq` for this agent than the one sent (its
+    /// data directory was restored from an older copy). Nothing was stored; send again at once
+    /// with a `seq` above `stored_seq`.
+    #[error("the server holds seq {stored_seq}, above the one sent")]
+    StaleSeq { stored_seq: u64 },
     /// Connection failures, timeouts, 5xx, 429 and anything else: try again later.
     #[error("{message}")]
     Retryable {
@@ -250,6 +255,16 @@ pub fn interpret<T: DeserializeOwned>(
             retry_after: None,
         });
     }
+    if code == 409
+        && let Ok(ApiError {
+            error,
+            stored_seq: Some(stored_seq),
+            ..
+        }) = serde_json::from_slice::<ApiError>(body)
+        && error == "stale_seq"
+    {
+        return Err(SendError::StaleSeq { stored_seq });
+    }
     let message = error_message(status, body);
     match code {
         401 | 403 => Err(SendError::Auth {
@@ -321,6 +336,12 @@ pub fn backoff_delay(attempt: u32, rng: &mut impl Rng) -> Duration {
         .min(BACKOFF_MAX);
     let cap_ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(rng.random_range(0..=cap_ms))
+}
+
+/// How long to wait when the server said when to come back: its `Retry-After`, ±20 %, so the
+/// agents it refused together do not return together.
+pub fn retry_after_delay(retry_after: Duration, rng: &mut impl Rng) -> Duration {
+    retry_after.mul_f64(rng.random_range(0.8..=1.2))
 }
 
 /// Counts consecutive failures for [`backoff_delay`].
@@ -446,6 +467,42 @@ mod tests {
         }
         let r: Result<ReportAck, _> = interpret(StatusCode::OK, &none, b"not json");
         assert!(matches!(r, Err(SendError::Retryable { .. })));
+        let stale = br#"{"error":"stale_seq","detail":"...","stored_seq":1700000000123}"#;
+        let r: Result<ReportAck, _> = interpret(StatusCode::CONFLICT, &none, stale);
+        assert!(
+            matches!(
+                r,
+                Err(SendError::StaleSeq {
+                    stored_seq: 1_700_000_000_123
+                })
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn the_servers_retry_after_is_spread_by_a_fifth_either_way() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let waits: Vec<Duration> = (0..1000)
+            .map(|_| retry_after_delay(Duration::from_secs(30), &mut rng))
+            .collect();
+        assert!(
+            waits
+                .iter()
+                .all(|w| *w >= Duration::from_secs(24) && *w <= Duration::from_secs(36))
+        );
+        let early = waits
+            .iter()
+            .filter(|w| **w < Duration::from_secs(27))
+            .count();
+        let late = waits
+            .iter()
+            .filter(|w| **w > Duration::from_secs(33))
+            .count();
+        assert!(
+            early > 100 && late > 100,
+            "spread, not bunched: {early} {late}"
+        );
     }
 
     /// A one-shot HTTP/1.1 server: answers the first request with `status` and `answer`, and

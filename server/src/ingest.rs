@@ -128,6 +128,18 @@ struct Job {
     done: Reply,
 }
 
+/// What became of a submitted report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Committed and durable.
+    Stored,
+    /// Its `seq` is below the one stored for the terminal (an agent restored from an older
+    /// copy of its data directory): nothing was written.
+    Stale { stored_seq: i64 },
+    /// The queue stayed full: nothing was written.
+    Busy,
+}
+
 /// Counters an operator would graph.
 #[derive(Debug, Default)]
 pub struct IngestStats {
@@ -137,6 +149,8 @@ pub struct IngestStats {
     pub flushes: AtomicU64,
     pub failed_batches: AtomicU64,
     pub rejected: AtomicU64,
+    /// Reports refused because their seq was below the stored one.
+    pub stale: AtomicU64,
     /// Time spent in batch commits and in WAL flushes, in microseconds.
     pub commit_micros: AtomicU64,
     pub flush_micros: AtomicU64,
@@ -232,13 +246,21 @@ impl Ingest {
         self.capacity - self.tx.capacity()
     }
 
+    /// How long a refused agent should wait, by how full the queue is: from 5 s when it has
+    /// room to 60 s when it is full (the agents add their own jitter), so a fleet refused
+    /// together does not come back together.
+    pub fn retry_after_secs(&self) -> u64 {
+        let depth = self.queue_depth().min(self.capacity) as u64;
+        5 + 55 * depth / (self.capacity.max(1) as u64)
+    }
+
     /// Whether agents should stretch their interval: the queue is more than half full.
     pub fn congested(&self) -> bool {
         self.queue_depth() * 2 > self.capacity
     }
 
-    /// Queues a row and waits until it is committed. `Ok(false)` when the queue stayed full.
-    pub async fn submit(&self, row: IngestRow) -> Result<bool, Error> {
+    /// Queues a row and waits until it is committed, or found stale.
+    pub async fn submit(&self, row: IngestRow) -> Result<Submitted, Error> {
         let (done, wait) = oneshot::channel();
         // The usual case has room: no timer. A full queue waits, but not forever.
         match self.tx.try_send(Job { row, done }) {
@@ -246,7 +268,7 @@ impl Ingest {
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(Error::WriterGone),
             Err(mpsc::error::TrySendError::Full(job)) => {
                 match tokio::time::timeout(ENQUEUE_TIMEOUT, self.tx.send(job)).await {
-                    Err(_) => return Ok(false),
+                    Err(_) => return Ok(Submitted::Busy),
                     Ok(Err(_)) => return Err(Error::WriterGone),
                     Ok(Ok(())) => {}
                 }
@@ -254,7 +276,7 @@ impl Ingest {
         }
         match wait.await {
             // The row comes back to be freed here, where it was allocated, not in the writer.
-            Ok(Ok(_row)) => Ok(true),
+            Ok(Ok((_row, outcome))) => Ok(outcome),
             Ok(Err(e)) => Err(Error::Batch(e)),
             Err(_) => Err(Error::WriterGone),
         }
@@ -264,7 +286,7 @@ impl Ingest {
 /// Answers a request once its row is durable, handing the row back: dropping a report's parsed
 /// snapshot is a few hundred frees, which belong in the request's task rather than on the
 /// writer's critical path (and in the allocator arena of the thread that made them).
-type Reply = oneshot::Sender<Result<IngestRow, Arc<Error>>>;
+type Reply = oneshot::Sender<Result<(IngestRow, Submitted), Arc<Error>>>;
 
 /// What the writer remembers between batches, warmed from the store at start-up.
 struct WriterCache {
@@ -296,6 +318,15 @@ async fn writer(
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs.drain(..) {
             let mut row = job.row;
+            // Below the stored seq: written as it is, it would change nothing (the highest seq
+            // wins), and the terminal would look stale until the agent's counter caught up.
+            if let Some(&(stored_seq, _)) = bodies.get(&row.terminal_id)
+                && row.seq < stored_seq
+            {
+                stats.stale.fetch_add(1, Ordering::Relaxed);
+                let _ = job.done.send(Ok((row, Submitted::Stale { stored_seq })));
+                continue;
+            }
             row.write_snapshot = match bodies.get(&row.terminal_id) {
                 Some(&(seq, _)) if row.seq <= seq => false,
                 Some(&(_, hash)) if hash == row.snapshot_hash => {
@@ -311,6 +342,9 @@ async fn writer(
             row.new_hour = hours.insert(row.terminal_id, hour) != Some(hour);
             rows.push(row);
             replies.push(job.done);
+        }
+        if rows.is_empty() {
+            continue;
         }
         let started = std::time::Instant::now();
         let written = store.write_batch(&rows).await;
@@ -338,7 +372,7 @@ async fn writer(
                     Ok(()) => {
                         stats.flushes.fetch_add(1, Ordering::Relaxed);
                         for (reply, row) in replies.into_iter().zip(rows) {
-                            let _ = reply.send(Ok(row));
+                            let _ = reply.send(Ok((row, Submitted::Stored)));
                         }
                     }
                     Err(e) => {
@@ -509,14 +543,26 @@ mod tests {
             assert!(!visible(1).await && !visible(2).await);
 
             store.allow(1);
-            assert!(first.await.unwrap().unwrap());
+            assert_eq!(first.await.unwrap().unwrap(), Submitted::Stored);
             store.allow(1);
             for w in later {
-                assert!(w.await.unwrap().unwrap());
+                assert_eq!(w.await.unwrap().unwrap(), Submitted::Stored);
             }
             assert!(visible(1).await && visible(2).await);
             assert_eq!(ingest.stats.batches.load(Ordering::SeqCst), 2);
             assert_eq!(store.flushes.load(Ordering::SeqCst), 2);
+
+            // A report below the stored seq (terminal 2 is at seq 3) changes nothing and says
+            // so at once, without a commit; the same seq again is a replay and is stored.
+            let stale = prepare(onshi_shared::sample::report(2), ids[2], now).unwrap();
+            assert_eq!(
+                ingest.submit(stale).await.unwrap(),
+                Submitted::Stale { stored_seq: 3 }
+            );
+            assert_eq!(ingest.stats.batches.load(Ordering::SeqCst), 2);
+            store.allow(1);
+            let replay = prepare(onshi_shared::sample::report(3), ids[2], now).unwrap();
+            assert_eq!(ingest.submit(replay).await.unwrap(), Submitted::Stored);
             drop(ingest);
             writer.await.unwrap();
         }

@@ -92,6 +92,10 @@ pub struct ReportAck {
 pub struct ApiError {
     pub error: String,
     pub detail: String,
+    /// With `stale_seq` (409): the highest `seq` the server holds for this agent. An agent
+    /// restored from an older copy of its data sends its next report above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_seq: Option<u64>,
 }
 
 impl Validate for EnrollRequest {

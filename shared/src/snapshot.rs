@@ -22,6 +22,37 @@ pub struct Snapshot {
     /// What a source could not read, and why.
     #[serde(default)]
     pub notes: Vec<SourceNote>,
+    /// What the agent's own spool lost over its life (absent: nothing).
+    #[serde(default, skip_serializing_if = "SpoolLosses::is_nothing")]
+    pub spool: SpoolLosses,
+}
+
+/// Events the agent's spool lost, over its life: the server shows them on the terminal page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpoolLosses {
+    /// Every event dropped: past the spool's size or age limits, refused by the server, or
+    /// corrupt.
+    pub dropped: u64,
+    /// Of those: records that failed their checksum on disk.
+    #[serde(default)]
+    pub corrupt: u64,
+}
+
+impl SpoolLosses {
+    pub fn is_nothing(&self) -> bool {
+        self.dropped == 0 && self.corrupt == 0
+    }
+}
+
+/// Nothing lost hashes as nothing, so the hash of every snapshot from before this field
+/// existed (the server keeps it with the stored body) stays what it was.
+impl std::hash::Hash for SpoolLosses {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if !self.is_nothing() {
+            self.dropped.hash(state);
+            self.corrupt.hash(state);
+        }
+    }
 }
 
 /// How the machine last started.
@@ -574,6 +605,7 @@ pub mod sample {
                 probes: vec![],
             },
             notes: vec![],
+            spool: SpoolLosses::default(),
         }
     }
 

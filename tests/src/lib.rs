@@ -126,18 +126,7 @@ pub fn enroll_and_run_agent(
     base: &str,
     code: &str,
 ) -> Result<(uuid::Uuid, Proc)> {
-    let agent = |args: &[&str]| -> Result<Command> {
-        let mut cmd = Command::new(binary("onshi-agent")?);
-        cmd.arg("--data-dir")
-            .arg(data)
-            .arg("--root")
-            .arg(machine.path())
-            .arg("--server")
-            .arg(base)
-            .args(["--log-level", "warn"])
-            .args(args);
-        Ok(cmd)
-    };
+    let agent = |args: &[&str]| agent_command(data, machine, base, args);
     let out = agent(&["enroll", "--code", code])?.output()?;
     ensure!(
         out.status.success(),
@@ -150,8 +139,26 @@ pub fn enroll_and_run_agent(
         .as_str()
         .context("identity has no agent_id")?
         .parse()?;
-    let running = Proc::spawn("onshi-agent", &mut agent(&["run", "--interval-secs", "1"])?)?;
-    Ok((agent_id, running))
+    Ok((agent_id, run_agent(data, machine, base)?))
+}
+
+/// The real agent binary, already enrolled in `data`, running with a one-second interval.
+pub fn run_agent(data: &Path, machine: &FakeMachine, base: &str) -> Result<Proc> {
+    let mut cmd = agent_command(data, machine, base, &["run", "--interval-secs", "1"])?;
+    Ok(Proc::spawn("onshi-agent", &mut cmd)?)
+}
+
+fn agent_command(data: &Path, machine: &FakeMachine, base: &str, args: &[&str]) -> Result<Command> {
+    let mut cmd = Command::new(binary("onshi-agent")?);
+    cmd.arg("--data-dir")
+        .arg(data)
+        .arg("--root")
+        .arg(machine.path())
+        .arg("--server")
+        .arg(base)
+        .args(["--log-level", "warn"])
+        .args(args);
+    Ok(cmd)
 }
 
 /// Enrolls a terminal through `POST /api/v1/enroll` with an enrollment code.

@@ -130,6 +130,8 @@ pub async fn collect(ctx: &Ctx) -> Snapshot {
         accounts,
         network,
         notes: notes.into_vec(),
+        // The run loop fills it in from its spool before sending.
+        spool: Default::default(),
     };
     fit_to_limits(&mut snapshot);
     if let Err(e) = snapshot.validate() {

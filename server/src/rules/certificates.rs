@@ -32,9 +32,9 @@ pub(super) fn certificates(
             format!("{} に切れました", time_ja(current.not_after))
         } else {
             format!(
-                "{} まで (あと{})",
+                "{} まで (あと{}日)",
                 time_ja(current.not_after),
-                crate::jst::duration_ja(current.not_after - now)
+                (current.not_after - now).num_days()
             )
         };
         out.push(finding(RuleKey::CertExpiry, severity, detail, step));
@@ -125,10 +125,10 @@ pub(super) fn backup(
         None => out.push(finding(
             RuleKey::BackupMissing,
             Severity::Warning,
+            // Cheap: every terminal without a backup formats it on every pass.
             format!(
-                "現在の証明書: 拇印 {} ({} から)。確認できた .pfx: なし",
-                current.thumbprint,
-                time_ja(installed)
+                "現在の証明書: 拇印 {}。確認できた .pfx: なし",
+                current.thumbprint
             ),
             current.thumbprint.clone(),
         )),

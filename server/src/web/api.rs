@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{ApiFailure, AppState};
 use crate::enroll::{hash_code, hash_token, new_token};
-use crate::ingest::{self, Rejection};
+use crate::ingest::{self, Rejection, Submitted};
 use crate::store::{AgentAuth, NewTerminal};
 
 fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiFailure> {
@@ -146,12 +146,31 @@ pub async fn report(
     }
     let seq = report.seq;
     let row = ingest::prepare(report, agent.terminal_id, Utc::now())?;
-    if !state.ingest.submit(row).await? {
-        return Err(ApiFailure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "the server is busy; the report was not stored, send it again later",
-        ));
+    match state.ingest.submit(row).await? {
+        Submitted::Stored => {}
+        Submitted::Stale { stored_seq } => {
+            let stored_seq = u64::try_from(stored_seq).unwrap_or(0);
+            tracing::warn!(terminal = %agent.terminal_id, seq, stored_seq, "report below the stored seq");
+            let mut refusal = ApiFailure::new(
+                StatusCode::CONFLICT,
+                "stale_seq",
+                format!(
+                    "seq {seq} is below the {stored_seq} this server holds for the agent (was \
+                     its data restored from an older copy?); nothing was stored: send the \
+                     current snapshot again with a seq above {stored_seq}"
+                ),
+            );
+            refusal.stored_seq = Some(stored_seq);
+            return Err(refusal);
+        }
+        Submitted::Busy => {
+            return Err(ApiFailure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the server is busy; the report was not stored, send it again later",
+            )
+            .retry_after(state.ingest.retry_after_secs()));
+        }
     }
     let policy = state
         .policies

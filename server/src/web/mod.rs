@@ -217,6 +217,10 @@ pub struct ApiFailure {
     pub status: StatusCode,
     pub error: &'static str,
     pub detail: String,
+    /// Seconds for `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
+    /// With 409 `stale_seq`: the seq the server holds.
+    pub stored_seq: Option<u64>,
 }
 
 impl ApiFailure {
@@ -225,7 +229,20 @@ impl ApiFailure {
             status,
             error,
             detail: detail.into(),
+            retry_after: None,
+            stored_seq: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// 429 for a client that asked too often, with when to come back.
+    pub fn too_many(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        ApiFailure::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", detail)
+            .retry_after(retry_after_secs)
     }
 }
 
@@ -234,12 +251,13 @@ impl IntoResponse for ApiFailure {
         let body = axum::Json(ApiError {
             error: self.error.to_string(),
             detail: self.detail,
+            stored_seq: self.stored_seq,
         });
         let mut response = (self.status, body).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -138,6 +138,8 @@ pub struct TerminalPage {
     pub missing_apps: Vec<String>,
     pub pending_reboot: Vec<RebootReason>,
     pub notes: Vec<String>,
+    /// What the agent's spool lost (empty: nothing).
+    pub spool_losses: String,
     pub alerts: Vec<AlertRow>,
     pub back: String,
     pub ack_default: String,
@@ -266,6 +268,7 @@ pub async fn page(
         missing_apps: Vec::new(),
         pending_reboot: Vec::new(),
         notes: Vec::new(),
+        spool_losses: String::new(),
         alerts: alert_views.into_iter().map(AlertRow::from).collect(),
         back: format!("/terminals/{id}"),
         ack_default: datetime_local(now + Duration::days(1)),
@@ -539,6 +542,14 @@ fn fill_from_snapshot(
         .iter()
         .map(|n| format!("{}を読めませんでした", source_area_ja(&n.area)))
         .collect();
+    page.spool_losses = match (s.spool.dropped, s.spool.corrupt) {
+        (0, 0) => String::new(),
+        (d, 0) => format!("エージェントが送れずに捨てた記録: {d} 件 (保存の上限や受付拒否)"),
+        (d, c) => format!(
+            "エージェントが送れずに捨てた記録: {} 件 (うち端末のディスク上で壊れていたもの {c} 件)",
+            d.max(c)
+        ),
+    };
 }
 
 #[derive(Debug, Deserialize)]

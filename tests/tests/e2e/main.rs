@@ -4,3 +4,4 @@ mod accounts;
 mod browser;
 mod mail;
 mod pipeline;
+mod restore;

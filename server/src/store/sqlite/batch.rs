@@ -38,7 +38,7 @@ const UPSERT_BODY: &str = "INSERT INTO terminal_snapshot (terminal_id, seq, hash
      (SELECT seq FROM latest_report WHERE terminal_id = excluded.terminal_id)";
 
 const INSERT_EVENT: &str = "INSERT INTO events (id, terminal_id, seq, at, received_at, kind, body) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (terminal_id, id) DO NOTHING";
 
 const INSERT_HOUR: &str = "INSERT OR IGNORE INTO report_hours (terminal_id, hour) VALUES (?1, ?2)";
 
@@ -215,6 +215,22 @@ mod tests {
             .expect("stored");
         assert_eq!(seq, 2);
         assert_eq!(store.events(known, 10).await.expect("read").len(), 1);
+    }
+
+    /// Event ids are the terminal's own: another terminal that sends the same id (a cloned
+    /// disk image, a buggy agent) does not hide this one's event; a replay stores nothing.
+    #[tokio::test]
+    async fn event_ids_are_unique_per_terminal() {
+        let (_dir, store, ids, _) = enrolled(2).await;
+        let (a, mut b) = (row(ids[0], 1), row(ids[1], 1));
+        b.events[0].id = a.events[0].id;
+        store.write_batch(&[a.clone(), b]).await.expect("batch");
+        let mut replay = a;
+        replay.seq = 2;
+        store.write_batch(&[replay]).await.expect("replay");
+        for id in ids {
+            assert_eq!(store.events(id, 10).await.expect("read").len(), 1, "{id}");
+        }
     }
 
     /// The ingest batch and the sqlx writes use two connections. Enrollment reads, then
