@@ -73,73 +73,113 @@ pub fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Failed logins per key (an account name or an address) in a fixed window.
+/// Login attempts, counted before the password is checked (OWASP ASVS 2.2.1).
+///
+/// Keys are an account, and an (account, client address) pair; never an address alone, so one
+/// address (a reverse proxy all staff share) cannot lock the desk out. A pair may fail
+/// `max_failures` times; after that each attempt waits a delay that doubles with every
+/// further failure, up to `max_delay`. An account that has failed `account_max` times across
+/// addresses is under attack: each of its pairs may then fail only once before the delay, so
+/// an attacker needs a fresh address per guess, while its owner, from an address that has not
+/// failed, still gets through with the right password. A success clears the account's counts.
+/// Counts are forgotten after a day without failures.
 #[derive(Debug)]
 pub struct LoginThrottle {
-    max_per_account: u32,
-    max_per_address: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, (DateTime<Utc>, u32)>>,
+    max_failures: u32,
+    account_max: u32,
+    base_delay: Duration,
+    max_delay: Duration,
+    forget_after: Duration,
+    failures: Mutex<HashMap<String, Failures>>,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: DateTime<Utc>,
+}
+
+/// How many keys the throttle keeps before it forgets the stale ones.
+const MAX_KEYS: usize = 100_000;
+
 impl LoginThrottle {
-    pub fn new(max_per_account: u32, window: Duration) -> Self {
+    /// `max_failures` per (account, address) before the delay, which grows to `max_delay`.
+    pub fn new(max_failures: u32, max_delay: Duration) -> Self {
+        let max_failures = max_failures.max(1);
         LoginThrottle {
-            max_per_account,
-            max_per_address: max_per_account.saturating_mul(10),
-            window,
+            max_failures,
+            account_max: max_failures.saturating_mul(4),
+            base_delay: Duration::minutes(1).min(max_delay),
+            max_delay,
+            forget_after: Duration::days(1),
             failures: Mutex::new(HashMap::new()),
         }
     }
 
-    fn keys(account: &str, address: &str) -> [(String, bool); 2] {
-        [
-            (format!("user:{}", account.trim().to_lowercase()), true),
-            (format!("addr:{address}"), false),
-        ]
+    fn account_key(account: &str) -> String {
+        format!("user:{}", account.trim().to_lowercase())
     }
 
-    /// Whether a login for this account from this address may be tried now.
-    pub fn allowed(&self, account: &str, address: &str, now: DateTime<Utc>) -> bool {
-        let Ok(map) = self.failures.lock() else {
-            return false;
-        };
-        Self::keys(account, address)
-            .iter()
-            .all(|(key, is_account)| {
-                let max = if *is_account {
-                    self.max_per_account
-                } else {
-                    self.max_per_address
-                };
-                match map.get(key) {
-                    Some(&(start, n)) if now - start < self.window => n < max,
-                    _ => true,
-                }
-            })
+    fn pair_key(account: &str, address: &str) -> String {
+        format!("pair:{}\u{0}{address}", account.trim().to_lowercase())
     }
 
-    pub fn failed(&self, account: &str, address: &str, now: DateTime<Utc>) {
+    /// Counts an attempt for this account from this address before its password is checked,
+    /// or refuses it: `Err` holds how long until it may be tried. A success must then call
+    /// [`LoginThrottle::succeeded`].
+    pub fn begin(
+        &self,
+        account: &str,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), std::time::Duration> {
         let Ok(mut map) = self.failures.lock() else {
-            return;
+            return Err(std::time::Duration::from_secs(60));
         };
-        if map.len() > 100_000 {
-            let window = self.window;
-            map.retain(|_, (start, _)| now - *start < window);
+        let forget = self.forget_after;
+        if map.len() > MAX_KEYS {
+            map.retain(|_, f| now - f.last < forget);
         }
-        for (key, _) in Self::keys(account, address) {
-            let entry = map.entry(key).or_insert((now, 0));
-            if now - entry.0 >= self.window {
-                *entry = (now, 0);
+        let current = |map: &HashMap<String, Failures>, key: &str| {
+            map.get(key)
+                .filter(|f| now - f.last < forget)
+                .map_or(0, |f| f.count)
+        };
+        let (account_key, pair_key) =
+            (Self::account_key(account), Self::pair_key(account, address));
+        let limit = if current(&map, &account_key) >= self.account_max {
+            1
+        } else {
+            self.max_failures
+        };
+        if let Some(f) = map.get(&pair_key).filter(|f| now - f.last < forget)
+            && f.count >= limit
+        {
+            let doublings = (f.count - limit).min(20);
+            let delay = (self.base_delay * 2i32.pow(doublings)).min(self.max_delay);
+            let until = f.last + delay;
+            if now < until {
+                return Err((until - now).to_std().unwrap_or_default());
             }
-            entry.1 += 1;
         }
+        for key in [account_key, pair_key] {
+            let count = current(&map, &key);
+            map.insert(
+                key,
+                Failures {
+                    count: count.saturating_add(1),
+                    last: now,
+                },
+            );
+        }
+        Ok(())
     }
 
-    /// A successful login clears the account's count (not the address's).
-    pub fn succeeded(&self, account: &str) {
+    /// The password was right: the account's counts (and this pair's) start again.
+    pub fn succeeded(&self, account: &str, address: &str) {
         if let Ok(mut map) = self.failures.lock() {
-            map.remove(&format!("user:{}", account.trim().to_lowercase()));
+            map.remove(&Self::account_key(account));
+            map.remove(&Self::pair_key(account, address));
         }
     }
 }
@@ -181,36 +221,64 @@ mod tests {
         assert_ne!(hash_session("x"), "x");
     }
 
-    #[test]
-    fn the_throttle_locks_an_account_then_lets_it_try_after_the_window() {
-        let t0 = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let th = LoginThrottle::new(3, Duration::minutes(15));
-        for i in 0..3 {
-            assert!(th.allowed("Alice", "10.0.0.1", t0), "attempt {i}");
-            th.failed("alice", "10.0.0.1", t0);
-        }
-        assert!(!th.allowed("alice", "10.0.0.1", t0));
-        // Same account from elsewhere: still locked (per account).
-        assert!(!th.allowed("ALICE", "10.0.0.2", t0 + Duration::minutes(1)));
-        // Another account from the first address: allowed until the address limit.
-        assert!(th.allowed("bob", "10.0.0.1", t0));
-        assert!(th.allowed("alice", "10.0.0.1", t0 + Duration::minutes(15)));
-        th.failed("bob", "10.0.0.9", t0);
-        th.succeeded("bob");
-        assert!(th.allowed("bob", "10.0.0.9", t0));
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
     #[test]
-    fn the_throttle_limits_one_address_across_accounts() {
-        let t0 = Utc::now();
-        let th = LoginThrottle::new(2, Duration::minutes(15));
-        for i in 0..20 {
-            assert!(th.allowed(&format!("user{i}"), "192.0.2.7", t0), "{i}");
-            th.failed(&format!("user{i}"), "192.0.2.7", t0);
+    fn a_pair_waits_longer_after_each_failure_past_the_limit() {
+        let t0 = t("2026-11-25T10:00:00Z");
+        let th = LoginThrottle::new(3, Duration::minutes(15));
+        for i in 0..3 {
+            assert!(th.begin("Alice", "10.0.0.1", t0).is_ok(), "attempt {i}");
         }
-        assert!(!th.allowed("fresh-user", "192.0.2.7", t0));
-        assert!(th.allowed("fresh-user", "192.0.2.8", t0));
+        // Counted before the check: the fourth is refused for a minute, then 2, 4, 8, 15.
+        let wait = th.begin("alice", "10.0.0.1", t0).unwrap_err();
+        assert_eq!(wait.as_secs(), 60);
+        let mut at = t0;
+        for minutes in [1, 2, 4, 8, 15, 15] {
+            at += Duration::minutes(minutes);
+            assert!(
+                th.begin("alice", "10.0.0.1", at - Duration::seconds(1))
+                    .is_err()
+            );
+            assert!(
+                th.begin("alice", "10.0.0.1", at).is_ok(),
+                "after {minutes} min"
+            );
+        }
+        // The right password from another address gets through meanwhile, and clears the
+        // account.
+        assert!(th.begin("alice", "10.0.0.2", at).is_ok());
+        th.succeeded("alice", "10.0.0.2");
+        // A day later the old failures are forgotten.
+        assert!(
+            th.begin("alice", "10.0.0.1", at + Duration::days(1))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn one_address_cannot_lock_out_other_accounts_or_the_owner() {
+        let t0 = Utc::now();
+        let th = LoginThrottle::new(5, Duration::minutes(15));
+        // A proxy all staff share: fifty failures for fifty accounts from it.
+        for i in 0..50 {
+            assert!(
+                th.begin(&format!("user{i}"), "192.0.2.7", t0).is_ok(),
+                "{i}"
+            );
+        }
+        assert!(th.begin("fresh-user", "192.0.2.7", t0).is_ok());
+        // An account under attack from many addresses: each gets one failure, its owner from
+        // an address that has not failed still gets through.
+        for i in 0..40 {
+            let _ = th.begin("bob", &format!("198.51.100.{i}"), t0);
+        }
+        assert!(
+            th.begin("bob", "198.51.100.1", t0).is_err(),
+            "one per address now"
+        );
+        assert!(th.begin("bob", "203.0.113.9", t0).is_ok(), "the owner");
     }
 }

@@ -41,6 +41,8 @@ pub struct Config {
     pub rules: RuleSettings,
     pub smtp: SmtpSettings,
     pub dashboard: DashboardSettings,
+    pub limits: LimitSettings,
+    pub metrics: MetricsSettings,
 }
 
 impl Default for Config {
@@ -59,6 +61,8 @@ impl Default for Config {
             rules: RuleSettings::default(),
             smtp: SmtpSettings::default(),
             dashboard: DashboardSettings::default(),
+            limits: LimitSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -334,10 +338,18 @@ pub struct DashboardSettings {
     pub secure_cookies: bool,
     /// A session ends this long after login.
     pub session_hours: u32,
-    /// Failed logins per account (and ten times that per address) within `lockout_minutes`
-    /// before further attempts are refused for the rest of that window.
+    /// Failed logins per (account, client address) before each further attempt waits a
+    /// delay that doubles from a minute up to `lockout_minutes`. An account with four times as
+    /// many failures across addresses allows one failure per address (see `auth`).
     pub max_failed_logins: u32,
     pub lockout_minutes: u32,
+    /// Password checks (argon2id, 19 MiB each) running at once; further logins get 429 at
+    /// once.
+    pub login_concurrency: u32,
+    /// Addresses or CIDR ranges of reverse proxies whose `Forwarded` / `X-Forwarded-For` is
+    /// believed (the right-most hop that is not one of them is the client). Empty: the peer
+    /// address is the client, whatever the headers say.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for DashboardSettings {
@@ -347,7 +359,67 @@ impl Default for DashboardSettings {
             session_hours: 12,
             max_failed_logins: 5,
             lockout_minutes: 15,
+            login_concurrency: 2,
+            trusted_proxies: Vec::new(),
         }
+    }
+}
+
+/// `[limits]`: what unauthenticated clients may cost the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// A connection whose request headers are not complete this long after it opened (or
+    /// after the previous request) is closed.
+    pub header_timeout_secs: u64,
+    /// A request whose body stalls (no bytes) this long is closed.
+    pub body_timeout_secs: u64,
+    /// Refused enrollment codes and agent tokens per client address per minute; past it the
+    /// address gets 429 (agents with a valid token are not affected).
+    pub refusals_per_minute: u32,
+    /// Unauthenticated request bodies (enrollment, login) read at once; more get 503 at once.
+    pub unauthenticated_bodies: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            refusals_per_minute: 30,
+            unauthenticated_bodies: 64,
+        }
+    }
+}
+
+impl LimitSettings {
+    pub fn header_timeout(&self) -> StdDuration {
+        StdDuration::from_secs(self.header_timeout_secs)
+    }
+
+    pub fn body_timeout(&self) -> StdDuration {
+        StdDuration::from_secs(self.body_timeout_secs)
+    }
+}
+
+/// `[metrics]`: who may read `/metrics`.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `/metrics` on the main listener answers only `Authorization: Bearer <token>`; unset,
+    /// it is not served there.
+    pub token: Option<String>,
+    /// A listener of its own for `/metrics` (and `/healthz`) without a token, e.g.
+    /// `127.0.0.1:9464` for a Prometheus on the same host.
+    pub listen: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSettings")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("listen", &self.listen)
+            .finish()
     }
 }
 
@@ -474,6 +546,23 @@ impl Config {
                 "dashboard.lockout_minutes",
                 u64::from(self.dashboard.lockout_minutes),
             ),
+            (
+                "dashboard.login_concurrency",
+                u64::from(self.dashboard.login_concurrency),
+            ),
+            (
+                "limits.header_timeout_secs",
+                self.limits.header_timeout_secs,
+            ),
+            ("limits.body_timeout_secs", self.limits.body_timeout_secs),
+            (
+                "limits.refusals_per_minute",
+                u64::from(self.limits.refusals_per_minute),
+            ),
+            (
+                "limits.unauthenticated_bodies",
+                u64::from(self.limits.unauthenticated_bodies),
+            ),
         ];
         for (key, value) in at_least_one.into_iter().chain(more) {
             if value == 0 {
@@ -481,6 +570,12 @@ impl Config {
             }
         }
         self.rules.check()?;
+        crate::web::client::TrustedProxies::parse(&self.dashboard.trusted_proxies)?;
+        if self.metrics.token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err(Error::Config(
+                "metrics.token must be at least 16 characters".into(),
+            ));
+        }
         if self.alerts.digest_hour > 23 {
             return Err(Error::Config("alerts.digest_hour must be 0–23".into()));
         }
@@ -500,6 +595,9 @@ impl Config {
         let mut shown = self.clone();
         if shown.smtp.password.is_some() {
             shown.smtp.password = Some("***".into());
+        }
+        if shown.metrics.token.is_some() {
+            shown.metrics.token = Some("***".into());
         }
         shown.database_url = shown.database_url.as_deref().map(redact_url);
         let mut text = toml::to_string(&shown).unwrap_or_else(|e| format!("# {e}\n"));
@@ -639,9 +737,28 @@ mod tests {
             &ConfigArgs::default(),
         )
         .unwrap();
-        assert!(c.dashboard.secure_cookies);
-        assert_eq!(c.dashboard.session_hours, 12);
-        assert_eq!(c.dashboard.max_failed_logins, 5);
+        // It lists the defaults: where it says a value, the value is the default.
+        let d = Config::default();
+        assert_eq!(c.dashboard, d.dashboard);
+        assert_eq!(c.limits, d.limits);
+        assert_eq!(c.metrics, d.metrics);
+        assert_eq!(c.rules, d.rules);
+        assert_eq!(
+            (
+                c.alerts.evaluate_every_secs,
+                c.alerts.hold_down_secs,
+                c.alerts.digest_hour
+            ),
+            (
+                d.alerts.evaluate_every_secs,
+                d.alerts.hold_down_secs,
+                d.alerts.digest_hour
+            )
+        );
+        assert_eq!(
+            (c.queue_capacity, c.max_batch, c.enrollment_code_days),
+            (d.queue_capacity, d.max_batch, d.enrollment_code_days)
+        );
     }
 
     #[test]

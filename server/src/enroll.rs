@@ -67,6 +67,16 @@ impl TokenCache {
     }
 
     /// Looks a token up, in memory first, then in the store. Revoked tokens are not cached.
+    /// Remembers a token just issued (enrollment), so its agent is known without a lookup.
+    pub fn remember(&self, token_hash: String, auth: AgentAuth) {
+        self.write().insert(token_hash, auth);
+    }
+
+    /// The agent of a token this cache already holds (no database lookup).
+    pub fn cached(&self, token: &str) -> Option<AgentAuth> {
+        self.read().get(&hash_token(token)).copied()
+    }
+
     pub async fn lookup(&self, store: &dyn Store, token: &str) -> Result<Option<AgentAuth>, Error> {
         let hash = hash_token(token);
         if let Some(auth) = self.read().get(&hash) {

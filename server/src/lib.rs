@@ -21,6 +21,7 @@ pub mod notify;
 pub mod policy;
 pub mod rules;
 pub mod secrets;
+pub mod serve;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

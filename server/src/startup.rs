@@ -16,12 +16,15 @@ use crate::ingest::Ingest;
 use crate::notify::{Sender, Transport};
 use crate::policy::PolicyBook;
 use crate::secrets::SecretKey;
+use crate::serve::{Timeouts, serve};
 use crate::store::{self, Store};
 use crate::web::{self, AppState, Services};
 
 /// A bound, ready-to-serve server.
 pub struct Application {
     listener: TcpListener,
+    /// `[metrics] listen`: `/metrics` without a token.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     writer: tokio::task::JoinHandle<()>,
     /// Following changes other processes make: revoked tokens, agents' policies.
@@ -44,6 +47,21 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::Io(format!("binding {}", config.listen), e))?;
+        let metrics_listener = match config.metrics.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Error::Io(format!("binding metrics.listen {addr}"), e))?,
+            ),
+            None => None,
+        };
+        if !config.dashboard.secure_cookies && !config.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %config.listen,
+                "dashboard.secure_cookies = false on a non-loopback address: set it to true \
+                 once the dashboard is served over HTTPS"
+            );
+        }
         let tokens = Arc::new(TokenCache::preload(store.as_ref()).await?);
         let evaluating = config.alerts.enabled;
         let changes = Arc::new(ChangeSignal::default());
@@ -113,6 +131,7 @@ impl Application {
         )?;
         Ok(Application {
             listener,
+            metrics_listener,
             state,
             writer,
             followers: vec![revocations, policy_follower],
@@ -149,6 +168,7 @@ impl Application {
     ) -> Result<(), Error> {
         let Application {
             listener,
+            metrics_listener,
             state,
             writer,
             followers,
@@ -158,14 +178,26 @@ impl Application {
             .local_addr()
             .map_err(|e| Error::Io("reading the bound address".into(), e))?;
         tracing::info!(%addr, "onshi-server listening");
-        let app = web::router(state);
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Io("serving HTTP".into(), e))?;
+        let limits = &state.config.limits;
+        let timeouts = Timeouts {
+            header: limits.header_timeout(),
+            body: limits.body_timeout(),
+        };
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics = metrics_listener.map(|l| {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(addr = %a, "metrics listening");
+            }
+            let router = web::metrics_router(state.clone());
+            tokio::spawn(serve(l, router, timeouts, async {
+                let _ = metrics_stopped.await;
+            }))
+        });
+        serve(listener, web::router(state), timeouts, shutdown).await;
+        let _ = stop_metrics.send(());
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
         for follower in followers {
             follower.abort();
         }

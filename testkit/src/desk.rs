@@ -30,6 +30,31 @@ pub fn csrf_of(page: &str) -> String {
     rest[..rest.find('"').unwrap()].to_string()
 }
 
+/// `POST /login` as a browser does it: the login page first (its form token and the cookie
+/// that carries it), then the form. `None` while the server is not up.
+pub async fn post_login(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> Option<reqwest::Response> {
+    let page = client.get(format!("{base}/login")).send().await.ok()?;
+    let cookie = session_cookie(&page)?;
+    let csrf = csrf_of(&page.text().await.ok()?);
+    client
+        .post(format!("{base}/login"))
+        .header("cookie", cookie)
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("next", "/"),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .ok()
+}
+
 pub struct DeskClient {
     pub base: String,
     pub cookie: String,
@@ -40,12 +65,7 @@ impl DeskClient {
     /// `POST /login`; `None` while the server is not up or refuses the login.
     pub async fn login(base: &str, user: &str, password: &str) -> Option<DeskClient> {
         let client = no_redirects();
-        let resp = client
-            .post(format!("{base}/login"))
-            .form(&[("username", user), ("password", password), ("next", "/")])
-            .send()
-            .await
-            .ok()?;
+        let resp = post_login(&client, base, user, password).await?;
         if resp.status() != StatusCode::SEE_OTHER {
             return None;
         }

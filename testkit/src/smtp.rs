@@ -19,6 +19,11 @@ pub enum Mode {
     PermFail,
     /// Accept this many more mails, then take the next one's DATA and never answer.
     HangAfter(usize),
+    /// Accept this many more mails, then keep the next one (it counts as received) and never
+    /// answer: the sender cannot know it was delivered.
+    KeepAndHangAfter(usize),
+    /// Accept every mail, each after this many milliseconds (a slow server).
+    Slow(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -206,26 +211,38 @@ async fn session(stream: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
                         .unwrap_or(&l),
                 );
             }
-            let hang = {
+            let received = Received {
+                from: from.clone(),
+                to: to.clone(),
+                data,
+            };
+            let (hang, keep, delay) = {
                 let mut s = shared.lock().unwrap();
                 match s.mode {
-                    Some(Mode::HangAfter(0)) => true,
+                    Some(Mode::HangAfter(0)) => (true, false, 0),
                     Some(Mode::HangAfter(n)) => {
                         s.mode = Some(Mode::HangAfter(n - 1));
-                        false
+                        (false, true, 0)
                     }
-                    _ => false,
+                    Some(Mode::KeepAndHangAfter(0)) => (true, true, 0),
+                    Some(Mode::KeepAndHangAfter(n)) => {
+                        s.mode = Some(Mode::KeepAndHangAfter(n - 1));
+                        (false, true, 0)
+                    }
+                    Some(Mode::Slow(ms)) => (false, true, ms),
+                    _ => (false, true, 0),
                 }
             };
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            if keep {
+                shared.lock().unwrap().mails.push(received);
+            }
             if hang {
                 // Never answer: the client is left waiting, as with a server that died.
                 std::future::pending::<()>().await;
             }
-            shared.lock().unwrap().mails.push(Received {
-                from: from.clone(),
-                to: to.clone(),
-                data,
-            });
             out("250 2.0.0 queued\r\n")
         } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
             out("250 OK\r\n")

@@ -1,6 +1,7 @@
 //! The outbox sender: claims due mails, sends them, records the outcome, retries with backoff.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -10,7 +11,9 @@ use tokio::sync::Notify;
 use super::transport::{SendFailure, Transport, build_message};
 use crate::Error;
 use crate::config::SmtpSettings;
+use crate::domain::OutboxMail;
 use crate::store::Store;
+use crate::store::alerts::MailOutcome;
 
 /// The delay before attempt `attempts + 1`: doubling from `base`, at most an hour, ±20 %.
 pub fn backoff(base: StdDuration, attempts: i64) -> Duration {
@@ -28,7 +31,14 @@ pub struct MailStats {
     pub failed: std::sync::atomic::AtomicU64,
 }
 
-/// Delivers the outbox.
+/// Mails claimed at a time: a stop gives back what was not sent, and a slow SMTP server holds
+/// only these.
+const BATCH: i64 = 5;
+
+/// Delivers the outbox. Each process's sender claims a few due mails under its own name, in
+/// one statement, so two senders on one database never hold the same mail; it renews the
+/// claim while a mail is being sent, and settles only mails it still holds. A kill can send
+/// again at most the one mail in flight (with the same Message-ID).
 pub struct Sender {
     store: Arc<dyn Store>,
     transport: Transport,
@@ -36,6 +46,8 @@ pub struct Sender {
     /// How long a claim lasts; a sender that dies leaves rows due again after it.
     pub lease: Duration,
     pub stats: Arc<MailStats>,
+    /// This sender's name on its claims.
+    claimer: String,
 }
 
 impl Sender {
@@ -46,73 +58,166 @@ impl Sender {
             lease: Duration::from_std(config.lease()).unwrap_or(Duration::minutes(2)),
             config,
             stats: Arc::new(MailStats::default()),
+            claimer: uuid::Uuid::now_v7().to_string(),
         }
     }
 
-    /// Sends every due mail once; returns how many were accepted.
+    /// Sends every due mail once; returns how many were accepted. Once `stopping` is set it
+    /// finishes the mail in flight and gives the rest of its claim back.
     #[tracing::instrument(name = "mail_sender", skip_all)]
-    pub async fn send_due(&self, now: DateTime<Utc>) -> Result<usize, Error> {
+    pub async fn send_due(
+        &self,
+        now: DateTime<Utc>,
+        stopping: &AtomicBool,
+    ) -> Result<usize, Error> {
         use std::sync::atomic::Ordering::Relaxed;
         let a = self.store.alerts();
+        let me = self.claimer.as_str();
         let mut sent = 0;
+        let mut claim_at = now;
         loop {
-            let batch = a.claim_mails(now, self.lease, 20).await?;
+            if stopping.load(Relaxed) {
+                return Ok(sent);
+            }
+            let mut batch: std::collections::VecDeque<OutboxMail> =
+                a.claim_mails(claim_at, self.lease, BATCH, me).await?.into();
             if batch.is_empty() {
                 return Ok(sent);
             }
-            let mut batch = batch.into_iter();
-            while let Some(mail) = batch.next() {
-                let result = match build_message(&self.config.from, &mail) {
-                    Ok(message) => self.transport.send(message).await,
-                    Err(e) => Err(SendFailure::Permanent(e)),
-                };
-                match result {
+            while let Some(mail) = batch.pop_front() {
+                if stopping.load(Relaxed) {
+                    batch.push_front(mail);
+                    self.give_back(batch, Utc::now()).await?;
+                    return Ok(sent);
+                }
+                // Still ours? (A sender paused past its lease has lost it to another.)
+                let until = Utc::now() + self.lease;
+                if a.renew_mail_claims(&[mail.id], me, until).await? == 0 {
+                    tracing::warn!(
+                        mail = mail.id,
+                        "the claim on this mail was lost; not sending it"
+                    );
+                    continue;
+                }
+                let result = self.send_one(&mail, &batch).await;
+                let held = match result {
                     Ok(()) => {
-                        a.mark_mail_sent(mail.id, Utc::now()).await?;
                         self.stats.sent.fetch_add(1, Relaxed);
                         sent += 1;
+                        a.settle_mail(mail.id, me, MailOutcome::Sent { at: Utc::now() })
+                            .await?
                     }
                     Err(SendFailure::Permanent(e)) => {
                         tracing::error!(mail = mail.id, error = %e, "mail refused for good");
-                        a.mark_mail_failed(mail.id, &e).await?;
                         self.stats.failed.fetch_add(1, Relaxed);
+                        a.settle_mail(mail.id, me, MailOutcome::Failed { error: &e })
+                            .await?
                     }
                     Err(SendFailure::Transient(e)) if mail.attempts >= self.config.max_attempts => {
                         tracing::error!(mail = mail.id, error = %e, "mail gave up after retries");
-                        a.mark_mail_failed(mail.id, &e).await?;
                         self.stats.failed.fetch_add(1, Relaxed);
+                        a.settle_mail(mail.id, me, MailOutcome::Failed { error: &e })
+                            .await?
                     }
                     Err(SendFailure::Transient(e)) => {
                         let next = Utc::now() + backoff(self.config.retry_base(), mail.attempts);
                         tracing::warn!(mail = mail.id, error = %e, %next, "mail will be retried");
-                        a.mark_mail_retry(mail.id, next, &e).await?;
                         self.stats.retried.fetch_add(1, Relaxed);
-                        // The server is likely down: hand the rest of the claim back for the
-                        // next round instead of holding it until the lease ends.
-                        for rest in batch {
-                            a.mark_mail_retry(
-                                rest.id,
-                                next,
-                                "not tried: the server was unavailable",
-                            )
-                            .await?;
-                        }
+                        a.settle_mail(
+                            mail.id,
+                            me,
+                            MailOutcome::Retry {
+                                at: next,
+                                error: &e,
+                            },
+                        )
+                        .await?;
+                        // The server is likely down: the rest of the claim waits as long,
+                        // without spending an attempt.
+                        self.give_back(batch, next).await?;
                         return Ok(sent);
+                    }
+                };
+                if !held {
+                    tracing::warn!(
+                        mail = mail.id,
+                        "the claim on this mail was lost while it was sent"
+                    );
+                }
+            }
+            claim_at = Utc::now();
+        }
+    }
+
+    /// Hands claimed mails back untried, due at `at`.
+    async fn give_back(
+        &self,
+        mails: impl IntoIterator<Item = OutboxMail>,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let a = self.store.alerts();
+        for mail in mails {
+            a.settle_mail(mail.id, &self.claimer, MailOutcome::Untried { at })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one mail, renewing the claim on it and on the mails `waiting` behind it every
+    /// third of the lease while the SMTP server takes its time.
+    async fn send_one(
+        &self,
+        mail: &OutboxMail,
+        waiting: &std::collections::VecDeque<OutboxMail>,
+    ) -> Result<(), SendFailure> {
+        let message = build_message(&self.config.from, mail).map_err(SendFailure::Permanent)?;
+        let send = self.transport.send(message);
+        let mut send = std::pin::pin!(send);
+        let every = (self.lease / 3)
+            .to_std()
+            .unwrap_or(StdDuration::from_secs(10))
+            .max(StdDuration::from_millis(100));
+        let ids: Vec<i64> = std::iter::once(mail.id)
+            .chain(waiting.iter().map(|m| m.id))
+            .collect();
+        loop {
+            tokio::select! {
+                result = &mut send => return result,
+                () = tokio::time::sleep(every) => {
+                    let until = Utc::now() + self.lease;
+                    let renewed = self.store.alerts().renew_mail_claims(&ids, &self.claimer, until).await;
+                    if let Err(e) = renewed {
+                        tracing::warn!(mail = mail.id, error = %e, "renewing the mail claims failed");
                     }
                 }
             }
         }
     }
 
-    /// Polls the outbox every `every` until `stop` fires.
+    /// Polls the outbox every `every` until `stop` fires; a stop during sending finishes the
+    /// mail in flight and gives the rest back.
     pub async fn run(self, every: StdDuration, stop: Arc<Notify>) {
+        let stopping = AtomicBool::new(false);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.notified() => break,
                 _ = tick.tick() => {
-                    if let Err(e) = self.send_due(Utc::now()).await {
+                    let work = self.send_due(Utc::now(), &stopping);
+                    let mut work = std::pin::pin!(work);
+                    let result = tokio::select! {
+                        result = &mut work => result,
+                        _ = stop.notified() => {
+                            stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+                            let result = work.await;
+                            if let Err(e) = result {
+                                tracing::error!(error = %e, "mail sender failed while stopping");
+                            }
+                            break;
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::error!(error = %e, "mail sender failed");
                     }
                 }

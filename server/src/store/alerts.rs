@@ -12,6 +12,20 @@ use crate::domain::{
 };
 use crate::rules::{AuditEntry, BaselineWrite, RuleInput};
 
+/// What became of a claimed mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailOutcome<'a> {
+    /// The SMTP server accepted it.
+    Sent { at: DateTime<Utc> },
+    /// Refused for now: try again at `at`.
+    Retry { at: DateTime<Utc>, error: &'a str },
+    /// Refused for good, or out of attempts.
+    Failed { error: &'a str },
+    /// Not tried (the sender stopped, or the server was down): due again at `at`, and the
+    /// attempt its claim counted is given back.
+    Untried { at: DateTime<Utc> },
+}
+
 /// One alert write from the evaluator: the whole new row, the history action and the mails it
 /// causes, stored in one transaction.
 #[derive(Debug, Clone)]
@@ -122,22 +136,32 @@ pub trait AlertStore: Send + Sync {
     /// Queues mails; a mail whose dedupe key is already stored is skipped. Returns how many were
     /// queued.
     async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize>;
-    /// Claims up to `limit` due mails until `now + lease`; a claim left by a dead sender is due
-    /// again once its lease ends.
+    /// Claims up to `limit` due mails for `claimer` until `now + lease`, in one statement (two
+    /// senders never hold the same row); a claim left by a dead sender is due again once its
+    /// lease ends.
     async fn claim_mails(
         &self,
         now: DateTime<Utc>,
         lease: chrono::Duration,
         limit: i64,
+        claimer: &str,
     ) -> StoreResult<Vec<OutboxMail>>;
-    async fn mark_mail_sent(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
-    async fn mark_mail_retry(
+    /// Extends `claimer`'s claims on mails it holds (sending one, the others waiting their
+    /// turn); returns how many it still held.
+    async fn renew_mail_claims(
+        &self,
+        ids: &[i64],
+        claimer: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<usize>;
+    /// Records what became of a mail `claimer` holds; `false` (nothing written) when its claim
+    /// was lost.
+    async fn settle_mail(
         &self,
         id: i64,
-        next_attempt: DateTime<Utc>,
-        error: &str,
-    ) -> StoreResult<()>;
-    async fn mark_mail_failed(&self, id: i64, error: &str) -> StoreResult<()>;
+        claimer: &str,
+        outcome: MailOutcome<'_>,
+    ) -> StoreResult<bool>;
     async fn outbox_counts(&self) -> StoreResult<OutboxCounts>;
     async fn alert_counts(&self) -> StoreResult<AlertCounts>;
 }

@@ -281,6 +281,7 @@ pub(super) fn finish(done: Result<(), Error>, back: &str) -> Result<Response, Au
 
 #[derive(Debug, Deserialize)]
 pub struct AckForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     note: String,
@@ -312,6 +313,7 @@ pub async fn acknowledge(
 
 #[derive(Debug, Deserialize)]
 pub struct NoteForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     note: String,

@@ -12,6 +12,7 @@ use chrono::Utc;
 use onshi_shared::{EnrollRequest, EnrollResponse, ReportAck, Validate, limits};
 use uuid::Uuid;
 
+use super::client::ClientAddr;
 use super::{ApiFailure, AppState};
 use crate::enroll::{hash_code, hash_token, new_token};
 use crate::ingest::{self, Rejection, Submitted};
@@ -45,9 +46,11 @@ fn decoded(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiFailure> {
     Ok(ingest::decode_body(encoding, body)?)
 }
 
-/// `POST /api/v1/enroll`
+/// `POST /api/v1/enroll` (behind [`super::limits::unauthenticated_body`]: a refused code counts
+/// against the client's address).
 pub async fn enroll(
     State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EnrollResponse>, ApiFailure> {
@@ -72,6 +75,8 @@ pub async fn enroll(
         )
         .await?
     else {
+        state.refusals.refused(&address);
+        tracing::warn!(%address, "enrollment with an unknown, revoked or expired code");
         return Err(ApiFailure::new(
             StatusCode::UNAUTHORIZED,
             "invalid_code",
@@ -79,6 +84,14 @@ pub async fn enroll(
         ));
     };
     tracing::info!(terminal = %terminal.id, clinic = clinic.id, hostname = %request.hostname, "terminal enrolled");
+    state.tokens.remember(
+        terminal.token_hash.clone(),
+        crate::store::AgentAuth {
+            terminal_id: terminal.id,
+            clinic_id: clinic.id,
+            revoked: false,
+        },
+    );
     Ok(Json(EnrollResponse {
         agent_id: terminal.id,
         token,
@@ -98,8 +111,10 @@ impl FromRequestParts<AppState> for AuthenticatedAgent {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let Ok(ClientAddr(address)) = ClientAddr::from_request_parts(parts, state).await;
         let unauthorized = |detail: &str| {
             state.ingest.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            state.refusals.refused(&address);
             ApiFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
         };
         let token = parts
@@ -108,8 +123,23 @@ impl FromRequestParts<AppState> for AuthenticatedAgent {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| unauthorized("send Authorization: Bearer <agent token>"))?;
+            .filter(|t| !t.is_empty());
+        // An address past its refusals costs no database lookup: only a token this server
+        // already knows as valid goes through (an agent behind the same NAT as a prober).
+        if let Some(wait) = state.refusals.over(&address) {
+            return match token.and_then(|t| state.tokens.cached(t)) {
+                Some(auth) if !auth.revoked => Ok(AuthenticatedAgent(auth)),
+                _ => {
+                    state.ingest.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    Err(ApiFailure::too_many(
+                        "too many refused agent tokens from this address; wait",
+                        wait,
+                    ))
+                }
+            };
+        }
+        let token =
+            token.ok_or_else(|| unauthorized("send Authorization: Bearer <agent token>"))?;
         match state.tokens.lookup(state.store.as_ref(), token).await? {
             Some(auth) if !auth.revoked => Ok(AuthenticatedAgent(auth)),
             Some(_) => Err(unauthorized(
@@ -187,6 +217,35 @@ pub async fn report(
     }))
 }
 
+/// `GET /metrics` on the main listener: only with `Authorization: Bearer <[metrics] token>`;
+/// not served there when no token is set (see `[metrics] listen`).
+pub async fn metrics_with_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<String, ApiFailure> {
+    let Some(expected) = state.config.metrics.token.as_deref() else {
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "/metrics is served with [metrics] token (a bearer token) or on [metrics] listen",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    if !crate::auth::same_secret(given, expected) {
+        return Err(ApiFailure::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <[metrics] token>",
+        ));
+    }
+    Ok(metrics(State(state)).await)
+}
+
 /// `GET /metrics` in the Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> String {
     let s = &state.ingest.stats;
@@ -219,6 +278,7 @@ pub async fn metrics(State(state): State<AppState>) -> String {
          # TYPE onshi_ingest_flushes_total counter\nonshi_ingest_flushes_total {}\n\
          # TYPE onshi_ingest_batches_failed_total counter\nonshi_ingest_batches_failed_total {}\n\
          # TYPE onshi_reports_rejected_total counter\nonshi_reports_rejected_total {}\n\
+         # TYPE onshi_reports_stale_total counter\nonshi_reports_stale_total {}\n\
          # TYPE onshi_ingest_commit_seconds_total counter\nonshi_ingest_commit_seconds_total {}\n\
          # TYPE onshi_ingest_flush_seconds_total counter\nonshi_ingest_flush_seconds_total {}\n\
          # TYPE onshi_ingest_queue_depth gauge\nonshi_ingest_queue_depth {}\n",
@@ -228,6 +288,7 @@ pub async fn metrics(State(state): State<AppState>) -> String {
             s.flushes.load(Ordering::Relaxed),
             s.failed_batches.load(Ordering::Relaxed),
             s.rejected.load(Ordering::Relaxed),
+            s.stale.load(Ordering::Relaxed),
             s.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
             s.flush_micros.load(Ordering::Relaxed) as f64 / 1e6,
             state.ingest.queue_depth(),

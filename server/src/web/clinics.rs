@@ -199,6 +199,7 @@ impl ClinicFormView {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ClinicForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     name: String,
@@ -649,6 +650,7 @@ pub async fn update(
 
 #[derive(Debug, Deserialize)]
 pub struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 
@@ -679,6 +681,7 @@ pub async fn issue_code(
 
 #[derive(Debug, Deserialize)]
 pub struct RevokeForm {
+    #[serde(default)]
     csrf: String,
     code_hash: String,
 }
@@ -705,6 +708,7 @@ pub async fn revoke_code(
 
 #[derive(Debug, Deserialize)]
 pub struct ContactForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     name: String,
@@ -773,6 +777,7 @@ pub async fn delete_contact(
 
 #[derive(Debug, Deserialize)]
 pub struct ClosureForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     from: String,
@@ -841,6 +846,7 @@ pub async fn add_closure(
 
 #[derive(Debug, Deserialize)]
 pub struct ImportForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     csv: String,
@@ -879,6 +885,7 @@ pub async fn delete_closure(
 
 #[derive(Debug, Deserialize)]
 pub struct BackupPasswordForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     password: String,

@@ -5,8 +5,10 @@ mod account;
 mod alerts;
 pub mod api;
 mod audit;
+pub mod client;
 mod clinics;
 mod format;
+pub mod limits;
 mod outbox;
 mod overview;
 pub mod session;
@@ -21,7 +23,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use onshi_shared::{ApiError, limits};
+use onshi_shared::{ApiError, limits as wire_limits};
 
 use crate::auth::LoginThrottle;
 use crate::config::Config;
@@ -51,6 +53,14 @@ pub struct AppState {
     pub tally: Option<SharedTally>,
     /// What each agent is told to watch.
     pub policies: Arc<PolicyBook>,
+    /// Whose forwarding headers are believed.
+    pub trusted_proxies: client::TrustedProxies,
+    /// Password checks that may run at once (argon2id holds 19 MiB each).
+    pub login_permits: Arc<tokio::sync::Semaphore>,
+    /// Unauthenticated bodies (enrollment, login) that may be read at once.
+    pub body_permits: Arc<tokio::sync::Semaphore>,
+    /// Refused enrollment codes and agent tokens per client address.
+    pub refusals: Arc<limits::Refusals>,
 }
 
 /// The running parts the handlers reach besides the store and the ingest queue.
@@ -77,8 +87,19 @@ impl AppState {
         let desk = Desk::new(store.clone(), services.changes.clone(), &config)
             .with_secrets(services.key)
             .with_policies(services.policies.clone());
+        let trusted_proxies = client::TrustedProxies::parse(&d.trusted_proxies)?;
+        let login_permits = Arc::new(tokio::sync::Semaphore::new(d.login_concurrency as usize));
+        let l = &config.limits;
+        let body_permits = Arc::new(tokio::sync::Semaphore::new(
+            l.unauthenticated_bodies as usize,
+        ));
+        let refusals = Arc::new(limits::Refusals::new(l.refusals_per_minute));
         Ok(AppState {
             desk,
+            trusted_proxies,
+            login_permits,
+            body_permits,
+            refusals,
             store,
             ingest,
             tokens,
@@ -98,16 +119,29 @@ impl AppState {
     }
 }
 
+/// Largest enrollment request or login form: a few short strings.
+const UNAUTHENTICATED_BODY_BYTES: usize = 16 * 1024;
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let unauthenticated =
+        || axum::middleware::from_fn_with_state(state.clone(), limits::unauthenticated_body);
+    let enroll = Router::new()
         .route("/api/v1/enroll", post(api::enroll))
+        .layer(unauthenticated())
+        .layer(DefaultBodyLimit::max(UNAUTHENTICATED_BODY_BYTES));
+    let api = Router::new()
         .route("/api/v1/report", post(api::report))
-        .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(wire_limits::MAX_BODY_BYTES))
+        .merge(enroll);
+    let login = Router::new()
+        .route("/login", post(session::login))
+        .layer(unauthenticated())
+        .layer(DefaultBodyLimit::max(UNAUTHENTICATED_BODY_BYTES));
     let desk = Router::new()
         .route("/", get(overview::page))
         .route("/api/desk/summary", get(overview::summary_json))
-        .route("/login", get(session::login_page).post(session::login))
+        .route("/login", get(session::login_page))
         .route("/logout", post(session::logout))
         .route("/terminals/{id}", get(terminal::page))
         .route("/terminals/{id}/accounts", post(terminal::confirm_accounts))
@@ -150,13 +184,23 @@ pub fn router(state: AppState) -> Router {
         .route("/static/app.css", get(static_css))
         .route("/static/app.js", get(static_js))
         .layer(DefaultBodyLimit::max(64 * 1024))
+        .merge(login)
         .layer(axum::middleware::from_fn(session::security_headers));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(api::metrics))
+        .route("/metrics", get(api::metrics_with_token))
         .merge(api)
         .merge(desk)
         .layer(trace_layer())
+        .with_state(state)
+}
+
+/// The metrics listener's surface (`[metrics] listen`): `/metrics` without a token, and
+/// `/healthz`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(api::metrics))
         .with_state(state)
 }
 

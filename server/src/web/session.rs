@@ -1,16 +1,15 @@
 //! Staff sessions over HTTP: the session cookie, the [`Staff`] and [`Admin`] extractors, CSRF
 //! checks, the login and logout handlers, and the security headers every page carries.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, Form, FromRequestParts, Query, State};
+use axum::extract::{Form, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 
+use super::client::ClientAddr;
 use super::{AppState, PageFailure};
 use crate::auth::{self, hash_session, new_secret, same_secret};
 use crate::domain::{Actor, AuditRecord, Role, SessionUser};
@@ -200,23 +199,6 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The peer address (the reverse proxy's, when there is one), for the login throttle.
-#[derive(Debug, Clone)]
-pub struct ClientAddr(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string()),
-        ))
-    }
-}
-
 /// Percent-encodes a path for a query parameter.
 pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -244,6 +226,44 @@ pub struct LoginPage {
     pub error: Option<&'static str>,
     pub next: String,
     pub username: String,
+    /// The login form's own CSRF token (there is no session yet), also in a cookie.
+    pub csrf: String,
+}
+
+/// The cookie that carries the login form's token ("double submit"): a page on another site
+/// cannot read it, so it cannot post a login form (login CSRF, which would sign the victim in
+/// as the attacker).
+const LOGIN_COOKIE: &str = "onshi_login";
+
+/// The login page with a fresh form token, and the cookie that carries it.
+fn login_response(
+    state: &AppState,
+    status: StatusCode,
+    error: Option<&'static str>,
+    next: String,
+    username: String,
+) -> Result<Response, PageFailure> {
+    let csrf = new_secret();
+    let page = LoginPage {
+        error,
+        next,
+        username,
+        csrf: csrf.clone(),
+    }
+    .render()?;
+    let secure = if state.config.dashboard.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{LOGIN_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+    );
+    let mut response = (status, Html(page)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,48 +272,73 @@ pub struct LoginQuery {
 }
 
 /// `GET /login`
-pub async fn login_page(Query(q): Query<LoginQuery>) -> Result<Html<String>, PageFailure> {
-    Ok(Html(
-        LoginPage {
-            error: None,
-            next: safe_next(q.next.as_deref()),
-            username: String::new(),
-        }
-        .render()?,
-    ))
+pub async fn login_page(
+    State(state): State<AppState>,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, PageFailure> {
+    login_response(
+        &state,
+        StatusCode::OK,
+        None,
+        safe_next(q.next.as_deref()),
+        String::new(),
+    )
 }
 
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
     username: String,
+    #[serde(default)]
     password: String,
     next: Option<String>,
+    #[serde(default)]
+    csrf: String,
 }
 
 const LOGIN_FAILED: &str = "ログインできませんでした。ユーザー名とパスワードを確かめてください。\
      続けて失敗した場合は、しばらく待ってからお試しください。";
 
+const LOGIN_BUSY: &str = "ただいまログインが混み合っています。少し待ってからお試しください。";
+
+const LOGIN_EXPIRED: &str =
+    "ログイン画面の有効期限が切れました。もう一度ユーザー名とパスワードを入力してください。";
+
 /// `POST /login`: a new session id on every login; one generic message for every failure.
+/// The form's own token first; then a free password-check slot (429 at once when there is
+/// none); then the attempt is counted, and refused when over the limit, before the password
+/// is checked.
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageFailure> {
     let now = Utc::now();
     let next = safe_next(form.next.as_deref());
-    let refuse = |username: String, status: StatusCode| -> Result<Response, PageFailure> {
-        let page = LoginPage {
-            error: Some(LOGIN_FAILED),
-            next: next.clone(),
-            username,
-        }
-        .render()?;
-        Ok((status, Html(page)).into_response())
-    };
     let username = form.username.trim().to_string();
-    if !state.throttle.allowed(&username, &addr, now) {
-        tracing::warn!(user = %username, %addr, "login refused: too many failures");
-        return refuse(username, StatusCode::TOO_MANY_REQUESTS);
+    let refuse = |status: StatusCode, error: &'static str, username: String| {
+        login_response(&state, status, Some(error), next.clone(), username)
+    };
+    let token_ok = cookie_value(&headers, LOGIN_COOKIE).is_some_and(|c| same_secret(c, &form.csrf));
+    if !token_ok {
+        return refuse(StatusCode::FORBIDDEN, LOGIN_EXPIRED, username);
+    }
+    let Ok(permit) = state.login_permits.clone().try_acquire_owned() else {
+        tracing::warn!(%addr, "login refused: every password check slot is busy");
+        let mut r = refuse(StatusCode::TOO_MANY_REQUESTS, LOGIN_BUSY, username)?;
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Ok(r);
+    };
+    if let Err(wait) = state.throttle.begin(&username, &addr, now) {
+        tracing::warn!(user = %username, %addr, retry_in_secs = wait.as_secs(), "login refused: too many failures");
+        let mut r = refuse(StatusCode::TOO_MANY_REQUESTS, LOGIN_FAILED, username)?;
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return Ok(r);
     }
     let user = state.store.desk().user_by_name(&username).await?;
     let password = form.password;
@@ -302,18 +347,20 @@ pub async fn login(
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| state.dummy_hash.to_string());
-    let matches = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
+    let matches = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        auth::verify_password(&password, &hash)
+    })
+    .await
+    .unwrap_or(false);
     let user = match user {
         Some(u) if matches && !u.disabled => u,
         _ => {
-            state.throttle.failed(&username, &addr, now);
             tracing::warn!(user = %username, %addr, "login failed");
-            return refuse(username, StatusCode::UNAUTHORIZED);
+            return refuse(StatusCode::UNAUTHORIZED, LOGIN_FAILED, username);
         }
     };
-    state.throttle.succeeded(&username);
+    state.throttle.succeeded(&username, &addr);
     let id = new_secret();
     let hours = i64::from(state.config.dashboard.session_hours);
     let desk = state.store.desk();
@@ -341,6 +388,7 @@ pub async fn login(
 
 #[derive(Debug, Deserialize)]
 pub struct CsrfForm {
+    #[serde(default)]
     pub csrf: String,
 }
 

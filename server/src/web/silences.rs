@@ -145,6 +145,7 @@ const WEEKDAYS: [(&str, &str); 7] = [
 
 #[derive(Debug, Default, Deserialize)]
 pub struct SilenceForm {
+    #[serde(default)]
     csrf: String,
     /// `terminal`, `clinic`, `prefecture` or `fleet`; without it the terminal or clinic given.
     #[serde(default)]
@@ -282,6 +283,7 @@ pub async fn add(
 
 #[derive(Debug, Deserialize)]
 pub struct EndSilenceForm {
+    #[serde(default)]
     csrf: String,
     back: Option<String>,
 }

@@ -554,6 +554,7 @@ fn fill_from_snapshot(
 
 #[derive(Debug, Deserialize)]
 pub struct AccountsForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     windows: String,

@@ -19,7 +19,12 @@ use onshi_testkit::reports::{agent_policy, linkage_password_changed, report_at};
 use onshi_testkit::{Mode, SmtpReceiver};
 use uuid::Uuid;
 
+use onshi_server::store::alerts::MailOutcome;
+
 use super::support::TestApp;
+
+/// A sender that is not being stopped.
+static NOT_STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// A server without its own evaluator, and terminals enrolled straight into its store: the
 /// tests run evaluator passes themselves, at the times they choose.
@@ -399,29 +404,87 @@ async fn outbox_claims_once_dedupes_and_marks() {
         .unwrap();
     assert_eq!(n, 0, "one digest per key");
     let lease = Duration::minutes(2);
-    let claimed = a.claim_mails(now, lease, 10).await.unwrap();
+    let claimed = a.claim_mails(now, lease, 10, "one").await.unwrap();
     assert_eq!(claimed.len(), 2);
     assert!(
-        a.claim_mails(now, lease, 10).await.unwrap().is_empty(),
-        "claimed rows are not due"
+        a.claim_mails(now, lease, 10, "two")
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed rows are not due, for anyone"
     );
-    a.mark_mail_sent(claimed[0].id, now).await.unwrap();
-    a.mark_mail_retry(claimed[1].id, now + Duration::seconds(30), "451")
-        .await
-        .unwrap();
-    assert!(a.claim_mails(now, lease, 10).await.unwrap().is_empty());
+    // Only the holder settles.
+    assert!(
+        !a.settle_mail(claimed[0].id, "two", MailOutcome::Sent { at: now })
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.settle_mail(claimed[0].id, "one", MailOutcome::Sent { at: now })
+            .await
+            .unwrap()
+    );
+    let later = now + Duration::seconds(30);
+    a.settle_mail(
+        claimed[1].id,
+        "one",
+        MailOutcome::Retry {
+            at: later,
+            error: "451",
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        a.claim_mails(now, lease, 10, "one")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let retry = a
-        .claim_mails(now + Duration::seconds(31), lease, 10)
+        .claim_mails(now + Duration::seconds(31), lease, 10, "one")
         .await
         .unwrap();
     assert_eq!((retry.len(), retry[0].attempts), (1, 2));
-    // the sender died: the lease runs out and the row is due again
+    // Renewed while it is sent: the claim does not run out under the sender.
+    assert_eq!(
+        a.renew_mail_claims(&[retry[0].id], "one", now + Duration::minutes(10))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        a.claim_mails(now + Duration::minutes(5), lease, 10, "two")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Given back untried (a stop): due at once, the attempt not counted.
+    a.settle_mail(retry[0].id, "one", MailOutcome::Untried { at: now })
+        .await
+        .unwrap();
+    let again = a.claim_mails(now, lease, 10, "two").await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 2));
+    // the sender died: the lease runs out and the row is due again for another
     let after_crash = a
-        .claim_mails(now + Duration::minutes(5), lease, 10)
+        .claim_mails(now + Duration::minutes(5), lease, 10, "three")
         .await
         .unwrap();
     assert_eq!(after_crash.len(), 1);
-    a.mark_mail_failed(after_crash[0].id, "550").await.unwrap();
+    assert_eq!(
+        a.renew_mail_claims(&[after_crash[0].id], "two", now + Duration::minutes(9))
+            .await
+            .unwrap(),
+        0,
+        "the dead sender's claim is gone"
+    );
+    a.settle_mail(
+        after_crash[0].id,
+        "three",
+        MailOutcome::Failed { error: "550" },
+    )
+    .await
+    .unwrap();
     let counts = a.outbox_counts().await.unwrap();
     assert_eq!(
         (counts.sent, counts.failed, counts.pending, counts.sending),
@@ -469,7 +532,7 @@ async fn digest_groups_a_clinics_warnings_once_a_day() {
             .unwrap(),
         mail_config(Some("desk@example.jp"), rx.addr.port()),
     );
-    assert_eq!(sender.send_due(Utc::now()).await.unwrap(), 2);
+    assert_eq!(sender.send_due(Utc::now(), &NOT_STOPPING).await.unwrap(), 2);
     let mails = rx.wait_for(2, 10).await;
     let clinic = mails
         .iter()
@@ -515,11 +578,18 @@ async fn smtp_down_then_up_delivers_everything_once() {
         config,
     );
     rx.stop().await;
-    assert_eq!(sender.send_due(now).await.unwrap(), 0, "SMTP is down");
+    assert_eq!(
+        sender.send_due(now, &NOT_STOPPING).await.unwrap(),
+        0,
+        "SMTP is down"
+    );
     rx.restart().await;
     rx.set_mode(Mode::TempFail);
     assert_eq!(
-        sender.send_due(now + Duration::minutes(5)).await.unwrap(),
+        sender
+            .send_due(now + Duration::minutes(5), &NOT_STOPPING)
+            .await
+            .unwrap(),
         0,
         "451"
     );
@@ -527,7 +597,7 @@ async fn smtp_down_then_up_delivers_everything_once() {
     let mut delivered = 0;
     for minute in 10..20 {
         delivered += sender
-            .send_due(now + Duration::minutes(minute))
+            .send_due(now + Duration::minutes(minute), &NOT_STOPPING)
             .await
             .unwrap();
     }
@@ -564,12 +634,15 @@ async fn permanent_refusals_are_marked_failed() {
         Transport::from_config(&config).unwrap().unwrap(),
         config,
     );
-    assert_eq!(sender.send_due(now).await.unwrap(), 0);
+    assert_eq!(sender.send_due(now, &NOT_STOPPING).await.unwrap(), 0);
     let counts = f.store.alerts().outbox_counts().await.unwrap();
     assert_eq!((counts.failed, counts.pending), (1, 0));
     rx.set_mode(Mode::Accept);
     assert_eq!(
-        sender.send_due(now + Duration::hours(2)).await.unwrap(),
+        sender
+            .send_due(now + Duration::hours(2), &NOT_STOPPING)
+            .await
+            .unwrap(),
         0,
         "never retried"
     );
@@ -593,7 +666,7 @@ async fn a_sender_killed_mid_send_resends_nothing_accepted() {
         Transport::from_config(&config).unwrap().unwrap(),
         config.clone(),
     );
-    let running = tokio::spawn(async move { sender.send_due(now).await });
+    let running = tokio::spawn(async move { sender.send_due(now, &NOT_STOPPING).await });
     rx.wait_for(2, 10).await;
     tokio::time::sleep(StdDuration::from_millis(300)).await;
     // The process dies while the third mail waits for the server's answer.
@@ -607,7 +680,7 @@ async fn a_sender_killed_mid_send_resends_nothing_accepted() {
         config,
     );
     let later = now + Duration::minutes(3);
-    assert_eq!(sender.send_due(later).await.unwrap(), 2);
+    assert_eq!(sender.send_due(later, &NOT_STOPPING).await.unwrap(), 2);
     let got = rx.wait_for(4, 5).await;
     let mut to: Vec<String> = got.iter().flat_map(|m| m.to.clone()).collect();
     to.sort();
@@ -621,6 +694,69 @@ async fn a_sender_killed_mid_send_resends_nothing_accepted() {
         ]
     );
     assert_eq!(f.store.alerts().outbox_counts().await.unwrap().sent, 4);
+    rx.stop().await;
+}
+
+/// A sender told to stop while a slow SMTP server takes a mail finishes that mail only and
+/// gives the rest of its claim back, untried; while it sends, its claims are renewed, so a
+/// second sender on the same database takes none of them.
+#[tokio::test]
+async fn a_stopping_sender_finishes_the_mail_in_flight_and_gives_the_rest_back() {
+    let f = fleet(0).await;
+    let now = Utc::now();
+    let composer = Composer::new(mail_config(None, 25));
+    let mails: Vec<NewMail> = (0..5)
+        .map(|i| composer.test_mail(&format!("c{i}@example.jp"), now + Duration::milliseconds(i)))
+        .collect();
+    f.store.alerts().enqueue_mails(&mails, now).await.unwrap();
+    let mut rx = SmtpReceiver::start().await;
+    rx.set_mode(Mode::Slow(1_500));
+    let mut config = mail_config(None, rx.addr.port());
+    // A lease shorter than one send: only the renewal keeps the claims.
+    config.timeout_secs = 1;
+    config.lease_secs = 1;
+    let sender = |config: &SmtpSettings| {
+        Sender::new(
+            f.store.clone(),
+            Transport::from_config(config).unwrap().unwrap(),
+            config.clone(),
+        )
+    };
+    config.timeout_secs = 10;
+    let first = sender(&config);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let running = tokio::spawn(first.run(StdDuration::from_millis(50), stop.clone()));
+    tokio::time::sleep(StdDuration::from_millis(1_200)).await;
+    // Past the first claim's lease: a second sender finds nothing it may take.
+    let second = sender(&config);
+    let raced = tokio::time::timeout(StdDuration::from_millis(500), async {
+        let ids = f
+            .store
+            .alerts()
+            .claim_mails(Utc::now(), Duration::seconds(1), 10, "second")
+            .await
+            .unwrap();
+        ids.len()
+    })
+    .await
+    .unwrap();
+    assert_eq!(raced, 0, "every claim renewed while the first mail is sent");
+    drop(second);
+    stop.notify_one();
+    running.await.unwrap();
+    let got = rx.mails();
+    assert_eq!(got.len(), 1, "only the mail in flight was finished");
+    let counts = f.store.alerts().outbox_counts().await.unwrap();
+    assert_eq!((counts.sent, counts.pending, counts.sending), (1, 4, 0));
+    // Given back untried: due now, without a spent attempt.
+    let back = f
+        .store
+        .alerts()
+        .claim_mails(Utc::now(), Duration::seconds(60), 10, "later")
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 4);
+    assert!(back.iter().all(|m| m.attempts == 1), "{back:?}");
     rx.stop().await;
 }
 

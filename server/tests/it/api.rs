@@ -2,23 +2,13 @@
 
 use std::io::Write;
 
-use chrono::{SubsecRound, Utc};
+use chrono::Utc;
 use onshi_server::domain::Role;
-use onshi_shared::{
-    ApiError, EnrollResponse, Event, EventKind, Report, ReportAck, SCHEMA_VERSION, limits, sample,
-};
+use onshi_shared::{ApiError, Event, EventKind, ReportAck, SCHEMA_VERSION, limits};
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use super::support::{TestApp, actor, page_showing};
-
-fn report_for(agent: &EnrollResponse, seq: u64) -> Report {
-    let mut r = sample::report(seq);
-    r.agent_id = agent.agent_id;
-    // The store keeps milliseconds.
-    r.snapshot.collected_at = Utc::now().trunc_subsecs(3);
-    r
-}
+use super::support::{TestApp, actor, page_showing, report_for};
 
 async fn error_of(resp: reqwest::Response) -> (StatusCode, String) {
     let status = resp.status();
@@ -73,27 +63,36 @@ async fn a_replayed_report_stores_each_event_once_and_older_snapshots_lose() {
             StatusCode::OK
         );
     }
-    // An older report arriving late must not overwrite the newer state.
+    // An older seq (an agent restored from an older copy of its data) stores nothing and is
+    // told the seq the server holds.
     let mut first = report_for(&agent, 1);
     first.snapshot.hostname = "OLDER".into();
+    let stale = app.post_report(&agent.token, &first).await;
+    assert_eq!(stale.status(), StatusCode::CONFLICT);
+    let body: onshi_shared::ApiError = stale.json().await.unwrap();
     assert_eq!(
-        app.post_report(&agent.token, &first).await.status(),
-        StatusCode::OK
+        (body.error.as_str(), body.stored_seq),
+        ("stale_seq", Some(2))
     );
-
-    let events = app.store.events(agent.agent_id, 100).await.unwrap();
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let mut want: Vec<Uuid> = second.events.iter().map(|e| e.id).collect();
-    want.push(first.events[0].id);
-    assert_eq!(ids, want, "each event once, in arrival order");
     let (seq, snapshot) = app
         .store
         .latest_snapshot(agent.agent_id)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(seq, 2);
-    assert_eq!(snapshot.hostname, "NEWER");
+    assert_eq!((seq, snapshot.hostname.as_str()), (2, "NEWER"));
+    // Sent again above it, as the agent does: stored, its events once.
+    first.seq = 3;
+    assert_eq!(
+        app.post_report(&agent.token, &first).await.status(),
+        StatusCode::OK
+    );
+    let events = app.store.events(agent.agent_id, 100).await.unwrap();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let mut want: Vec<Uuid> = second.events.iter().map(|e| e.id).collect();
+    want.push(first.events[0].id);
+    assert_eq!(ids, want, "each event once, in arrival order");
+    assert!(app.metrics().await.contains("onshi_reports_stale_total 1"));
     app.stop().await;
 }
 

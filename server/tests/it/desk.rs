@@ -5,13 +5,19 @@ use chrono::{Duration, SubsecRound, Utc};
 use onshi_server::domain::Role;
 use onshi_shared::{EnrollResponse, Report, sample};
 use onshi_testkit::DeskClient;
-use onshi_testkit::desk::{STAFF_PASSWORD, csrf_of, no_redirects, session_cookie};
+use onshi_testkit::desk::{STAFF_PASSWORD, csrf_of, no_redirects, post_login, session_cookie};
 use reqwest::StatusCode;
 
 use super::support::{TestApp, actor, page_showing};
 
+/// Three failed logins per address; the test's own address is a trusted proxy, so tests can
+/// log in "from" other addresses with `X-Forwarded-For`.
 async fn fixture() -> TestApp {
-    TestApp::spawn_with(|c| c.dashboard.max_failed_logins = 3).await
+    TestApp::spawn_with(|c| {
+        c.dashboard.max_failed_logins = 3;
+        c.dashboard.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await
 }
 
 /// A report from a healthy terminal (restarted an hour ago), changed by `change`.
@@ -144,37 +150,52 @@ async fn logins_get_fresh_sessions_that_end_on_logout_password_change_and_disabl
         .await
         .unwrap();
     assert_eq!(v.get("/").await.status(), StatusCode::SEE_OTHER);
-    let again = no_redirects()
-        .post(format!("{}/login", app.base))
-        .form(&[("username", "victor"), ("password", STAFF_PASSWORD)])
-        .send()
+    let again = post_login(&no_redirects(), &app.base, "victor", STAFF_PASSWORD)
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A login from `address` (the proxy at 127.0.0.1 is trusted in [`fixture`] and says so in
+/// `X-Forwarded-For`): status, session cookie, page.
+async fn login_from(
+    app: &TestApp,
+    address: &str,
+    user: &str,
+    password: &str,
+) -> (StatusCode, Option<String>, String) {
+    login_at(&app.base, address, user, password).await
+}
+
+async fn login_at(
+    base: &str,
+    address: &str,
+    user: &str,
+    password: &str,
+) -> (StatusCode, Option<String>, String) {
+    let client = no_redirects();
+    let page = client.get(format!("{base}/login")).send().await.unwrap();
+    let cookie = session_cookie(&page).unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let resp = client
+        .post(format!("{base}/login"))
+        .header("cookie", cookie)
+        .header("x-forwarded-for", address)
+        .form(&[("username", user), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let session = session_cookie(&resp).filter(|c| c.starts_with("onshi_session="));
+    (status, session, resp.text().await.unwrap())
 }
 
 #[tokio::test]
 async fn failed_logins_get_one_generic_error_and_are_throttled() {
     let app = fixture().await;
     let _bob = app.login("bob", Role::Viewer).await;
-    let client = no_redirects();
-    let attempt = |user: &'static str, password: &'static str| {
-        let client = client.clone();
-        let url = format!("{}/login", app.base);
-        async move {
-            let resp = client
-                .post(url)
-                .form(&[("username", user), ("password", password)])
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status();
-            let cookie = session_cookie(&resp);
-            (status, cookie, resp.text().await.unwrap())
-        }
-    };
-    let (s1, c1, unknown) = attempt("nobody", "whatever-password").await;
-    let (s2, c2, wrong) = attempt("bob", "wrong-password-here").await;
+    let (s1, c1, unknown) = login_from(&app, "203.0.113.1", "nobody", "whatever-password").await;
+    let (s2, c2, wrong) = login_from(&app, "203.0.113.1", "bob", "wrong-password-here").await;
     assert_eq!(
         (s1, s2),
         (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
@@ -189,15 +210,94 @@ async fn failed_logins_get_one_generic_error_and_are_throttled() {
         message(&wrong),
         "no hint which part was wrong"
     );
-    // max_failed_logins = 3: the third failure locks the account for the window, even for
-    // the right password.
+    // max_failed_logins = 3: after the third failure from this address, this address waits,
+    // even with the right password.
     for _ in 0..2 {
-        let (s3, _, _) = attempt("bob", "wrong-again-password").await;
+        let (s3, _, _) = login_from(&app, "203.0.113.1", "bob", "wrong-again-password").await;
         assert_eq!(s3, StatusCode::UNAUTHORIZED);
     }
-    let (s4, c4, _) = attempt("bob", STAFF_PASSWORD).await;
+    let (s4, c4, _) = login_from(&app, "203.0.113.1", "bob", STAFF_PASSWORD).await;
     assert_eq!(s4, StatusCode::TOO_MANY_REQUESTS);
     assert!(c4.is_none());
+    // The right password from another address gets through: never locked per address alone,
+    // nor can someone lock bob out by failing for him.
+    let (s5, c5, _) = login_from(&app, "198.51.100.20", "bob", STAFF_PASSWORD).await;
+    assert_eq!(s5, StatusCode::SEE_OTHER);
+    assert!(c5.is_some());
+    // One address failing for many accounts does not lock out a colleague behind it.
+    for i in 0..10 {
+        login_from(
+            &app,
+            "192.0.2.50",
+            &format!("someone{i}"),
+            "wrong-password-here",
+        )
+        .await;
+    }
+    let (s6, _, _) = login_from(&app, "192.0.2.50", "bob", STAFF_PASSWORD).await;
+    assert_eq!(
+        s6,
+        StatusCode::SEE_OTHER,
+        "the shared address is not locked"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_are_counted_before_they_are_checked() {
+    let app = fixture().await;
+    let _bob = app.login("bob", Role::Viewer).await;
+    let tries: Vec<_> = (0..40)
+        .map(|_| {
+            let base = app.base.clone();
+            tokio::spawn(async move {
+                login_at(&base, "203.0.113.7", "bob", "wrong-password-here").await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tries {
+        answers.push(t.await.unwrap());
+    }
+    let checked = answers
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(
+        checked <= 3,
+        "{checked} passwords checked past a limit of 3"
+    );
+    assert_eq!(checked + refused, 40);
+}
+
+#[tokio::test]
+async fn the_login_form_needs_its_own_token_and_forwarded_headers_need_a_trusted_proxy() {
+    let app = TestApp::spawn_with(|c| c.dashboard.max_failed_logins = 2).await;
+    let _bob = app.login("bob", Role::Viewer).await;
+    // Posted from another site's page: no token, no cookie.
+    let forged = no_redirects()
+        .post(format!("{}/login", app.base))
+        .form(&[("username", "bob"), ("password", STAFF_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(session_cookie(&forged).is_none_or(|c| !c.starts_with("onshi_session=")));
+    // No proxy trusted here: X-Forwarded-For does not let a client pick a fresh address.
+    for i in 0..2 {
+        let (s, _, _) =
+            login_from(&app, &format!("203.0.113.{i}"), "bob", "wrong-password-x").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, _, _) = login_from(&app, "203.0.113.99", "bob", STAFF_PASSWORD).await;
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the spoofed header was ignored"
+    );
 }
 
 #[tokio::test]
@@ -216,11 +316,28 @@ async fn forms_need_the_sessions_csrf_token_and_viewers_cannot_change_anything()
         admin.post("/clinics", &fields).await.status(),
         StatusCode::FORBIDDEN
     );
+    // No token at all is refused the same way as a wrong one, on every form.
     assert_eq!(
         admin.post("/clinics", &form).await.status(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "no token at all: the form does not even parse"
+        StatusCode::FORBIDDEN
     );
+    for path in [
+        "/logout",
+        "/account/password",
+        "/silences",
+        "/alerts/1/ack",
+        "/alerts/1/resolve",
+        "/alerts/1/note",
+        "/clinics/1/codes",
+        "/clinics/1/contacts",
+        "/clinics/1/closures",
+    ] {
+        assert_eq!(
+            admin.post(path, &[]).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path} without a token"
+        );
+    }
     assert_eq!(
         viewer.post_csrf("/clinics", &form).await.status(),
         StatusCode::FORBIDDEN

@@ -4,6 +4,7 @@
 mod alerts;
 mod api;
 mod desk;
+mod limits;
 mod router;
 mod staff;
 mod support;

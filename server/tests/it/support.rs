@@ -15,13 +15,18 @@ use onshi_testkit::desk::STAFF_PASSWORD;
 use reqwest::StatusCode;
 use tokio::sync::oneshot;
 
+/// The `[metrics] token` of every test server.
+pub const METRICS_TOKEN: &str = "metrics-token-for-tests";
+
 /// Defaults, a database in `dir`, and a random loopback port.
 pub fn test_config(dir: &std::path::Path) -> Config {
-    Config {
+    let mut config = Config {
         data_dir: dir.to_path_buf(),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         ..Config::default()
-    }
+    };
+    config.metrics.token = Some(METRICS_TOKEN.into());
+    config
 }
 
 /// Who sets up a test's clinics and staff.
@@ -176,10 +181,11 @@ impl TestApp {
         self.dir.path()
     }
 
-    /// `GET /metrics`.
+    /// `GET /metrics` with the metrics token.
     pub async fn metrics(&self) -> String {
         self.client
             .get(format!("{}/metrics", self.base))
+            .bearer_auth(METRICS_TOKEN)
             .send()
             .await
             .unwrap()
@@ -235,4 +241,14 @@ pub async fn page_showing(desk: &DeskClient, path: &str, needle: &str) -> String
     )
     .await
     .unwrap()
+}
+
+/// The sample report as `agent` sends it, collected now.
+pub fn report_for(agent: &EnrollResponse, seq: u64) -> Report {
+    use chrono::SubsecRound;
+    let mut r = onshi_shared::sample::report(seq);
+    r.agent_id = agent.agent_id;
+    // The store keeps milliseconds.
+    r.snapshot.collected_at = Utc::now().trunc_subsecs(3);
+    r
 }

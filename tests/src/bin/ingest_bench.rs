@@ -26,6 +26,8 @@ use onshi_server::{Application, Config, ingest};
 use onshi_shared::sample;
 use uuid::Uuid;
 
+const METRICS_TOKEN: &str = "ingest-bench-metrics-token";
+
 #[derive(Parser)]
 struct Args {
     /// Distinct enrolled terminals the load rotates over.
@@ -200,6 +202,7 @@ async fn main() -> Result<()> {
     };
     // Ingest alone: the alert evaluator is measured on its own.
     config.alerts.enabled = false;
+    config.metrics.token = Some(METRICS_TOKEN.into());
 
     // Enroll the fleet in bulk through the store, as an installer's batch would.
     let setup = Instant::now();
@@ -316,7 +319,10 @@ async fn main() -> Result<()> {
     }
     let _ = stop_ceiling.send(());
     ceiling_server.await??;
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+    let metrics = reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
         .await?
         .text()
         .await?;

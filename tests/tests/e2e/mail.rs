@@ -158,3 +158,139 @@ async fn a_server_killed_mid_send_resends_nothing_the_smtp_server_accepted() -> 
     }
     Ok(())
 }
+
+fn outbox_config(smtp_port: u16, lease_secs: u64) -> String {
+    format!(
+        r#"
+[alerts]
+enabled = false
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+poll_secs = 1
+retry_base_secs = 1
+timeout_secs = {lease_secs}
+lease_secs = {lease_secs}
+"#
+    )
+}
+
+/// `n` test mails in the outbox of the database in `data`.
+async fn fill_outbox(data: &std::path::Path, n: usize) -> Result<std::sync::Arc<dyn Store>> {
+    std::fs::create_dir_all(data)?;
+    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
+    let composer = onshi_server::notify::Composer::new(onshi_server::config::SmtpSettings {
+        from: "Onshi Watch <watch@example.jp>".into(),
+        ..Default::default()
+    });
+    let now = Utc::now();
+    let mails: Vec<_> = (0..n)
+        .map(|i| {
+            composer.test_mail(
+                &format!("clinic{i}@example.jp"),
+                now + chrono::Duration::milliseconds(i as i64),
+            )
+        })
+        .collect();
+    ensure!(store.alerts().enqueue_mails(&mails, now).await? == n);
+    Ok(store)
+}
+
+/// Message-IDs received more than once.
+fn twice(received: &[onshi_testkit::Received]) -> Result<Vec<String>> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for m in received {
+        let id = m
+            .header("Message-ID")
+            .context("a mail without Message-ID")?;
+        *seen.entry(id).or_default() += 1;
+    }
+    Ok(seen
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(id, _)| id)
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_on_one_database_send_each_mail_once() -> Result<()> {
+    onshi_server::install_crypto_provider();
+    let mut smtp = SmtpReceiver::start().await;
+    // Slow: a claim of many mails would outlast its one-second lease unless renewed, and the
+    // two senders' claims interleave.
+    smtp.set_mode(Mode::Slow(100));
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("server");
+    let store = fill_outbox(&data, 200).await?;
+    let config_path = dir.path().join("server.toml");
+    std::fs::write(&config_path, outbox_config(smtp.addr.port(), 1))?;
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let port = free_port();
+        servers.push(start_server(&data, &config_path, port)?);
+        wait_healthy(&format!("http://127.0.0.1:{port}")).await?;
+    }
+    let counts = wait_for("200 mails sent", Duration::from_secs(90), || {
+        let store = store.clone();
+        async move {
+            let c = store.alerts().outbox_counts().await.ok()?;
+            (c.sent == 200).then_some(c)
+        }
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for s in &mut servers {
+        s.kill()?;
+    }
+    let received = smtp.mails();
+    smtp.stop().await;
+    ensure!(counts.failed == 0, "{counts:?}");
+    ensure!(received.len() == 200, "{} received", received.len());
+    let twice = twice(&received)?;
+    ensure!(twice.is_empty(), "delivered more than once: {twice:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_mid_send_sends_at_most_the_mail_in_flight_again() -> Result<()> {
+    onshi_server::install_crypto_provider();
+    let mut smtp = SmtpReceiver::start().await;
+    // Three mails go through; the fourth is received, but its answer never comes.
+    smtp.set_mode(Mode::KeepAndHangAfter(3));
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("server");
+    let store = fill_outbox(&data, 10).await?;
+    let config_path = dir.path().join("server.toml");
+    std::fs::write(&config_path, outbox_config(smtp.addr.port(), 3))?;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start_server(&data, &config_path, port)?;
+    wait_healthy(&base).await?;
+    smtp.wait_for(4, 20).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let in_flight = smtp.mails()[3].header("Message-ID").context("Message-ID")?;
+    server.kill()?;
+
+    smtp.set_mode(Mode::Accept);
+    let mut server = start_server(&data, &config_path, port)?;
+    wait_healthy(&base).await?;
+    wait_for("every mail sent", Duration::from_secs(30), || {
+        let store = store.clone();
+        async move {
+            let c = store.alerts().outbox_counts().await.ok()?;
+            (c.sent == 10).then_some(c)
+        }
+    })
+    .await?;
+    server.kill()?;
+    let received = smtp.mails();
+    smtp.stop().await;
+    ensure!(received.len() == 11, "{} received", received.len());
+    ensure!(
+        twice(&received)? == vec![in_flight.clone()],
+        "only the mail in flight ({in_flight}) came twice"
+    );
+    Ok(())
+}

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod browser;
+mod hardening;
 mod mail;
 mod pipeline;
 mod restore;

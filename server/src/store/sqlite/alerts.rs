@@ -703,14 +703,17 @@ impl AlertStore for SqliteStore {
         now: DateTime<Utc>,
         lease: chrono::Duration,
         limit: i64,
+        claimer: &str,
     ) -> StoreResult<Vec<OutboxMail>> {
         let rows = sqlx::query(
-            "UPDATE outbox SET status = 'sending', claimed_until = ?, attempts = attempts + 1 \
+            "UPDATE outbox SET status = 'sending', claimed_until = ?, claimed_by = ?, \
+             attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) \
              OR (status = 'sending' AND claimed_until <= ?) ORDER BY id LIMIT ?) \
              RETURNING id, kind, recipient, subject, message_id, body_text, body_html, attempts",
         )
         .bind(millis(now + lease))
+        .bind(claimer)
         .bind(millis(now))
         .bind(millis(now))
         .bind(limit)
@@ -738,46 +741,67 @@ impl AlertStore for SqliteStore {
         Ok(mails)
     }
 
-    async fn mark_mail_sent(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, claimed_until = NULL, \
-             last_error = NULL WHERE id = ?",
-        )
-        .bind(millis(now))
-        .bind(id)
-        .execute(&mut *self.writer.lock().await)
-        .await?;
-        self.flush_wal().await
+    async fn renew_mail_claims(
+        &self,
+        ids: &[i64],
+        claimer: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE outbox SET claimed_until = ");
+        q.push_bind(millis(until))
+            .push(" WHERE status = 'sending' AND claimed_by = ")
+            .push_bind(claimer)
+            .push(" AND id IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        let done = q.build().execute(&mut *self.writer.lock().await).await?;
+        self.flush_wal().await?;
+        Ok(done.rows_affected() as usize)
     }
 
-    async fn mark_mail_retry(
+    async fn settle_mail(
         &self,
         id: i64,
-        next_attempt: DateTime<Utc>,
-        error: &str,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'pending', next_attempt_at = ?, claimed_until = NULL, \
-             last_error = ? WHERE id = ? AND status = 'sending'",
-        )
-        .bind(millis(next_attempt))
-        .bind(error)
-        .bind(id)
-        .execute(&mut *self.writer.lock().await)
-        .await?;
-        self.flush_wal().await
-    }
-
-    async fn mark_mail_failed(&self, id: i64, error: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = ? \
-             WHERE id = ? AND status = 'sending'",
-        )
-        .bind(error)
-        .bind(id)
-        .execute(&mut *self.writer.lock().await)
-        .await?;
-        self.flush_wal().await
+        claimer: &str,
+        outcome: MailOutcome<'_>,
+    ) -> StoreResult<bool> {
+        const HELD: &str = " WHERE id = ? AND status = 'sending' AND claimed_by = ?";
+        let q = match outcome {
+            MailOutcome::Sent { at } => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, claimed_until = NULL, \
+                 claimed_by = NULL, last_error = NULL{HELD}"
+            )))
+            .bind(millis(at)),
+            MailOutcome::Retry { at, error } => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, claimed_until = NULL, \
+                 claimed_by = NULL, last_error = ?{HELD}"
+            )))
+            .bind(millis(at))
+            .bind(error),
+            MailOutcome::Failed { error } => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE outbox SET status = 'failed', claimed_until = NULL, claimed_by = NULL, \
+                 last_error = ?{HELD}"
+            )))
+            .bind(error),
+            MailOutcome::Untried { at } => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, claimed_until = NULL, \
+                 claimed_by = NULL, attempts = max(attempts - 1, 0){HELD}"
+            )))
+            .bind(millis(at)),
+        };
+        let done = q
+            .bind(id)
+            .bind(claimer)
+            .execute(&mut *self.writer.lock().await)
+            .await?;
+        self.flush_wal().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {

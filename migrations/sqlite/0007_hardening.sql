@@ -16,3 +16,7 @@ INSERT INTO events_per_terminal (terminal_id, id, seq, at, received_at, kind, bo
 DROP TABLE events;
 ALTER TABLE events_per_terminal RENAME TO events;
 CREATE INDEX events_terminal ON events(terminal_id, at);
+
+-- Which sender holds an outbox row's claim: a sender settles only rows it still holds, and
+-- renews its claim while it sends (a slow SMTP server cannot make the claim run out mid-send).
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;

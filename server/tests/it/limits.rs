@@ -1,0 +1,196 @@
+//! What a client without a valid token can cost the server: refused codes and tokens are
+//! limited per address, unauthenticated bodies are small and read a few at a time, half-sent
+//! requests are cut off, and `/metrics` needs its token.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::support::{METRICS_TOKEN, TestApp, report_for};
+
+/// Whether the server closes the connection within `within` (a read returns 0 or fails).
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let read = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                // An error response before the close is fine.
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.unwrap_or(false)
+}
+
+fn addr(app: &TestApp) -> String {
+    app.base.trim_start_matches("http://").to_string()
+}
+
+#[tokio::test]
+async fn refused_codes_and_tokens_are_limited_per_address_and_valid_agents_go_on() {
+    let app = TestApp::spawn_with(|c| c.limits.refusals_per_minute = 5).await;
+    let agent = app.enroll("GOOD-PC").await;
+    for i in 0..5 {
+        let r = app
+            .post_enroll("WRONG-CODE-0000", &format!("guess-{i}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let limited = app.post_enroll(&app.code, "late-but-right").await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Unknown tokens from the same address: 429 now, not 401 (and no database lookup).
+    let guess = app
+        .post_report("0123456789abcdef0123456789abcdef", &report_for(&agent, 1))
+        .await;
+    assert_eq!(guess.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A terminal with a valid token behind the same address reports as ever.
+    let ok = app.post_report(&agent.token, &report_for(&agent, 2)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unauthenticated_bodies_are_small_and_read_a_few_at_a_time() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.unauthenticated_bodies = 2;
+        c.limits.body_timeout_secs = 30;
+    })
+    .await;
+    // An enrollment body far larger than any enrollment: 413 before it is read.
+    let big = app
+        .client
+        .post(format!("{}/api/v1/enroll", app.base))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Two uploads held open take both slots; a third is turned away at once.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+        s.write_all(
+            b"POST /api/v1/enroll HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 10000\r\n\r\n{\"schema\"",
+        )
+        .await
+        .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let turned_away = app.post_enroll(&app.code, "third").await;
+    assert_eq!(turned_away.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(turned_away.headers().contains_key("retry-after"));
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.post_enroll(&app.code, "after").await.status(),
+        StatusCode::OK,
+        "the slots come back when the uploads go away"
+    );
+}
+
+#[tokio::test]
+async fn half_sent_requests_are_cut_off() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.header_timeout_secs = 1;
+        c.limits.body_timeout_secs = 1;
+    })
+    .await;
+    // Headers that never end.
+    let mut slow_headers = TcpStream::connect(addr(&app)).await.unwrap();
+    slow_headers
+        .write_all(b"POST /api/v1/enroll HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut slow_headers, Duration::from_secs(5)).await,
+        "a connection whose headers stall is closed"
+    );
+    // A body that stops coming.
+    let mut slow_body = TcpStream::connect(addr(&app)).await.unwrap();
+    slow_body
+        .write_all(
+            b"POST /api/v1/enroll HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 500\r\n\r\n{\"sch",
+        )
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut slow_body, Duration::from_secs(5)).await,
+        "a connection whose body stalls is closed"
+    );
+    // Ordinary requests are not affected.
+    assert_eq!(
+        app.post_enroll(&app.code, "normal").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn metrics_need_their_token_or_their_own_listener() {
+    let app = TestApp::spawn().await;
+    let get = |token: Option<&str>| {
+        let mut req = app.client.get(format!("{}/metrics", app.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    assert_eq!(get(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(Some("not-the-token")).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let ok = get(Some(METRICS_TOKEN)).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(
+        ok.text()
+            .await
+            .unwrap()
+            .contains("onshi_reports_ingested_total")
+    );
+    let health = app.client.get(format!("{}/healthz", app.base)).send().await;
+    assert_eq!(
+        health.unwrap().status(),
+        StatusCode::OK,
+        "healthz stays open"
+    );
+
+    // No token set: not served on the main listener; a listener of its own serves it.
+    let port = onshi_testkit::free_port();
+    let own = TestApp::spawn_with(|c| {
+        c.metrics.token = None;
+        c.metrics.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    })
+    .await;
+    let main = own
+        .client
+        .get(format!("{}/metrics", own.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(main.status(), StatusCode::NOT_FOUND);
+    let side = own
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(side.status(), StatusCode::OK);
+    assert!(
+        side.text()
+            .await
+            .unwrap()
+            .contains("onshi_ingest_queue_depth")
+    );
+}
