@@ -648,3 +648,27 @@ async fn each_reported_hour_is_recorded_once_for_the_timeline() {
         vec![(agent.agent_id, hours[0].timestamp_millis())]
     );
 }
+
+/// What the agent's spool lost reaches the terminal page, with how much of it was corruption.
+#[tokio::test]
+async fn the_terminal_page_shows_what_the_agents_spool_lost() {
+    let app = fixture().await;
+    let desk = app.login("olga", Role::Viewer).await;
+    let agent = app.enroll("SPOOL-PC").await;
+    report(&app, &agent, 1, |_| {}).await;
+    let page = desk.page(&format!("/terminals/{}", agent.agent_id)).await;
+    assert!(!page.contains("id=\"spool-losses\""), "nothing lost, nothing said");
+    report(&app, &agent, 2, |r| {
+        r.snapshot.spool = onshi_shared::SpoolLosses {
+            dropped: 3,
+            corrupt: 1,
+        };
+    })
+    .await;
+    let page = desk.page(&format!("/terminals/{}", agent.agent_id)).await;
+    assert!(
+        page.contains("送れずに捨てた記録: 3 件 (うち端末のディスク上で壊れていたもの 1 件)"),
+        "{}",
+        &page[page.find("<h1").unwrap_or(0)..][..600]
+    );
+}
