@@ -250,8 +250,7 @@ impl Ingest {
     /// room to 60 s when it is full (the agents add their own jitter), so a fleet refused
     /// together does not come back together.
     pub fn retry_after_secs(&self) -> u64 {
-        let depth = self.queue_depth().min(self.capacity) as u64;
-        5 + 55 * depth / (self.capacity.max(1) as u64)
+        retry_after_secs(self.queue_depth(), self.capacity)
     }
 
     /// Whether agents should stretch their interval: the queue is more than half full.
@@ -281,6 +280,12 @@ impl Ingest {
             Err(_) => Err(Error::WriterGone),
         }
     }
+}
+
+/// 5 s with an empty queue, 60 s with a full one, in between by depth.
+pub fn retry_after_secs(depth: usize, capacity: usize) -> u64 {
+    let capacity = capacity.max(1) as u64;
+    5 + 55 * (depth as u64).min(capacity) / capacity
 }
 
 /// Answers a request once its row is durable, handing the row back: dropping a report's parsed
@@ -566,6 +571,14 @@ mod tests {
             drop(ingest);
             writer.await.unwrap();
         }
+    }
+
+    #[test]
+    fn the_wait_asked_of_refused_agents_grows_with_the_queue() {
+        assert_eq!(retry_after_secs(0, 16_384), 5);
+        assert_eq!(retry_after_secs(8_192, 16_384), 32);
+        assert_eq!(retry_after_secs(16_384, 16_384), 60);
+        assert_eq!(retry_after_secs(99_999, 16_384), 60);
     }
 
     #[test]

@@ -657,7 +657,10 @@ async fn the_terminal_page_shows_what_the_agents_spool_lost() {
     let agent = app.enroll("SPOOL-PC").await;
     report(&app, &agent, 1, |_| {}).await;
     let page = desk.page(&format!("/terminals/{}", agent.agent_id)).await;
-    assert!(!page.contains("id=\"spool-losses\""), "nothing lost, nothing said");
+    assert!(
+        !page.contains("id=\"spool-losses\""),
+        "nothing lost, nothing said"
+    );
     report(&app, &agent, 2, |r| {
         r.snapshot.spool = onshi_shared::SpoolLosses {
             dropped: 3,
@@ -670,5 +673,29 @@ async fn the_terminal_page_shows_what_the_agents_spool_lost() {
         page.contains("送れずに捨てた記録: 3 件 (うち端末のディスク上で壊れていたもの 1 件)"),
         "{}",
         &page[page.find("<h1").unwrap_or(0)..][..600]
+    );
+}
+
+/// Guessing the current password on the password page is throttled like a login.
+#[tokio::test]
+async fn password_changes_are_throttled_like_logins() {
+    let app = fixture().await;
+    let desk = app.login("paul", Role::Admin).await;
+    let new = "a much longer new password";
+    for _ in 0..3 {
+        let form = [
+            ("current", "not-my-password"),
+            ("new", new),
+            ("confirm", new),
+        ];
+        let r = desk.post_csrf("/account/password", &form).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let form = [("current", STAFF_PASSWORD), ("new", new), ("confirm", new)];
+    let r = desk.post_csrf("/account/password", &form).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right one waits now"
     );
 }
