@@ -129,6 +129,8 @@ pub struct SimTerminal {
     pub agent_id: Uuid,
     token: String,
     seq: u64,
+    /// Reports sent live (the history written at start does not count).
+    sent: u64,
     hostname: String,
     last_start: DateTime<Utc>,
     cert_not_after: DateTime<Utc>,
@@ -169,6 +171,7 @@ impl SimTerminal {
             agent_id: enrolled.agent_id,
             token: enrolled.token,
             seq: 0,
+            sent: 0,
             hostname,
             last_start,
             cert_not_after,
@@ -179,11 +182,16 @@ impl SimTerminal {
 
     /// The snapshot this terminal would collect at `now`.
     pub fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
+        self.snapshot_started(now, self.last_start)
+    }
+
+    /// The snapshot at `now` of a terminal last started at `last_start` (its history).
+    fn snapshot_started(&self, now: DateTime<Utc>, last_start: DateTime<Utc>) -> Snapshot {
         let mut s = sample::snapshot_at(now);
         s.hostname = self.hostname.clone();
-        s.uptime.last_start = self.last_start;
-        s.uptime.last_boot = self.last_start;
-        s.uptime.uptime_secs = (now - self.last_start).num_seconds().max(0) as u64;
+        s.uptime.last_start = last_start;
+        s.uptime.last_boot = last_start;
+        s.uptime.uptime_secs = (now - last_start).num_seconds().max(0) as u64;
         let cert = &mut s.certificates.certs[0];
         cert.not_after = self.cert_not_after;
         cert.not_before = self.cert_not_after - Duration::days(365 * 3 + 90);
@@ -291,12 +299,13 @@ impl SimTerminal {
     /// Whether the change this terminal's profile makes has happened: after a few reports, so
     /// that the server has its baseline first (a change before it is history).
     fn changed(&self) -> bool {
-        self.seq >= CHANGE_AT
+        self.sent >= CHANGE_AT
     }
 
     fn next_report(&mut self, now: DateTime<Utc>) -> Report {
         self.seq += 1;
-        if self.seq == CHANGE_AT {
+        self.sent += 1;
+        if self.sent == CHANGE_AT {
             let change = match self.profile {
                 Profile::LinkagePassword => Some((
                     AccountRole::Linkage,
@@ -333,6 +342,69 @@ impl SimTerminal {
             events: self.pending_events.clone(),
         }
     }
+}
+
+/// Thirty days of history for every terminal, written straight to the store before the fleet
+/// reports live, so a newcomer sees what a terminal's timeline looks like: the PC switched on
+/// in the morning (a restart) and reporting until the evening on the clinic's open days (not
+/// on Sundays); a terminal that has not restarted lately keeps its old start.
+pub async fn seed_history(
+    store: &std::sync::Arc<dyn onshi_server::store::Store>,
+    fleet: &mut [SimTerminal],
+    days: i64,
+) -> Result<(), Error> {
+    use chrono::{Datelike, NaiveTime, TimeZone, Weekday};
+    let tz = onshi_server::jst::offset();
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let at = |date: chrono::NaiveDate, h: u32, m: u32| {
+        NaiveTime::from_hms_opt(h, m, 0)
+            .and_then(|t| tz.from_local_datetime(&date.and_time(t)).single())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let mut rows = Vec::new();
+    let mut rng = rand::rng();
+    for t in fleet.iter_mut() {
+        for back in (1..=days).rev() {
+            let date = today - Duration::days(back);
+            if date.weekday() == Weekday::Sun {
+                continue;
+            }
+            let Some(morning) = at(date, 8, rng.random_range(20..50)) else {
+                continue;
+            };
+            for (h, m) in [(9, 0), (13, 0), (17, 30)] {
+                let Some(when) = at(date, h, m) else { continue };
+                // Not restarted since: the live start holds (the no-restart terminals).
+                let started = if when >= t.last_start {
+                    t.last_start
+                } else {
+                    morning
+                };
+                t.seq += 1;
+                let report = Report {
+                    schema: SCHEMA_VERSION,
+                    agent_id: t.agent_id,
+                    seq: t.seq,
+                    sent_at: when,
+                    snapshot: t.snapshot_started(when, started),
+                    events: Vec::new(),
+                };
+                rows.push(
+                    onshi_server::ingest::prepare(report, t.agent_id, when)
+                        .map_err(|e| Error::Setup(format!("demo history: {e}")))?,
+                );
+            }
+        }
+    }
+    let sink = store.ingest_sink();
+    for chunk in rows.chunks(1_000) {
+        sink.write_batch(chunk)
+            .await
+            .map_err(|e| Error::Setup(format!("demo history: {e}")))?;
+    }
+    sink.sync_committed()
+        .map_err(|e| Error::Setup(format!("demo history: {e}")))?;
+    Ok(())
 }
 
 async fn api_error(resp: reqwest::Response) -> Error {

@@ -94,7 +94,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let desk = app.desk();
     let server = tokio::spawn(app.run_until_stopped(onshi_server::startup::shutdown_signal()));
     let base = format!("http://{addr}");
-    let terminals = fleet::enroll_fleet(&desk, &base, args.terminals).await?;
+    let mut terminals = fleet::enroll_fleet(&desk, &base, args.terminals).await?;
+    fleet::seed_history(desk.store(), &mut terminals, 30).await?;
     fleet::prepare_clinics(&desk).await?;
     fleet::prepare_silences(&desk, &terminals).await?;
     tokio::spawn(fleet::acknowledge_when_open(

@@ -350,6 +350,9 @@ pub struct DashboardSettings {
     /// believed (the right-most hop that is not one of them is the client). Empty: the peer
     /// address is the client, whatever the headers say.
     pub trusted_proxies: Vec<String>,
+    /// The address agents and staff reach this server at (`https://watch.example.jp`), for the
+    /// install commands the clinic page shows; unset, the address the page was asked at.
+    pub public_url: Option<String>,
 }
 
 impl Default for DashboardSettings {
@@ -361,6 +364,7 @@ impl Default for DashboardSettings {
             lockout_minutes: 15,
             login_concurrency: 2,
             trusted_proxies: Vec::new(),
+            public_url: None,
         }
     }
 }

@@ -133,6 +133,33 @@ pub fn probe_error_ja(error: &str) -> String {
     }
 }
 
+/// Why a source could not read something, in Japanese, from the agent's English detail (the
+/// detail itself stays in the stored report).
+pub fn source_reason_ja(detail: &str) -> &'static str {
+    let d = detail.to_lowercase();
+    if d.contains("denied")
+        || d.contains("permission")
+        || d.contains("os error 5)")
+        || d.contains("os error 13)")
+    {
+        "権限がありません"
+    } else if d.contains("not found") || d.contains("no such") || d.contains("os error 2)") {
+        "見つかりません"
+    } else if d.contains("timed out") || d.contains("timeout") {
+        "時間内に応答がありません"
+    } else if d.contains("not supported")
+        || d.contains("unsupported")
+        || d.contains("code 124")
+        || d.contains("code 2140")
+    {
+        "この端末では読めない項目です"
+    } else if d.contains("corrupt") || d.contains("invalid") || d.contains("parse") {
+        "内容を解釈できません"
+    } else {
+        "読み取り中のエラー"
+    }
+}
+
 /// A note of a source that could not read something (`area: detail`), in Japanese: the area by
 /// name, the agent's own detail left out of the page (it is in the stored report).
 pub fn source_area_ja(area: &str) -> &'static str {
@@ -200,6 +227,19 @@ mod tests {
             "応答がありません（タイムアウト）"
         );
         assert!(probe_error_ja("Connection refused (os error 111)").contains("拒否"));
+    }
+
+    #[test]
+    fn source_failures_read_in_japanese() {
+        assert_eq!(
+            source_reason_ja("Access is denied. (os error 5)"),
+            "権限がありません"
+        );
+        assert_eq!(
+            source_reason_ja("NetUserGetInfo answered code 2140"),
+            "この端末では読めない項目です"
+        );
+        assert_eq!(source_reason_ja("something odd"), "読み取り中のエラー");
     }
 
     #[test]

@@ -6,10 +6,13 @@ use super::{Desk, created_id, validate};
 use crate::Error;
 use crate::domain::{Actor, AuditRecord, DailyWindow, PREFECTURES, RuleKey, Silence, SilenceScope};
 use crate::jst::time_ja;
-use crate::store::StaffChange;
+use crate::store::{BulkAction, BulkOutcome, StaffChange};
 
 /// Notes on alerts are kept to this many characters.
 pub const MAX_NOTE: usize = 2000;
+
+/// The most alerts one bulk action takes.
+pub const MAX_BULK: usize = 50_000;
 
 /// A maintenance window as staff ask for it: where, which rule (or all), when, and whether
 /// it repeats daily within those dates.
@@ -181,6 +184,72 @@ impl Desk {
             )
             .await?;
         created_id(applied)
+    }
+
+    /// One action on many alerts (the alerts page's check boxes, or every alert its filters
+    /// match): one transaction, each alert's history, and one audit line that lists them.
+    pub async fn bulk_alerts(
+        &self,
+        actor: &Actor,
+        ids: &[i64],
+        action: BulkAction,
+        now: DateTime<Utc>,
+    ) -> Result<BulkOutcome, Error> {
+        if ids.is_empty() {
+            return Err(Error::Invalid("アラートを選んでください".into()));
+        }
+        if ids.len() > MAX_BULK {
+            return Err(Error::Invalid(format!(
+                "一度に操作できるのは {MAX_BULK} 件までです。条件を絞ってください"
+            )));
+        }
+        let detail = match &action {
+            BulkAction::Acknowledge { note, until } => {
+                note_ok(note.trim())?;
+                if until.is_some_and(|u| u <= now) {
+                    return Err(Error::Invalid(
+                        "「いつまで」には未来の日時を指定してください".into(),
+                    ));
+                }
+                let until = until
+                    .map(|u| format!(" ({} まで)", time_ja(u)))
+                    .unwrap_or_default();
+                format!("{until}: {}", note.trim())
+            }
+            BulkAction::Resolve { note } => {
+                note_ok(note.trim())?;
+                format!(": {}", note.trim())
+            }
+            BulkAction::Note { note } => {
+                if note.trim().is_empty() {
+                    return Err(Error::Invalid("メモが空です".into()));
+                }
+                note_ok(note.trim())?;
+                format!(": {}", note.trim())
+            }
+            BulkAction::Silence { until, reason } => {
+                if *until <= now {
+                    return Err(Error::Invalid("終了日時は現在より後にしてください".into()));
+                }
+                validate::required_line("理由", reason.trim(), 500)?;
+                format!(" ({} まで): {}", time_ja(*until), reason.trim())
+            }
+        };
+        let audit = AuditRecord::new(
+            actor,
+            now,
+            format!("アラートを一括で{}{detail}", action.label_ja()),
+        );
+        let outcome = self.store.staff().bulk_alerts(ids, &action, &audit).await?;
+        if outcome.alerts.is_empty() {
+            return Err(Error::NotFound(
+                "選んだアラートはどれも見つからないか、解決済みです".into(),
+            ));
+        }
+        if let Some(changes) = &self.changes {
+            changes.mark(outcome.terminals.iter().copied());
+        }
+        Ok(outcome)
     }
 
     /// Ends a maintenance window now (one that has not begun is dropped).

@@ -6,7 +6,9 @@ use onshi_shared::AccountSpec;
 
 use super::{Desk, created_id, validate};
 use crate::Error;
-use crate::calendar::{BusinessHours, Closure, Window, format_day, parse_closures_csv};
+use crate::calendar::{
+    BusinessHours, Closure, Window, format_day, format_week, parse_closures_csv,
+};
 use crate::domain::{
     Actor, AuditRecord, Clinic, ClinicDetail, ClinicRules, ClinicSettings, Contact, PREFECTURES,
 };
@@ -194,6 +196,98 @@ pub fn new_clinic(name: &str, email: &str) -> ClinicDetail {
     }
 }
 
+/// What a save changed, field by field, as 「電話番号: 03-1111-2222 → 03-1111-3333」 (the audit
+/// log's "before → after"; long values shortened).
+pub fn clinic_changes(old: &ClinicDetail, new: &ClinicDetail) -> Vec<String> {
+    fn short(s: &str) -> String {
+        let s = if s.is_empty() { "(なし)" } else { s };
+        let mut out: String = s.chars().take(60).collect();
+        if s.chars().count() > 60 {
+            out.push('…');
+        }
+        out
+    }
+    fn opt(s: &Option<String>) -> String {
+        s.clone().unwrap_or_default()
+    }
+    fn num(n: Option<u32>) -> String {
+        n.map(|n| n.to_string())
+            .unwrap_or_else(|| "サーバーの設定".into())
+    }
+    fn yes(b: bool) -> String {
+        if b { "はい" } else { "いいえ" }.to_string()
+    }
+    let (o, n) = (&old.settings, &new.settings);
+    let names = |s: &crate::domain::ClinicSettings| {
+        s.accounts
+            .iter()
+            .map(|a| format!("{}={}", a.role.label_ja(), a.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let fields: [(&str, String, String); 18] = [
+        ("名前", o.name.clone(), n.name.clone()),
+        ("メール", o.email.clone(), n.email.clone()),
+        ("医療機関コード", opt(&old.code), opt(&new.code)),
+        ("電話番号", opt(&old.phone), opt(&new.phone)),
+        ("都道府県", opt(&o.prefecture), opt(&n.prefecture)),
+        (
+            "診療時間",
+            format_week(&o.hours.week),
+            format_week(&n.hours.week),
+        ),
+        (
+            "祝日は休診",
+            yes(o.hours.closed_on_holidays),
+            yes(n.hours.closed_on_holidays),
+        ),
+        (
+            "年末年始は休診",
+            yes(o.hours.closed_new_year),
+            yes(n.hours.closed_new_year),
+        ),
+        (
+            "お盆は休診",
+            yes(o.hours.closed_obon),
+            yes(n.hours.closed_obon),
+        ),
+        ("担当サポート窓口", opt(&o.desk_name), opt(&n.desk_name)),
+        ("窓口の電話番号", opt(&o.desk_phone), opt(&n.desk_phone)),
+        ("保護アカウントの名前", names(o), names(n)),
+        (
+            "再起動なしで注意 (時間)",
+            num(o.rules.restart_warning_hours),
+            num(n.rules.restart_warning_hours),
+        ),
+        (
+            "再起動なしで緊急 (時間)",
+            num(o.rules.restart_critical_hours),
+            num(n.rules.restart_critical_hours),
+        ),
+        (
+            "オフラインとみなす回数",
+            num(o.rules.offline_after_intervals),
+            num(n.rules.offline_after_intervals),
+        ),
+        (
+            "オフラインを緊急とする診療日数",
+            num(o.rules.offline_critical_days),
+            num(n.rules.offline_critical_days),
+        ),
+        (
+            "ファイル置き換えだけでも再起動待ちとする",
+            yes(o.rules.file_rename_counts),
+            yes(n.rules.file_rename_counts),
+        ),
+        ("メモ", old.notes.clone(), new.notes.clone()),
+    ];
+    fields
+        .iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(label, a, b)| format!("{label}: {} → {}", short(a), short(b)))
+        .collect()
+}
+
 impl Desk {
     /// Creates (id 0) or updates a clinic; returns its id.
     pub async fn save_clinic(
@@ -204,11 +298,23 @@ impl Desk {
     ) -> Result<i64, Error> {
         let detail = check_clinic(detail)?;
         let id = detail.settings.id;
-        let what = format!(
-            "医療機関「{}」を{}",
-            detail.settings.name,
-            if id == 0 { "登録" } else { "更新" }
-        );
+        let what = if id == 0 {
+            format!("医療機関「{}」を登録", detail.settings.name)
+        } else {
+            let changes = match self.store.desk().clinic_detail(id).await? {
+                Some(old) => clinic_changes(&old, &detail),
+                None => Vec::new(),
+            };
+            if changes.is_empty() {
+                format!("医療機関「{}」を保存 (変更なし)", detail.settings.name)
+            } else {
+                format!(
+                    "医療機関「{}」を更新: {}",
+                    detail.settings.name,
+                    changes.join("; ")
+                )
+            }
+        };
         let applied = self
             .apply(
                 StaffChange::SaveClinic(Box::new(detail)),
@@ -396,16 +502,37 @@ impl Desk {
         clinic_id: i64,
         now: DateTime<Utc>,
     ) -> Result<String, Error> {
+        self.issue_labelled_code(actor, clinic_id, "", now).await
+    }
+
+    /// [`Desk::issue_code`] with a label (who it is read out to), kept with the code's last
+    /// four characters so staff can find it again.
+    pub async fn issue_labelled_code(
+        &self,
+        actor: &Actor,
+        clinic_id: i64,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, Error> {
+        let label = label.trim();
+        validate::single_line("ラベル", label, 100)?;
         let code = new_code();
         let normalized = normalize_code(&code);
-        let last = &normalized[normalized.len().saturating_sub(4)..];
+        let last = normalized[normalized.len().saturating_sub(4)..].to_string();
+        let named = if label.is_empty() {
+            String::new()
+        } else {
+            format!("「{label}」")
+        };
         self.apply(
             StaffChange::AddEnrollmentCode {
                 clinic_id,
                 code_hash: hash_code(&code),
                 expires_at: now + Duration::days(i64::from(self.code_days)),
+                label: label.to_string(),
+                last_chars: last.clone(),
             },
-            AuditRecord::new(actor, now, format!("登録コード (…{last}) を発行")),
+            AuditRecord::new(actor, now, format!("登録コード{named} (…{last}) を発行")),
             "この医療機関は見つかりません",
             "",
         )
@@ -427,13 +554,28 @@ impl Desk {
         code_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let short: String = code_hash.chars().take(8).collect();
+        // Named the way staff see it: its label and last characters.
+        let shown = match clinic_id {
+            Some(c) => self
+                .store
+                .desk()
+                .enrollment_codes(c)
+                .await?
+                .into_iter()
+                .find(|r| r.code_hash == code_hash)
+                .map(|r| match r.label.as_str() {
+                    "" => format!("…{}", r.last_chars),
+                    l => format!("「{l}」 (…{})", r.last_chars),
+                }),
+            None => None,
+        }
+        .unwrap_or_else(|| format!("{}…", code_hash.chars().take(8).collect::<String>()));
         self.apply(
             StaffChange::RevokeEnrollmentCode {
                 clinic_id,
                 code_hash: code_hash.to_string(),
             },
-            AuditRecord::new(actor, now, format!("登録コード {short}… を無効化")),
+            AuditRecord::new(actor, now, format!("登録コード {shown} を無効化")),
             "この登録コードは見つからないか、無効になっています",
             "",
         )

@@ -24,7 +24,7 @@ use crate::policy::PolicyBook;
 use crate::secrets::SecretKey;
 use crate::store::{Applied, StaffChange, Store};
 
-pub use alerts::SilenceRequest;
+pub use alerts::{MAX_BULK, SilenceRequest};
 pub use clinics::{check_clinic as clinics_check, new_clinic};
 pub use terminals::own_names;
 

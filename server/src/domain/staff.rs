@@ -133,12 +133,18 @@ impl AuditRecord {
 /// A line of the audit log as the pages read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
+    pub id: i64,
     pub at: DateTime<Utc>,
     pub actor: String,
     pub terminal_id: Option<Uuid>,
     pub clinic_id: Option<i64>,
     pub alert_id: Option<i64>,
     pub what: String,
+    /// What kind of change (see [`crate::store::StaffChange::action`]); older lines have none.
+    pub action: Option<String>,
+    /// The names of what it concerns, for the page.
+    pub hostname: Option<String>,
+    pub clinic_name: Option<String>,
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@ use uuid::Uuid;
 use super::StoreResult;
 use crate::domain::{
     Alert, AuditRecord, AuditRow, ClinicDetail, Contact, FleetTally, HandlingKind, Liveness,
-    OutboxRow, OverviewLine, RuleKey, SessionUser, SeverityFilter, Silence, User,
+    OutboxMail, OutboxRow, OverviewLine, RuleKey, SessionUser, Severity, SeverityFilter, Silence,
+    User,
 };
+use futures_util::stream::BoxStream;
 
 /// A session to store: only the hash of its id is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +87,8 @@ pub struct FleetRow {
     pub line: OverviewLine,
     pub last_seen: Option<DateTime<Utc>>,
     pub clinic_code: Option<String>,
+    /// The clinic's own telephone number.
+    pub clinic_phone: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +121,7 @@ pub struct AlertView {
     pub alert: Alert,
     pub hostname: String,
     pub clinic_name: String,
+    pub clinic_phone: Option<String>,
     pub last_note: Option<String>,
 }
 
@@ -126,16 +131,108 @@ pub enum AlertGroup {
     Clinic,
 }
 
+/// A place in the alerts' order (most severe first, then newest, then by id): a page starts
+/// after it (keyset paging, no offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertCursor {
+    pub severity: Severity,
+    pub opened_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+impl AlertCursor {
+    pub fn of(a: &Alert) -> AlertCursor {
+        AlertCursor {
+            severity: a.severity,
+            opened_at: a.opened_at,
+            id: a.id,
+        }
+    }
+
+    /// `critical.1764000000000.42`, for a link.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            self.severity.as_str(),
+            self.opened_at.timestamp_millis(),
+            self.id
+        )
+    }
+
+    pub fn decode(s: &str) -> Option<AlertCursor> {
+        let mut parts = s.split('.');
+        let severity = Severity::parse(parts.next()?)?;
+        let opened_at = DateTime::from_timestamp_millis(parts.next()?.parse().ok()?)?;
+        let id = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(AlertCursor {
+            severity,
+            opened_at,
+            id,
+        })
+    }
+}
+
+/// The alerts page's filters (and the terminal page's list).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertQuery {
     pub rule: Option<RuleKey>,
     pub clinic_id: Option<i64>,
     pub terminal_id: Option<Uuid>,
+    pub prefecture: Option<String>,
+    pub severity: Option<Severity>,
+    /// 未対応 (open, the terminal not silenced), 対応中 (acknowledged), 抑止中 (the terminal
+    /// is silenced).
+    pub handling: Option<HandlingKind>,
+    /// Opened at or before this (the age filter).
+    pub opened_before: Option<DateTime<Utc>>,
     /// Resolved ones too (the terminal page shows its recent history).
     pub include_resolved: bool,
     /// Whether to count every match (else the total comes back as -1).
     pub count: bool,
-    pub offset: i64,
+    /// The page starts after this alert.
+    pub after: Option<AlertCursor>,
+    pub limit: i64,
+}
+
+impl Default for AlertQuery {
+    fn default() -> Self {
+        AlertQuery {
+            rule: None,
+            clinic_id: None,
+            terminal_id: None,
+            prefecture: None,
+            severity: None,
+            handling: None,
+            opened_before: None,
+            include_resolved: false,
+            count: false,
+            after: None,
+            limit: 100,
+        }
+    }
+}
+
+/// The audit page's filters; a page starts before the line `before` (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// The stored actor (`staff:<name>`, `cli:<user>`, `agent`, …).
+    pub actor: Option<String>,
+    pub clinic_id: Option<i64>,
+    pub terminal_id: Option<Uuid>,
+    pub alert_id: Option<i64>,
+    pub action: Option<String>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// The outbox page's filters; a page starts before the mail `before` (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxQuery {
+    pub clinic_id: Option<i64>,
+    pub status: Option<crate::domain::OutboxStatus>,
+    /// Part of the recipient, the subject or the clinic's name.
+    pub search: Option<String>,
+    pub before: Option<i64>,
     pub limit: i64,
 }
 
@@ -164,6 +261,10 @@ pub struct ClinicListRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeRow {
     pub code_hash: String,
+    /// What staff called it (who it was read out to).
+    pub label: String,
+    /// The code's last four characters (the code itself is shown once).
+    pub last_chars: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -178,12 +279,10 @@ pub trait DeskStore: Send + Sync {
     /// The session's user, if the session exists, has not expired and the user is enabled.
     async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionUser>>;
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
-    async fn audit_rows(
-        &self,
-        clinic_id: Option<i64>,
-        terminal_id: Option<Uuid>,
-        limit: i64,
-    ) -> StoreResult<Vec<AuditRow>>;
+    /// Audit lines, newest first.
+    async fn audit_rows(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>>;
+    /// The actors that appear in the audit log (for its filter).
+    async fn audit_actors(&self) -> StoreResult<Vec<String>>;
 
     /// Every stored overview line, to warm the evaluator at start-up.
     async fn overview_lines(&self) -> StoreResult<Vec<OverviewLine>>;
@@ -214,6 +313,9 @@ pub trait DeskStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<super::StoredEvent>>;
     async fn alert_views(&self, q: &AlertQuery) -> StoreResult<(i64, Vec<AlertView>)>;
+    /// The ids of every unresolved alert the filters match ("select all matching"), at most
+    /// `limit`.
+    async fn alert_ids(&self, q: &AlertQuery, limit: i64) -> StoreResult<Vec<i64>>;
     async fn response_times(
         &self,
         group: AlertGroup,
@@ -229,7 +331,18 @@ pub trait DeskStore: Send + Sync {
     async fn clinic_detail(&self, id: i64) -> StoreResult<Option<ClinicDetail>>;
     async fn contacts(&self, clinic_id: i64) -> StoreResult<Vec<Contact>>;
     async fn enrollment_codes(&self, clinic_id: i64) -> StoreResult<Vec<CodeRow>>;
-    async fn outbox_rows(&self, clinic_id: Option<i64>, limit: i64) -> StoreResult<Vec<OutboxRow>>;
+    /// Mails, newest first.
+    async fn outbox_rows(&self, q: &OutboxQuery) -> StoreResult<Vec<OutboxRow>>;
+    /// One mail as it was (or will be) sent.
+    async fn outbox_mail(&self, id: i64) -> StoreResult<Option<(OutboxRow, OutboxMail)>>;
+
+    /// The overview's rows for a CSV export: every match, read page by page in one read
+    /// transaction (a consistent snapshot), so 250,000 rows need no more memory than a page.
+    fn export_fleet(&self, q: FleetQuery) -> BoxStream<'static, StoreResult<FleetRow>>;
+    /// The alerts page's rows for a CSV export, likewise.
+    fn export_alerts(&self, q: AlertQuery) -> BoxStream<'static, StoreResult<AlertView>>;
+    /// The audit page's lines for a CSV export, likewise.
+    fn export_audit(&self, q: AuditQuery) -> BoxStream<'static, StoreResult<AuditRow>>;
     /// Silences not over at `now` (in force or to come), then those that ended since
     /// `ended_since`, newest first.
     async fn silences(

@@ -18,7 +18,7 @@ pub use desk::DeskStore;
 pub use sqlite::SqliteStore;
 #[cfg(test)]
 pub(crate) use sqlite::test_support;
-pub use staff::{Applied, StaffChange, StaffStore};
+pub use staff::{AUDIT_ACTIONS, Applied, BulkAction, BulkOutcome, StaffChange, StaffStore};
 
 use crate::Error;
 pub use crate::domain::Clinic;

@@ -36,6 +36,7 @@ mod alerts;
 mod batch;
 mod clinics;
 mod desk;
+mod pages;
 mod staff;
 
 /// Rows per multi-row statement in the sqlx writes: one statement covers a typical batch (each

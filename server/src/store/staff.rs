@@ -81,6 +81,10 @@ pub enum StaffChange {
         clinic_id: i64,
         code_hash: String,
         expires_at: DateTime<Utc>,
+        /// Who it was read out to, as staff note it.
+        label: String,
+        /// The code's last four characters, to match it again.
+        last_chars: String,
     },
     /// Revokes an active code; with `clinic_id`, only a code of that clinic.
     RevokeEnrollmentCode {
@@ -115,6 +119,45 @@ pub enum StaffChange {
     },
 }
 
+impl StaffChange {
+    /// The kind of change, as the audit log files it (its page filters by it).
+    pub fn action(&self) -> &'static str {
+        match self {
+            StaffChange::AcknowledgeAlert { .. }
+            | StaffChange::ResolveAlert { .. }
+            | StaffChange::NoteAlert { .. } => "alert",
+            StaffChange::AddSilence(_) | StaffChange::EndSilence { .. } => "silence",
+            StaffChange::SaveClinic(_) | StaffChange::SetBackupPassword { .. } => "clinic",
+            StaffChange::AddClosures { .. } | StaffChange::DeleteClosure { .. } => "closure",
+            StaffChange::ConfirmAccounts { .. } | StaffChange::RevokeTerminal { .. } => "terminal",
+            StaffChange::AddContact(_) | StaffChange::DeleteContact { .. } => "contact",
+            StaffChange::AddEnrollmentCode { .. } | StaffChange::RevokeEnrollmentCode { .. } => {
+                "code"
+            }
+            StaffChange::SetExpectedVersion { .. } => "version",
+            StaffChange::CreateUser { .. }
+            | StaffChange::SetPassword { .. }
+            | StaffChange::SetUserDisabled { .. } => "user",
+        }
+    }
+}
+
+/// The audit log's kinds of change, with their names for the page's filter.
+pub const AUDIT_ACTIONS: [(&str, &str); 12] = [
+    ("alert", "アラート"),
+    ("bulk", "アラートの一括操作"),
+    ("silence", "通知の停止"),
+    ("clinic", "医療機関"),
+    ("closure", "休診日"),
+    ("contact", "連絡先"),
+    ("code", "登録コード"),
+    ("terminal", "端末"),
+    ("version", "期待するバージョン"),
+    ("user", "ユーザー"),
+    ("login", "ログイン"),
+    ("agent", "端末から報告された変更"),
+];
+
 /// What applying a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -147,4 +190,53 @@ pub trait StaffStore: Send + Sync {
     /// clinic, terminal and alert the change concerned, and the id of what it created).
     /// Nothing is written for [`Applied::NotFound`] and [`Applied::Conflict`].
     async fn apply(&self, change: &StaffChange, audit: &AuditRecord) -> StoreResult<Applied>;
+    /// One action on many alerts in one transaction: each alert's history, and one audit line
+    /// (`audit`, its text completed with the ids it applied to). Alerts it cannot apply to
+    /// (gone, or resolved for acknowledge and resolve) are skipped.
+    async fn bulk_alerts(
+        &self,
+        ids: &[i64],
+        action: &BulkAction,
+        audit: &AuditRecord,
+    ) -> StoreResult<BulkOutcome>;
+}
+
+/// What staff do to many alerts at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkAction {
+    Acknowledge {
+        note: String,
+        until: Option<DateTime<Utc>>,
+    },
+    Resolve {
+        note: String,
+    },
+    Note {
+        note: String,
+    },
+    /// No mail for each alert's terminal and rule until `until` (a silence per pair).
+    Silence {
+        until: DateTime<Utc>,
+        reason: String,
+    },
+}
+
+impl BulkAction {
+    pub fn label_ja(&self) -> &'static str {
+        match self {
+            BulkAction::Acknowledge { .. } => "確認済みに",
+            BulkAction::Resolve { .. } => "解決済みに",
+            BulkAction::Note { .. } => "メモを追加",
+            BulkAction::Silence { .. } => "通知を停止",
+        }
+    }
+}
+
+/// What a bulk action did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkOutcome {
+    /// The alerts it applied to.
+    pub alerts: Vec<i64>,
+    /// Their terminals (the evaluator looks at them again).
+    pub terminals: Vec<Uuid>,
 }

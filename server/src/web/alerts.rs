@@ -1,30 +1,35 @@
 //! The alerts page and what staff do to alerts: acknowledge (with a note and an until-time),
-//! resolve, add a note (silences are [`super::silences`]). Every change needs an
-//! admin and the session's CSRF token, and goes through [`crate::desk`] (alert history and
-//! audit log in the same transaction).
+//! resolve, add a note, one at a time from a row's menu or many at once (check boxes, or every
+//! alert the filters match); silences are [`super::silences`]. Every change needs an admin and
+//! the session's CSRF token, and goes through [`crate::desk`] (alert history and audit log in
+//! the same transaction).
 
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use super::format::{Nav, query_string};
+use super::overview::tel_link;
 use super::session::{Admin, AuthFailure, Staff};
 use super::{AppState, PageFailure};
 use crate::Error;
-use crate::domain::{AlertStatus, RuleKey, actor_label_ja};
-use crate::jst::{datetime_local, parse_datetime_local, time_ja};
-use crate::store::desk::{AlertGroup, AlertQuery, AlertView, ResponseTimes};
+use crate::domain::{AlertStatus, Contact, HandlingKind, RuleKey, Severity, actor_label_ja};
+use crate::jst::{datetime_local, duration_ja, parse_datetime_local, time_ja};
+use crate::store::BulkAction;
+use crate::store::desk::{AlertCursor, AlertGroup, AlertQuery, AlertView, ResponseTimes};
 
-const PAGE_SIZE: i64 = 200;
+/// Alerts per page.
+pub const PAGE_SIZE: i64 = 100;
 
-/// One alert as the pages list it (the overview's alerts page and the terminal page).
+/// One alert as the pages list it (the alerts page and the terminal page).
 pub struct AlertRow {
     pub id: i64,
     pub rule: &'static str,
     pub title: &'static str,
+    pub short: &'static str,
     pub severity: &'static str,
     pub severity_label: &'static str,
     pub status: &'static str,
@@ -35,13 +40,17 @@ pub struct AlertRow {
     pub hostname: String,
     pub clinic_id: i64,
     pub clinic: String,
+    pub clinic_phone: String,
+    pub clinic_tel: String,
     pub opened: String,
+    /// How long it has been open: 「3日と4時間」.
+    pub age: String,
     pub ack: String,
     pub last_note: String,
 }
 
-impl From<AlertView> for AlertRow {
-    fn from(v: AlertView) -> Self {
+impl AlertRow {
+    pub fn new(v: AlertView, now: DateTime<Utc>) -> Self {
         let a = v.alert;
         let ack = match (&a.ack_by, a.status) {
             (Some(by), AlertStatus::Acknowledged) => {
@@ -53,9 +62,11 @@ impl From<AlertView> for AlertRow {
             }
             _ => String::new(),
         };
+        let phone = v.clinic_phone.unwrap_or_default();
         AlertRow {
             id: a.id,
             title: a.rule.title_ja(),
+            short: a.rule.short_ja(),
             rule: a.rule.as_str(),
             severity: a.severity.as_str(),
             severity_label: a.severity.label_ja(),
@@ -67,15 +78,23 @@ impl From<AlertView> for AlertRow {
             hostname: v.hostname,
             clinic_id: a.clinic_id,
             clinic: v.clinic_name,
+            clinic_tel: tel_link(&phone),
+            clinic_phone: phone,
             opened: time_ja(a.opened_at),
+            age: duration_ja(now - a.opened_at),
             ack,
             last_note: v.last_note.unwrap_or_default(),
         }
     }
 }
 
+/// A group of the alerts page: a rule, or a clinic with whom to call there.
 pub struct AlertGroupView {
     pub title: String,
+    /// The clinic's phone (grouped by clinic).
+    pub phone: String,
+    pub tel: String,
+    pub contacts: Vec<(String, String, String)>,
     pub rows: Vec<AlertRow>,
 }
 
@@ -118,14 +137,35 @@ impl TimesRow {
 pub struct AlertsPage {
     pub nav: Nav,
     pub groups: Vec<AlertGroupView>,
+    /// Matches of the filters.
     pub total: i64,
     pub shown: usize,
-    pub truncated: bool,
-    pub by_clinic: bool,
-    pub rule: String,
+    pub query: AlertsQuery,
+    /// The next page (empty: none).
+    pub next: String,
+    /// The first page, when this one is not.
+    pub first: String,
     pub back: String,
+    /// Where a bulk action returns: the first page of the same filters.
+    pub bulk_back: String,
     pub ack_default: String,
+    /// The rows have check boxes for the bulk actions.
+    pub selectable: bool,
+    /// What the last bulk action did.
+    pub done: String,
+    pub clinic_name: Option<String>,
+    pub prefectures: Vec<String>,
     pub all_rules: Vec<(&'static str, &'static str)>,
+    pub all_severities: Vec<(&'static str, &'static str)>,
+    pub all_handlings: Vec<(&'static str, &'static str)>,
+    pub all_ages: Vec<(&'static str, &'static str)>,
+}
+
+impl AlertsPage {
+    /// The filters as hidden fields of the bulk form ("every alert that matches").
+    pub fn filter_pairs(&self) -> Vec<(&'static str, String)> {
+        self.query.filter_pairs()
+    }
 }
 
 #[derive(Template)]
@@ -170,47 +210,137 @@ pub async fn times_page(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The alerts page's query string.
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct AlertsQuery {
     #[serde(default)]
-    group: String,
+    pub group: String,
     #[serde(default)]
-    rule: String,
-    clinic: Option<i64>,
+    pub rule: String,
+    #[serde(default)]
+    pub clinic: String,
+    #[serde(default)]
+    pub prefecture: String,
+    #[serde(default)]
+    pub severity: String,
+    #[serde(default)]
+    pub handling: String,
+    /// Open for at least: `1d`, `3d`, `7d`, `30d`.
+    #[serde(default)]
+    pub age: String,
+    /// The page starts after this alert ([`AlertCursor::encode`]).
+    #[serde(default)]
+    pub after: String,
+    /// What the last bulk action did (`ack:12`), for its message.
+    #[serde(default)]
+    pub done: String,
 }
 
-/// `GET /alerts`: open and acknowledged alerts, grouped by rule (default) or clinic.
+/// The age filter's choices.
+const AGES: [(&str, &str, i64); 4] = [
+    ("1d", "1日以上", 1),
+    ("3d", "3日以上", 3),
+    ("7d", "7日以上", 7),
+    ("30d", "30日以上", 30),
+];
+
+impl AlertsQuery {
+    /// The filters (grouping, paging and messages aside).
+    pub fn filter_pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("rule", self.rule.clone()),
+            ("clinic", self.clinic.clone()),
+            ("prefecture", self.prefecture.clone()),
+            ("severity", self.severity.clone()),
+            ("handling", self.handling.clone()),
+            ("age", self.age.clone()),
+        ]
+    }
+
+    fn link(&self, after: &str) -> String {
+        let mut pairs = self.filter_pairs();
+        pairs.push(("group", self.group.clone()));
+        pairs.push(("after", after.to_string()));
+        format!("/alerts{}", query_string(&pairs))
+    }
+
+    /// The store's query for these filters.
+    pub fn store_query(&self, now: DateTime<Utc>) -> AlertQuery {
+        AlertQuery {
+            rule: RuleKey::parse(&self.rule),
+            clinic_id: self.clinic.trim().parse().ok(),
+            prefecture: Some(self.prefecture.trim().to_string()).filter(|p| !p.is_empty()),
+            severity: Severity::parse(&self.severity),
+            handling: HandlingKind::parse(&self.handling).filter(|h| *h != HandlingKind::None),
+            opened_before: AGES
+                .iter()
+                .find(|(k, _, _)| *k == self.age)
+                .map(|(_, _, days)| now - Duration::days(*days)),
+            after: AlertCursor::decode(&self.after),
+            limit: PAGE_SIZE,
+            ..AlertQuery::default()
+        }
+    }
+
+    fn unfiltered(&self) -> bool {
+        self.filter_pairs().iter().all(|(_, v)| v.trim().is_empty())
+    }
+}
+
+/// What a finished bulk action said: `ack:12` → 「12 件を確認済みにしました」.
+fn done_message(done: &str) -> String {
+    let Some((what, n)) = done.split_once(':') else {
+        return String::new();
+    };
+    let Ok(n) = n.parse::<usize>() else {
+        return String::new();
+    };
+    let what = match what {
+        "ack" => "を確認済みにしました",
+        "resolve" => "を解決済みにしました",
+        "note" => "にメモを追加しました",
+        "silence" => "の通知を停止しました",
+        _ => return String::new(),
+    };
+    format!("{n} 件のアラート{what}")
+}
+
+/// `GET /alerts`: open and acknowledged alerts, most severe and newest first, one compact line
+/// each, grouped by rule (default) or clinic, a page at a time.
 pub async fn alerts_page(
     State(state): State<AppState>,
     staff: Staff,
     Query(q): Query<AlertsQuery>,
 ) -> Result<Html<String>, PageFailure> {
     let desk = state.store.desk();
-    let rule = RuleKey::parse(&q.rule);
+    let now = Utc::now();
+    let mut query = q.store_query(now);
     // Unresolved alerts per rule are the evaluator's running counts (one alert per terminal
-    // and rule); only a clinic filter needs a count query.
-    let tally = state.tally().filter(|_| q.clinic.is_none());
-    let (total, views) = desk
-        .alert_views(&AlertQuery {
-            rule,
-            clinic_id: q.clinic,
-            terminal_id: None,
-            include_resolved: false,
-            count: tally.is_none(),
-            offset: 0,
-            limit: PAGE_SIZE,
-        })
-        .await?;
-    let total = match (&tally, &rule) {
+    // and rule); any other filter counts in the store.
+    let only_rule = {
+        let mut rest = q.clone();
+        rest.rule.clear();
+        rest.unfiltered()
+    };
+    let tally = state.tally().filter(|_| only_rule);
+    query.count = tally.is_none();
+    let (total, views) = desk.alert_views(&query).await?;
+    let total = match (&tally, &query.rule) {
         (Some(t), Some(r)) => t.rule(*r),
         (Some(t), None) => t.rules.iter().sum(),
         (None, _) => total,
+    };
+    let next = match views.last() {
+        Some(last) if views.len() as i64 == PAGE_SIZE => {
+            q.link(&AlertCursor::of(&last.alert).encode())
+        }
+        _ => String::new(),
     };
     let shown = views.len();
     let by_clinic = q.group == "clinic";
     let mut groups: Vec<AlertGroupView> = Vec::new();
     for v in views {
-        let row = AlertRow::from(v);
+        let row = AlertRow::new(v, now);
         let title = if by_clinic {
             row.clinic.clone()
         } else {
@@ -220,38 +350,177 @@ pub async fn alerts_page(
             Some(g) => g.rows.push(row),
             None => groups.push(AlertGroupView {
                 title,
+                phone: if by_clinic {
+                    row.clinic_phone.clone()
+                } else {
+                    String::new()
+                },
+                tel: if by_clinic {
+                    row.clinic_tel.clone()
+                } else {
+                    String::new()
+                },
+                contacts: Vec::new(),
                 rows: vec![row],
             }),
         }
     }
-    let back = format!(
-        "/alerts{}",
-        query_string(&[
-            ("group", q.group.clone()),
-            ("rule", q.rule.clone()),
-            (
-                "clinic",
-                q.clinic.map(|c| c.to_string()).unwrap_or_default()
-            ),
-        ])
-    );
+    if by_clinic {
+        for g in &mut groups {
+            if let Some(first) = g.rows.first() {
+                g.contacts = desk
+                    .contacts(first.clinic_id)
+                    .await?
+                    .into_iter()
+                    .map(|c: Contact| {
+                        let phone = c.phone.unwrap_or_default();
+                        let who = if c.role.is_empty() {
+                            c.name
+                        } else {
+                            format!("{} ({})", c.name, c.role)
+                        };
+                        (who, tel_link(&phone), phone)
+                    })
+                    .collect();
+            }
+        }
+    }
+    let clinic_name = match q.clinic.trim().parse::<i64>() {
+        Ok(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
+        Err(_) => None,
+    };
+    let mut here = q.filter_pairs();
+    here.push(("group", q.group.clone()));
+    here.push(("after", q.after.clone()));
+    let back = format!("/alerts{}", query_string(&here));
     let html = AlertsPage {
         nav: Nav::new(&staff, "alerts"),
         groups,
         total,
         shown,
-        truncated: (shown as i64) < total,
-        by_clinic,
-        rule: rule.map(|r| r.as_str().to_string()).unwrap_or_default(),
+        first: if q.after.is_empty() {
+            String::new()
+        } else {
+            q.link("")
+        },
+        bulk_back: q.link(""),
+        next,
         back,
-        ack_default: datetime_local(Utc::now() + Duration::days(1)),
+        ack_default: datetime_local(now + Duration::days(1)),
+        selectable: staff.is_admin(),
+        done: done_message(&q.done),
+        clinic_name,
+        prefectures: desk.prefectures().await?,
+        query: q,
         all_rules: RuleKey::ALL
             .iter()
             .map(|r| (r.as_str(), r.title_ja()))
             .collect(),
+        all_severities: Severity::ALL
+            .iter()
+            .rev()
+            .map(|s| (s.as_str(), s.label_ja()))
+            .collect(),
+        all_handlings: [
+            HandlingKind::Unhandled,
+            HandlingKind::InProgress,
+            HandlingKind::Silenced,
+        ]
+        .iter()
+        .map(|h| (h.as_str(), h.label_ja()))
+        .collect(),
+        all_ages: AGES.iter().map(|(k, l, _)| (*k, *l)).collect(),
     }
     .render()?;
     Ok(Html(html))
+}
+
+/// `POST /alerts/bulk`: one action on the checked alerts, or on every alert the filters match
+/// (`all_matching`). The form repeats `ids`, so it is read by hand.
+pub async fn bulk(
+    State(state): State<AppState>,
+    Admin(staff): Admin,
+    body: Bytes,
+) -> Result<Response, AuthFailure> {
+    let mut field = std::collections::HashMap::<String, String>::new();
+    let mut ids: Vec<i64> = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        if k == "ids" {
+            if let Ok(id) = v.parse() {
+                ids.push(id);
+            }
+        } else {
+            field.insert(k.into_owned(), v.into_owned());
+        }
+    }
+    let get = |k: &str| field.get(k).map(String::as_str).unwrap_or("");
+    staff.check_csrf(get("csrf"))?;
+    let back = back_to(Some(get("back")));
+    let now = Utc::now();
+    let filters = AlertsQuery {
+        rule: get("rule").into(),
+        clinic: get("clinic").into(),
+        prefecture: get("prefecture").into(),
+        severity: get("severity").into(),
+        handling: get("handling").into(),
+        age: get("age").into(),
+        ..AlertsQuery::default()
+    };
+    let action = match get("action") {
+        "ack" => parse_datetime_local(get("until"))
+            .map_err(Error::Invalid)
+            .map(|until| BulkAction::Acknowledge {
+                note: get("note").into(),
+                until,
+            }),
+        "resolve" => Ok(BulkAction::Resolve {
+            note: get("note").into(),
+        }),
+        "note" => Ok(BulkAction::Note {
+            note: get("note").into(),
+        }),
+        "silence" => match parse_datetime_local(get("until")) {
+            Ok(Some(until)) => Ok(BulkAction::Silence {
+                until,
+                reason: get("note").into(),
+            }),
+            Ok(None) => Err(Error::Invalid(
+                "通知を止める「いつまで」を入力してください".into(),
+            )),
+            Err(e) => Err(Error::Invalid(e)),
+        },
+        _ => Err(Error::Invalid("操作を選んでください".into())),
+    };
+    let done = async {
+        let action = action?;
+        if get("all_matching") == "1" {
+            let limit = crate::desk::MAX_BULK as i64 + 1;
+            ids = state
+                .store
+                .desk()
+                .alert_ids(&filters.store_query(now), limit)
+                .await?;
+        }
+        let key = match &action {
+            BulkAction::Acknowledge { .. } => "ack",
+            BulkAction::Resolve { .. } => "resolve",
+            BulkAction::Note { .. } => "note",
+            BulkAction::Silence { .. } => "silence",
+        };
+        let outcome = state
+            .desk
+            .bulk_alerts(&staff.actor(), &ids, action, now)
+            .await?;
+        Ok::<_, Error>(format!("{key}:{}", outcome.alerts.len()))
+    }
+    .await;
+    match done {
+        Ok(done) => {
+            let sep = if back.contains('?') { '&' } else { '?' };
+            Ok(Redirect::to(&format!("{back}{sep}done={done}")).into_response())
+        }
+        Err(e) => finish(&staff, Err(e), &back),
+    }
 }
 
 /// Only our own pages are returned to after an action.
@@ -263,17 +532,16 @@ pub(super) fn back_to(back: Option<&str>) -> String {
 }
 
 /// Where an action ends: back to the page the form was on, or (when the desk refused it) a
-/// short page that says why, with a way back.
-pub(super) fn finish(done: Result<(), Error>, back: &str) -> Result<Response, AuthFailure> {
+/// page that says why, with a way back.
+pub(super) fn finish(
+    staff: &Staff,
+    done: Result<(), Error>,
+    back: &str,
+) -> Result<Response, AuthFailure> {
     match done {
         Ok(()) => Ok(Redirect::to(back).into_response()),
         Err(e) => match e.refusal() {
-            Some(message) => Ok(super::message_page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                message,
-                back,
-                "戻る",
-            )),
+            Some(message) => Ok(super::refusal_page(staff, message, back)),
             None => Err(e.into()),
         },
     }
@@ -308,7 +576,7 @@ pub async fn acknowledge(
         }
         Err(e) => Err(Error::Invalid(e)),
     };
-    finish(done, &back)
+    finish(&staff, done, &back)
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,7 +601,7 @@ pub async fn resolve(
         .desk
         .resolve(&staff.actor(), id, &form.note, Utc::now())
         .await;
-    finish(done, &back)
+    finish(&staff, done, &back)
 }
 
 /// `POST /alerts/{id}/note`
@@ -349,5 +617,5 @@ pub async fn note(
         .desk
         .note(&staff.actor(), id, &form.note, Utc::now())
         .await;
-    finish(done, &back)
+    finish(&staff, done, &back)
 }

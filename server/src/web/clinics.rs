@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use onshi_shared::{AccountRole, AccountSpec};
 use serde::Deserialize;
 
@@ -22,7 +22,7 @@ use crate::domain::{
     ClinicDetail, ClinicRules, ClinicSettings, Contact, PREFECTURES, actor_label_ja,
 };
 use crate::jst::{datetime_local, time_ja};
-use crate::store::desk::{ClinicListRow, CodeRow, FleetQuery, FleetSort};
+use crate::store::desk::{AuditQuery, ClinicListRow, CodeRow, FleetQuery, FleetSort, OutboxQuery};
 
 const PAGE_SIZE: i64 = 100;
 
@@ -358,6 +358,7 @@ pub struct TerminalLine {
     pub id: String,
     pub hostname: String,
     pub status: Status,
+    pub problems: Vec<super::overview::Problem>,
     pub open_alerts: i64,
     pub last_seen: String,
 }
@@ -372,7 +373,9 @@ pub struct ClosureLine {
 
 pub struct CodeLine {
     pub hash: String,
-    pub short: String,
+    /// What staff called it, and its last characters: 「受付PC用 (…K7QX)」.
+    pub label: String,
+    pub last_chars: String,
     pub created: String,
     pub expires: String,
     pub state: &'static str,
@@ -388,7 +391,12 @@ impl CodeLine {
             None => ("有効", true),
         };
         CodeLine {
-            short: c.code_hash.chars().take(8).collect(),
+            label: c.label,
+            last_chars: if c.last_chars.is_empty() {
+                "—".into()
+            } else {
+                format!("…{}", c.last_chars)
+            },
             hash: c.code_hash,
             created: time_ja(c.created_at),
             expires: time_ja(c.expires_at),
@@ -408,6 +416,12 @@ pub struct ClinicPage {
     pub contacts: Vec<Contact>,
     pub codes: Vec<CodeLine>,
     pub new_code: Option<String>,
+    /// The install commands for the new code: Windows (the vendor's PowerShell installer) and
+    /// Linux.
+    pub install_windows: String,
+    pub install_linux: String,
+    /// The clinic was just saved.
+    pub saved: bool,
     pub code_days: u32,
     pub terminals: Vec<TerminalLine>,
     pub terminal_count: i64,
@@ -427,12 +441,66 @@ pub struct ClinicPage {
     pub backup_password: String,
 }
 
+/// What the clinic page shows beyond the clinic: a code just issued, with the address agents
+/// reach this server at, or that the clinic was just saved.
+#[derive(Debug, Default)]
+pub struct Shown {
+    pub code: Option<(String, String)>,
+    pub saved: bool,
+}
+
+/// The commands that install and enroll an agent with `code` at `server`: Windows (the
+/// vendor's installer script, with the clinic's account names) and Linux.
+fn install_commands(server: &str, code: &str, names: &[String; 3]) -> (String, String) {
+    let name = |n: &str| {
+        if n.is_empty() {
+            "<名前>".to_string()
+        } else {
+            n.to_string()
+        }
+    };
+    let windows = format!(
+        "powershell -ExecutionPolicy Bypass -File install.ps1 -Server {server} -Code {code} \
+         -WindowsAccount {} -FaceAuthAccount {} -LinkageAccount {} -AdministratorAccount <名前>",
+        name(&names[0]),
+        name(&names[1]),
+        name(&names[2])
+    );
+    let linux = format!(
+        "onshi-agent --server {server} --data-dir /var/lib/onshi-agent enroll --code {code} && \
+         onshi-agent --data-dir /var/lib/onshi-agent run"
+    );
+    (windows, linux)
+}
+
+/// The address agents and staff reach this server at: `[dashboard] public_url`, else the one
+/// this request came to.
+pub fn server_url(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    if let Some(url) = &state.config.dashboard.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    let scheme = if state.config.dashboard.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
 async fn clinic_page(
     state: &AppState,
     staff: &Staff,
     form: ClinicFormView,
     error: Option<String>,
-    new_code: Option<String>,
+    shown: Shown,
 ) -> Result<ClinicPage, crate::Error> {
     let id = form.id;
     let desk = state.store.desk();
@@ -457,8 +525,18 @@ async fn clinic_page(
                 };
                 (desk.fleet_count(&q).await?, desk.fleet_rows(&q).await?)
             },
-            desk.outbox_rows(Some(id), 30).await?,
-            desk.audit_rows(Some(id), None, 30).await?,
+            desk.outbox_rows(&OutboxQuery {
+                clinic_id: Some(id),
+                limit: 30,
+                ..OutboxQuery::default()
+            })
+            .await?,
+            desk.audit_rows(&AuditQuery {
+                clinic_id: Some(id),
+                limit: 30,
+                ..AuditQuery::default()
+            })
+            .await?,
         )
     };
     let now = Utc::now();
@@ -480,6 +558,29 @@ async fn clinic_page(
     };
     let server = &state.config.policy.accounts;
     let rules = &state.config.rules;
+    let install = match &shown.code {
+        Some((code, url)) => {
+            let names: [String; 3] = std::array::from_fn(|i| {
+                let typed = form
+                    .accounts
+                    .get(i)
+                    .map(|a| a.2.clone())
+                    .unwrap_or_default();
+                if typed.is_empty() {
+                    let role = AccountRole::PROTECTED[i];
+                    server
+                        .iter()
+                        .find(|a| a.role == role)
+                        .map(|a| a.name.clone())
+                        .unwrap_or_default()
+                } else {
+                    typed
+                }
+            });
+            install_commands(url, code, &names)
+        }
+        None => (String::new(), String::new()),
+    };
     Ok(ClinicPage {
         nav: Nav::new(staff, "clinics"),
         form,
@@ -487,13 +588,17 @@ async fn clinic_page(
         prefectures: &PREFECTURES,
         contacts,
         codes: codes.into_iter().map(CodeLine::new).collect(),
-        new_code,
+        install_windows: install.0,
+        install_linux: install.1,
+        saved: shown.saved,
+        new_code: shown.code.map(|(code, _)| code),
         code_days: state.config.enrollment_code_days,
         terminals: terminals
             .into_iter()
             .map(|t| TerminalLine {
                 id: t.line.terminal_id.to_string(),
                 status: Status::of(Some(&t.line)),
+                problems: super::overview::Problem::of(&t.line),
                 hostname: t.line.hostname,
                 open_alerts: t.line.open_alerts,
                 last_seen: t.last_seen.map_or_else(|| "未受信".into(), time_ja),
@@ -509,8 +614,8 @@ async fn clinic_page(
             .into_iter()
             .map(|c| ClosureLine {
                 id: c.id,
-                from: c.from.format("%Y-%m-%d").to_string(),
-                to: c.to.format("%Y-%m-%d").to_string(),
+                from: crate::jst::date_ja(c.from),
+                to: crate::jst::date_ja(c.to),
                 reason: c.reason,
                 past: c.to < today,
             })
@@ -539,14 +644,14 @@ async fn render_clinic(
     staff: &Staff,
     form: ClinicFormView,
     error: Option<String>,
-    new_code: Option<String>,
+    shown: Shown,
 ) -> Result<Response, crate::Error> {
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
     };
-    let html = clinic_page(state, staff, form, error, new_code)
+    let html = clinic_page(state, staff, form, error, shown)
         .await?
         .render()?;
     Ok((status, Html(html)).into_response())
@@ -566,14 +671,28 @@ pub async fn new_form(
     State(state): State<AppState>,
     Admin(staff): Admin,
 ) -> Result<Response, PageFailure> {
-    Ok(render_clinic(&state, &staff, ClinicFormView::empty(), None, None).await?)
+    Ok(render_clinic(
+        &state,
+        &staff,
+        ClinicFormView::empty(),
+        None,
+        Shown::default(),
+    )
+    .await?)
 }
 
-/// `GET /clinics/{id}`
+#[derive(Debug, Default, Deserialize)]
+pub struct SavedQuery {
+    #[serde(default)]
+    saved: String,
+}
+
+/// `GET /clinics/{id}` (`?saved=1` after a save says so).
 pub async fn page(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<i64>,
+    Query(q): Query<SavedQuery>,
 ) -> Result<Response, PageFailure> {
     let Some(detail) = state.store.desk().clinic_detail(id).await? else {
         return Ok(not_found());
@@ -583,7 +702,10 @@ pub async fn page(
         &staff,
         ClinicFormView::from_detail(&detail),
         None,
-        None,
+        Shown {
+            code: None,
+            saved: q.saved == "1",
+        },
     )
     .await?)
 }
@@ -606,7 +728,7 @@ async fn save(
         Err(e) => Err(e),
     };
     match saved {
-        Ok(saved) => Ok(Redirect::to(&format!("/clinics/{saved}")).into_response()),
+        Ok(saved) => Ok(Redirect::to(&format!("/clinics/{saved}?saved=1")).into_response()),
         Err(e) => match e.refusal() {
             Some(message) => refill(state, staff, id, &form, message.to_string()).await,
             None => Err(e.into()),
@@ -623,7 +745,7 @@ async fn refill(
     error: String,
 ) -> Result<Response, AuthFailure> {
     let view = ClinicFormView::from_form(id, f);
-    Ok(render_clinic(state, staff, view, Some(error), None).await?)
+    Ok(render_clinic(state, staff, view, Some(error), Shown::default()).await?)
 }
 
 /// `POST /clinics`
@@ -654,29 +776,180 @@ pub struct CsrfOnly {
     csrf: String,
 }
 
-/// `POST /clinics/{id}/codes`: a new enrollment code, shown once on the page that answers.
+#[derive(Debug, Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    /// Who the code is for (e.g. 「受付PC」「山田さんに電話で」).
+    #[serde(default)]
+    label: String,
+}
+
+/// `POST /clinics/{id}/codes`: a new enrollment code, shown once on the page that answers,
+/// with the commands that install an agent with it.
 pub async fn issue_code(
     State(state): State<AppState>,
     Admin(staff): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfOnly>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<CodeForm>,
 ) -> Result<Response, AuthFailure> {
     staff.check_csrf(&form.csrf)?;
     let Some(detail) = state.store.desk().clinic_detail(id).await? else {
         return Ok(not_found());
     };
-    let code = state
+    let issued = state
         .desk
-        .issue_code(&staff.actor(), id, Utc::now())
-        .await?;
+        .issue_labelled_code(&staff.actor(), id, &form.label, Utc::now())
+        .await;
+    let view = ClinicFormView::from_detail(&detail);
+    let code = match issued {
+        Ok(code) => code,
+        Err(e) => {
+            return match e.refusal() {
+                Some(m) => {
+                    Ok(
+                        render_clinic(&state, &staff, view, Some(m.to_string()), Shown::default())
+                            .await?,
+                    )
+                }
+                None => Err(e.into()),
+            };
+        }
+    };
+    let url = server_url(&state, &headers);
     Ok(render_clinic(
         &state,
         &staff,
-        ClinicFormView::from_detail(&detail),
+        view,
         None,
-        Some(code),
+        Shown {
+            code: Some((code, url)),
+            saved: false,
+        },
     )
     .await?)
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub nav: Nav,
+    pub title: &'static str,
+    pub question: String,
+    pub action: String,
+    pub fields: Vec<(&'static str, String)>,
+    pub button: &'static str,
+    pub back: String,
+}
+
+/// `GET /clinics/{id}/codes/{hash}/revoke`: the second step before a code stops working.
+pub async fn confirm_revoke_code(
+    State(state): State<AppState>,
+    Admin(staff): Admin,
+    Path((id, hash)): Path<(i64, String)>,
+) -> Result<Response, PageFailure> {
+    let Some(code) = state
+        .store
+        .desk()
+        .enrollment_codes(id)
+        .await?
+        .into_iter()
+        .find(|c| c.code_hash == hash && c.revoked_at.is_none())
+    else {
+        return Ok(not_found());
+    };
+    let line = CodeLine::new(code);
+    let named = if line.label.is_empty() {
+        String::new()
+    } else {
+        format!("「{}」 ", line.label)
+    };
+    Ok(Html(
+        ConfirmPage {
+            nav: Nav::new(&staff, "clinics"),
+            title: "登録コードを無効にする",
+            question: format!(
+                "登録コード {named}({}、{} 発行) を無効にしますか。このコードでは端末を登録できなくなります (登録済みの端末はそのまま動きます)。",
+                line.last_chars, line.created
+            ),
+            action: format!("/clinics/{id}/codes/revoke"),
+            fields: vec![("code_hash", hash)],
+            button: "無効にする",
+            back: format!("/clinics/{id}"),
+        }
+        .render()?,
+    )
+    .into_response())
+}
+
+/// `GET /clinics/{id}/contacts/{contact}/delete`: the second step before a contact goes.
+pub async fn confirm_delete_contact(
+    State(state): State<AppState>,
+    Admin(staff): Admin,
+    Path((id, contact)): Path<(i64, i64)>,
+) -> Result<Response, PageFailure> {
+    let Some(c) = state
+        .store
+        .desk()
+        .contacts(id)
+        .await?
+        .into_iter()
+        .find(|c| c.id == contact)
+    else {
+        return Ok(not_found());
+    };
+    Ok(Html(
+        ConfirmPage {
+            nav: Nav::new(&staff, "clinics"),
+            title: "連絡先を削除する",
+            question: format!("連絡先「{}」を削除しますか。", c.name),
+            action: format!("/clinics/{id}/contacts/{contact}/delete"),
+            fields: Vec::new(),
+            button: "削除する",
+            back: format!("/clinics/{id}"),
+        }
+        .render()?,
+    )
+    .into_response())
+}
+
+/// `GET /clinics/{id}/closures/{closure}/delete`: the second step before a closure goes.
+pub async fn confirm_delete_closure(
+    State(state): State<AppState>,
+    Admin(staff): Admin,
+    Path((id, closure)): Path<(i64, i64)>,
+) -> Result<Response, PageFailure> {
+    let Some(detail) = state.store.desk().clinic_detail(id).await? else {
+        return Ok(not_found());
+    };
+    let Some(c) = detail
+        .settings
+        .hours
+        .closures
+        .iter()
+        .find(|c| c.id == closure)
+    else {
+        return Ok(not_found());
+    };
+    Ok(Html(
+        ConfirmPage {
+            nav: Nav::new(&staff, "clinics"),
+            title: "休診日を削除する",
+            question: format!(
+                "休診日 {} 〜 {} ({}) を削除しますか。",
+                crate::jst::date_ja(c.from),
+                crate::jst::date_ja(c.to),
+                c.reason
+            ),
+            action: format!("/clinics/{id}/closures/{closure}/delete"),
+            fields: Vec::new(),
+            button: "削除する",
+            back: format!("/clinics/{id}#closures"),
+        }
+        .render()?,
+    )
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -748,7 +1021,14 @@ pub async fn add_contact(
         Err(e) => match e.refusal() {
             Some(message) => {
                 let view = ClinicFormView::from_detail(&detail);
-                Ok(render_clinic(&state, &staff, view, Some(message.to_string()), None).await?)
+                Ok(render_clinic(
+                    &state,
+                    &staff,
+                    view,
+                    Some(message.to_string()),
+                    Shown::default(),
+                )
+                .await?)
             }
             None => Err(e.into()),
         },
@@ -802,7 +1082,14 @@ async fn clinic_result(
                     return Ok(not_found());
                 };
                 let view = ClinicFormView::from_detail(&detail);
-                Ok(render_clinic(state, staff, view, Some(message.to_string()), None).await?)
+                Ok(render_clinic(
+                    state,
+                    staff,
+                    view,
+                    Some(message.to_string()),
+                    Shown::default(),
+                )
+                .await?)
             }
             None => Err(e.into()),
         },
@@ -818,8 +1105,7 @@ pub async fn add_closure(
 ) -> Result<Response, AuthFailure> {
     staff.check_csrf(&form.csrf)?;
     let date = |label: &str, s: &str| {
-        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-            .map_err(|_| Error::Invalid(format!("{label}を日付で入力してください")))
+        crate::jst::parse_date_ja(s).map_err(|e| Error::Invalid(format!("{label}: {e}")))
     };
     let closure = date("休診の初日", &form.from).and_then(|from| {
         let to = match form.to.trim() {

@@ -7,6 +7,7 @@ pub mod api;
 mod audit;
 pub mod client;
 mod clinics;
+mod export;
 mod format;
 pub mod limits;
 mod outbox;
@@ -147,6 +148,11 @@ pub fn router(state: AppState) -> Router {
         .route("/terminals/{id}/accounts", post(terminal::confirm_accounts))
         .route("/alerts", get(alerts::alerts_page))
         .route("/alerts/times", get(alerts::times_page))
+        .route("/alerts/bulk", post(alerts::bulk))
+        .route("/export/terminals.csv", get(export::terminals))
+        .route("/export/alerts.csv", get(export::alerts))
+        .route("/export/audit.csv", get(export::audit))
+        .route("/outbox/{id}", get(outbox::mail))
         .route("/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/alerts/{id}/resolve", post(alerts::resolve))
         .route("/alerts/{id}/note", post(alerts::note))
@@ -157,6 +163,10 @@ pub fn router(state: AppState) -> Router {
         .route("/clinics/{id}", get(clinics::page).post(clinics::update))
         .route("/clinics/{id}/codes", post(clinics::issue_code))
         .route("/clinics/{id}/codes/revoke", post(clinics::revoke_code))
+        .route(
+            "/clinics/{id}/codes/{hash}/revoke",
+            get(clinics::confirm_revoke_code),
+        )
         .route("/clinics/{id}/contacts", post(clinics::add_contact))
         .route("/clinics/{id}/closures", post(clinics::add_closure))
         .route(
@@ -165,7 +175,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/clinics/{id}/closures/{closure}/delete",
-            post(clinics::delete_closure),
+            get(clinics::confirm_delete_closure).post(clinics::delete_closure),
         )
         .route(
             "/clinics/{id}/backup-password",
@@ -173,7 +183,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/clinics/{id}/contacts/{contact}/delete",
-            post(clinics::delete_contact),
+            get(clinics::confirm_delete_contact).post(clinics::delete_contact),
         )
         .route("/outbox", get(outbox::page))
         .route("/audit", get(audit::page))
@@ -331,6 +341,51 @@ impl From<crate::Error> for ApiFailure {
             "internal",
             "the server could not complete the request; it has been logged",
         )
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    nav: format::Nav,
+    title: &'a str,
+    message: &'a str,
+    href: &'a str,
+    link: &'a str,
+    error: bool,
+}
+
+/// A refused form, inside the dashboard's layout: the desk's reason and the way back.
+pub fn refusal_page(staff: &session::Staff, message: &str, back: &str) -> Response {
+    message_in_layout(
+        staff,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "受け付けられませんでした",
+        message,
+        back,
+    )
+}
+
+/// A page with one message and a link back, inside the dashboard's layout.
+pub fn message_in_layout(
+    staff: &session::Staff,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    href: &str,
+) -> Response {
+    use askama::Template;
+    let page = MessagePage {
+        nav: format::Nav::new(staff, ""),
+        title,
+        message,
+        href,
+        link: "戻る",
+        error: status.is_client_error(),
+    };
+    match page.render() {
+        Ok(html) => (status, axum::response::Html(html)).into_response(),
+        Err(e) => PageFailure::from(e).into_response(),
     }
 }
 

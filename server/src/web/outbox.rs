@@ -1,14 +1,21 @@
-//! The outbox: every mail and where it is in delivery.
+//! The outbox: every mail and where it is in delivery, searched and filtered a page at a time,
+//! and each mail as it is sent (headers, text and HTML parts, the whole message).
 
 use askama::Template;
-use axum::extract::State;
-use axum::response::Html;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
 
-use super::format::Nav;
+use super::format::{Nav, query_string};
 use super::session::Staff;
 use super::{AppState, PageFailure};
-use crate::domain::{OutboxCounts, OutboxRow};
+use crate::domain::{OutboxCounts, OutboxRow, OutboxStatus};
 use crate::jst::{opt_time_ja, time_ja};
+use crate::store::desk::OutboxQuery;
+
+/// Mails per page.
+pub const PAGE_SIZE: i64 = 100;
 
 /// One mail as the outbox and the clinic page list it.
 pub struct OutboxLine {
@@ -43,26 +50,125 @@ impl OutboxLine {
     }
 }
 
+/// The outbox page's query string.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct OutboxFilter {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub clinic: String,
+    #[serde(default)]
+    pub before: String,
+}
+
+impl OutboxFilter {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("q", self.q.trim().to_string()),
+            ("status", self.status.clone()),
+            ("clinic", self.clinic.clone()),
+        ]
+    }
+}
+
 #[derive(Template)]
 #[template(path = "outbox.html")]
 pub struct OutboxPage {
     pub nav: Nav,
     pub counts: OutboxCounts,
     pub rows: Vec<OutboxLine>,
+    pub filter: OutboxFilter,
+    pub statuses: Vec<(&'static str, &'static str)>,
+    pub next: String,
+    pub first: String,
 }
 
 /// `GET /outbox`
 pub async fn page(
     State(state): State<AppState>,
     staff: Staff,
+    Query(filter): Query<OutboxFilter>,
 ) -> Result<Html<String>, PageFailure> {
-    let rows = state.store.desk().outbox_rows(None, 200).await?;
+    let query = OutboxQuery {
+        clinic_id: filter.clinic.trim().parse().ok(),
+        status: OutboxStatus::parse(&filter.status),
+        search: Some(filter.q.trim().to_string()).filter(|q| !q.is_empty()),
+        before: filter.before.trim().parse().ok(),
+        limit: PAGE_SIZE,
+    };
+    let rows = state.store.desk().outbox_rows(&query).await?;
+    let next = match rows.last() {
+        Some(last) if rows.len() as i64 == PAGE_SIZE => {
+            let mut pairs = filter.pairs();
+            pairs.push(("before", last.id.to_string()));
+            format!("/outbox{}", query_string(&pairs))
+        }
+        _ => String::new(),
+    };
+    let first = if filter.before.is_empty() {
+        String::new()
+    } else {
+        format!("/outbox{}", query_string(&filter.pairs()))
+    };
     Ok(Html(
         OutboxPage {
             nav: Nav::new(&staff, "outbox"),
             counts: state.store.alerts().outbox_counts().await?,
             rows: rows.into_iter().map(OutboxLine::new).collect(),
+            statuses: OutboxStatus::ALL
+                .iter()
+                .map(|s| (s.as_str(), s.label_ja()))
+                .collect(),
+            filter,
+            next,
+            first,
         }
         .render()?,
     ))
+}
+
+#[derive(Template)]
+#[template(path = "mail.html")]
+pub struct MailPage {
+    pub nav: Nav,
+    pub line: OutboxLine,
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+    /// The whole message as the server hands it to SMTP (its Date is set when it is sent).
+    pub raw: String,
+}
+
+/// `GET /outbox/{id}`: one mail as it is sent.
+pub async fn mail(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+) -> Result<Response, PageFailure> {
+    let Some((row, mail)) = state.store.desk().outbox_mail(id).await? else {
+        return Ok(super::message_in_layout(
+            &staff,
+            StatusCode::NOT_FOUND,
+            "見つかりません",
+            "このメールは見つかりません。",
+            "/outbox",
+        ));
+    };
+    let raw = crate::notify::build_message(&state.config.smtp.from, &mail)
+        .map(|m| String::from_utf8_lossy(&m.formatted()).into_owned())
+        .unwrap_or_else(|e| format!("(このメールは組み立てられません: {e})"));
+    Ok(Html(
+        MailPage {
+            nav: Nav::new(&staff, "outbox"),
+            line: OutboxLine::new(row),
+            message_id: mail.message_id,
+            text: mail.body_text,
+            html: mail.body_html,
+            raw,
+        }
+        .render()?,
+    )
+    .into_response())
 }

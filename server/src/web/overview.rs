@@ -74,11 +74,35 @@ impl Status {
     }
 }
 
+/// An open problem of a terminal, as its row names it: a short label, the rule's title.
+pub struct Problem {
+    pub rule: &'static str,
+    pub label: &'static str,
+    pub title: &'static str,
+}
+
+impl Problem {
+    /// The open problems of a line, in the rules' order (most serious kinds first).
+    pub fn of(line: &OverviewLine) -> Vec<Problem> {
+        line.open_rules()
+            .map(|r| Problem {
+                rule: r.as_str(),
+                label: r.short_ja(),
+                title: r.title_ja(),
+            })
+            .collect()
+    }
+}
+
 pub struct OverviewRow {
     pub id: String,
     pub status: Status,
+    pub problems: Vec<Problem>,
     pub clinic: String,
     pub clinic_id: i64,
+    /// `tel:` link and the number as shown (empty: none on record).
+    pub clinic_phone: String,
+    pub clinic_tel: String,
     pub hostname: String,
     pub last_seen: String,
     pub last_start: String,
@@ -90,6 +114,24 @@ pub struct OverviewRow {
     pub backup: &'static str,
     pub backup_bad: bool,
     pub open_alerts: i64,
+}
+
+/// A `tel:` link for a phone number as people write it (`03-1234-5678`, `０３（１２３４）５６７８`);
+/// empty when it holds no digits.
+pub fn tel_link(phone: &str) -> String {
+    let digits: String = phone
+        .chars()
+        .filter_map(|c| match c {
+            '0'..='9' | '+' => Some(c),
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
+            _ => None,
+        })
+        .collect();
+    if digits.chars().filter(char::is_ascii_digit).count() < 3 {
+        String::new()
+    } else {
+        format!("tel:{digits}")
+    }
 }
 
 /// How staff handle a line, as the overview shows it beside the severity: a short label and
@@ -124,9 +166,14 @@ impl OverviewRow {
         let cert_days = s.cert_not_after.map(|n| (n - now).num_days());
         // As the rule decided it, with the clinic's own threshold.
         let restart_overdue = s.open_rules().any(|r| r == RuleKey::NoDailyRestart);
+        let problems = Problem::of(&s);
+        let phone = r.clinic_phone.unwrap_or_default();
         OverviewRow {
             id: s.terminal_id.to_string(),
             status,
+            problems,
+            clinic_tel: tel_link(&phone),
+            clinic_phone: phone,
             clinic: s.clinic_name,
             clinic_id: s.clinic_id,
             hostname: s.hostname,
@@ -289,6 +336,11 @@ impl OverviewPage {
         }
     }
 
+    /// The CSV export of every terminal these filters match.
+    pub fn link_csv(&self) -> String {
+        format!("/export/terminals.csv{}", query_string(&self.query.pairs()))
+    }
+
     pub fn link_page(&self, page: i64) -> String {
         let mut pairs = self.query.pairs();
         pairs.push(("page", page.to_string()));
@@ -296,7 +348,7 @@ impl OverviewPage {
     }
 }
 
-fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
+pub(super) fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
     FleetQuery {
         clinic_id: q.clinic.parse().ok(),
         prefecture: Some(q.prefecture.trim().to_string()).filter(|p| !p.is_empty()),
@@ -399,9 +451,11 @@ pub async fn page(
         .into_iter()
         .map(|l| chip("liveness", l.as_str(), l.label_ja(), tally.liveness(l)))
         .collect();
-    let page = query.page.unwrap_or(1).max(1);
+    let asked = query.page.unwrap_or(1).max(1);
+    let matching = matching(&state, &tally, &fleet_query(&query, 1)).await?;
+    // A page past the end (an old link) shows the last page, not an empty table.
+    let page = asked.min(((matching + PAGE_SIZE - 1) / PAGE_SIZE).max(1));
     let fleet = fleet_query(&query, page);
-    let matching = matching(&state, &tally, &fleet).await?;
     let rows = desk.fleet_rows(&fleet).await?;
     let rules = rule_counts(&tally)
         .into_iter()

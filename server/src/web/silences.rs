@@ -278,7 +278,7 @@ pub async fn add(
             .map(|_| ()),
         Err(e) => Err(e),
     };
-    finish(done, &back)
+    finish(&staff, done, &back)
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,7 +298,7 @@ pub async fn end(
     staff.check_csrf(&form.csrf)?;
     let back = back_to(form.back.as_deref().or(Some("/silences")));
     let done = state.desk.end_silence(&staff.actor(), id, Utc::now()).await;
-    finish(done, &back)
+    finish(&staff, done, &back)
 }
 
 #[cfg(test)]

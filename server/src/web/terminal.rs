@@ -19,10 +19,10 @@ use super::overview::Status;
 use super::session::{Admin, AuthFailure, Staff};
 use super::timeline::{Timeline, TimelineEvent, TimelineStart, timeline_svg};
 use super::{AppState, PageFailure};
-use crate::domain::{actor_label_ja, compare_versions, effective_versions};
+use crate::domain::{RuleKey, actor_label_ja, compare_versions, effective_versions};
 use crate::jst::{datetime_local, duration_ja, opt_time_ja, time_ja};
-use crate::store::desk::{AlertQuery, TerminalBaseline};
-use crate::wording::{network_change_ja, probe_error_ja, source_area_ja};
+use crate::store::desk::{AlertQuery, AuditQuery, TerminalBaseline};
+use crate::wording::{network_change_ja, probe_error_ja, source_area_ja, source_reason_ja};
 
 const DAYS: i64 = 30;
 
@@ -121,6 +121,8 @@ pub struct TerminalPage {
     pub last_boot: String,
     pub requested_by: String,
     pub timeline: String,
+    /// Days of the timeline without a restart.
+    pub no_restart_days: usize,
     pub certs: Vec<CertRow>,
     pub backup: String,
     pub backup_bad: bool,
@@ -137,10 +139,17 @@ pub struct TerminalPage {
     pub apps: Vec<AppRow>,
     pub missing_apps: Vec<String>,
     pub pending_reboot: Vec<RebootReason>,
+    /// Sources that could not be read, by area (the rest: `notes`).
     pub notes: Vec<String>,
+    pub cert_notes: Vec<String>,
+    pub account_notes: Vec<String>,
+    pub network_notes: Vec<String>,
+    pub app_notes: Vec<String>,
     /// What the agent's spool lost (empty: nothing).
     pub spool_losses: String,
     pub alerts: Vec<AlertRow>,
+    /// Alert rows without check boxes here (the alerts page has the bulk actions).
+    pub selectable: bool,
     pub back: String,
     pub ack_default: String,
     pub silence_start: String,
@@ -175,13 +184,10 @@ pub async fn page(
     let descriptions: Vec<String> = events.iter().map(describe_event).collect();
     let (_, alert_views) = desk
         .alert_views(&AlertQuery {
-            rule: None,
-            clinic_id: None,
             terminal_id: Some(id),
             include_resolved: true,
-            count: false,
-            offset: 0,
             limit: 100,
+            ..AlertQuery::default()
         })
         .await?;
     let expected: HashMap<String, String> =
@@ -189,7 +195,13 @@ pub async fn page(
             .into_iter()
             .map(|(app, v)| (app, v.version))
             .collect();
-    let audit = desk.audit_rows(None, Some(id), 50).await?;
+    let audit = desk
+        .audit_rows(&AuditQuery {
+            terminal_id: Some(id),
+            limit: 50,
+            ..AuditQuery::default()
+        })
+        .await?;
 
     let timeline_events: Vec<TimelineEvent<'_>> = events
         .iter()
@@ -251,6 +263,7 @@ pub async fn page(
         restart_overdue: false,
         last_boot: String::new(),
         requested_by: String::new(),
+        no_restart_days: timeline.matches(r#"class="no-restart""#).count(),
         timeline,
         certs: Vec::new(),
         backup: String::new(),
@@ -268,8 +281,16 @@ pub async fn page(
         missing_apps: Vec::new(),
         pending_reboot: Vec::new(),
         notes: Vec::new(),
+        cert_notes: Vec::new(),
+        account_notes: Vec::new(),
+        network_notes: Vec::new(),
+        app_notes: Vec::new(),
         spool_losses: String::new(),
-        alerts: alert_views.into_iter().map(AlertRow::from).collect(),
+        alerts: alert_views
+            .into_iter()
+            .map(|v| AlertRow::new(v, now))
+            .collect(),
+        selectable: false,
         back: format!("/terminals/{id}"),
         ack_default: datetime_local(now + Duration::days(1)),
         silence_start: datetime_local(now),
@@ -310,7 +331,39 @@ pub async fn page(
         &own,
         baseline,
     );
+    agree_with_alerts(&mut page);
     Ok(Html(page.render()?).into_response())
+}
+
+/// The page's areas say what its open alerts say: an account with an open "changed" alert is
+/// not shown as plainly 有効, and its last change is the alert's when the log has none.
+fn agree_with_alerts(page: &mut TerminalPage) {
+    for a in page.alerts.iter().filter(|a| !a.resolved) {
+        let Some(rule) = RuleKey::parse(a.rule) else {
+            continue;
+        };
+        let Some(role) = AccountRole::PROTECTED
+            .into_iter()
+            .find(|r| RuleKey::protected_account(*r) == Some(rule))
+        else {
+            continue;
+        };
+        for row in page
+            .accounts
+            .iter_mut()
+            .filter(|r| r.role == role.label_ja())
+        {
+            row.bad = true;
+            if row.state == "有効" {
+                row.state = "変更あり (アラート参照)".into();
+            } else {
+                row.state.push_str("・変更あり");
+            }
+            if row.last_change.is_empty() {
+                row.last_change = format!("{} {}", a.opened, a.detail);
+            }
+        }
+    }
 }
 
 /// The confirmation form's rows and the baseline's story.
@@ -537,11 +590,27 @@ fn fill_from_snapshot(
                 .collect()
         })
         .unwrap_or_default();
-    page.notes = s
-        .notes
-        .iter()
-        .map(|n| format!("{}を読めませんでした", source_area_ja(&n.area)))
-        .collect();
+    // Each failure sits with its area: "could not be read (why)".
+    for n in &s.notes {
+        let line = format!(
+            "{}を読み取れませんでした ({})",
+            source_area_ja(&n.area),
+            source_reason_ja(&n.detail)
+        );
+        let area = n.area.as_str();
+        let slot = if area.starts_with("cert") || area.starts_with("backup") {
+            &mut page.cert_notes
+        } else if area.starts_with("account") {
+            &mut page.account_notes
+        } else if area.starts_with("network") || area.starts_with("probe") {
+            &mut page.network_notes
+        } else if area.starts_with("app") {
+            &mut page.app_notes
+        } else {
+            &mut page.notes
+        };
+        slot.push(line);
+    }
     page.spool_losses = match (s.spool.dropped, s.spool.corrupt) {
         (0, 0) => String::new(),
         (d, 0) => format!("エージェントが送れずに捨てた記録: {d} 件 (保存の上限や受付拒否)"),
@@ -588,7 +657,7 @@ pub async fn confirm_accounts(
         .desk
         .confirm_accounts(&staff.actor(), id, &given, Utc::now())
         .await;
-    finish(done, &format!("/terminals/{id}#accounts"))
+    finish(&staff, done, &format!("/terminals/{id}#accounts"))
 }
 
 fn not_found() -> Response {

@@ -368,17 +368,22 @@ fn render(t: &Timeline<'_>, out: &mut String) -> fmt::Result {
     }
     out.push_str("</g>");
 
-    // Days without a restart-type start.
-    out.push_str(r##"<g class="no-restart-days" fill="#e53935" fill-opacity="0.15">"##);
+    // Days without a restart-type start: a red band, and a solid bar along its top so the day
+    // stands out even where the band is faint on a screen.
+    out.push_str(r##"<g class="no-restart-days" fill="#e53935" fill-opacity="0.32">"##);
     for d in &missing {
+        let (x, w) = (axis.x(d.start), axis.x(d.end) - axis.x(d.start));
         write!(
             out,
-            r#"<rect class="no-restart" x="{}" y="{}" width="{}" height="{}"><title>{} 再起動なし</title></rect>"#,
-            N(axis.x(d.start)),
+            r#"<rect class="no-restart" x="{}" y="{}" width="{}" height="{}"><title>{} 再起動なし</title></rect><rect class="no-restart-bar" x="{}" y="{}" width="{}" height="3" fill-opacity="1"/>"#,
+            N(x),
             N(START_TOP),
-            N(axis.x(d.end) - axis.x(d.start)),
+            N(w),
             N(START_H),
-            d.date.format("%Y-%m-%d")
+            crate::jst::date_ja(d.date),
+            N(x),
+            N(START_TOP),
+            N(w)
         )?;
     }
     out.push_str("</g>");
@@ -504,9 +509,9 @@ fn legend(out: &mut String) -> fmt::Result {
         ("reports", "受信あり", "#64b5f6", ""),
         (
             "no-restart",
-            "再起動なしの日",
+            "再起動なしの日 (更新が適用されない)",
             "#e53935",
-            r#" fill-opacity="0.15""#,
+            r#" fill-opacity="0.32""#,
         ),
         ("night", "夜間 0〜6時", "#1a237e", r#" fill-opacity="0.06""#),
     ] {
@@ -867,7 +872,7 @@ mod tests {
                 // 3 hours at 1.25 px an hour, titled with the JST span.
                 assert!(plot(&svg).contains(r#"width="3.8""#), "{name}");
                 assert!(
-                    svg.contains("受信 2026-11-20 09:00〜2026-11-20 12:00"),
+                    svg.contains("受信 2026/11/20 09:00〜2026/11/20 12:00"),
                     "{name}"
                 );
             }
@@ -944,7 +949,7 @@ mod tests {
                 "{kind:?}"
             );
             assert!(
-                svg.contains(&format!("<title>2026-11-25 04:00 {ja}</title>")),
+                svg.contains(&format!("<title>2026/11/25 04:00 {ja}</title>")),
                 "{kind:?}"
             );
         }
@@ -975,7 +980,7 @@ mod tests {
             let svg = draw(NOW_MIDNIGHT, &[], &[], &events);
             assert_eq!(count(&svg, class), 1, "{kind}");
             assert!(
-                svg.contains(&format!("<title>2026-11-25 04:00 {ja} — 詳細</title>")),
+                svg.contains(&format!("<title>2026/11/25 04:00 {ja} — 詳細</title>")),
                 "{kind}"
             );
         }
@@ -1054,13 +1059,13 @@ mod tests {
         ];
         let svg = draw(NOW_MIDNIGHT, &starts, &every_hour(NOW_MIDNIGHT), &[]);
         for (day, flagged) in [
-            ("2026-11-01", false),
-            ("2026-11-02", false),
-            ("2026-11-03", true),
-            ("2026-11-04", true),
-            ("2026-11-05", false),
-            ("2026-11-29", true),
-            ("2026-11-30", false),
+            ("2026/11/01", false),
+            ("2026/11/02", false),
+            ("2026/11/03", true),
+            ("2026/11/04", true),
+            ("2026/11/05", false),
+            ("2026/11/29", true),
+            ("2026/11/30", false),
         ] {
             assert_eq!(
                 svg.contains(&format!("<title>{day} 再起動なし</title>")),
@@ -1078,10 +1083,10 @@ mod tests {
         // flagged, even without a start; 11/01..11/29 are.
         let svg = draw(NOW_NOON, &[], &every_hour(NOW_NOON), &[]);
         assert_eq!(count(&svg, "no-restart"), 29);
-        assert!(!svg.contains("2026-10-31 再起動なし"));
-        assert!(svg.contains("2026-11-01 再起動なし"));
-        assert!(svg.contains("2026-11-29 再起動なし"));
-        assert!(!svg.contains("2026-11-30 再起動なし"));
+        assert!(!svg.contains("2026/10/31 再起動なし"));
+        assert!(svg.contains("2026/11/01 再起動なし"));
+        assert!(svg.contains("2026/11/29 再起動なし"));
+        assert!(!svg.contains("2026/11/30 再起動なし"));
     }
 
     #[test]
@@ -1090,27 +1095,27 @@ mod tests {
         let cases = [
             (
                 "2026-11-24T15:30:00Z",
-                "2026-11-25 00:30",
-                "2026-11-25",
-                "2026-11-24",
+                "2026/11/25 00:30",
+                "2026/11/25",
+                "2026/11/24",
             ),
             (
                 "2026-11-24T14:59:00Z",
-                "2026-11-24 23:59",
-                "2026-11-24",
-                "2026-11-25",
+                "2026/11/24 23:59",
+                "2026/11/24",
+                "2026/11/25",
             ),
             (
                 "2026-11-24T15:00:00Z",
-                "2026-11-25 00:00",
-                "2026-11-25",
-                "2026-11-24",
+                "2026/11/25 00:00",
+                "2026/11/25",
+                "2026/11/24",
             ),
             (
                 "2026-11-01T14:59:00Z",
-                "2026-11-01 23:59",
-                "2026-11-01",
-                "2026-11-02",
+                "2026/11/01 23:59",
+                "2026/11/01",
+                "2026/11/02",
             ),
         ];
         for (at, jst_text, counted, flagged) in cases {
@@ -1145,8 +1150,8 @@ mod tests {
             .collect();
         let svg = draw(NOW_MIDNIGHT, &[], &hours, &[]);
         assert_eq!(count(&svg, "no-restart"), 2);
-        assert!(svg.contains("2026-11-10 再起動なし"));
-        assert!(svg.contains("2026-11-11 再起動なし"));
+        assert!(svg.contains("2026/11/10 再起動なし"));
+        assert!(svg.contains("2026/11/11 再起動なし"));
         // Nothing reported at all: nothing to judge.
         assert_eq!(count(&draw(NOW_MIDNIGHT, &[], &[], &[]), "no-restart"), 0);
     }

@@ -346,7 +346,12 @@ async fn staff_resolution_silences_and_audit() {
     let reported = || async {
         f.store
             .desk()
-            .audit_rows(None, None, 10)
+            .audit_rows(&onshi_server::store::desk::AuditQuery {
+                clinic_id: None,
+                terminal_id: None,
+                limit: 10,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_iter()

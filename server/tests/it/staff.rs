@@ -76,7 +76,17 @@ async fn the_desk_refuses_the_same_things_whoever_asks() {
         assert!(matches!(past, Err(Error::Invalid(_))), "{who:?}");
     }
     // Nothing refused was written, not even to the audit log.
-    let audit = app.store.desk().audit_rows(None, None, 50).await.unwrap();
+    let audit = app
+        .store
+        .desk()
+        .audit_rows(&onshi_server::store::desk::AuditQuery {
+            clinic_id: None,
+            terminal_id: None,
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(audit.iter().all(|a| !a.what.contains("工事")), "{audit:?}");
 }
 
@@ -130,7 +140,12 @@ async fn each_desk_action_writes_its_change_and_its_audit_line_together() {
     let audit = app
         .store
         .desk()
-        .audit_rows(None, Some(terminal), 10)
+        .audit_rows(&onshi_server::store::desk::AuditQuery {
+            clinic_id: None,
+            terminal_id: Some(terminal),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let lines: Vec<(&str, &str, Option<i64>)> = audit
@@ -152,7 +167,12 @@ async fn each_desk_action_writes_its_change_and_its_audit_line_together() {
     let clinic_audit = app
         .store
         .desk()
-        .audit_rows(Some(id), None, 10)
+        .audit_rows(&onshi_server::store::desk::AuditQuery {
+            clinic_id: Some(id),
+            terminal_id: None,
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(clinic_audit.len(), 1, "the refused duplicate wrote nothing");

@@ -388,7 +388,12 @@ async fn agents_get_their_clinics_names_and_backup_password_and_staff_can_end_a_
     let audit = app
         .store
         .desk()
-        .audit_rows(Some(app.clinic_id), None, 50)
+        .audit_rows(&onshi_server::store::desk::AuditQuery {
+            clinic_id: Some(app.clinic_id),
+            terminal_id: None,
+            limit: 50,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(
@@ -495,7 +500,7 @@ async fn closures_are_added_imported_and_deleted_from_the_clinic_page() {
         .closures;
     assert_eq!(closures.len(), 3);
     let page = admin.page(&path).await;
-    for want in ["2026-12-24", "院長不在", "2027-05-06", "連休"] {
+    for want in ["2026/12/24", "院長不在", "2027/05/06", "連休"] {
         assert!(page.contains(want), "{want}");
     }
     let del = admin
@@ -516,7 +521,12 @@ async fn closures_are_added_imported_and_deleted_from_the_clinic_page() {
     let audit = app
         .store
         .desk()
-        .audit_rows(Some(app.clinic_id), None, 10)
+        .audit_rows(&onshi_server::store::desk::AuditQuery {
+            clinic_id: Some(app.clinic_id),
+            terminal_id: None,
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(

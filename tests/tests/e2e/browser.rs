@@ -1,8 +1,10 @@
 //! The support desk's dashboard in a real browser: the real server binary, a clinic and a staff
 //! user made with its CLI, two terminals reporting over HTTP, and headless Chromium driven
-//! through chromedriver. Login, the overview (a hostile hostname shows as text and runs
-//! nothing), a terminal page, acknowledging an alert with a Japanese note, and logout.
-//! Screenshots of each page are kept as test artifacts.
+//! through chromedriver. Login; the overview (each row names its problems; a hostile hostname
+//! shows as text and runs nothing); a terminal page; acknowledging an alert from its row's menu
+//! with a Japanese note; a bulk action on the checked alerts; issuing a labelled enrollment code
+//! and revoking it through its confirmation step; the audit log and a sent mail; logout.
+//! Screenshots of each page at 1,400 px and at 390 px (a phone) are kept as test artifacts.
 //!
 //! Needs the Debian packages chromium, chromium-driver and fonts-noto-cjk (`.ci/run` installs
 //! them); without chromedriver the test fails and says so.
@@ -228,6 +230,25 @@ async fn screenshot(browser: &Browser, dir: &Path, name: &str) -> Result<PathBuf
     Ok(path)
 }
 
+/// The page at a desk's width and at a phone's (390 px), then back to the desk's.
+async fn screenshots(browser: &Browser, dir: &Path, name: &str) -> Result<PathBuf> {
+    let wide = screenshot(browser, dir, &format!("{name}.png")).await?;
+    browser.set_window_rect(390, 844).await?;
+    let overflow = browser
+        .execute(
+            "return document.querySelector('header.top').scrollWidth > window.innerWidth + 2;",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        overflow == json!(false),
+        "{name}: the header is wider than a phone's screen"
+    );
+    screenshot(browser, dir, &format!("{name}-390.png")).await?;
+    browser.set_window_rect(1400, 900).await?;
+    Ok(wide)
+}
+
 async fn text_of(browser: &Browser, css: &str) -> Result<String> {
     browser.text(&browser.find(css).await?).await
 }
@@ -384,7 +405,30 @@ async fn the_support_desk_logs_in_reads_the_fleet_and_acknowledges_an_alert() ->
         "the hostile hostname is not shown as text:\n{body}"
     );
     assert_no_injection(&browser, "overview").await?;
-    let overview_png = screenshot(&browser, &artifacts, "overview.png").await?;
+    // Each row names its problems; the header fits on one line at 1,024 px.
+    let problems = poll("the problem labels", Duration::from_secs(15), || async {
+        let mut all = String::new();
+        for cell in browser.find_all("table#terminals td.problems").await? {
+            all.push_str(&browser.text(&cell).await?);
+            all.push(' ');
+        }
+        Ok((all.contains("証明書期限") && all.contains("再起動なし")).then_some(all))
+    })
+    .await?;
+    println!("problems named in the overview: {problems}");
+    browser.set_window_rect(1024, 768).await?;
+    let header_height = browser
+        .execute(
+            "return document.querySelector('header.top').getBoundingClientRect().height;",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        header_height.as_f64().is_some_and(|h| h < 60.0),
+        "the header wraps at 1,024 px: {header_height} px high"
+    );
+    browser.set_window_rect(1400, 900).await?;
+    let overview_png = screenshots(&browser, &artifacts, "overview").await?;
 
     // The hostile terminal's page.
     let mut link: Option<(Element, String)> = None;
@@ -417,7 +461,9 @@ async fn the_support_desk_logs_in_reads_the_fleet_and_acknowledges_an_alert() ->
         .await?;
     browser.find("section#terminal-alerts").await?;
     assert_no_injection(&browser, "terminal page").await?;
-    let terminal_png = screenshot(&browser, &artifacts, "terminal.png").await?;
+    let legend = text_of(&browser, "#timeline-legend").await?;
+    ensure!(legend.contains("再起動"), "the timeline's legend: {legend}");
+    let terminal_png = screenshots(&browser, &artifacts, "terminal").await?;
 
     // Alerts: acknowledge the first one with a note.
     browser.goto(&format!("{base}/alerts")).await?;
@@ -445,6 +491,20 @@ async fn the_support_desk_logs_in_reads_the_fleet_and_acknowledges_an_alert() ->
         listed.status
     );
     assert_no_injection(&browser, "alerts page").await?;
+    // One compact line per alert: its actions wait in the row's menu.
+    let row_height = browser
+        .execute(
+            "return document.querySelector('table#alerts tr[data-alert-id]').getBoundingClientRect().height;",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        row_height.as_f64().is_some_and(|h| h < 60.0),
+        "an alert row is {row_height} px high"
+    );
+    browser
+        .click(&browser.find_in(first, "details.row-menu summary").await?)
+        .await?;
     let note = browser
         .find_in(first, "form.ack-form input[name=note]")
         .await?;
@@ -492,7 +552,101 @@ async fn the_support_desk_logs_in_reads_the_fleet_and_acknowledges_an_alert() ->
         stored.ack_note
     );
     assert_no_dialog(&browser, "alerts page after acknowledging").await?;
-    let alerts_png = screenshot(&browser, &artifacts, "alerts.png").await?;
+    let alerts_png = screenshots(&browser, &artifacts, "alerts").await?;
+
+    // A bulk action: check the other alerts and add a note to all of them at once.
+    let mut checked = 0;
+    for row in browser.find_all("table#alerts tr[data-alert-id]").await? {
+        if browser.attribute(&row, "data-alert-id").await?.as_deref() == Some(alert_id.as_str()) {
+            continue;
+        }
+        browser
+            .click(&browser.find_in(&row, "input[name=ids]").await?)
+            .await?;
+        checked += 1;
+    }
+    ensure!(checked > 0, "no other alert to check");
+    browser
+        .click(&browser.find("form#bulk select[name=action] option[value=note]").await?)
+        .await?;
+    let bulk_note = browser.find("form#bulk input[name=note]").await?;
+    browser.send_keys(&bulk_note, "まとめて確認").await?;
+    browser
+        .click(&browser.find("button#bulk-submit").await?)
+        .await?;
+    let done = poll("the bulk action's result", Duration::from_secs(15), || async {
+        let Some(p) = browser.try_find("p#bulk-done").await? else {
+            return Ok(None);
+        };
+        Ok(Some(browser.text(&p).await?))
+    })
+    .await?;
+    ensure!(
+        done.contains(&format!("{checked} 件のアラートにメモを追加しました")),
+        "the bulk action says: {done}"
+    );
+
+    // A labelled enrollment code, its install commands, and revoking it in two steps.
+    let clinic_id = store
+        .clinic_by_name(CLINIC)
+        .await?
+        .context("the clinic")?
+        .id;
+    browser.goto(&format!("{base}/clinics/{clinic_id}")).await?;
+    let label = browser.find("form input[name=label]").await?;
+    browser.send_keys(&label, "受付PC").await?;
+    browser
+        .click(&browser.find("button#issue-code").await?)
+        .await?;
+    let windows = browser
+        .wait_for_element("pre#install-windows", Duration::from_secs(10))
+        .await?;
+    let windows = browser.text(&windows).await?;
+    ensure!(
+        windows.contains(&format!("-Server {base}")) && windows.contains("-Code "),
+        "the Windows install command: {windows}"
+    );
+    screenshots(&browser, &artifacts, "clinic-new-code").await?;
+    browser.goto(&format!("{base}/clinics/{clinic_id}")).await?;
+    let codes = text_of(&browser, "table#codes").await?;
+    ensure!(codes.contains("受付PC"), "the code's label is listed: {codes}");
+    browser
+        .click(&browser.find("a.revoke-code").await?)
+        .await?;
+    let question = browser
+        .wait_for_element("p#confirm-question", Duration::from_secs(10))
+        .await?;
+    let question = browser.text(&question).await?;
+    ensure!(
+        question.contains("受付PC"),
+        "the confirmation names the code: {question}"
+    );
+    screenshots(&browser, &artifacts, "confirm").await?;
+    browser
+        .click(&browser.find("button#confirm-button").await?)
+        .await?;
+    wait_for_path(&browser, &base, &format!("/clinics/{clinic_id}")).await?;
+    let codes = text_of(&browser, "table#codes").await?;
+    ensure!(codes.contains("無効化済み"), "the code is revoked: {codes}");
+
+    // The audit log names who, what and on which clinic; the outbox and a mail.
+    browser.goto(&format!("{base}/audit")).await?;
+    let audit = text_of(&browser, "table#audit").await?;
+    ensure!(
+        audit.contains("メモを追加") && audit.contains("受付PC"),
+        "the audit log: {audit}"
+    );
+    screenshots(&browser, &artifacts, "audit").await?;
+    browser.goto(&format!("{base}/outbox")).await?;
+    browser.find("table#outbox").await?;
+    screenshots(&browser, &artifacts, "outbox").await?;
+    if let Some(mail) = browser.try_find("a.mail-link").await? {
+        browser.click(&mail).await?;
+        browser
+            .wait_for_element("pre#mail-text", Duration::from_secs(10))
+            .await?;
+        screenshots(&browser, &artifacts, "mail").await?;
+    }
 
     // Logout: the overview asks for a login again.
     browser.click(&browser.find("button#logout").await?).await?;

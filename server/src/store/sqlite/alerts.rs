@@ -571,14 +571,15 @@ impl AlertStore for SqliteStore {
         }
         for chunk in audit.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO audit_log (at, actor, terminal_id, what, event_id) ",
+                "INSERT INTO audit_log (at, actor, terminal_id, what, event_id, action) ",
             );
             q.push_values(chunk, |mut b, e| {
                 b.push_bind(millis(e.at))
                     .push_bind("agent")
                     .push_bind(e.terminal_id.to_string())
                     .push_bind(e.what.clone())
-                    .push_bind(e.event_id.to_string());
+                    .push_bind(e.event_id.to_string())
+                    .push_bind("agent");
             });
             q.push(" ON CONFLICT (event_id) DO NOTHING");
             q.build().execute(&mut *tx).await?;

@@ -8,18 +8,19 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::alerts::{SILENCE_COLUMNS, alert_from, opt_time, roles_of, silences_from};
-use super::{ROWS_PER_STATEMENT, SqliteStore, clinics, uuid_col};
+use super::alerts::{SILENCE_COLUMNS, opt_time, roles_of, silences_from};
+use super::{ROWS_PER_STATEMENT, SqliteStore, clinics, pages, uuid_col};
 use crate::Error;
 use crate::domain::{
     AuditRecord, AuditRow, BackupKind, ClinicDetail, Contact, FleetTally, Handling, HandlingKind,
-    Liveness, MailKind, OutboxRow, OutboxStatus, OverviewLine, Role, RuleKey, SessionUser, Silence,
-    User, severity_of_rank,
+    Liveness, OutboxMail, OutboxRow, OverviewLine, Role, RuleKey, SessionUser, Silence, User,
+    severity_of_rank,
 };
 use crate::store::desk::*;
 use crate::store::{StoreResult, from_millis, millis};
+use futures_util::stream::BoxStream;
 
-const LINE_COLUMNS: &str = "ts.terminal_id, ts.clinic_id, ts.clinic_name, ts.prefecture, \
+pub(super) const LINE_COLUMNS: &str = "ts.terminal_id, ts.clinic_id, ts.clinic_name, ts.prefecture, \
      ts.hostname, ts.severity_rank, ts.handling, ts.handling_by, ts.handling_until, \
      ts.handling_note, ts.liveness, ts.open_alerts, ts.open_rules, ts.apps_behind, ts.backup, \
      ts.last_start, ts.cert_not_after";
@@ -62,7 +63,7 @@ fn handling_from(r: &SqliteRow) -> Result<Handling, Error> {
     })
 }
 
-fn line_from(r: &SqliteRow) -> Result<OverviewLine, Error> {
+pub(super) fn line_from(r: &SqliteRow) -> Result<OverviewLine, Error> {
     let backup: String = r.try_get("backup")?;
     let liveness: String = r.try_get("liveness")?;
     Ok(OverviewLine {
@@ -100,7 +101,7 @@ fn prefix_end(prefix: &str) -> String {
     format!("{prefix}{}", char::MAX)
 }
 
-fn push_fleet_filters(q: &mut QueryBuilder<Sqlite>, f: &FleetQuery) {
+pub(super) fn push_fleet_filters(q: &mut QueryBuilder<Sqlite>, f: &FleetQuery) {
     q.push(" WHERE 1 = 1");
     if let Some(id) = f.clinic_id {
         q.push(" AND ts.clinic_id = ").push_bind(id);
@@ -145,7 +146,7 @@ fn push_fleet_filters(q: &mut QueryBuilder<Sqlite>, f: &FleetQuery) {
 
 /// ORDER BY for each sort; each matches an index of `overview_line` (the primary key is the
 /// last column of every index of a WITHOUT ROWID table, so it breaks ties for free).
-fn order_by(sort: FleetSort, descending: bool) -> &'static str {
+pub(super) fn order_by(sort: FleetSort, descending: bool) -> &'static str {
     match (sort, descending) {
         (FleetSort::State, false) => {
             " ORDER BY ts.severity_rank DESC, ts.open_alerts DESC, ts.host_key, ts.terminal_id"
@@ -216,13 +217,15 @@ impl DeskStore for SqliteStore {
         .bind(&session.address)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO audit_log (at, actor, user_id, what) VALUES (?, ?, ?, ?)")
-            .bind(millis(audit.at))
-            .bind(audit.actor.stored_name())
-            .bind(audit.actor.user_id())
-            .bind(&audit.what)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, user_id, what, action) VALUES (?, ?, ?, ?, 'login')",
+        )
+        .bind(millis(audit.at))
+        .bind(audit.actor.stored_name())
+        .bind(audit.actor.user_id())
+        .bind(&audit.what)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         drop(conn);
         self.flush_wal().await
@@ -260,36 +263,17 @@ impl DeskStore for SqliteStore {
         self.flush_wal().await
     }
 
-    async fn audit_rows(
-        &self,
-        clinic_id: Option<i64>,
-        terminal_id: Option<Uuid>,
-        limit: i64,
-    ) -> StoreResult<Vec<AuditRow>> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT at, actor, terminal_id, clinic_id, alert_id, what FROM audit_log WHERE 1 = 1",
-        );
-        if let Some(c) = clinic_id {
-            q.push(" AND clinic_id = ").push_bind(c);
-        }
-        if let Some(t) = terminal_id {
-            q.push(" AND terminal_id = ").push_bind(t.to_string());
-        }
-        q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let terminal: Option<String> = r.try_get("terminal_id")?;
-                Ok(AuditRow {
-                    at: from_millis(r.try_get("at")?),
-                    actor: r.try_get("actor")?,
-                    terminal_id: terminal.and_then(|t| Uuid::parse_str(&t).ok()),
-                    clinic_id: r.try_get("clinic_id")?,
-                    alert_id: r.try_get("alert_id")?,
-                    what: r.try_get("what")?,
-                })
-            })
-            .collect()
+    async fn audit_rows(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
+        let mut conn = self.pool.acquire().await?;
+        pages::audit_page(&mut conn, q).await
+    }
+
+    async fn audit_actors(&self) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT actor FROM audit_log ORDER BY actor LIMIT 500")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn overview_lines(&self) -> StoreResult<Vec<OverviewLine>> {
@@ -406,35 +390,8 @@ impl DeskStore for SqliteStore {
     }
 
     async fn fleet_rows(&self, f: &FleetQuery) -> StoreResult<Vec<FleetRow>> {
-        // Two steps: the page's ids from the index alone (OFFSET skips index entries, not
-        // joined rows), then the joins for those ids only.
-        let order = order_by(f.sort, f.descending);
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {LINE_COLUMNS}, s.received_at, c.code FROM \
-             (SELECT ts.terminal_id FROM overview_line ts"
-        ));
-        push_fleet_filters(&mut q, f);
-        q.push(order);
-        q.push(" LIMIT ")
-            .push_bind(f.limit)
-            .push(" OFFSET ")
-            .push_bind(f.offset);
-        q.push(
-            ") page JOIN overview_line ts ON ts.terminal_id = page.terminal_id \
-             LEFT JOIN latest_report s ON s.terminal_id = ts.terminal_id \
-             LEFT JOIN clinics c ON c.id = ts.clinic_id",
-        );
-        q.push(order);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(FleetRow {
-                    line: line_from(r)?,
-                    last_seen: opt_time(r, "received_at")?,
-                    clinic_code: r.try_get("code")?,
-                })
-            })
-            .collect()
+        let mut conn = self.pool.acquire().await?;
+        pages::fleet_page(&mut conn, f).await
     }
 
     async fn prefectures(&self) -> StoreResult<Vec<String>> {
@@ -522,82 +479,18 @@ impl DeskStore for SqliteStore {
     }
 
     async fn alert_views(&self, f: &AlertQuery) -> StoreResult<(i64, Vec<AlertView>)> {
-        fn filters(q: &mut QueryBuilder<Sqlite>, f: &AlertQuery) {
-            if f.include_resolved {
-                q.push(" WHERE 1 = 1");
-            } else {
-                q.push(" WHERE a.status IN ('open', 'acknowledged')");
-            }
-            if let Some(rule) = &f.rule {
-                q.push(" AND a.rule = ").push_bind(rule.as_str());
-            }
-            if let Some(c) = f.clinic_id {
-                q.push(" AND a.clinic_id = ").push_bind(c);
-            }
-            if let Some(t) = f.terminal_id {
-                q.push(" AND a.terminal_id = ").push_bind(t.to_string());
-            }
-        }
-        let mut count: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM alerts a");
-        filters(&mut count, f);
-        let total: i64 = if f.count {
-            count.build_query_scalar().fetch_one(&self.pool).await?
+        let mut conn = self.pool.acquire().await?;
+        let total = if f.count {
+            pages::alerts_count(&mut conn, f).await?
         } else {
             -1
         };
-        // The page's ids first, in the order of `alerts_unresolved` (the same expression), then
-        // the joins for those ids only.
-        let order = if f.include_resolved {
-            " ORDER BY a.status = 'resolved', CASE a.severity WHEN 'critical' THEN 0 \
-             WHEN 'warning' THEN 1 ELSE 2 END, a.opened_at DESC, a.id"
-        } else {
-            " ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, \
-             a.opened_at DESC"
-        };
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT a.id, a.terminal_id, a.clinic_id, a.rule, a.severity, a.status, a.detail, \
-             a.occurrence, a.opened_at, a.updated_at, a.clear_since, a.ack_by, a.ack_note, \
-             a.ack_until, a.resolved_at, a.resolved_by, a.mail_held, \
-             COALESCE(ts.hostname, t.hostname) AS hostname, c.name AS clinic_name, \
-             (SELECT h.note FROM alert_history h WHERE h.alert_id = a.id AND h.note IS NOT NULL \
-              ORDER BY h.id DESC LIMIT 1) AS last_note \
-             FROM (SELECT a.id FROM alerts a",
-        );
-        // The whole fleet's unresolved alerts come straight off their index, already in order
-        // (the planner, without statistics, would sort them); a filtered list uses the filter's
-        // index instead.
-        if !f.include_resolved
-            && f.rule.is_none()
-            && f.clinic_id.is_none()
-            && f.terminal_id.is_none()
-        {
-            q.push(" INDEXED BY alerts_unresolved");
-        }
-        filters(&mut q, f);
-        q.push(order)
-            .push(" LIMIT ")
-            .push_bind(f.limit)
-            .push(" OFFSET ")
-            .push_bind(f.offset);
-        q.push(
-            ") page JOIN alerts a ON a.id = page.id JOIN terminals t ON t.id = a.terminal_id \
-             JOIN clinics c ON c.id = a.clinic_id \
-             LEFT JOIN overview_line ts ON ts.terminal_id = a.terminal_id",
-        );
-        q.push(order);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        let views = rows
-            .iter()
-            .map(|r| {
-                Ok(AlertView {
-                    alert: alert_from(r)?,
-                    hostname: r.try_get("hostname")?,
-                    clinic_name: r.try_get("clinic_name")?,
-                    last_note: r.try_get("last_note")?,
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok((total, views))
+        Ok((total, pages::alerts_page(&mut conn, f).await?))
+    }
+
+    async fn alert_ids(&self, f: &AlertQuery, limit: i64) -> StoreResult<Vec<i64>> {
+        let mut conn = self.pool.acquire().await?;
+        pages::alert_ids(&mut conn, f, limit).await
     }
 
     async fn response_times(
@@ -735,8 +628,8 @@ impl DeskStore for SqliteStore {
 
     async fn enrollment_codes(&self, clinic_id: i64) -> StoreResult<Vec<CodeRow>> {
         let rows = sqlx::query(
-            "SELECT code_hash, created_at, expires_at, revoked_at FROM enrollment_codes \
-             WHERE clinic_id = ? ORDER BY created_at DESC LIMIT 50",
+            "SELECT code_hash, label, last_chars, created_at, expires_at, revoked_at \
+             FROM enrollment_codes WHERE clinic_id = ? ORDER BY created_at DESC LIMIT 50",
         )
         .bind(clinic_id)
         .fetch_all(&self.pool)
@@ -745,6 +638,8 @@ impl DeskStore for SqliteStore {
             .map(|r| {
                 Ok(CodeRow {
                     code_hash: r.try_get("code_hash")?,
+                    label: r.try_get("label")?,
+                    last_chars: r.try_get("last_chars")?,
                     created_at: from_millis(r.try_get("created_at")?),
                     expires_at: from_millis(r.try_get("expires_at")?),
                     revoked_at: opt_time(r, "revoked_at")?,
@@ -753,43 +648,48 @@ impl DeskStore for SqliteStore {
             .collect()
     }
 
-    async fn outbox_rows(&self, clinic_id: Option<i64>, limit: i64) -> StoreResult<Vec<OutboxRow>> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT o.id, o.kind, o.clinic_id, c.name AS clinic_name, o.recipient, o.subject, \
-             o.status, o.attempts, o.last_error, o.created_at, o.sent_at, o.next_attempt_at \
-             FROM outbox o LEFT JOIN clinics c ON c.id = o.clinic_id",
-        );
-        if let Some(c) = clinic_id {
-            q.push(" WHERE o.clinic_id = ").push_bind(c);
-        }
-        q.push(" ORDER BY o.id DESC LIMIT ").push_bind(limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.try_get("id")?,
-                    kind: {
-                        let kind: String = r.try_get("kind")?;
-                        MailKind::parse(&kind)
-                            .ok_or_else(|| Error::Corrupt(format!("mail kind {kind:?}")))?
-                    },
-                    clinic_id: r.try_get("clinic_id")?,
-                    clinic_name: r.try_get("clinic_name")?,
-                    recipient: r.try_get("recipient")?,
-                    subject: r.try_get("subject")?,
-                    status: {
-                        let status: String = r.try_get("status")?;
-                        OutboxStatus::parse(&status)
-                            .ok_or_else(|| Error::Corrupt(format!("mail status {status:?}")))?
-                    },
-                    attempts: r.try_get("attempts")?,
-                    last_error: r.try_get("last_error")?,
-                    created_at: from_millis(r.try_get("created_at")?),
-                    sent_at: opt_time(r, "sent_at")?,
-                    next_attempt_at: from_millis(r.try_get("next_attempt_at")?),
-                })
-            })
-            .collect()
+    async fn outbox_rows(&self, q: &OutboxQuery) -> StoreResult<Vec<OutboxRow>> {
+        let mut conn = self.pool.acquire().await?;
+        pages::outbox_page(&mut conn, q).await
+    }
+
+    async fn outbox_mail(&self, id: i64) -> StoreResult<Option<(OutboxRow, OutboxMail)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {}, o.message_id, o.body_text, o.body_html FROM outbox o \
+             LEFT JOIN clinics c ON c.id = o.clinic_id WHERE o.id = ?",
+            pages::OUTBOX_COLUMNS
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let listed = pages::outbox_from(&r)?;
+        let mail = OutboxMail {
+            id: listed.id,
+            kind: listed.kind,
+            recipient: listed.recipient.clone(),
+            subject: listed.subject.clone(),
+            message_id: r.try_get("message_id")?,
+            body_text: r.try_get("body_text")?,
+            body_html: r.try_get("body_html")?,
+            attempts: listed.attempts,
+        };
+        Ok(Some((listed, mail)))
+    }
+
+    fn export_fleet(&self, q: FleetQuery) -> BoxStream<'static, StoreResult<FleetRow>> {
+        let q = FleetQuery { offset: 0, ..q };
+        pages::export(self.pool.clone(), q, pages::fleet_export_page)
+    }
+
+    fn export_alerts(&self, q: AlertQuery) -> BoxStream<'static, StoreResult<AlertView>> {
+        let q = AlertQuery { after: None, ..q };
+        pages::export(self.pool.clone(), q, pages::alerts_export_page)
+    }
+
+    fn export_audit(&self, q: AuditQuery) -> BoxStream<'static, StoreResult<AuditRow>> {
+        let q = AuditQuery { before: None, ..q };
+        pages::export(self.pool.clone(), q, pages::audit_export_page)
     }
 
     async fn silences(

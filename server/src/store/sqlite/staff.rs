@@ -2,16 +2,16 @@
 //! connection, flushed before it returns.
 
 use async_trait::async_trait;
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use super::alerts::{history, minute_of};
 use super::clinics::{self, AccountOwner};
 use super::desk::is_unique_violation;
-use super::{SqliteStore, uuid_col};
+use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
 use crate::Error;
 use crate::domain::{AuditRecord, SilenceScope, VersionSource};
-use crate::store::staff::{Applied, StaffChange, StaffStore};
+use crate::store::staff::{Applied, BulkAction, BulkOutcome, StaffChange, StaffStore};
 use crate::store::{StoreResult, millis};
 
 /// The clinic and terminal an alert belongs to, if it exists.
@@ -371,14 +371,18 @@ impl StaffStore for SqliteStore {
                 clinic_id,
                 code_hash,
                 expires_at,
+                label,
+                last_chars,
             } => {
                 let done = sqlx::query(
-                    "INSERT INTO enrollment_codes (code_hash, clinic_id, created_at, expires_at) \
-                     SELECT ?, id, ?, ? FROM clinics WHERE id = ?",
+                    "INSERT INTO enrollment_codes (code_hash, clinic_id, created_at, expires_at, \
+                     label, last_chars) SELECT ?, id, ?, ?, ?, ? FROM clinics WHERE id = ?",
                 )
                 .bind(code_hash)
                 .bind(now)
                 .bind(millis(*expires_at))
+                .bind(label)
+                .bind(last_chars)
                 .bind(clinic_id)
                 .execute(&mut *tx)
                 .await?;
@@ -528,8 +532,8 @@ impl StaffStore for SqliteStore {
                 .await?;
         }
         sqlx::query(
-            "INSERT INTO audit_log (at, actor, user_id, terminal_id, clinic_id, alert_id, what) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (at, actor, user_id, terminal_id, clinic_id, alert_id, what, \
+             action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(now)
         .bind(&who)
@@ -538,6 +542,7 @@ impl StaffStore for SqliteStore {
         .bind(audit.clinic_id.or(c.clinic_id))
         .bind(audit.alert_id.or(c.alert_id))
         .bind(&audit.what)
+        .bind(change.action())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -546,6 +551,149 @@ impl StaffStore for SqliteStore {
         Ok(Applied::Done {
             id: c.created,
             terminal_id: audit.terminal_id.or(c.terminal_id),
+        })
+    }
+
+    async fn bulk_alerts(
+        &self,
+        ids: &[i64],
+        action: &BulkAction,
+        audit: &AuditRecord,
+    ) -> StoreResult<BulkOutcome> {
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
+        let now = millis(audit.at);
+        let who = audit.actor.stored_name();
+        let mut done: Vec<(i64, Uuid, String)> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT * 5) {
+            let mut q: QueryBuilder<Sqlite> = match action {
+                BulkAction::Acknowledge { note, until } => {
+                    let mut q =
+                        QueryBuilder::new("UPDATE alerts SET status = 'acknowledged', ack_by = ");
+                    q.push_bind(who.clone())
+                        .push(", ack_note = ")
+                        .push_bind(note.clone())
+                        .push(", ack_until = ")
+                        .push_bind(until.map(millis))
+                        .push(", updated_at = ")
+                        .push_bind(now)
+                        .push(" WHERE status <> 'resolved' AND id IN (");
+                    q
+                }
+                BulkAction::Resolve { .. } => {
+                    let mut q =
+                        QueryBuilder::new("UPDATE alerts SET status = 'resolved', resolved_at = ");
+                    q.push_bind(now)
+                        .push(", resolved_by = ")
+                        .push_bind(who.clone())
+                        .push(", updated_at = ")
+                        .push_bind(now)
+                        .push(", clear_since = NULL WHERE status <> 'resolved' AND id IN (");
+                    q
+                }
+                BulkAction::Note { .. } | BulkAction::Silence { .. } => {
+                    QueryBuilder::new("SELECT id, terminal_id, rule FROM alerts WHERE id IN (")
+                }
+            };
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            if matches!(
+                action,
+                BulkAction::Acknowledge { .. } | BulkAction::Resolve { .. }
+            ) {
+                q.push(" RETURNING id, terminal_id, rule");
+            }
+            for r in q.build().fetch_all(&mut *tx).await? {
+                done.push((r.try_get(0)?, uuid_col(&r, "terminal_id")?, r.try_get(2)?));
+            }
+        }
+        let (history_action, note) = match action {
+            BulkAction::Acknowledge { note, .. } => ("acknowledged", note.clone()),
+            BulkAction::Resolve { note } => ("resolved", note.clone()),
+            BulkAction::Note { note } => ("note", note.clone()),
+            BulkAction::Silence { reason, .. } => ("note", format!("通知を停止: {reason}")),
+        };
+        for chunk in done.chunks(ROWS_PER_STATEMENT * 5) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO alert_history (alert_id, at, actor, action, severity, note) \
+                 SELECT id, ",
+            );
+            q.push_bind(now)
+                .push(", ")
+                .push_bind(who.clone())
+                .push(", ")
+                .push_bind(history_action)
+                .push(", severity, ")
+                .push_bind((!note.is_empty()).then(|| note.clone()))
+                .push(" FROM alerts WHERE id IN (");
+            let mut list = q.separated(", ");
+            for (id, _, _) in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        if let BulkAction::Silence { until, reason } = action {
+            let mut pairs: Vec<(Uuid, &str)> =
+                done.iter().map(|(_, t, r)| (*t, r.as_str())).collect();
+            pairs.sort();
+            pairs.dedup();
+            for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO silences (terminal_id, clinic_id, prefecture, fleet, rule, \
+                     starts_at, ends_at, daily_from, daily_to, weekdays, reason, created_by, \
+                     created_at) ",
+                );
+                q.push_values(chunk, |mut row, (terminal, rule)| {
+                    row.push_bind(terminal.to_string())
+                        .push_bind(None::<i64>)
+                        .push_bind(None::<String>)
+                        .push_bind(false)
+                        .push_bind(*rule)
+                        .push_bind(now)
+                        .push_bind(millis(*until))
+                        .push_bind(None::<i64>)
+                        .push_bind(None::<i64>)
+                        .push_bind(0x7f_i64)
+                        .push_bind(reason.clone())
+                        .push_bind(who.clone())
+                        .push_bind(now);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        let mut applied: Vec<i64> = done.iter().map(|(id, _, _)| *id).collect();
+        applied.sort_unstable();
+        if !applied.is_empty() {
+            let listed: Vec<String> = applied.iter().map(|id| format!("#{id}")).collect();
+            let what = format!(
+                "{} ({} 件): {}",
+                audit.what,
+                applied.len(),
+                listed.join(" ")
+            );
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, user_id, what, action) VALUES (?, ?, ?, ?, 'bulk')",
+            )
+            .bind(now)
+            .bind(&who)
+            .bind(audit.actor.user_id())
+            .bind(what)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        drop(conn);
+        self.flush_wal().await?;
+        let mut terminals: Vec<Uuid> = done.iter().map(|(_, t, _)| *t).collect();
+        terminals.sort();
+        terminals.dedup();
+        Ok(BulkOutcome {
+            alerts: applied,
+            terminals,
         })
     }
 }
