@@ -348,11 +348,13 @@ fn agree_with_alerts(page: &mut TerminalPage) {
         else {
             continue;
         };
+        let mut found = false;
         for row in page
             .accounts
             .iter_mut()
             .filter(|r| r.role == role.label_ja())
         {
+            found = true;
             row.bad = true;
             if row.state == "有効" {
                 row.state = "変更あり (アラート参照)".into();
@@ -362,6 +364,25 @@ fn agree_with_alerts(page: &mut TerminalPage) {
             if row.last_change.is_empty() {
                 row.last_change = format!("{} {}", a.opened, a.detail);
             }
+        }
+        if !found {
+            // The latest report no longer lists the account (deleted or renamed): the alert's
+            // row stands in so the table does not look clean beside a changed-account alert.
+            let name = page
+                .expected_accounts
+                .iter()
+                .find(|e| e.role == role.label_ja())
+                .map(|e| e.expected.clone())
+                .unwrap_or_default();
+            page.accounts.push(AccountRow {
+                role: role.label_ja(),
+                protected: true,
+                name,
+                state: "変更あり (アラート参照)".into(),
+                bad: true,
+                password_expires: "—".into(),
+                last_change: format!("{} {}", a.opened, a.detail),
+            });
         }
     }
 }

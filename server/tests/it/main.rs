@@ -4,6 +4,7 @@
 mod alerts;
 mod api;
 mod desk;
+mod desk_day;
 mod limits;
 mod router;
 mod staff;

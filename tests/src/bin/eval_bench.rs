@@ -374,9 +374,39 @@ async fn dashboard(
             "time to acknowledge / resolve (30 days of alerts)",
             "/alerts/times".into(),
         ),
+        (
+            "alerts page, severity = warning",
+            "/alerts?severity=warning".into(),
+        ),
+        (
+            "alerts page, unhandled only",
+            "/alerts?handling=unhandled".into(),
+        ),
+        ("alerts page, open 1 day or more", "/alerts?age=1d".into()),
+        (
+            "alerts page, prefecture = 東京都, by clinic",
+            "/alerts?prefecture=%E6%9D%B1%E4%BA%AC%E9%83%BD&group=clinic".into(),
+        ),
         ("terminal page", format!("/terminals/{terminal}")),
         ("clinics, page 50", "/clinics?page=50".into()),
+        ("clinic page", "/clinics/42".into()),
+        ("audit log", "/audit".into()),
+        ("outbox", "/outbox".into()),
     ];
+    // Keyset pages further into the alerts: the 2nd and the 50th page of 100.
+    let mut cursor = "/alerts".to_string();
+    let mut keyset = Vec::new();
+    for n in 2..=50 {
+        let page = client.try_page(&cursor).await.context(cursor.clone())?;
+        cursor = next_link(&page).context("the alerts page has no next link")?;
+        if n == 2 || n == 50 {
+            keyset.push((format!("alerts page {n} (keyset)"), cursor.clone()));
+        }
+    }
+    let pages = pages
+        .into_iter()
+        .map(|(w, p)| (w.to_string(), p))
+        .chain(keyset);
     println!("\n| page | p50 | p99 | max | bytes |\n|---|---|---|---|---|");
     for (what, path) in pages {
         let mut times = Vec::with_capacity(requests);
@@ -397,7 +427,155 @@ async fn dashboard(
             at(1.0)
         );
     }
+    export(&client, "/export/terminals.csv").await?;
+    export(&client, "/export/alerts.csv").await?;
+    bulk(&desk, &base).await?;
     let _ = stop.send(());
     server.await??;
+    Ok(())
+}
+
+/// The alerts page's "next" link, unescaped.
+fn next_link(page: &str) -> Option<String> {
+    let at = page.find("id=\"next-page\"")?;
+    let start = page[..at].rfind("href=\"")? + 6;
+    let end = start + page[start..].find('"')?;
+    Some(page[start..end].replace("&amp;", "&"))
+}
+
+/// A whole CSV export: its time, rows and bytes, and the process's peak resident memory
+/// while it streamed (the peak is reset first), beside the memory before.
+async fn export(client: &DeskClient, path: &str) -> Result<()> {
+    let before = kib("VmRSS");
+    // Writing 5 resets the peak resident set size (VmHWM) of this process.
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let started = Instant::now();
+    let mut response = client.get(path).await;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    let (mut bytes, mut rows) = (0usize, 0usize);
+    while let Some(chunk) = response.chunk().await? {
+        bytes += chunk.len();
+        rows += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    let took = started.elapsed().as_secs_f64();
+    let peak = if reset { kib("VmHWM") } else { None };
+    println!(
+        "\nexport `{path}`: {} rows, {:.1} MB in {took:.2} s; resident memory before {} kB, \
+         peak while streaming {} kB",
+        rows.saturating_sub(1),
+        bytes as f64 / 1e6,
+        before.map_or("?".into(), |k| k.to_string()),
+        peak.map_or("?".into(), |k| k.to_string()),
+    );
+    Ok(())
+}
+
+/// A line of `/proc/self/status` in kB.
+fn kib(field: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Bulk actions as the alerts page runs them: 10,000 checked alerts acknowledged through the
+/// desk, then every remaining match of a filter resolved over HTTP ("select all matching").
+/// Each must write one audit line.
+async fn bulk(desk: &Desk, base: &str) -> Result<()> {
+    const PASSWORD: &str = "benchmark admin";
+    let actor = Actor::CommandLine {
+        os_user: "bench".into(),
+    };
+    desk.add_user(
+        &actor,
+        "operator",
+        Role::Admin,
+        Some(PASSWORD.into()),
+        Utc::now(),
+    )
+    .await?;
+    let store = desk.store();
+    let audit_lines = || async {
+        store
+            .desk()
+            .audit_rows(&onshi_server::store::desk::AuditQuery {
+                action: Some("bulk".into()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .map(|rows| rows.len())
+    };
+    let query = onshi_server::store::desk::AlertQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    let ids = store.desk().alert_ids(&query, 10_000).await?;
+    let started = Instant::now();
+    let outcome = desk
+        .bulk_alerts(
+            &actor,
+            &ids,
+            onshi_server::store::staff::BulkAction::Acknowledge {
+                note: "一括で確認 (ベンチマーク)".into(),
+                until: None,
+            },
+            Utc::now(),
+        )
+        .await?;
+    println!(
+        "\nbulk acknowledge of {} checked alerts: {:.2} s, audit lines: {}",
+        outcome.alerts.len(),
+        started.elapsed().as_secs_f64(),
+        audit_lines().await?
+    );
+    let operator = DeskClient::login(base, "operator", PASSWORD)
+        .await
+        .context("logging in as an admin")?;
+    let matching = store
+        .desk()
+        .alert_ids(
+            &onshi_server::store::desk::AlertQuery {
+                rule: Some(onshi_server::domain::RuleKey::NoDailyRestart),
+                ..query.clone()
+            },
+            100_000,
+        )
+        .await?
+        .len();
+    let started = Instant::now();
+    let response = operator
+        .post_csrf(
+            "/alerts/bulk",
+            &[
+                ("action", "resolve"),
+                ("note", "再起動を確認 (ベンチマーク)"),
+                ("rule", "no_daily_restart"),
+                ("all_matching", "1"),
+            ],
+        )
+        .await;
+    let took = started.elapsed().as_secs_f64();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    println!(
+        "bulk resolve of every match over HTTP ({matching} alerts): {took:.2} s, answer {} {location}, \
+         audit lines: {}",
+        response.status(),
+        audit_lines().await?
+    );
     Ok(())
 }

@@ -567,19 +567,27 @@ async fn the_support_desk_logs_in_reads_the_fleet_and_acknowledges_an_alert() ->
     }
     ensure!(checked > 0, "no other alert to check");
     browser
-        .click(&browser.find("form#bulk select[name=action] option[value=note]").await?)
+        .click(
+            &browser
+                .find("form#bulk select[name=action] option[value=note]")
+                .await?,
+        )
         .await?;
     let bulk_note = browser.find("form#bulk input[name=note]").await?;
     browser.send_keys(&bulk_note, "まとめて確認").await?;
     browser
         .click(&browser.find("button#bulk-submit").await?)
         .await?;
-    let done = poll("the bulk action's result", Duration::from_secs(15), || async {
-        let Some(p) = browser.try_find("p#bulk-done").await? else {
-            return Ok(None);
-        };
-        Ok(Some(browser.text(&p).await?))
-    })
+    let done = poll(
+        "the bulk action's result",
+        Duration::from_secs(15),
+        || async {
+            let Some(p) = browser.try_find("p#bulk-done").await? else {
+                return Ok(None);
+            };
+            Ok(Some(browser.text(&p).await?))
+        },
+    )
     .await?;
     ensure!(
         done.contains(&format!("{checked} 件のアラートにメモを追加しました")),
@@ -609,10 +617,11 @@ async fn the_support_desk_logs_in_reads_the_fleet_and_acknowledges_an_alert() ->
     screenshots(&browser, &artifacts, "clinic-new-code").await?;
     browser.goto(&format!("{base}/clinics/{clinic_id}")).await?;
     let codes = text_of(&browser, "table#codes").await?;
-    ensure!(codes.contains("受付PC"), "the code's label is listed: {codes}");
-    browser
-        .click(&browser.find("a.revoke-code").await?)
-        .await?;
+    ensure!(
+        codes.contains("受付PC"),
+        "the code's label is listed: {codes}"
+    );
+    browser.click(&browser.find("a.revoke-code").await?).await?;
     let question = browser
         .wait_for_element("p#confirm-question", Duration::from_secs(10))
         .await?;

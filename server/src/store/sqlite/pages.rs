@@ -388,9 +388,7 @@ where
                 }
             }
             let Export { tx, query, .. } = &mut e;
-            let Some(tx) = tx.as_mut() else {
-                return None;
-            };
+            let tx = tx.as_mut()?;
             match page(tx, query).await {
                 Ok(rows) => {
                     e.done = (rows.len() as i64) < EXPORT_PAGE;
