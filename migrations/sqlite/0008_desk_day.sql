@@ -11,3 +11,9 @@ ALTER TABLE enrollment_codes ADD COLUMN last_chars TEXT NOT NULL DEFAULT '';
 
 -- The outbox page's status filter and its newest-first paging.
 CREATE INDEX outbox_status_id ON outbox(status, id);
+
+-- The alerts page filtered by rule: that rule's unresolved alerts in the page's order, so a
+-- page is read off the index instead of sorting every alert of the rule.
+CREATE INDEX alerts_unresolved_rule ON alerts(
+    rule, (CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), opened_at DESC)
+    WHERE status IN ('open', 'acknowledged');

@@ -12,7 +12,7 @@ use crate::store::{BulkAction, BulkOutcome, StaffChange};
 pub const MAX_NOTE: usize = 2000;
 
 /// The most alerts one bulk action takes.
-pub const MAX_BULK: usize = 50_000;
+pub const MAX_BULK: usize = crate::store::desk::ALERT_COUNT_CAP as usize;
 
 /// A maintenance window as staff ask for it: where, which rule (or all), when, and whether
 /// it repeats daily within those dates.

@@ -79,6 +79,32 @@ pub struct FleetQuery {
     pub descending: bool,
     pub offset: i64,
     pub limit: i64,
+    /// Read the page off the sort order's index, checking the filters line by line, instead
+    /// of sorting every match (see [`FleetQuery::reads_in_order`]).
+    pub in_order: bool,
+}
+
+impl FleetQuery {
+    /// Whether a filtered page is cheaper read in the sort's order than sorted: reading in
+    /// order passes about (offset + limit) × total / matching lines before the page is full,
+    /// sorting handles every match. A prefecture's 50,000 terminals of 250,000 by certificate
+    /// expiry, page 1: 250 lines read instead of 50,000 sorted; one clinic's 25 terminals are
+    /// sorted. A rule alone is checked on the terminal id, which every sort's index holds, so
+    /// its lines are read in order at any depth (a whole index read, 60 ms at 250,000, beats
+    /// looking up and sorting the rule's 25,000 lines, 105 ms).
+    pub fn reads_in_order(&self, matching: i64, total: i64) -> bool {
+        let others = self.clinic_id.is_some()
+            || self.prefecture.is_some()
+            || self.severity.is_some()
+            || self.handling.is_some()
+            || self.liveness.is_some()
+            || self.search.is_some();
+        if matching <= 0 || !(others || self.rule.is_some()) {
+            return false;
+        }
+        !others
+            || (self.offset + self.limit).saturating_mul(total) <= matching.saturating_mul(matching)
+    }
 }
 
 /// An overview line: the summary plus the live columns.
@@ -172,6 +198,10 @@ impl AlertCursor {
     }
 }
 
+/// Counts of filtered alerts stop one past this: a bulk action takes at most as many, and
+/// counting every one of 275,000 alerts through a filter would cost more than the page.
+pub const ALERT_COUNT_CAP: i64 = 50_000;
+
 /// The alerts page's filters (and the terminal page's list).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertQuery {
@@ -187,7 +217,8 @@ pub struct AlertQuery {
     pub opened_before: Option<DateTime<Utc>>,
     /// Resolved ones too (the terminal page shows its recent history).
     pub include_resolved: bool,
-    /// Whether to count every match (else the total comes back as -1).
+    /// Whether to count the matches, up to [`ALERT_COUNT_CAP`] + 1 (else the total comes back
+    /// as -1).
     pub count: bool,
     /// The page starts after this alert.
     pub after: Option<AlertCursor>,
@@ -359,4 +390,46 @@ pub trait DeskStore: Send + Sync {
     ) -> StoreResult<Option<(String, DateTime<Utc>)>>;
     /// The terminal's account baseline and confirmation.
     async fn terminal_baseline(&self, id: Uuid) -> StoreResult<Option<TerminalBaseline>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_filters_read_in_order_and_narrow_ones_sort() {
+        let page = |offset, q: FleetQuery| FleetQuery {
+            offset,
+            limit: 50,
+            ..q
+        };
+        let prefecture = FleetQuery {
+            prefecture: Some("東京都".into()),
+            ..FleetQuery::default()
+        };
+        // A prefecture's 50,000 of 250,000: the first pages in order, the last ones sorted.
+        assert!(page(0, prefecture.clone()).reads_in_order(50_000, 250_000));
+        assert!(page(9_950, prefecture.clone()).reads_in_order(50_000, 250_000));
+        assert!(!page(49_950, prefecture.clone()).reads_in_order(50_000, 250_000));
+        // One clinic's 25 terminals: sorted.
+        let clinic = FleetQuery {
+            clinic_id: Some(42),
+            ..FleetQuery::default()
+        };
+        assert!(!page(0, clinic).reads_in_order(25, 250_000));
+        // Nothing matches, or no filter at all (the sort's index serves it anyway).
+        assert!(!page(0, prefecture.clone()).reads_in_order(0, 250_000));
+        // A rule alone, at any depth; with a prefecture, by the count.
+        let rule = FleetQuery {
+            rule: Some(RuleKey::NoDailyRestart),
+            ..FleetQuery::default()
+        };
+        assert!(page(24_950, rule.clone()).reads_in_order(25_000, 250_000));
+        let both = FleetQuery {
+            prefecture: prefecture.prefecture,
+            ..rule
+        };
+        assert!(!page(4_950, both).reads_in_order(5_000, 250_000));
+        assert!(!page(0, FleetQuery::default()).reads_in_order(250_000, 250_000));
+    }
 }

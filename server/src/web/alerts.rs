@@ -162,6 +162,18 @@ pub struct AlertsPage {
 }
 
 impl AlertsPage {
+    /// 「1,234 件」, or 「50,000 件以上」 past the count's cap.
+    pub fn total_label(&self) -> String {
+        if self.total > crate::store::desk::ALERT_COUNT_CAP {
+            format!(
+                "{} 件以上",
+                crate::wording::thousands(crate::store::desk::ALERT_COUNT_CAP)
+            )
+        } else {
+            format!("{} 件", crate::wording::thousands(self.total.max(0)))
+        }
+    }
+
     /// The filters as hidden fields of the bulk form ("every alert that matches").
     pub fn filter_pairs(&self) -> Vec<(&'static str, String)> {
         self.query.filter_pairs()

@@ -361,6 +361,7 @@ pub(super) fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
         descending: !q.desc.is_empty(),
         offset: (page - 1) * PAGE_SIZE,
         limit: PAGE_SIZE,
+        in_order: false,
     }
 }
 
@@ -455,7 +456,8 @@ pub async fn page(
     let matching = matching(&state, &tally, &fleet_query(&query, 1)).await?;
     // A page past the end (an old link) shows the last page, not an empty table.
     let page = asked.min(((matching + PAGE_SIZE - 1) / PAGE_SIZE).max(1));
-    let fleet = fleet_query(&query, page);
+    let mut fleet = fleet_query(&query, page);
+    fleet.in_order = fleet.reads_in_order(matching, tally.total());
     let rows = desk.fleet_rows(&fleet).await?;
     let rules = rule_counts(&tally)
         .into_iter()

@@ -77,6 +77,19 @@ async fn the_alerts_page_pages_by_keyset_without_gaps_or_repeats() {
     assert!(listed(&old).is_empty(), "nothing is a day old yet");
     let unhandled = desk.page("/alerts?handling=unhandled").await;
     assert_eq!(listed(&unhandled).len(), 100);
+    // One rule (read off that rule's index) and a severity, paged the same way.
+    let mut path = "/alerts?rule=backup_missing&severity=warning&handling=unhandled".to_string();
+    let mut by_rule = Vec::new();
+    loop {
+        let page = desk.page(&path).await;
+        assert!(page.contains("250 件"), "the count of every match");
+        by_rule.extend(listed(&page));
+        match next_link(&page) {
+            Some(next) => path = next,
+            None => break,
+        }
+    }
+    assert_eq!(by_rule, seen, "the same alerts in the same order");
 }
 
 #[tokio::test]
@@ -211,6 +224,43 @@ async fn csv_exports_follow_the_filters_with_a_bom() {
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         assert_eq!(text.lines().count(), 1 + rows, "{path}:\n{text}");
     }
+    // In the pages' order: the alerts as the alerts page lists them, the terminals by the sort.
+    let first_column = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip(1)
+            .map(|l| {
+                l.split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .collect()
+    };
+    let csv = desk.get("/export/alerts.csv").await.text().await.unwrap();
+    let page: Vec<String> = listed(&desk.page("/alerts").await)
+        .iter()
+        .map(i64::to_string)
+        .collect();
+    assert_eq!(first_column(&csv), page);
+    let csv = desk
+        .get("/export/terminals.csv?sort=hostname&desc=1")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let names: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap_or("").to_string())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_by(|a, b| b.to_lowercase().cmp(&a.to_lowercase()));
+    assert_eq!(
+        (names.len(), &names),
+        (30, &sorted),
+        "by host name, descending"
+    );
     let audit = desk.get("/export/audit.csv?action=login").await;
     let text = audit.text().await.unwrap();
     assert!(text.contains("ログイン"), "{text}");
@@ -447,4 +497,81 @@ async fn the_terminal_page_agrees_with_its_alerts() {
         "the certificate area says why it is empty"
     );
     assert!(!page.contains("電子証明書が見つかりません"));
+}
+
+/// Pages read off the sort's index (a dense filter) list the same lines in the same order as
+/// pages sorted after filtering, for every sort, both directions and each filter.
+#[tokio::test]
+async fn overview_pages_read_in_order_match_sorted_ones() {
+    use onshi_server::domain::{HandlingKind, SeverityFilter};
+    use onshi_server::store::desk::{FleetQuery, FleetSort};
+    let n = 40;
+    let mut f = fleet(n).await;
+    let now = Utc::now();
+    for i in 0..n {
+        let mut r = report_at(now, &format!("PC-{:04}", (i * 7) % n));
+        if i % 3 == 0 {
+            r.snapshot.certificates.backup = None;
+        }
+        r.snapshot.uptime.last_start = now - Duration::minutes((i as i64 * 13) % 50);
+        if let Some(c) = r.snapshot.certificates.certs.first_mut() {
+            c.not_after = now + Duration::days((i as i64 * 11) % 30);
+        }
+        f.report(i, r, now).await;
+    }
+    f.evaluator(None).full_pass(now).await.unwrap();
+    let desk = f.store.desk();
+    let filters = [
+        FleetQuery {
+            severity: Some(SeverityFilter::Warning),
+            ..FleetQuery::default()
+        },
+        FleetQuery {
+            handling: Some(HandlingKind::Unhandled),
+            ..FleetQuery::default()
+        },
+        FleetQuery {
+            clinic_id: Some(f.clinic_id),
+            ..FleetQuery::default()
+        },
+        FleetQuery {
+            search: Some("pc-00".into()),
+            ..FleetQuery::default()
+        },
+        FleetQuery {
+            rule: Some(RuleKey::BackupMissing),
+            ..FleetQuery::default()
+        },
+    ];
+    for filter in filters {
+        for sort in FleetSort::ALL {
+            for descending in [false, true] {
+                let mut seen = [Vec::new(), Vec::new()];
+                for (k, in_order) in [false, true].into_iter().enumerate() {
+                    for offset in (0..n as i64).step_by(7) {
+                        let q = FleetQuery {
+                            sort,
+                            descending,
+                            offset,
+                            limit: 7,
+                            in_order,
+                            ..filter.clone()
+                        };
+                        seen[k].extend(
+                            desk.fleet_rows(&q)
+                                .await
+                                .unwrap()
+                                .into_iter()
+                                .map(|r| r.line.terminal_id),
+                        );
+                    }
+                }
+                assert!(!seen[0].is_empty(), "{filter:?} matches something");
+                assert_eq!(
+                    seen[0], seen[1],
+                    "{filter:?} by {sort:?}, desc {descending}"
+                );
+            }
+        }
+    }
 }

@@ -173,6 +173,17 @@ pub(super) fn order_by(sort: FleetSort, descending: bool) -> &'static str {
     }
 }
 
+/// The index of `overview_line` that holds each sort's order.
+pub(super) fn order_index(sort: FleetSort) -> &'static str {
+    match sort {
+        FleetSort::State | FleetSort::Alerts => " INDEXED BY overview_line_severity",
+        FleetSort::Clinic => " INDEXED BY overview_line_clinic_name",
+        FleetSort::Hostname => " INDEXED BY overview_line_host",
+        FleetSort::LastStart => " INDEXED BY overview_line_start",
+        FleetSort::CertExpiry => " INDEXED BY overview_line_cert",
+    }
+}
+
 pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -678,18 +689,15 @@ impl DeskStore for SqliteStore {
     }
 
     fn export_fleet(&self, q: FleetQuery) -> BoxStream<'static, StoreResult<FleetRow>> {
-        let q = FleetQuery { offset: 0, ..q };
-        pages::export(self.pool.clone(), q, pages::fleet_export_page)
+        pages::fleet_export(self.pool.clone(), q)
     }
 
     fn export_alerts(&self, q: AlertQuery) -> BoxStream<'static, StoreResult<AlertView>> {
-        let q = AlertQuery { after: None, ..q };
-        pages::export(self.pool.clone(), q, pages::alerts_export_page)
+        pages::alerts_export(self.pool.clone(), q)
     }
 
     fn export_audit(&self, q: AuditQuery) -> BoxStream<'static, StoreResult<AuditRow>> {
-        let q = AuditQuery { before: None, ..q };
-        pages::export(self.pool.clone(), q, pages::audit_export_page)
+        pages::audit_export(self.pool.clone(), AuditQuery { before: None, ..q })
     }
 
     async fn silences(

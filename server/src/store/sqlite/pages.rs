@@ -2,23 +2,22 @@
 //! as functions of one connection, so a page is the same query whether the page asks for it or
 //! a CSV export reads every page inside one read transaction.
 
-use std::collections::VecDeque;
-
-use futures_util::future::BoxFuture;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::alerts::{alert_from, opt_time};
-use super::desk::{LINE_COLUMNS, line_from, order_by, push_fleet_filters};
+use super::desk::{LINE_COLUMNS, line_from, order_by, order_index, push_fleet_filters};
 use crate::Error;
 use crate::domain::{AuditRow, HandlingKind, MailKind, OutboxRow, OutboxStatus, Severity};
-use crate::store::desk::{AlertQuery, AlertView, AuditQuery, FleetQuery, FleetRow, OutboxQuery};
+use crate::store::desk::{
+    ALERT_COUNT_CAP, AlertQuery, AlertView, AuditQuery, FleetQuery, FleetRow, OutboxQuery,
+};
 use crate::store::{StoreResult, from_millis, millis};
 
 /// Rows per page of an export.
-const EXPORT_PAGE: i64 = 1_000;
+const EXPORT_PAGE: usize = 1_000;
 
 /// The rank the alerts' order sorts by first (the expression of the `alerts_unresolved` index).
 const SEVERITY_RANK: &str =
@@ -44,6 +43,9 @@ pub(super) async fn fleet_page(
         "SELECT {LINE_COLUMNS}, s.received_at, c.code, c.phone FROM \
          (SELECT ts.terminal_id FROM overview_line ts"
     ));
+    if f.in_order {
+        q.push(order_index(f.sort));
+    }
     push_fleet_filters(&mut q, f);
     q.push(order);
     q.push(" LIMIT ")
@@ -57,16 +59,37 @@ pub(super) async fn fleet_page(
     );
     q.push(order);
     let rows = q.build().fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(FleetRow {
-                line: line_from(r)?,
-                last_seen: opt_time(r, "received_at")?,
-                clinic_code: r.try_get("code")?,
-                clinic_phone: r.try_get("phone")?,
-            })
-        })
-        .collect()
+    rows.iter().map(fleet_row).collect()
+}
+
+fn fleet_row(r: &SqliteRow) -> Result<FleetRow, Error> {
+    Ok(FleetRow {
+        line: line_from(r)?,
+        last_seen: opt_time(r, "received_at")?,
+        clinic_code: r.try_get("code")?,
+        clinic_phone: r.try_get("phone")?,
+    })
+}
+
+/// Every overview line the filters match, in the overview's order.
+pub(super) fn fleet_export(
+    pool: SqlitePool,
+    f: FleetQuery,
+) -> BoxStream<'static, StoreResult<FleetRow>> {
+    stream_rows(
+        pool,
+        move || {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "SELECT {LINE_COLUMNS}, s.received_at, c.code, c.phone FROM overview_line ts \
+                 LEFT JOIN latest_report s ON s.terminal_id = ts.terminal_id \
+                 LEFT JOIN clinics c ON c.id = ts.clinic_id"
+            ));
+            push_fleet_filters(&mut q, &f);
+            q.push(order_by(f.sort, f.descending));
+            q
+        },
+        fleet_row,
+    )
 }
 
 /// The alerts' filters, after `WHERE`.
@@ -91,7 +114,9 @@ fn push_alert_filters(q: &mut QueryBuilder<Sqlite>, f: &AlertQuery) {
             .push(")");
     }
     if let Some(s) = f.severity {
-        q.push(" AND a.severity = ").push_bind(s.as_str());
+        // As the indexes' rank, so the page is a range of them, already in order.
+        q.push(format!(" AND {SEVERITY_RANK} = "))
+            .push_bind(severity_rank(s));
     }
     let silenced =
         " a.terminal_id IN (SELECT terminal_id FROM overview_line WHERE handling = 'silenced')";
@@ -137,25 +162,57 @@ fn alert_order(include_resolved: bool) -> String {
     }
 }
 
-fn unfiltered(f: &AlertQuery) -> bool {
-    !f.include_resolved
-        && f.rule.is_none()
-        && f.clinic_id.is_none()
-        && f.terminal_id.is_none()
-        && f.prefecture.is_none()
-        && f.severity.is_none()
-        && f.handling.is_none()
+/// The index to read unresolved alerts by when no clinic, terminal or prefecture narrows them:
+/// the fleet's (or one rule's) unresolved alerts in the page's order, the other filters
+/// checked as the index is read, so a page stops after its rows instead of sorting every match
+/// (the planner, without statistics, would sort them). Narrowed lists use the clinic's or the
+/// terminal's index and sort their few alerts.
+fn in_order_index(f: &AlertQuery) -> Option<&'static str> {
+    if f.include_resolved
+        || f.clinic_id.is_some()
+        || f.terminal_id.is_some()
+        || f.prefecture.is_some()
+    {
+        return None;
+    }
+    Some(if f.rule.is_some() {
+        " INDEXED BY alerts_unresolved_rule"
+    } else {
+        " INDEXED BY alerts_unresolved"
+    })
 }
 
-/// How many alerts match (the page and the cursor aside).
+/// How many alerts match (the page and the cursor aside), up to one past
+/// [`ALERT_COUNT_CAP`].
 pub(super) async fn alerts_count(conn: &mut SqliteConnection, f: &AlertQuery) -> StoreResult<i64> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM alerts a");
+    let mut q: QueryBuilder<Sqlite> =
+        QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM alerts a");
     let all = AlertQuery {
         after: None,
         ..f.clone()
     };
+    q.push(in_order_index(&all).unwrap_or(""));
     push_alert_filters(&mut q, &all);
+    q.push(" LIMIT ").push_bind(ALERT_COUNT_CAP + 1).push(")");
     Ok(q.build_query_scalar().fetch_one(&mut *conn).await?)
+}
+
+/// An alert with the names the desk reads it by (`a`, `t`, `c`, `ts` joined).
+const ALERT_VIEW_COLUMNS: &str = "SELECT a.id, a.terminal_id, a.clinic_id, a.rule, a.severity, \
+     a.status, a.detail, a.occurrence, a.opened_at, a.updated_at, a.clear_since, a.ack_by, \
+     a.ack_note, a.ack_until, a.resolved_at, a.resolved_by, a.mail_held, \
+     COALESCE(ts.hostname, t.hostname) AS hostname, c.name AS clinic_name, \
+     c.phone AS clinic_phone, (SELECT h.note FROM alert_history h WHERE h.alert_id = a.id \
+     AND h.note IS NOT NULL ORDER BY h.id DESC LIMIT 1) AS last_note";
+
+fn alert_view(r: &SqliteRow) -> Result<AlertView, Error> {
+    Ok(AlertView {
+        alert: alert_from(r)?,
+        hostname: r.try_get("hostname")?,
+        clinic_name: r.try_get("clinic_name")?,
+        clinic_phone: r.try_get("clinic_phone")?,
+        last_note: r.try_get("last_note")?,
+    })
 }
 
 /// One page of alerts after `f.after`, with the names the desk reads them by.
@@ -163,22 +220,12 @@ pub(super) async fn alerts_page(
     conn: &mut SqliteConnection,
     f: &AlertQuery,
 ) -> StoreResult<Vec<AlertView>> {
+    // The page's ids first (off an index, in order), then the joins for those ids only.
     let order = alert_order(f.include_resolved);
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "SELECT a.id, a.terminal_id, a.clinic_id, a.rule, a.severity, a.status, a.detail, \
-         a.occurrence, a.opened_at, a.updated_at, a.clear_since, a.ack_by, a.ack_note, \
-         a.ack_until, a.resolved_at, a.resolved_by, a.mail_held, \
-         COALESCE(ts.hostname, t.hostname) AS hostname, c.name AS clinic_name, \
-         c.phone AS clinic_phone, (SELECT h.note FROM alert_history h WHERE h.alert_id = a.id AND h.note IS NOT NULL \
-          ORDER BY h.id DESC LIMIT 1) AS last_note \
-         FROM (SELECT a.id FROM alerts a",
-    );
-    // The whole fleet's unresolved alerts come straight off their index, already in order
-    // (the planner, without statistics, would sort them); a filtered list uses the filter's
-    // index instead.
-    if unfiltered(f) {
-        q.push(" INDEXED BY alerts_unresolved");
-    }
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "{ALERT_VIEW_COLUMNS} FROM (SELECT a.id FROM alerts a"
+    ));
+    q.push(in_order_index(f).unwrap_or(""));
     push_alert_filters(&mut q, f);
     q.push(order.as_str()).push(" LIMIT ").push_bind(f.limit);
     q.push(
@@ -188,17 +235,33 @@ pub(super) async fn alerts_page(
     );
     q.push(order.as_str());
     let rows = q.build().fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AlertView {
-                alert: alert_from(r)?,
-                hostname: r.try_get("hostname")?,
-                clinic_name: r.try_get("clinic_name")?,
-                clinic_phone: r.try_get("clinic_phone")?,
-                last_note: r.try_get("last_note")?,
-            })
-        })
-        .collect()
+    rows.iter().map(alert_view).collect()
+}
+
+/// Every alert the filters match, in the page's order: the alerts are the outer loop (`CROSS
+/// JOIN` keeps the planner from reordering), read off the same index as the pages.
+pub(super) fn alerts_export(
+    pool: SqlitePool,
+    f: AlertQuery,
+) -> BoxStream<'static, StoreResult<AlertView>> {
+    let f = AlertQuery { after: None, ..f };
+    stream_rows(
+        pool,
+        move || {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("{ALERT_VIEW_COLUMNS} FROM alerts a"));
+            q.push(in_order_index(&f).unwrap_or(""));
+            q.push(
+                " CROSS JOIN terminals t ON t.id = a.terminal_id \
+                 CROSS JOIN clinics c ON c.id = a.clinic_id \
+                 LEFT JOIN overview_line ts ON ts.terminal_id = a.terminal_id",
+            );
+            push_alert_filters(&mut q, &f);
+            q.push(alert_order(f.include_resolved));
+            q
+        },
+        alert_view,
+    )
 }
 
 /// The ids of the unresolved alerts that match, in the page's order, at most `limit`.
@@ -213,9 +276,7 @@ pub(super) async fn alert_ids(
         ..f.clone()
     };
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT a.id FROM alerts a");
-    if unfiltered(&f) {
-        q.push(" INDEXED BY alerts_unresolved");
-    }
+    q.push(in_order_index(&f).unwrap_or(""));
     push_alert_filters(&mut q, &f);
     q.push(alert_order(false)).push(" LIMIT ").push_bind(limit);
     Ok(q.build_query_scalar().fetch_all(&mut *conn).await?)
@@ -237,43 +298,74 @@ fn audit_from(r: &SqliteRow) -> Result<AuditRow, Error> {
     })
 }
 
+/// An audit line with the names of what it touched (`l`, `t`, `s`, `c` joined).
+const AUDIT_COLUMNS: &str = "SELECT l.id, l.at, l.actor, l.terminal_id, l.clinic_id, \
+     l.alert_id, l.what, l.action, COALESCE(s.hostname, t.hostname) AS hostname, \
+     c.name AS clinic_name";
+
+const AUDIT_JOINS: &str = " LEFT JOIN terminals t ON t.id = l.terminal_id \
+     LEFT JOIN latest_report s ON s.terminal_id = l.terminal_id \
+     LEFT JOIN clinics c ON c.id = l.clinic_id";
+
+/// The audit log's filters on `alias`, after a `WHERE 1 = 1`.
+fn push_audit_filters(q: &mut QueryBuilder<Sqlite>, f: &AuditQuery, alias: &str) {
+    if let Some(actor) = &f.actor {
+        q.push(format!(" AND {alias}.actor = "))
+            .push_bind(actor.clone());
+    }
+    if let Some(c) = f.clinic_id {
+        q.push(format!(" AND {alias}.clinic_id = ")).push_bind(c);
+    }
+    if let Some(t) = f.terminal_id {
+        q.push(format!(" AND {alias}.terminal_id = "))
+            .push_bind(t.to_string());
+    }
+    if let Some(id) = f.alert_id {
+        q.push(format!(" AND {alias}.alert_id = ")).push_bind(id);
+    }
+    if let Some(action) = &f.action {
+        q.push(format!(" AND {alias}.action = "))
+            .push_bind(action.clone());
+    }
+    if let Some(before) = f.before {
+        q.push(format!(" AND {alias}.id < ")).push_bind(before);
+    }
+}
+
 /// One page of the audit log, newest first, before `f.before`.
 pub(super) async fn audit_page(
     conn: &mut SqliteConnection,
     f: &AuditQuery,
 ) -> StoreResult<Vec<AuditRow>> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "SELECT l.id, l.at, l.actor, l.terminal_id, l.clinic_id, l.alert_id, l.what, l.action, \
-         COALESCE(s.hostname, t.hostname) AS hostname, c.name AS clinic_name \
-         FROM (SELECT id FROM audit_log a WHERE 1 = 1",
-    );
-    if let Some(actor) = &f.actor {
-        q.push(" AND a.actor = ").push_bind(actor.clone());
-    }
-    if let Some(c) = f.clinic_id {
-        q.push(" AND a.clinic_id = ").push_bind(c);
-    }
-    if let Some(t) = f.terminal_id {
-        q.push(" AND a.terminal_id = ").push_bind(t.to_string());
-    }
-    if let Some(id) = f.alert_id {
-        q.push(" AND a.alert_id = ").push_bind(id);
-    }
-    if let Some(action) = &f.action {
-        q.push(" AND a.action = ").push_bind(action.clone());
-    }
-    if let Some(before) = f.before {
-        q.push(" AND a.id < ").push_bind(before);
-    }
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "{AUDIT_COLUMNS} FROM (SELECT id FROM audit_log a WHERE 1 = 1"
+    ));
+    push_audit_filters(&mut q, f, "a");
     q.push(" ORDER BY a.id DESC LIMIT ").push_bind(f.limit);
-    q.push(
-        ") page JOIN audit_log l ON l.id = page.id \
-         LEFT JOIN terminals t ON t.id = l.terminal_id \
-         LEFT JOIN latest_report s ON s.terminal_id = l.terminal_id \
-         LEFT JOIN clinics c ON c.id = l.clinic_id ORDER BY l.id DESC",
-    );
+    q.push(") page JOIN audit_log l ON l.id = page.id")
+        .push(AUDIT_JOINS)
+        .push(" ORDER BY l.id DESC");
     let rows = q.build().fetch_all(&mut *conn).await?;
     rows.iter().map(audit_from).collect()
+}
+
+/// Every audit line the filters match, newest first.
+pub(super) fn audit_export(
+    pool: SqlitePool,
+    f: AuditQuery,
+) -> BoxStream<'static, StoreResult<AuditRow>> {
+    stream_rows(
+        pool,
+        move || {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("{AUDIT_COLUMNS} FROM audit_log l"));
+            q.push(AUDIT_JOINS).push(" WHERE 1 = 1");
+            push_audit_filters(&mut q, &f, "l");
+            q.push(" ORDER BY l.id DESC");
+            q
+        },
+        audit_from,
+    )
 }
 
 pub(super) fn outbox_from(r: &SqliteRow) -> Result<OutboxRow, Error> {
@@ -340,109 +432,37 @@ pub(super) async fn outbox_page(
     rows.iter().map(outbox_from).collect()
 }
 
-/// What an export reads next: a page from its query, which moves its own position on.
-type PageFn<Q, T> =
-    for<'c> fn(&'c mut SqliteConnection, &'c mut Q) -> BoxFuture<'c, StoreResult<Vec<T>>>;
-
-struct Export<Q, T> {
+/// Every row of one statement, streamed: a task runs the statement and passes its rows
+/// through a channel of one export page as they come, so an export of 250,000 rows holds a
+/// page in memory, and one statement reads one consistent snapshot. (Pages by offset or by
+/// key would read the first rows again for every page.) The task stops when the receiver is
+/// dropped (the download was abandoned) or at the first error, which it passes on.
+fn stream_rows<T: Send + 'static>(
     pool: SqlitePool,
-    tx: Option<sqlx::Transaction<'static, Sqlite>>,
-    query: Q,
-    rows: VecDeque<T>,
-    done: bool,
-}
-
-/// Every row of a paged list, read page by page inside one read transaction: a consistent
-/// snapshot, one page in memory at a time.
-pub(super) fn export<Q, T>(
-    pool: SqlitePool,
-    query: Q,
-    page: PageFn<Q, T>,
-) -> BoxStream<'static, StoreResult<T>>
-where
-    Q: Send + 'static,
-    T: Send + 'static,
-{
-    let start = Export {
-        pool,
-        tx: None,
-        query,
-        rows: VecDeque::new(),
-        done: false,
-    };
-    stream::unfold(start, move |mut e| async move {
-        loop {
-            if let Some(row) = e.rows.pop_front() {
-                return Some((Ok(row), e));
+    build: impl FnOnce() -> QueryBuilder<Sqlite> + Send + 'static,
+    map: fn(&SqliteRow) -> Result<T, Error>,
+) -> BoxStream<'static, StoreResult<T>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(EXPORT_PAGE);
+    tokio::spawn(async move {
+        let mut conn = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = sender.send(Err(e.into())).await;
+                return;
             }
-            if e.done {
-                return None;
-            }
-            if e.tx.is_none() {
-                match e.pool.begin().await {
-                    Ok(tx) => e.tx = Some(tx),
-                    Err(err) => {
-                        e.done = true;
-                        return Some((Err(err.into()), e));
-                    }
-                }
-            }
-            let Export { tx, query, .. } = &mut e;
-            let tx = tx.as_mut()?;
-            match page(tx, query).await {
-                Ok(rows) => {
-                    e.done = (rows.len() as i64) < EXPORT_PAGE;
-                    e.rows.extend(rows);
-                }
-                Err(err) => {
-                    e.done = true;
-                    return Some((Err(err), e));
-                }
+        };
+        let mut q = build();
+        let mut rows = q.build().fetch(&mut *conn);
+        while let Some(row) = rows.next().await {
+            let row = row.map_err(Error::from).and_then(|r| map(&r));
+            let failed = row.is_err();
+            if sender.send(row).await.is_err() || failed {
+                break;
             }
         }
+    });
+    stream::unfold(receiver, |mut r| async move {
+        r.recv().await.map(|row| (row, r))
     })
     .boxed()
-}
-
-/// The next page of the overview (by offset, inside the export's snapshot).
-pub(super) fn fleet_export_page<'c>(
-    conn: &'c mut SqliteConnection,
-    q: &'c mut FleetQuery,
-) -> BoxFuture<'c, StoreResult<Vec<FleetRow>>> {
-    Box::pin(async move {
-        q.limit = EXPORT_PAGE;
-        let rows = fleet_page(conn, q).await?;
-        q.offset += rows.len() as i64;
-        Ok(rows)
-    })
-}
-
-/// The next page of alerts (after the last one read).
-pub(super) fn alerts_export_page<'c>(
-    conn: &'c mut SqliteConnection,
-    q: &'c mut AlertQuery,
-) -> BoxFuture<'c, StoreResult<Vec<AlertView>>> {
-    Box::pin(async move {
-        q.limit = EXPORT_PAGE;
-        let rows = alerts_page(conn, q).await?;
-        if let Some(last) = rows.last() {
-            q.after = Some(crate::store::desk::AlertCursor::of(&last.alert));
-        }
-        Ok(rows)
-    })
-}
-
-/// The next page of the audit log (before the last line read).
-pub(super) fn audit_export_page<'c>(
-    conn: &'c mut SqliteConnection,
-    q: &'c mut AuditQuery,
-) -> BoxFuture<'c, StoreResult<Vec<AuditRow>>> {
-    Box::pin(async move {
-        q.limit = EXPORT_PAGE;
-        let rows = audit_page(conn, q).await?;
-        if let Some(last) = rows.last() {
-            q.before = Some(last.id);
-        }
-        Ok(rows)
-    })
 }
