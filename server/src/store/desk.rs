@@ -79,31 +79,52 @@ pub struct FleetQuery {
     pub descending: bool,
     pub offset: i64,
     pub limit: i64,
-    /// Read the page off the sort order's index, checking the filters line by line, instead
-    /// of sorting every match (see [`FleetQuery::reads_in_order`]).
-    pub in_order: bool,
+    /// How the page is read (see [`FleetQuery::plan`]).
+    pub read: FleetRead,
+}
+
+/// How a page of the overview is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FleetRead {
+    /// Every match found through the filter's index, then sorted (narrow filters).
+    #[default]
+    Sorted,
+    /// Off the sort order's index from the start, the filters checked line by line.
+    InOrder,
+    /// Off the sort order's index from the end (a page near the last one), the `matching`
+    /// lines counted for the page.
+    Reversed { matching: i64 },
 }
 
 impl FleetQuery {
-    /// Whether a filtered page is cheaper read in the sort's order than sorted: reading in
+    /// The cheapest way to read a filtered page, by the lines each way passes: reading in
     /// order passes about (offset + limit) × total / matching lines before the page is full,
-    /// sorting handles every match. A prefecture's 50,000 terminals of 250,000 by certificate
-    /// expiry, page 1: 250 lines read instead of 50,000 sorted; one clinic's 25 terminals are
-    /// sorted. A rule alone is checked on the terminal id, which every sort's index holds, so
-    /// its lines are read in order at any depth (a whole index read, 60 ms at 250,000, beats
-    /// looking up and sorting the rule's 25,000 lines, 105 ms).
-    pub fn reads_in_order(&self, matching: i64, total: i64) -> bool {
+    /// reading from the end (matching − offset) × total / matching, sorting every match. A
+    /// prefecture's 50,000 terminals of 250,000 by certificate expiry: page 1 reads 250 lines
+    /// in order instead of sorting 50,000, page 900 reads 25,250 from the end; one clinic's
+    /// 25 terminals are sorted. A rule alone is checked on the terminal id, which every
+    /// sort's index holds, so its lines are never sorted (a whole index read, 60 ms at
+    /// 250,000, beats looking up and sorting the rule's 25,000 lines, 105 ms).
+    pub fn plan(&self, matching: i64, total: i64) -> FleetRead {
         let others = self.clinic_id.is_some()
             || self.prefecture.is_some()
             || self.severity.is_some()
             || self.handling.is_some()
             || self.liveness.is_some()
             || self.search.is_some();
-        if matching <= 0 || !(others || self.rule.is_some()) {
-            return false;
+        if matching <= 0 || self.offset >= matching || !(others || self.rule.is_some()) {
+            return FleetRead::Sorted;
         }
-        !others
-            || (self.offset + self.limit).saturating_mul(total) <= matching.saturating_mul(matching)
+        let forward = (self.offset + self.limit).saturating_mul(total) / matching;
+        let backward = (matching - self.offset).saturating_mul(total) / matching;
+        let sorted = if others { matching } else { i64::MAX };
+        if forward <= backward && forward <= sorted {
+            FleetRead::InOrder
+        } else if backward <= sorted {
+            FleetRead::Reversed { matching }
+        } else {
+            FleetRead::Sorted
+        }
     }
 }
 
@@ -397,7 +418,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dense_filters_read_in_order_and_narrow_ones_sort() {
+    fn dense_filters_read_off_the_sort_index_and_narrow_ones_sort() {
         let page = |offset, q: FleetQuery| FleetQuery {
             offset,
             limit: 50,
@@ -407,29 +428,41 @@ mod tests {
             prefecture: Some("東京都".into()),
             ..FleetQuery::default()
         };
-        // A prefecture's 50,000 of 250,000: the first pages in order, the last ones sorted.
-        assert!(page(0, prefecture.clone()).reads_in_order(50_000, 250_000));
-        assert!(page(9_950, prefecture.clone()).reads_in_order(50_000, 250_000));
-        assert!(!page(49_950, prefecture.clone()).reads_in_order(50_000, 250_000));
+        let plan =
+            |offset, q: &FleetQuery, matching| page(offset, q.clone()).plan(matching, 250_000);
+        // A prefecture's 50,000 of 250,000: the first pages in order, the middle sorted, the
+        // last ones from the end.
+        assert_eq!(plan(0, &prefecture, 50_000), FleetRead::InOrder);
+        assert_eq!(plan(9_950, &prefecture, 50_000), FleetRead::InOrder);
+        assert_eq!(plan(24_950, &prefecture, 50_000), FleetRead::Sorted);
+        assert_eq!(
+            plan(44_950, &prefecture, 50_000),
+            FleetRead::Reversed { matching: 50_000 }
+        );
         // One clinic's 25 terminals: sorted.
         let clinic = FleetQuery {
             clinic_id: Some(42),
             ..FleetQuery::default()
         };
-        assert!(!page(0, clinic).reads_in_order(25, 250_000));
-        // Nothing matches, or no filter at all (the sort's index serves it anyway).
-        assert!(!page(0, prefecture.clone()).reads_in_order(0, 250_000));
-        // A rule alone, at any depth; with a prefecture, by the count.
+        assert_eq!(plan(0, &clinic, 25), FleetRead::Sorted);
+        // Nothing matches, past the end, or no filter at all (the sort's index serves it).
+        assert_eq!(plan(0, &prefecture, 0), FleetRead::Sorted);
+        assert_eq!(plan(60_000, &prefecture, 50_000), FleetRead::Sorted);
+        assert_eq!(plan(0, &FleetQuery::default(), 250_000), FleetRead::Sorted);
+        // A rule alone is never sorted; with a prefecture, by the count.
         let rule = FleetQuery {
             rule: Some(RuleKey::NoDailyRestart),
             ..FleetQuery::default()
         };
-        assert!(page(24_950, rule.clone()).reads_in_order(25_000, 250_000));
+        assert_eq!(plan(4_950, &rule, 25_000), FleetRead::InOrder);
+        assert_eq!(
+            plan(14_950, &rule, 25_000),
+            FleetRead::Reversed { matching: 25_000 }
+        );
         let both = FleetQuery {
-            prefecture: prefecture.prefecture,
+            prefecture: prefecture.prefecture.clone(),
             ..rule
         };
-        assert!(!page(4_950, both).reads_in_order(5_000, 250_000));
-        assert!(!page(0, FleetQuery::default()).reads_in_order(250_000, 250_000));
+        assert_eq!(plan(2_450, &both, 5_000), FleetRead::Sorted);
     }
 }

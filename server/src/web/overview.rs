@@ -16,7 +16,7 @@ use crate::domain::{
     SeverityFilter, actor_label_ja,
 };
 use crate::jst::{duration_ja, opt_time_ja, time_ja};
-use crate::store::desk::{FleetQuery, FleetRow, FleetSort};
+use crate::store::desk::{FleetQuery, FleetRead, FleetRow, FleetSort};
 
 pub const PAGE_SIZE: i64 = 50;
 
@@ -361,7 +361,7 @@ pub(super) fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
         descending: !q.desc.is_empty(),
         offset: (page - 1) * PAGE_SIZE,
         limit: PAGE_SIZE,
-        in_order: false,
+        read: FleetRead::Sorted,
     }
 }
 
@@ -457,7 +457,7 @@ pub async fn page(
     // A page past the end (an old link) shows the last page, not an empty table.
     let page = asked.min(((matching + PAGE_SIZE - 1) / PAGE_SIZE).max(1));
     let mut fleet = fleet_query(&query, page);
-    fleet.in_order = fleet.reads_in_order(matching, tally.total());
+    fleet.read = fleet.plan(matching, tally.total());
     let rows = desk.fleet_rows(&fleet).await?;
     let rules = rule_counts(&tally)
         .into_iter()

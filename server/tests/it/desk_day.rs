@@ -499,12 +499,13 @@ async fn the_terminal_page_agrees_with_its_alerts() {
     assert!(!page.contains("電子証明書が見つかりません"));
 }
 
-/// Pages read off the sort's index (a dense filter) list the same lines in the same order as
-/// pages sorted after filtering, for every sort, both directions and each filter.
+/// Pages read off the sort's index (a dense filter), from the start or from the end, list the
+/// same lines in the same order as pages sorted after filtering, for every sort, both
+/// directions and each filter.
 #[tokio::test]
-async fn overview_pages_read_in_order_match_sorted_ones() {
+async fn overview_pages_read_off_the_sort_index_match_sorted_ones() {
     use onshi_server::domain::{HandlingKind, SeverityFilter};
-    use onshi_server::store::desk::{FleetQuery, FleetSort};
+    use onshi_server::store::desk::{FleetQuery, FleetRead, FleetSort};
     let n = 40;
     let mut f = fleet(n).await;
     let now = Utc::now();
@@ -546,15 +547,21 @@ async fn overview_pages_read_in_order_match_sorted_ones() {
     for filter in filters {
         for sort in FleetSort::ALL {
             for descending in [false, true] {
-                let mut seen = [Vec::new(), Vec::new()];
-                for (k, in_order) in [false, true].into_iter().enumerate() {
+                let matching = desk.fleet_count(&filter).await.unwrap();
+                let reads = [
+                    FleetRead::Sorted,
+                    FleetRead::InOrder,
+                    FleetRead::Reversed { matching },
+                ];
+                let mut seen = [Vec::new(), Vec::new(), Vec::new()];
+                for (k, read) in reads.into_iter().enumerate() {
                     for offset in (0..n as i64).step_by(7) {
                         let q = FleetQuery {
                             sort,
                             descending,
                             offset,
                             limit: 7,
-                            in_order,
+                            read,
                             ..filter.clone()
                         };
                         seen[k].extend(
@@ -567,10 +574,10 @@ async fn overview_pages_read_in_order_match_sorted_ones() {
                     }
                 }
                 assert!(!seen[0].is_empty(), "{filter:?} matches something");
-                assert_eq!(
-                    seen[0], seen[1],
-                    "{filter:?} by {sort:?}, desc {descending}"
-                );
+                let what = format!("{filter:?} by {sort:?}, desc {descending}");
+                assert_eq!(seen[0].len() as i64, matching, "{what}");
+                assert_eq!(seen[0], seen[1], "in order: {what}");
+                assert_eq!(seen[0], seen[2], "from the end: {what}");
             }
         }
     }

@@ -12,7 +12,8 @@ use super::desk::{LINE_COLUMNS, line_from, order_by, order_index, push_fleet_fil
 use crate::Error;
 use crate::domain::{AuditRow, HandlingKind, MailKind, OutboxRow, OutboxStatus, Severity};
 use crate::store::desk::{
-    ALERT_COUNT_CAP, AlertQuery, AlertView, AuditQuery, FleetQuery, FleetRow, OutboxQuery,
+    ALERT_COUNT_CAP, AlertQuery, AlertView, AuditQuery, FleetQuery, FleetRead, FleetRow,
+    OutboxQuery,
 };
 use crate::store::{StoreResult, from_millis, millis};
 
@@ -43,15 +44,25 @@ pub(super) async fn fleet_page(
         "SELECT {LINE_COLUMNS}, s.received_at, c.code, c.phone FROM \
          (SELECT ts.terminal_id FROM overview_line ts"
     ));
-    if f.in_order {
+    // Read from the end: the same lines in the opposite order, then put back in order below.
+    let (inner, offset, limit) = match f.read {
+        FleetRead::Reversed { matching } => (
+            order_by(f.sort, !f.descending),
+            (matching - f.offset - f.limit).max(0),
+            // Past the end: no lines (a negative LIMIT would mean no limit).
+            f.limit.min(matching - f.offset).max(0),
+        ),
+        FleetRead::Sorted | FleetRead::InOrder => (order, f.offset, f.limit),
+    };
+    if f.read != FleetRead::Sorted {
         q.push(order_index(f.sort));
     }
     push_fleet_filters(&mut q, f);
-    q.push(order);
+    q.push(inner);
     q.push(" LIMIT ")
-        .push_bind(f.limit)
+        .push_bind(limit)
         .push(" OFFSET ")
-        .push_bind(f.offset);
+        .push_bind(offset);
     q.push(
         ") page JOIN overview_line ts ON ts.terminal_id = page.terminal_id \
          LEFT JOIN latest_report s ON s.terminal_id = ts.terminal_id \
