@@ -255,7 +255,7 @@ async fn csv_exports_follow_the_filters_with_a_bom() {
         .map(|l| l.split(',').nth(1).unwrap_or("").to_string())
         .collect();
     let mut sorted = names.clone();
-    sorted.sort_by(|a, b| b.to_lowercase().cmp(&a.to_lowercase()));
+    sorted.sort_by_key(|a| std::cmp::Reverse(a.to_lowercase()));
     assert_eq!(
         (names.len(), &names),
         (30, &sorted),
