@@ -417,7 +417,7 @@ async fn dashboard(
             "/?prefecture=%E6%9D%B1%E4%BA%AC%E9%83%BD&sort=cert".into(),
         ),
         (
-            "overview, prefecture = 東京都, by certificate, page 900 (sorted)",
+            "overview, prefecture = 東京都, by certificate, page 900 (read from the end)",
             "/?prefecture=%E6%9D%B1%E4%BA%AC%E9%83%BD&sort=cert&page=900".into(),
         ),
         (
