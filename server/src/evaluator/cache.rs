@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 
+use chrono::Utc;
 use uuid::Uuid;
 
 use super::Evaluator;
+use super::watermark::Watermark;
 use crate::Error;
 use crate::domain::{Alert, RuleKey};
 
@@ -12,8 +14,8 @@ use crate::domain::{Alert, RuleKey};
 /// date from the evaluator's own changes and from the history of what staff did.
 pub(super) struct AlertCache {
     pub(super) by_terminal: HashMap<Uuid, Vec<(RuleKey, Alert)>>,
-    /// The newest history entry already applied.
-    mark: i64,
+    /// What of the alerts' history has been applied.
+    history: Watermark,
 }
 
 impl AlertCache {
@@ -46,20 +48,32 @@ impl Evaluator {
     /// the last pass. The pass puts it back only when all its writes succeeded.
     pub(super) async fn take_alerts(&mut self) -> Result<AlertCache, Error> {
         let a = self.store.alerts();
-        // The mark first: a change made while loading is applied again next time (harmless),
-        // never missed.
-        let mark = a.history_mark().await?;
         match self.alerts.take() {
-            None => Ok(AlertCache {
-                by_terminal: by_rule(a.active_alerts(None).await?),
-                mark,
-            }),
+            None => {
+                // The mark first: a change made while loading is applied again next time
+                // (harmless), never missed; the watermark also reads the entries just below
+                // the mark again, for transactions still open while it was taken.
+                let mark = a.history_mark().await?;
+                Ok(AlertCache {
+                    by_terminal: by_rule(a.active_alerts(None).await?),
+                    history: Watermark::starting_at(mark, Utc::now()),
+                })
+            }
             Some(mut cache) => {
-                if mark > cache.mark {
-                    for alert in a.alerts_changed_by_staff(cache.mark, mark).await? {
+                let read = a.history_heads(&cache.history.reads()).await?;
+                let mut changed: Vec<i64> = cache
+                    .history
+                    .take(&read, Utc::now())
+                    .into_iter()
+                    .filter(|h| h.by_staff)
+                    .map(|h| h.alert_id)
+                    .collect();
+                changed.sort_unstable();
+                changed.dedup();
+                if !changed.is_empty() {
+                    for alert in a.alerts_by_id(&changed).await? {
                         cache.put(alert);
                     }
-                    cache.mark = mark;
                 }
                 Ok(cache)
             }

@@ -13,6 +13,7 @@ mod pass;
 mod signal;
 mod silences;
 mod versions;
+mod watermark;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -28,6 +28,15 @@ pub enum MailOutcome<'a> {
 
 /// One alert write from the evaluator: the whole new row, the history action and the mails it
 /// causes, stored in one transaction.
+/// One entry of the alerts' history as the evaluator's watermark reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryHead {
+    pub id: i64,
+    pub alert_id: i64,
+    /// Made by someone other than the evaluator.
+    pub by_staff: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct AlertChange {
     pub alert: Alert,
@@ -108,13 +117,15 @@ pub trait AlertStore: Send + Sync {
     /// Alerts the evaluator must compare with fresh findings: open, acknowledged, and
     /// staff-resolved ones whose condition has not cleared yet. `None` loads every terminal's.
     async fn active_alerts(&self, terminals: Option<&[Uuid]>) -> StoreResult<Vec<Alert>>;
-    /// The newest entry of the alerts' history (0 when empty): a mark for
-    /// [`AlertStore::alerts_changed_by_staff`].
+    /// The newest entry of the alerts' history (0 when empty): where the evaluator's watermark
+    /// starts (see `evaluator::watermark`).
     async fn history_mark(&self) -> StoreResult<i64>;
-    /// The alerts whose history has an entry after `after` and up to `upto` that someone other
-    /// than the evaluator made (acknowledged, resolved, noted, from the desk or the command
-    /// line), whatever their status now.
-    async fn alerts_changed_by_staff(&self, after: i64, upto: i64) -> StoreResult<Vec<Alert>>;
+    /// The history's entries whose ids fall in any of the inclusive `ranges`, in id order:
+    /// the evaluator reads what staff did (acknowledged, resolved, noted, from the desk or the
+    /// command line) from them, and the gaps between ids from all of them.
+    async fn history_heads(&self, ranges: &[(i64, i64)]) -> StoreResult<Vec<HistoryHead>>;
+    /// Alerts by id, whatever their status; ids not found are left out.
+    async fn alerts_by_id(&self, ids: &[i64]) -> StoreResult<Vec<Alert>>;
     async fn alert(&self, id: i64) -> StoreResult<Option<Alert>>;
     /// Writes alert changes, their history, their mails and audit entries in one transaction.
     async fn apply_alert_changes(

@@ -957,3 +957,78 @@ async fn account_records_are_kept_until_their_version_moves_and_a_confirmation_w
         (2, None, true)
     );
 }
+
+/// Two writers whose history ids commit out of order (on PostgreSQL, a desk user's transaction
+/// takes its id, another commits a higher one first): the evaluator must still apply the
+/// earlier one when it shows up. SQLite serialises writers, so the late commit is played by
+/// moving the acknowledgement's history entry below one the evaluator has already read.
+#[tokio::test]
+async fn a_staff_action_committed_after_a_later_one_still_reaches_the_evaluator() {
+    let t0 = Utc::now();
+    let f = fleet_with_broken_linkage(2, t0).await;
+    let mut ev = f.evaluator(None);
+    ev.full_pass(t0).await.unwrap();
+    ev.full_pass(t0 + Duration::minutes(1)).await.unwrap();
+    let a = f.alert(0, RuleKey::ProtectedAccountLinkage).await.unwrap();
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        f.app.dir().join("onshi.db").display()
+    ))
+    .await
+    .unwrap();
+    let newest: i64 = sqlx::query_scalar("SELECT MAX(id) FROM alert_history")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    // Writer B (a note) commits id newest + 2 while writer A still holds newest + 1.
+    sqlx::query(
+        "INSERT INTO alert_history (id, alert_id, at, actor, action, note) \
+         VALUES (?, ?, ?, 'tanaka', 'noted', '電話済み')",
+    )
+    .bind(newest + 2)
+    .bind(a.id)
+    .bind(t0.timestamp_millis())
+    .execute(&db)
+    .await
+    .unwrap();
+    ev.full_pass(t0 + Duration::minutes(2)).await.unwrap();
+    // Writer A commits: an acknowledgement until t0 + 10 min, whose entry has the lower id.
+    f.app
+        .desk
+        .acknowledge(
+            &staff("suzuki"),
+            a.id,
+            "折り返し待ち",
+            Some(t0 + Duration::minutes(10)),
+            t0 + Duration::minutes(2),
+        )
+        .await
+        .unwrap();
+    let moved = sqlx::query(
+        "UPDATE alert_history SET id = ? WHERE id = (SELECT MAX(id) FROM alert_history) \
+         AND action = 'acknowledged'",
+    )
+    .bind(newest + 1)
+    .execute(&db)
+    .await
+    .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
+    ev.full_pass(t0 + Duration::minutes(3)).await.unwrap();
+    // The evaluator knows of the acknowledgement: when it runs out, the alert opens again.
+    ev.full_pass(t0 + Duration::minutes(11)).await.unwrap();
+    let expired = f.store.alerts().alert(a.id).await.unwrap().unwrap();
+    let actions: Vec<String> = f
+        .store
+        .alerts()
+        .alert_history(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.action)
+        .collect();
+    assert_eq!(
+        (expired.status, actions.last().map(String::as_str)),
+        (AlertStatus::Open, Some("ack_expired")),
+        "{actions:?}"
+    );
+}

@@ -458,16 +458,49 @@ impl AlertStore for SqliteStore {
         Ok(mark.unwrap_or(0))
     }
 
-    async fn alerts_changed_by_staff(&self, after: i64, upto: i64) -> StoreResult<Vec<Alert>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id IN (SELECT alert_id FROM alert_history \
-             WHERE id > ? AND id <= ? AND actor <> '{AUTO_ACTOR}')"
-        )))
-        .bind(after)
-        .bind(upto)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(alert_from).collect()
+    async fn history_heads(&self, ranges: &[(i64, i64)]) -> StoreResult<Vec<HistoryHead>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT id, alert_id, actor <> '{AUTO_ACTOR}' FROM alert_history WHERE "
+        ));
+        for (i, &(lo, hi)) in ranges.iter().enumerate() {
+            if i > 0 {
+                q.push(" OR ");
+            }
+            q.push("id BETWEEN ")
+                .push_bind(lo)
+                .push(" AND ")
+                .push_bind(hi);
+        }
+        q.push(" ORDER BY id");
+        let rows: Vec<(i64, i64, bool)> = q.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, alert_id, by_staff)| HistoryHead {
+                id,
+                alert_id,
+                by_staff,
+            })
+            .collect())
+    }
+
+    async fn alerts_by_id(&self, ids: &[i64]) -> StoreResult<Vec<Alert>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id IN ("));
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            list.push_unseparated(")");
+            for row in q.build().fetch_all(&self.pool).await? {
+                out.push(alert_from(&row)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn alert(&self, id: i64) -> StoreResult<Option<Alert>> {
