@@ -65,9 +65,8 @@ impl Evaluator {
             .collect();
         for ids in unknown.chunks(500) {
             let states = self
-                .store
-                .alerts()
-                .rule_inputs(InputSelection::Ids(ids), now, &self.inputs)
+                .inputs
+                .load(self.store.alerts(), InputSelection::Ids(ids), now)
                 .await?;
             for t in states {
                 if let Some(s) = t.snapshot {

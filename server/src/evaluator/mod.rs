@@ -8,6 +8,7 @@
 
 mod cache;
 mod digest;
+mod inputs;
 mod overview;
 mod pass;
 mod signal;
@@ -33,8 +34,9 @@ use crate::domain::{ClinicSettings, ExpectedVersion, OverviewLine, effective_ver
 use crate::notify::Composer;
 use crate::rules::{self, BaselineWrite, ClinicPolicy, Thresholds};
 use crate::store::Store;
-use crate::store::alerts::{AlertChange, InputCache};
+use crate::store::alerts::AlertChange;
 use cache::AlertCache;
+pub use inputs::InputCache;
 use silences::SilenceIndex;
 
 /// What one pass did.
@@ -251,10 +253,8 @@ impl Evaluator {
         pending.clear();
         audit.clear();
         let baselines = std::mem::take(&mut self.baselines);
-        self.store
-            .alerts()
-            .record_baselines(&baselines, &self.inputs)
-            .await?;
+        let stored = self.store.alerts().record_baselines(&baselines).await?;
+        self.inputs.remember_accounts(stored)?;
         // After the alerts, so a line never counts an alert that is not stored yet.
         let lines = std::mem::take(&mut self.changed_lines);
         if let Err(e) = self.store.desk().write_overview_lines(&lines, now).await {

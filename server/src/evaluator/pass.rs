@@ -40,9 +40,12 @@ impl Evaluator {
             // Its own task: the next page loads (and parses) on the other core while this one
             // is evaluated.
             tokio::spawn(async move {
-                store
-                    .alerts()
-                    .rule_inputs(InputSelection::Page { after, limit }, events_since, &cache)
+                cache
+                    .load(
+                        store.alerts(),
+                        InputSelection::Page { after, limit },
+                        events_since,
+                    )
                     .await
             })
         };
@@ -136,11 +139,12 @@ impl Evaluator {
         self.load_lines().await?;
         let store = self.store.clone();
         let a = store.alerts();
-        let states = a
-            .rule_inputs(
+        let states = self
+            .inputs
+            .load(
+                a,
                 InputSelection::Ids(ids),
                 now - self.thresholds.event_window,
-                &self.inputs,
             )
             .await?;
         if states

@@ -10,7 +10,8 @@ use crate::domain::{
     Alert, AlertAction, ClinicSettings, ExpectedVersionRow, HistoryEntry, NewMail, OutboxCounts,
     OutboxMail, Silence,
 };
-use crate::rules::{AuditEntry, BaselineWrite, RuleInput};
+use crate::rules::{AccountRecord, AuditEntry, BaselineWrite};
+use onshi_shared::{AccountSpec, Event};
 
 /// What became of a claimed mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +27,6 @@ pub enum MailOutcome<'a> {
     Untried { at: DateTime<Utc> },
 }
 
-/// One alert write from the evaluator: the whole new row, the history action and the mails it
-/// causes, stored in one transaction.
 /// One entry of the alerts' history as the evaluator's watermark reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryHead {
@@ -37,6 +36,8 @@ pub struct HistoryHead {
     pub by_staff: bool,
 }
 
+/// One alert write from the evaluator: the whole new row, the history action and the mails it
+/// causes, stored in one transaction.
 #[derive(Debug, Clone)]
 pub struct AlertChange {
     pub alert: Alert,
@@ -63,28 +64,36 @@ pub enum InputSelection<'a> {
     Ids(&'a [Uuid]),
 }
 
-/// What a pass keeps of each terminal between passes, with the stamp it was stored under:
-/// parsed snapshot bodies by content hash, account records (baseline and confirmation) by
-/// their version. A pass fetches and parses only what changed since the last one.
-#[derive(Debug, Default)]
-pub struct InputCache {
-    pub snapshots: std::sync::Mutex<
-        std::collections::HashMap<Uuid, (i64, std::sync::Arc<onshi_shared::Snapshot>)>,
-    >,
-    pub accounts:
-        std::sync::Mutex<std::collections::HashMap<Uuid, (i64, crate::rules::AccountRecord)>>,
+/// The small columns of a terminal the evaluator reads on every pass, with the stamps of what
+/// it keeps between passes (see `evaluator::inputs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalHead {
+    pub terminal_id: Uuid,
+    pub clinic_id: i64,
+    pub enrolled_at: DateTime<Utc>,
+    /// When the last report arrived; `None` before the first.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// When the stored body was collected, and its content hash; `None` without a body.
+    pub body: Option<(DateTime<Utc>, i64)>,
+    /// The version of the account record (0: no baseline or confirmation yet).
+    pub accounts_version: i64,
 }
 
-impl InputCache {
-    /// Forgets the terminals `keep` says no.
-    pub fn retain(&self, keep: impl Fn(&Uuid) -> bool) {
-        if let Ok(mut s) = self.snapshots.lock() {
-            s.retain(|id, _| keep(id));
-        }
-        if let Ok(mut a) = self.accounts.lock() {
-            a.retain(|id, _| keep(id));
-        }
-    }
+/// Which terminals [`AlertStore::rule_extras`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum TerminalSpan<'a> {
+    /// Every terminal whose id is between the two (inclusive).
+    Between(Uuid, Uuid),
+    Ids(&'a [Uuid]),
+}
+
+/// What the rules read besides the head, body and account record, for a span of terminals.
+#[derive(Debug, Default)]
+pub struct RuleExtras {
+    /// The few terminals with account names of their own.
+    pub own_accounts: Vec<(Uuid, Vec<AccountSpec>)>,
+    /// Change events the rules read, by terminal and then oldest first.
+    pub events: Vec<(Uuid, Event)>,
 }
 
 #[async_trait]
@@ -92,16 +101,20 @@ pub trait AlertStore: Send + Sync {
     /// Every clinic with its calendar (closures ending on or after `closures_from`), rule
     /// settings and account names.
     async fn clinic_settings(&self, closures_from: NaiveDate) -> StoreResult<Vec<ClinicSettings>>;
-    /// Active (not revoked) terminals with their latest report, their own account names,
-    /// their account baseline and the change events since `events_since`. Snapshot bodies and
-    /// account records come from `cache` when their stamp is unchanged; the others are
-    /// fetched (and bodies parsed) and put in it.
-    async fn rule_inputs(
+    /// The heads of the selected active (not revoked) terminals, in id order.
+    async fn terminal_heads(&self, selection: InputSelection<'_>)
+    -> StoreResult<Vec<TerminalHead>>;
+    /// The account records (baseline and confirmation, with their version) of these
+    /// terminals; terminals without one are left out.
+    async fn account_records(&self, ids: &[Uuid]) -> StoreResult<Vec<(Uuid, AccountRecord)>>;
+    /// The stored snapshot bodies of these terminals, each with its content hash.
+    async fn snapshot_bodies(&self, ids: &[Uuid]) -> StoreResult<Vec<(Uuid, i64, String)>>;
+    /// Own account names and the change events since `events_since` of a span of terminals.
+    async fn rule_extras(
         &self,
-        selection: InputSelection<'_>,
+        span: TerminalSpan<'_>,
         events_since: DateTime<Utc>,
-        cache: &InputCache,
-    ) -> StoreResult<Vec<RuleInput>>;
+    ) -> StoreResult<RuleExtras>;
     /// A number that changes whenever a clinic's settings, calendar or names change (or a
     /// clinic is added): the evaluator rebuilds its clinics only then.
     async fn clinics_version(&self) -> StoreResult<(i64, i64)>;
@@ -138,12 +151,11 @@ pub trait AlertStore: Send + Sync {
     /// Silences whose dates include `now` (a recurring one may be outside its daily window).
     async fn silences_in_force(&self, now: DateTime<Utc>) -> StoreResult<Vec<Silence>>;
     /// Stores account baselines the evaluator took, each only over the record version it was
-    /// taken from (a confirmation made meanwhile wins), and puts what it stored in `cache`.
+    /// taken from (a confirmation made meanwhile wins), and returns the records it stored.
     async fn record_baselines(
         &self,
         baselines: &[BaselineWrite],
-        cache: &InputCache,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Vec<(Uuid, AccountRecord)>>;
     /// Queues mails; a mail whose dedupe key is already stored is skipped. Returns how many were
     /// queued.
     async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize>;

@@ -847,7 +847,8 @@ async fn a_report_that_breaks_a_rule_mails_the_clinic_once() {
 
 #[tokio::test]
 async fn passes_reuse_parsed_snapshots_until_the_body_changes() {
-    use onshi_server::store::alerts::{InputCache, InputSelection};
+    use onshi_server::evaluator::InputCache;
+    use onshi_server::store::alerts::InputSelection;
     let mut f = fleet(2).await;
     let now = Utc::now();
     f.report(0, report_at(now, "PC-A"), now).await;
@@ -858,14 +859,13 @@ async fn passes_reuse_parsed_snapshots_until_the_body_changes() {
         now: DateTime<Utc>,
         cache: &InputCache,
     ) -> Vec<onshi_server::rules::RuleInput> {
-        f.store
-            .alerts()
-            .rule_inputs(InputSelection::Ids(&f.terminals), now, cache)
+        cache
+            .load(f.store.alerts(), InputSelection::Ids(&f.terminals), now)
             .await
             .unwrap()
     }
     let first = load(&f, now, &cache).await;
-    assert_eq!(cache.snapshots.lock().unwrap().len(), 2);
+    assert_eq!(cache.bodies_held(), 2);
     // A new report with the same content (only the collection time moved): the same parsed
     // body, the new collection time.
     let later = now + Duration::minutes(1);
@@ -901,16 +901,16 @@ async fn passes_reuse_parsed_snapshots_until_the_body_changes() {
 
 #[tokio::test]
 async fn account_records_are_kept_until_their_version_moves_and_a_confirmation_wins() {
+    use onshi_server::evaluator::InputCache;
     use onshi_server::rules::{AccountRecord, BaselineWrite};
-    use onshi_server::store::alerts::{InputCache, InputSelection};
+    use onshi_server::store::alerts::InputSelection;
     let mut f = fleet(1).await;
     let now = Utc::now();
     f.report(0, report_at(now, "PC-A"), now).await;
     let cache = InputCache::default();
     async fn read(f: &Fleet, now: DateTime<Utc>, cache: &InputCache) -> AccountRecord {
-        f.store
-            .alerts()
-            .rule_inputs(InputSelection::Ids(&f.terminals), now, cache)
+        cache
+            .load(f.store.alerts(), InputSelection::Ids(&f.terminals), now)
             .await
             .unwrap()
             .remove(0)
@@ -925,21 +925,25 @@ async fn account_records_are_kept_until_their_version_moves_and_a_confirmation_w
         missing: vec![AccountRole::Linkage],
         version,
     };
-    f.store
+    let stored = f
+        .store
         .alerts()
-        .record_baselines(&[write(0)], &cache)
+        .record_baselines(&[write(0)])
         .await
         .unwrap();
+    cache.remember_accounts(stored).unwrap();
     let stored = read(&f, now, &cache).await;
     assert_eq!(stored.version, 1);
     assert_eq!(stored.baseline_key, Some(42));
     assert_eq!(stored.baseline_missing, vec![AccountRole::Linkage]);
     // A baseline taken from an older version is not written.
-    f.store
+    let stored = f
+        .store
         .alerts()
-        .record_baselines(&[write(0)], &cache)
+        .record_baselines(&[write(0)])
         .await
         .unwrap();
+    cache.remember_accounts(stored).unwrap();
     assert_eq!(read(&f, now, &cache).await.version, 1);
     // Staff confirm: the version moves, the next read sees the cleared baseline.
     f.app

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
-use onshi_shared::{AccountRole, AccountSpec, Event};
+use onshi_shared::{AccountRole, AccountSpec};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use crate::domain::{
     HistoryEntry, MailKind, NewMail, OutboxCounts, OutboxMail, RuleKey, Severity, Silence,
     SilenceScope, VersionSource,
 };
-use crate::rules::{AccountRecord, AuditEntry, BaselineWrite, RuleInput};
+use crate::rules::{AccountRecord, AuditEntry, BaselineWrite};
 use crate::store::alerts::*;
 use crate::store::{StoreResult, from_millis, millis};
 
@@ -180,13 +180,10 @@ impl AlertStore for SqliteStore {
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
-    async fn rule_inputs(
+    async fn terminal_heads(
         &self,
         selection: InputSelection<'_>,
-        events_since: DateTime<Utc>,
-        cache: &InputCache,
-    ) -> StoreResult<Vec<RuleInput>> {
-        // Step 1: the small columns of every selected terminal, with its body's hash.
+    ) -> StoreResult<Vec<TerminalHead>> {
         // Read by position: at 250,000 terminals a lookup by name per column is measurable.
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT t.id, t.clinic_id, t.enrolled_at, s.received_at, s.collected_at, b.hash, \
@@ -210,148 +207,91 @@ impl AlertStore for SqliteStore {
                 }
                 q.push("AND t.id IN ");
                 push_ids(&mut q, ids);
+                q.push(" ORDER BY t.id");
             }
         }
         let rows = q.build().fetch_all(&self.pool).await?;
         let mut heads = Vec::with_capacity(rows.len());
-        let time = |r: &SqliteRow, i: usize| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-            Ok(r.try_get::<Option<i64>, _>(i)?.map(from_millis))
-        };
         for r in &rows {
             let id: &str = r.try_get(0)?;
-            let id = Uuid::parse_str(id)
+            let terminal_id = Uuid::parse_str(id)
                 .map_err(|e| Error::Corrupt(format!("terminal id {id:?}: {e}")))?;
-            let hash: Option<i64> = r.try_get(5)?;
             let collected: Option<i64> = r.try_get(4)?;
-            heads.push((
-                id,
-                r.try_get::<i64, _>(1)?,
-                from_millis(r.try_get(2)?),
-                time(r, 3)?,
-                collected.filter(|_| hash.is_some()).map(from_millis),
-                hash,
-                r.try_get::<i64, _>(6)?,
-            ));
+            let hash: Option<i64> = r.try_get(5)?;
+            heads.push(TerminalHead {
+                terminal_id,
+                clinic_id: r.try_get(1)?,
+                enrolled_at: from_millis(r.try_get(2)?),
+                last_seen: r.try_get::<Option<i64>, _>(3)?.map(from_millis),
+                body: collected.zip(hash).map(|(c, h)| (from_millis(c), h)),
+                accounts_version: r.try_get(6)?,
+            });
         }
-        drop(rows);
-        let poisoned = || Error::Corrupt("evaluator cache poisoned".into());
-        // Step 2: the account records the cache does not hold at that version (version 0: no
-        // baseline or confirmation yet).
-        let stale_accounts: Vec<Uuid> = {
-            let known = cache.accounts.lock().map_err(|_| poisoned())?;
-            heads
-                .iter()
-                .filter(|h| h.6 > 0 && known.get(&h.0).map(|k| k.0) != Some(h.6))
-                .map(|h| h.0)
-                .collect()
-        };
-        for chunk in stale_accounts.chunks(500) {
+        Ok(heads)
+    }
+
+    async fn account_records(&self, ids: &[Uuid]) -> StoreResult<Vec<(Uuid, AccountRecord)>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "SELECT id, accounts_version, baseline_key, baseline_at, baseline_missing, \
                  accounts_confirmed_at IS NOT NULL, accounts_confirmed_key FROM terminals \
                  WHERE id IN ",
             );
             push_ids(&mut q, chunk);
-            let rows = q.build().fetch_all(&self.pool).await?;
-            let mut read = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let version: i64 = r.try_get(1)?;
+            for r in q.build().fetch_all(&self.pool).await? {
                 let record = AccountRecord {
                     baseline_key: key_of(r.try_get(2)?),
-                    baseline_at: time(r, 3)?,
+                    baseline_at: r.try_get::<Option<i64>, _>(3)?.map(from_millis),
                     baseline_missing: roles_of(r.try_get::<&str, _>(4)?),
                     confirmed: r.try_get(5)?,
                     confirmed_key: key_of(r.try_get(6)?),
-                    version,
+                    version: r.try_get(1)?,
                 };
-                read.push((uuid_col(r, "id")?, version, record));
-            }
-            let mut known = cache.accounts.lock().map_err(|_| poisoned())?;
-            for (id, version, record) in read {
-                known.insert(id, (version, record));
+                out.push((uuid_col(&r, "id")?, record));
             }
         }
-        // Step 3: the bodies the cache does not hold at that hash.
-        let stale: Vec<Uuid> = {
-            let known = cache.snapshots.lock().map_err(|_| poisoned())?;
-            heads
-                .iter()
-                .filter(|h| {
-                    h.5.is_some_and(|hash| known.get(&h.0).map(|k| k.0) != Some(hash))
-                })
-                .map(|h| h.0)
-                .collect()
-        };
-        for chunk in stale.chunks(500) {
+        Ok(out)
+    }
+
+    async fn snapshot_bodies(&self, ids: &[Uuid]) -> StoreResult<Vec<(Uuid, i64, String)>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "SELECT terminal_id, hash, body FROM terminal_snapshot WHERE terminal_id IN ",
             );
             push_ids(&mut q, chunk);
-            let rows = q.build().fetch_all(&self.pool).await?;
-            let mut parsed = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let body: &str = r.try_get("body")?;
-                let mut snapshot: onshi_shared::Snapshot = serde_json::from_str(body)?;
-                crate::rules::slim_for_rules(&mut snapshot);
-                parsed.push((
-                    uuid_col(r, "terminal_id")?,
-                    r.try_get::<i64, _>("hash")?,
-                    snapshot,
+            for r in q.build().fetch_all(&self.pool).await? {
+                out.push((
+                    uuid_col(&r, "terminal_id")?,
+                    r.try_get::<i64, _>(1)?,
+                    r.try_get::<String, _>(2)?,
                 ));
             }
-            let mut known = cache.snapshots.lock().map_err(|_| poisoned())?;
-            for (id, hash, snapshot) in parsed {
-                known.insert(id, (hash, std::sync::Arc::new(snapshot)));
-            }
         }
-        let mut states = Vec::with_capacity(heads.len());
-        let mut index = HashMap::with_capacity(heads.len());
-        {
-            let known = cache.snapshots.lock().map_err(|_| poisoned())?;
-            let records = cache.accounts.lock().map_err(|_| poisoned())?;
-            for (terminal_id, clinic_id, enrolled_at, last_seen, collected, _, version) in heads {
-                let snapshot = collected.and(known.get(&terminal_id).map(|k| k.1.clone()));
-                // Version 0, or a record that vanished between the queries: nothing stored.
-                let accounts = match records.get(&terminal_id) {
-                    Some((v, record)) if *v == version => record.clone(),
-                    _ => AccountRecord {
-                        version,
-                        ..AccountRecord::default()
-                    },
-                };
-                index.insert(terminal_id, states.len());
-                states.push(RuleInput {
-                    terminal_id,
-                    clinic_id,
-                    enrolled_at,
-                    last_seen,
-                    collected_at: collected.unwrap_or_default(),
-                    snapshot,
-                    events: Vec::new(),
-                    own_accounts: None,
-                    accounts,
-                });
-            }
-        }
-        let (Some(first), Some(last)) = (
-            states.first().map(|t| t.terminal_id),
-            states.last().map(|t| t.terminal_id),
-        ) else {
-            return Ok(states);
-        };
-        let range = |q: &mut QueryBuilder<Sqlite>| match selection {
-            InputSelection::Page { .. } => {
+        Ok(out)
+    }
+
+    async fn rule_extras(
+        &self,
+        span: TerminalSpan<'_>,
+        events_since: DateTime<Utc>,
+    ) -> StoreResult<RuleExtras> {
+        let range = |q: &mut QueryBuilder<Sqlite>| match span {
+            TerminalSpan::Between(first, last) => {
                 q.push("terminal_id BETWEEN ")
                     .push_bind(first.to_string())
                     .push(" AND ")
                     .push_bind(last.to_string());
             }
-            InputSelection::Ids(ids) => {
+            TerminalSpan::Ids(ids) => {
                 q.push("terminal_id IN ");
                 push_ids(q, ids);
             }
         };
-        // The few terminals with names of their own.
+        if let TerminalSpan::Ids([]) = span {
+            return Ok(RuleExtras::default());
+        }
         let mut q: QueryBuilder<Sqlite> =
             QueryBuilder::new("SELECT terminal_id, role, name FROM account_names WHERE ");
         range(&mut q);
@@ -368,12 +308,6 @@ impl AlertStore for SqliteStore {
                     name: r.try_get("name")?,
                 });
         }
-        for (id, mut specs) in own {
-            if let Some(&i) = index.get(&id) {
-                specs.sort_by_key(|s| s.role);
-                states[i].own_accounts = Some(std::sync::Arc::new(specs));
-            }
-        }
         let mut q: QueryBuilder<Sqlite> =
             QueryBuilder::new("SELECT terminal_id, body FROM events WHERE ");
         range(&mut q);
@@ -382,15 +316,15 @@ impl AlertStore for SqliteStore {
             .push(" AND kind IN ")
             .push(RULE_EVENT_KINDS)
             .push(" ORDER BY terminal_id, at");
+        let mut events = Vec::new();
         for r in q.build().fetch_all(&self.pool).await? {
-            let terminal_id = uuid_col(&r, "terminal_id")?;
-            let body: String = r.try_get("body")?;
-            if let Some(&i) = index.get(&terminal_id) {
-                let event: Event = serde_json::from_str(&body)?;
-                states[i].events.push(event);
-            }
+            let body: &str = r.try_get("body")?;
+            events.push((uuid_col(&r, "terminal_id")?, serde_json::from_str(body)?));
         }
-        Ok(states)
+        Ok(RuleExtras {
+            own_accounts: own.into_iter().collect(),
+            events,
+        })
     }
 
     async fn expected_versions(&self) -> StoreResult<Vec<ExpectedVersionRow>> {
@@ -656,10 +590,9 @@ impl AlertStore for SqliteStore {
     async fn record_baselines(
         &self,
         baselines: &[BaselineWrite],
-        cache: &InputCache,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<(Uuid, AccountRecord)>> {
         if baselines.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await?;
@@ -699,12 +632,10 @@ impl AlertStore for SqliteStore {
         self.flush_wal().await?;
         let by_id: HashMap<Uuid, &BaselineWrite> =
             baselines.iter().map(|b| (b.terminal_id, b)).collect();
-        let mut known = cache
-            .accounts
-            .lock()
-            .map_err(|_| Error::Corrupt("evaluator cache poisoned".into()))?;
-        for (id, version, confirmed, confirmed_key) in stored {
-            if let Some(b) = by_id.get(&id) {
+        Ok(stored
+            .into_iter()
+            .filter_map(|(id, version, confirmed, confirmed_key)| {
+                let b = by_id.get(&id)?;
                 let record = AccountRecord {
                     baseline_key: Some(b.key),
                     baseline_at: Some(b.taken_at),
@@ -713,10 +644,9 @@ impl AlertStore for SqliteStore {
                     confirmed_key,
                     version,
                 };
-                known.insert(id, (version, record));
-            }
-        }
-        Ok(())
+                Some((id, record))
+            })
+            .collect())
     }
 
     async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize> {
