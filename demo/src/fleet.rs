@@ -542,7 +542,12 @@ pub async fn prepare_clinics(desk: &Desk) -> Result<(), Error> {
     let now = Utc::now();
     let today = now.with_timezone(&onshi_server::jst::offset()).date_naive();
     let evening = closed_an_hour_ago(now);
-    let clinics = desk.store().alerts().clinic_settings(today).await?;
+    let clinics = desk
+        .store()
+        .alerts()
+        .clinic_settings(today)
+        .await
+        .map_err(onshi_server::Error::from)?;
     for (i, clinic) in clinics.iter().enumerate() {
         let mut detail = desk.clinic(clinic.id).await?;
         let s = &mut detail.settings;

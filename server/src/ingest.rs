@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::evaluator::ChangeSignal;
-use crate::store::{EventRow, IdMap, IngestRow, normalize_snapshot};
+use crate::store::{EventRow, IdMap, IngestRow, StoreResult, normalize_snapshot};
 
 /// Where the writer puts its batches: the one write path that is not a store query, kept
 /// apart so each engine can make it as fast as it can (SQLite: its own connection and an
@@ -25,15 +25,15 @@ pub trait BatchSink: Send + Sync + 'static {
     /// Writes a batch of reports in one transaction: latest report (highest seq wins), events
     /// (once per id) and starts. Committed, but durable only after
     /// [`BatchSink::sync_committed`].
-    async fn write_batch(&self, rows: &[IngestRow]) -> Result<(), Error>;
+    async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()>;
     /// Makes every batch committed before this call durable. Blocks: the writer calls it on its
     /// own thread after each commit, before it answers the batch's requests.
-    fn sync_committed(&self) -> Result<(), Error>;
+    fn sync_committed(&self) -> StoreResult<()>;
     /// (terminal, seq, hash) of every stored snapshot body, to warm the writer at start-up.
-    async fn snapshot_hashes(&self) -> Result<Vec<(Uuid, i64, i64)>, Error>;
+    async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>>;
     /// (terminal, hour) of every report hour recorded at or after `since`, so a restarted
     /// writer does not record them again.
-    async fn report_hours_since(&self, since: DateTime<Utc>) -> Result<Vec<(Uuid, i64)>, Error>;
+    async fn report_hours_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<(Uuid, i64)>>;
 }
 
 /// Why a report was refused; each maps to one precise HTTP status.
@@ -384,7 +384,7 @@ async fn writer(
                         // Committed but maybe not durable: the agents resend, and replays are
                         // idempotent.
                         tracing::error!(error = %e, "flushing committed reports failed");
-                        fail_all(replies, Arc::new(e));
+                        fail_all(replies, Arc::new(e.into()));
                     }
                 }
             }
@@ -396,7 +396,7 @@ async fn writer(
                 }
                 stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, reports = rows.len(), "batch commit failed");
-                fail_all(replies, Arc::new(e));
+                fail_all(replies, Arc::new(e.into()));
             }
         }
     }
@@ -476,7 +476,7 @@ mod tests {
 
         #[async_trait]
         impl BatchSink for GatedFlush {
-            fn sync_committed(&self) -> Result<(), Error> {
+            fn sync_committed(&self) -> StoreResult<()> {
                 let mut permits = self.permits.lock().unwrap();
                 while *permits == 0 {
                     permits = self.opened.wait(permits).unwrap();
@@ -485,16 +485,16 @@ mod tests {
                 self.flushes.fetch_add(1, Ordering::SeqCst);
                 self.inner.sync_committed()
             }
-            async fn write_batch(&self, rows: &[IngestRow]) -> Result<(), Error> {
+            async fn write_batch(&self, rows: &[IngestRow]) -> StoreResult<()> {
                 self.inner.write_batch(rows).await
             }
-            async fn snapshot_hashes(&self) -> Result<Vec<(Uuid, i64, i64)>, Error> {
+            async fn snapshot_hashes(&self) -> StoreResult<Vec<(Uuid, i64, i64)>> {
                 self.inner.snapshot_hashes().await
             }
             async fn report_hours_since(
                 &self,
                 since: DateTime<Utc>,
-            ) -> Result<Vec<(Uuid, i64)>, Error> {
+            ) -> StoreResult<Vec<(Uuid, i64)>> {
                 self.inner.report_hours_since(since).await
             }
         }

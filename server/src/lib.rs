@@ -46,12 +46,8 @@ pub enum Error {
     /// A unique value is already taken.
     #[error("{0}")]
     Conflict(String),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database (ingest writer): {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("{0}: {1}")]

@@ -264,7 +264,7 @@ impl Evaluator {
                     known.remove(&s.terminal_id);
                 }
             }
-            return Err(e);
+            return Err(e.into());
         }
         Ok(())
     }

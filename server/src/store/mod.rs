@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod desk;
+mod error;
 mod sqlite;
 pub mod staff;
 
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 pub use alerts::AlertStore;
 pub use desk::DeskStore;
+pub use error::StoreError;
 pub use sqlite::SqliteStore;
 #[cfg(test)]
 pub(crate) use sqlite::test_support;
@@ -23,7 +25,7 @@ pub use staff::{AUDIT_ACTIONS, Applied, BulkAction, BulkOutcome, StaffChange, St
 use crate::Error;
 pub use crate::domain::Clinic;
 
-pub type StoreResult<T> = Result<T, Error>;
+pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Where the data lives, parsed from `--database-url` / `--data-dir`.
 #[derive(Clone, PartialEq, Eq)]
@@ -235,7 +237,7 @@ pub fn restore_snapshot(
     body: &str,
     collected_at: DateTime<Utc>,
     uptime_secs: i64,
-) -> Result<Snapshot, Error> {
+) -> StoreResult<Snapshot> {
     let mut s: Snapshot = serde_json::from_str(body)?;
     s.collected_at = collected_at;
     s.uptime.uptime_secs = u64::try_from(uptime_secs).unwrap_or(0);

@@ -30,7 +30,7 @@ use super::{
     AgentAuth, Clinic, FleetCounts, IngestRow, NewTerminal, PolicyOverrides, StartRow, Store,
     StoreResult, StoredEvent, from_millis, millis, restore_snapshot,
 };
-use crate::Error;
+use crate::store::StoreError;
 
 mod alerts;
 mod batch;
@@ -77,7 +77,7 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
+                .map_err(|e| StoreError::backend(format_args!("creating {}", dir.display()), e))?;
         }
         let options = PRAGMAS.into_iter().fold(
             SqliteConnectOptions::from_str("sqlite://")?
@@ -116,7 +116,7 @@ impl SqliteStore {
         // One trip to the blocking pool for open + flush.
         tokio::task::spawn_blocking(move || sync_file(&wal))
             .await
-            .map_err(|_| Error::WriterGone)?
+            .map_err(|e| StoreError::backend("flushing the WAL", e))?
     }
 }
 
@@ -125,7 +125,7 @@ impl SqliteStore {
 fn sync_file(path: &Path) -> StoreResult<()> {
     std::fs::File::open(path)
         .and_then(|f| f.sync_data())
-        .map_err(|e| Error::Io(format!("flushing {}", path.display()), e))
+        .map_err(|e| StoreError::backend(format_args!("flushing {}", path.display()), e))
 }
 
 /// The writer connection, held directly rather than in a pool: sqlx's pool pings a connection
@@ -149,9 +149,9 @@ fn clinic_from(row: &sqlx::sqlite::SqliteRow) -> Result<Clinic, sqlx::Error> {
     })
 }
 
-pub(super) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid, Error> {
+pub(super) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid, StoreError> {
     let s: String = row.try_get(col)?;
-    Uuid::parse_str(&s).map_err(|e| Error::Corrupt(format!("{col} {s:?}: {e}")))
+    Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("{col} {s:?}: {e}")))
 }
 
 #[async_trait]

@@ -422,6 +422,18 @@ impl From<crate::Error> for PageFailure {
     }
 }
 
+impl From<crate::store::StoreError> for PageFailure {
+    fn from(e: crate::store::StoreError) -> Self {
+        PageFailure(e.into())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiFailure {
+    fn from(e: crate::store::StoreError) -> Self {
+        crate::Error::from(e).into()
+    }
+}
+
 impl From<askama::Error> for PageFailure {
     fn from(e: askama::Error) -> Self {
         PageFailure(e.into())

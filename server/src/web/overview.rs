@@ -370,7 +370,7 @@ pub(super) fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
 async fn counts(state: &AppState) -> Result<FleetTally, crate::Error> {
     match state.tally() {
         Some(t) => Ok(t),
-        None => state.store.desk().overview_counts().await,
+        None => Ok(state.store.desk().overview_counts().await?),
     }
 }
 
@@ -399,7 +399,7 @@ async fn matching(state: &AppState, t: &FleetTally, f: &FleetQuery) -> Result<i6
     .filter(|on| **on)
     .count();
     if narrowed || filters > 1 {
-        return state.store.desk().fleet_count(f).await;
+        return Ok(state.store.desk().fleet_count(f).await?);
     }
     Ok(if let Some(s) = f.severity {
         t.severities[s.rank() as usize]

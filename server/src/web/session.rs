@@ -144,6 +144,12 @@ impl From<crate::Error> for AuthFailure {
     }
 }
 
+impl From<crate::store::StoreError> for AuthFailure {
+    fn from(e: crate::store::StoreError) -> Self {
+        AuthFailure::Internal(e.into())
+    }
+}
+
 fn wants_json(parts: &Parts) -> bool {
     let accept = parts
         .headers

@@ -11,13 +11,13 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::{ROWS_PER_STATEMENT, SqliteStore, clinics, uuid_col};
-use crate::Error;
 use crate::domain::{
     AUTO_ACTOR, Alert, AlertAction, AlertStatus, ClinicSettings, DailyWindow, ExpectedVersionRow,
     HistoryEntry, MailKind, NewMail, OutboxCounts, OutboxMail, RuleKey, Severity, Silence,
     SilenceScope, VersionSource,
 };
 use crate::rules::{AccountRecord, AuditEntry, BaselineWrite};
+use crate::store::StoreError;
 use crate::store::alerts::*;
 use crate::store::{StoreResult, from_millis, millis};
 
@@ -32,7 +32,7 @@ pub(super) fn opt_time(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc
     Ok(row.try_get::<Option<i64>, _>(col)?.map(from_millis))
 }
 
-pub(super) fn alert_from(row: &SqliteRow) -> Result<Alert, Error> {
+pub(super) fn alert_from(row: &SqliteRow) -> Result<Alert, StoreError> {
     let severity: String = row.try_get("severity")?;
     let status: String = row.try_get("status")?;
     let rule: String = row.try_get("rule")?;
@@ -41,11 +41,11 @@ pub(super) fn alert_from(row: &SqliteRow) -> Result<Alert, Error> {
         terminal_id: uuid_col(row, "terminal_id")?,
         clinic_id: row.try_get("clinic_id")?,
         rule: RuleKey::parse(&rule)
-            .ok_or_else(|| Error::Corrupt(format!("alert rule {rule:?}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("alert rule {rule:?}")))?,
         severity: Severity::parse(&severity)
-            .ok_or_else(|| Error::Corrupt(format!("alert severity {severity:?}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("alert severity {severity:?}")))?,
         status: AlertStatus::parse(&status)
-            .ok_or_else(|| Error::Corrupt(format!("alert status {status:?}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("alert status {status:?}")))?,
         detail: row.try_get("detail")?,
         occurrence: row.try_get("occurrence")?,
         opened_at: from_millis(row.try_get("opened_at")?),
@@ -87,14 +87,14 @@ fn key_of(col: Option<i64>) -> Option<u64> {
     col.map(|k| k as u64)
 }
 
-fn silence_from(r: &SqliteRow) -> Result<Silence, Error> {
+fn silence_from(r: &SqliteRow) -> Result<Silence, StoreError> {
     let id: i64 = r.try_get("id")?;
     let terminal: Option<String> = r.try_get("terminal_id")?;
     let clinic: Option<i64> = r.try_get("clinic_id")?;
     let prefecture: Option<String> = r.try_get("prefecture")?;
     let scope = match (terminal, clinic, prefecture) {
         (Some(t), _, _) => SilenceScope::Terminal(
-            Uuid::parse_str(&t).map_err(|e| Error::Corrupt(format!("silence {id}: {e}")))?,
+            Uuid::parse_str(&t).map_err(|e| StoreError::Corrupt(format!("silence {id}: {e}")))?,
         ),
         (None, Some(c), _) => SilenceScope::Clinic(c),
         (None, None, Some(p)) => SilenceScope::Prefecture(p),
@@ -102,7 +102,9 @@ fn silence_from(r: &SqliteRow) -> Result<Silence, Error> {
     };
     let rule: Option<String> = r.try_get("rule")?;
     let rule = rule
-        .map(|k| RuleKey::parse(&k).ok_or_else(|| Error::Corrupt(format!("silence rule {k:?}"))))
+        .map(|k| {
+            RuleKey::parse(&k).ok_or_else(|| StoreError::Corrupt(format!("silence rule {k:?}")))
+        })
         .transpose()?;
     let from: Option<i64> = r.try_get("daily_from")?;
     let to: Option<i64> = r.try_get("daily_to")?;
@@ -131,7 +133,7 @@ fn silence_from(r: &SqliteRow) -> Result<Silence, Error> {
 pub(super) const SILENCE_COLUMNS: &str = "id, terminal_id, clinic_id, prefecture, fleet, rule, \
      starts_at, ends_at, daily_from, daily_to, weekdays, reason, created_by, ended_by";
 
-pub(super) fn silences_from(rows: &[SqliteRow]) -> Result<Vec<Silence>, Error> {
+pub(super) fn silences_from(rows: &[SqliteRow]) -> Result<Vec<Silence>, StoreError> {
     rows.iter().map(silence_from).collect()
 }
 
@@ -215,7 +217,7 @@ impl AlertStore for SqliteStore {
         for r in &rows {
             let id: &str = r.try_get(0)?;
             let terminal_id = Uuid::parse_str(id)
-                .map_err(|e| Error::Corrupt(format!("terminal id {id:?}: {e}")))?;
+                .map_err(|e| StoreError::Corrupt(format!("terminal id {id:?}: {e}")))?;
             let collected: Option<i64> = r.try_get(4)?;
             let hash: Option<i64> = r.try_get(5)?;
             heads.push(TerminalHead {
@@ -299,7 +301,7 @@ impl AlertStore for SqliteStore {
         for r in q.build().fetch_all(&self.pool).await? {
             let role: String = r.try_get("role")?;
             let Some(role) = AccountRole::parse(&role) else {
-                return Err(Error::Corrupt(format!("account role {role:?}")));
+                return Err(StoreError::Corrupt(format!("account role {role:?}")));
             };
             own.entry(uuid_col(&r, "terminal_id")?)
                 .or_default()
@@ -337,8 +339,9 @@ impl AlertStore for SqliteStore {
                     app: r.try_get("app")?,
                     source: {
                         let source: String = r.try_get("source")?;
-                        VersionSource::parse(&source)
-                            .ok_or_else(|| Error::Corrupt(format!("version source {source:?}")))?
+                        VersionSource::parse(&source).ok_or_else(|| {
+                            StoreError::Corrupt(format!("version source {source:?}"))
+                        })?
                     },
                     version: r.try_get("version")?,
                     since: from_millis(r.try_get("since")?),
@@ -507,7 +510,7 @@ impl AlertStore for SqliteStore {
             for c in chunk {
                 let key = (c.alert.terminal_id, c.alert.rule.as_str().to_string());
                 let Some(&(id, times_opened)) = ids.get(&key) else {
-                    return Err(Error::Corrupt(format!(
+                    return Err(StoreError::Corrupt(format!(
                         "alert upsert returned no row for {key:?}"
                     )));
                 };
@@ -691,7 +694,7 @@ impl AlertStore for SqliteStore {
                 Ok(OutboxMail {
                     id: r.try_get("id")?,
                     kind: MailKind::parse(&kind)
-                        .ok_or_else(|| Error::Corrupt(format!("mail kind {kind:?}")))?,
+                        .ok_or_else(|| StoreError::Corrupt(format!("mail kind {kind:?}")))?,
                     recipient: r.try_get("recipient")?,
                     subject: r.try_get("subject")?,
                     message_id: r.try_get("message_id")?,
@@ -700,7 +703,7 @@ impl AlertStore for SqliteStore {
                     attempts: r.try_get("attempts")?,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
         mails.sort_by_key(|m| m.id);
         Ok(mails)
     }

@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use uuid::Uuid;
 
 use super::{BUSY_TIMEOUT, PRAGMAS};
-use crate::Error;
+use crate::store::StoreError;
 use crate::store::{IngestRow, StoreResult, hour_of, latest_per_terminal, millis};
 
 const UPSERT_STATE: &str = "INSERT INTO latest_report (terminal_id, seq, received_at, \
@@ -59,11 +59,14 @@ impl BatchWriter {
         }
         let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Config(format!(
-                "{} is in journal mode {mode:?}, not WAL: the ingest writer's flush would not \
+            return Err(StoreError::backend(
+                "journal mode",
+                format!(
+                    "{} is in journal mode {mode:?}, not WAL: the ingest writer's flush would not \
                  make its commits durable",
-                path.display()
-            )));
+                    path.display()
+                ),
+            ));
         }
         Ok(BatchWriter(Mutex::new(conn)))
     }

@@ -9,9 +9,9 @@ use onshi_shared::{AccountRole, AccountSpec};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use crate::Error;
 use crate::calendar::{BusinessHours, Closure, Window, format_week, parse_week};
 use crate::domain::{ClinicRules, ClinicSettings};
+use crate::store::StoreError;
 use crate::store::{StoreResult, millis};
 
 /// The columns [`settings_from`] reads.
@@ -30,19 +30,22 @@ fn opt_u32(r: &SqliteRow, col: &str) -> Result<Option<u32>, sqlx::Error> {
 pub(super) struct Weeks(HashMap<String, [Vec<Window>; 7]>);
 
 impl Weeks {
-    fn get(&mut self, id: i64, text: &str) -> Result<[Vec<Window>; 7], Error> {
+    fn get(&mut self, id: i64, text: &str) -> Result<[Vec<Window>; 7], StoreError> {
         if let Some(w) = self.0.get(text) {
             return Ok(w.clone());
         }
-        let week =
-            parse_week(text).map_err(|e| Error::Corrupt(format!("clinic {id} week_hours: {e}")))?;
+        let week = parse_week(text)
+            .map_err(|e| StoreError::Corrupt(format!("clinic {id} week_hours: {e}")))?;
         self.0.insert(text.to_string(), week.clone());
         Ok(week)
     }
 }
 
 /// A clinic row's settings, without its closures and account names (see [`complete`]).
-pub(super) fn settings_from(r: &SqliteRow, weeks: &mut Weeks) -> Result<ClinicSettings, Error> {
+pub(super) fn settings_from(
+    r: &SqliteRow,
+    weeks: &mut Weeks,
+) -> Result<ClinicSettings, StoreError> {
     let week: &str = r.try_get("week_hours")?;
     let id: i64 = r.try_get("id")?;
     Ok(ClinicSettings {
@@ -72,9 +75,9 @@ pub(super) fn settings_from(r: &SqliteRow, weeks: &mut Weeks) -> Result<ClinicSe
 
 /// A stored `YYYY-MM-DD` (read by hand: the evaluator reads every clinic's closures on every
 /// full pass).
-fn date_col(r: &SqliteRow, col: &str) -> Result<NaiveDate, Error> {
+fn date_col(r: &SqliteRow, col: &str) -> Result<NaiveDate, StoreError> {
     let s: &str = r.try_get(col)?;
-    let bad = || Error::Corrupt(format!("closure {col} {s:?}"));
+    let bad = || StoreError::Corrupt(format!("closure {col} {s:?}"));
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return Err(bad());
@@ -134,11 +137,11 @@ pub(super) async fn closures(
     Ok(out)
 }
 
-fn spec_from(r: &SqliteRow) -> Result<AccountSpec, Error> {
+fn spec_from(r: &SqliteRow) -> Result<AccountSpec, StoreError> {
     let role: String = r.try_get("role")?;
     Ok(AccountSpec {
         role: AccountRole::parse(&role)
-            .ok_or_else(|| Error::Corrupt(format!("account role {role:?}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("account role {role:?}")))?,
         name: r.try_get("name")?,
     })
 }

@@ -10,12 +10,12 @@ use uuid::Uuid;
 
 use super::alerts::{SILENCE_COLUMNS, opt_time, roles_of, silences_from};
 use super::{ROWS_PER_STATEMENT, SqliteStore, clinics, pages, uuid_col};
-use crate::Error;
 use crate::domain::{
     AuditRecord, AuditRow, BackupKind, ClinicDetail, Contact, FleetTally, Handling, HandlingKind,
     Liveness, OutboxMail, OutboxRow, OverviewLine, Role, RuleKey, SessionUser, Silence, User,
     severity_of_rank,
 };
+use crate::store::StoreError;
 use crate::store::desk::*;
 use crate::store::{StoreResult, from_millis, millis};
 use futures_util::stream::BoxStream;
@@ -42,7 +42,7 @@ fn handling_columns(h: &Handling) -> (&'static str, Option<&str>, Option<i64>, O
     }
 }
 
-fn handling_from(r: &SqliteRow) -> Result<Handling, Error> {
+fn handling_from(r: &SqliteRow) -> Result<Handling, StoreError> {
     let kind: String = r.try_get("handling")?;
     let by: Option<String> = r.try_get("handling_by")?;
     let until = opt_time(r, "handling_until")?;
@@ -59,11 +59,11 @@ fn handling_from(r: &SqliteRow) -> Result<Handling, Error> {
             until: until.unwrap_or_default(),
             reason: note.unwrap_or_default(),
         },
-        None => return Err(Error::Corrupt(format!("overview handling {kind:?}"))),
+        None => return Err(StoreError::Corrupt(format!("overview handling {kind:?}"))),
     })
 }
 
-pub(super) fn line_from(r: &SqliteRow) -> Result<OverviewLine, Error> {
+pub(super) fn line_from(r: &SqliteRow) -> Result<OverviewLine, StoreError> {
     let backup: String = r.try_get("backup")?;
     let liveness: String = r.try_get("liveness")?;
     Ok(OverviewLine {
@@ -75,7 +75,7 @@ pub(super) fn line_from(r: &SqliteRow) -> Result<OverviewLine, Error> {
         severity: severity_of_rank(r.try_get("severity_rank")?),
         handling: handling_from(r)?,
         liveness: Liveness::parse(&liveness)
-            .ok_or_else(|| Error::Corrupt(format!("overview liveness {liveness:?}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("overview liveness {liveness:?}")))?,
         open_alerts: r.try_get("open_alerts")?,
         open_rules: u32::try_from(r.try_get::<i64, _>("open_rules")?).unwrap_or(0),
         apps_behind: r.try_get("apps_behind")?,
@@ -85,12 +85,13 @@ pub(super) fn line_from(r: &SqliteRow) -> Result<OverviewLine, Error> {
     })
 }
 
-fn user_from(r: &SqliteRow) -> Result<User, Error> {
+fn user_from(r: &SqliteRow) -> Result<User, StoreError> {
     let role: String = r.try_get("role")?;
     Ok(User {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        role: Role::parse(&role).ok_or_else(|| Error::Corrupt(format!("user role {role:?}")))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("user role {role:?}")))?,
         password_hash: r.try_get("password_hash")?,
         disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
     })
@@ -258,7 +259,7 @@ impl DeskStore for SqliteStore {
                 user_id: r.try_get("id")?,
                 name: r.try_get("name")?,
                 role: Role::parse(&role)
-                    .ok_or_else(|| Error::Corrupt(format!("user role {role:?}")))?,
+                    .ok_or_else(|| StoreError::Corrupt(format!("user role {role:?}")))?,
                 csrf: r.try_get("csrf")?,
                 expires_at: from_millis(r.try_get("expires_at")?),
             })
@@ -387,7 +388,7 @@ impl DeskStore for SqliteStore {
         for r in &rules {
             let rule: String = r.try_get("rule")?;
             let rule = RuleKey::parse(&rule)
-                .ok_or_else(|| Error::Corrupt(format!("alert rule {rule:?}")))?;
+                .ok_or_else(|| StoreError::Corrupt(format!("alert rule {rule:?}")))?;
             tally.rules[rule as usize] = r.try_get("n")?;
         }
         Ok(tally)
@@ -591,7 +592,7 @@ impl DeskStore for SqliteStore {
                     open_alerts: r.try_get("open_alerts")?,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((total, rows))
     }
 

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::alerts::{alert_from, opt_time};
 use super::desk::{LINE_COLUMNS, line_from, order_by, order_index, push_fleet_filters};
-use crate::Error;
 use crate::domain::{AuditRow, HandlingKind, MailKind, OutboxRow, OutboxStatus, Severity};
+use crate::store::StoreError;
 use crate::store::desk::{
     ALERT_COUNT_CAP, AlertQuery, AlertView, AuditQuery, FleetQuery, FleetRead, FleetRow,
     OutboxQuery,
@@ -73,7 +73,7 @@ pub(super) async fn fleet_page(
     rows.iter().map(fleet_row).collect()
 }
 
-fn fleet_row(r: &SqliteRow) -> Result<FleetRow, Error> {
+fn fleet_row(r: &SqliteRow) -> Result<FleetRow, StoreError> {
     Ok(FleetRow {
         line: line_from(r)?,
         last_seen: opt_time(r, "received_at")?,
@@ -216,7 +216,7 @@ const ALERT_VIEW_COLUMNS: &str = "SELECT a.id, a.terminal_id, a.clinic_id, a.rul
      c.phone AS clinic_phone, (SELECT h.note FROM alert_history h WHERE h.alert_id = a.id \
      AND h.note IS NOT NULL ORDER BY h.id DESC LIMIT 1) AS last_note";
 
-fn alert_view(r: &SqliteRow) -> Result<AlertView, Error> {
+fn alert_view(r: &SqliteRow) -> Result<AlertView, StoreError> {
     Ok(AlertView {
         alert: alert_from(r)?,
         hostname: r.try_get("hostname")?,
@@ -293,7 +293,7 @@ pub(super) async fn alert_ids(
     Ok(q.build_query_scalar().fetch_all(&mut *conn).await?)
 }
 
-fn audit_from(r: &SqliteRow) -> Result<AuditRow, Error> {
+fn audit_from(r: &SqliteRow) -> Result<AuditRow, StoreError> {
     let terminal: Option<String> = r.try_get("terminal_id")?;
     Ok(AuditRow {
         id: r.try_get("id")?,
@@ -379,19 +379,19 @@ pub(super) fn audit_export(
     )
 }
 
-pub(super) fn outbox_from(r: &SqliteRow) -> Result<OutboxRow, Error> {
+pub(super) fn outbox_from(r: &SqliteRow) -> Result<OutboxRow, StoreError> {
     let kind: String = r.try_get("kind")?;
     let status: String = r.try_get("status")?;
     Ok(OutboxRow {
         id: r.try_get("id")?,
         kind: MailKind::parse(&kind)
-            .ok_or_else(|| Error::Corrupt(format!("mail kind {kind:?}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("mail kind {kind:?}")))?,
         clinic_id: r.try_get("clinic_id")?,
         clinic_name: r.try_get("clinic_name")?,
         recipient: r.try_get("recipient")?,
         subject: r.try_get("subject")?,
         status: OutboxStatus::parse(&status)
-            .ok_or_else(|| Error::Corrupt(format!("mail status {status:?}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("mail status {status:?}")))?,
         attempts: r.try_get("attempts")?,
         last_error: r.try_get("last_error")?,
         created_at: from_millis(r.try_get("created_at")?),
@@ -451,7 +451,7 @@ pub(super) async fn outbox_page(
 fn stream_rows<T: Send + 'static>(
     pool: SqlitePool,
     build: impl FnOnce() -> QueryBuilder<Sqlite> + Send + 'static,
-    map: fn(&SqliteRow) -> Result<T, Error>,
+    map: fn(&SqliteRow) -> Result<T, StoreError>,
 ) -> BoxStream<'static, StoreResult<T>> {
     let (sender, receiver) = tokio::sync::mpsc::channel(EXPORT_PAGE);
     tokio::spawn(async move {
@@ -465,7 +465,7 @@ fn stream_rows<T: Send + 'static>(
         let mut q = build();
         let mut rows = q.build().fetch(&mut *conn);
         while let Some(row) = rows.next().await {
-            let row = row.map_err(Error::from).and_then(|r| map(&r));
+            let row = row.map_err(StoreError::from).and_then(|r| map(&r));
             let failed = row.is_err();
             if sender.send(row).await.is_err() || failed {
                 break;

@@ -9,8 +9,8 @@ use super::alerts::{history, minute_of};
 use super::clinics::{self, AccountOwner};
 use super::desk::is_unique_violation;
 use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
-use crate::Error;
 use crate::domain::{AuditRecord, SilenceScope, VersionSource};
+use crate::store::StoreError;
 use crate::store::staff::{Applied, BulkAction, BulkOutcome, StaffChange, StaffStore};
 use crate::store::{StoreResult, millis};
 
@@ -123,7 +123,9 @@ impl StaffStore for SqliteStore {
             }
             StaffChange::AddSilence(s) => {
                 if s.ends_at <= s.starts_at {
-                    return Err(Error::Config("a silence ends after it starts".into()));
+                    return Err(StoreError::Conflict(
+                        "a silence ends after it starts".into(),
+                    ));
                 }
                 let exists: Option<i64> = match &s.scope {
                     SilenceScope::Terminal(t) => {
