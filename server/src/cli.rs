@@ -601,7 +601,7 @@ async fn user_command(
             line(format!("user {name} enabled"));
         }
         UserCommand::List => {
-            for u in desk.store().desk().users().await? {
+            for u in desk.store().staff().users().await? {
                 line(format!(
                     "{}\t{}{}",
                     u.name,
@@ -714,7 +714,7 @@ async fn alert_command(
         }
         AlertCommand::Silences => {
             let since = now - Duration::days(1);
-            for s in store.desk().silences(now, since).await? {
+            for s in store.fleet().silences(now, since).await? {
                 let request = SilenceRequest {
                     scope: s.scope.clone(),
                     rule: s.rule,

@@ -301,7 +301,7 @@ impl Desk {
         let what = if id == 0 {
             format!("医療機関「{}」を登録", detail.settings.name)
         } else {
-            let changes = match self.store.desk().clinic_detail(id).await? {
+            let changes = match self.store.fleet().clinic_detail(id).await? {
                 Some(old) => clinic_changes(&old, &detail),
                 None => Vec::new(),
             };
@@ -348,7 +348,7 @@ impl Desk {
     /// The clinic's detail, or `NotFound`.
     pub async fn clinic(&self, id: i64) -> Result<ClinicDetail, Error> {
         self.store
-            .desk()
+            .fleet()
             .clinic_detail(id)
             .await?
             .ok_or_else(|| Error::NotFound("この医療機関は見つかりません".into()))
@@ -558,7 +558,7 @@ impl Desk {
         let shown = match clinic_id {
             Some(c) => self
                 .store
-                .desk()
+                .fleet()
                 .enrollment_codes(c)
                 .await?
                 .into_iter()

@@ -55,7 +55,7 @@ impl Desk {
     ) -> Result<(), Error> {
         let detail = self
             .store
-            .desk()
+            .fleet()
             .terminal_detail(terminal_id)
             .await?
             .ok_or_else(|| Error::NotFound("この端末は見つかりません".into()))?;

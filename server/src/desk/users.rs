@@ -29,7 +29,7 @@ fn chosen(password: Option<String>) -> Result<(String, bool), Error> {
 impl Desk {
     async fn user(&self, name: &str) -> Result<User, Error> {
         self.store
-            .desk()
+            .staff()
             .user_by_name(name)
             .await?
             .ok_or_else(|| Error::NotFound(format!("ユーザー {name} は見つかりません")))

@@ -98,6 +98,6 @@ impl Evaluator {
         if mails.is_empty() {
             return Ok(0);
         }
-        Ok(self.store.alerts().enqueue_mails(&mails, now).await?)
+        Ok(self.store.outbox().enqueue_mails(&mails, now).await?)
     }
 }

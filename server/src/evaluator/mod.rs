@@ -141,7 +141,7 @@ impl Evaluator {
     /// Loads the stored overview lines and the tally once.
     async fn load_lines(&mut self) -> Result<(), Error> {
         if self.lines.is_none() {
-            let stored = self.store.desk().overview_lines().await?;
+            let stored = self.store.fleet().overview_lines().await?;
             let mut tally = FleetTally {
                 ready: true,
                 ..FleetTally::default()
@@ -257,7 +257,7 @@ impl Evaluator {
         self.inputs.remember_accounts(stored)?;
         // After the alerts, so a line never counts an alert that is not stored yet.
         let lines = std::mem::take(&mut self.changed_lines);
-        if let Err(e) = self.store.desk().write_overview_lines(&lines, now).await {
+        if let Err(e) = self.store.fleet().write_overview_lines(&lines, now).await {
             // Forget what was not written: the next pass writes it again.
             if let Some(known) = &mut self.lines {
                 for s in &lines {

@@ -71,7 +71,7 @@ impl Sender {
         stopping: &AtomicBool,
     ) -> Result<usize, Error> {
         use std::sync::atomic::Ordering::Relaxed;
-        let a = self.store.alerts();
+        let a = self.store.outbox();
         let me = self.claimer.as_str();
         let mut sent = 0;
         let mut claim_at = now;
@@ -155,7 +155,7 @@ impl Sender {
         mails: impl IntoIterator<Item = OutboxMail>,
         at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let a = self.store.alerts();
+        let a = self.store.outbox();
         for mail in mails {
             a.settle_mail(mail.id, &self.claimer, MailOutcome::Untried { at })
                 .await?;
@@ -185,7 +185,7 @@ impl Sender {
                 result = &mut send => return result,
                 () = tokio::time::sleep(every) => {
                     let until = Utc::now() + self.lease;
-                    let renewed = self.store.alerts().renew_mail_claims(&ids, &self.claimer, until).await;
+                    let renewed = self.store.outbox().renew_mail_claims(&ids, &self.claimer, until).await;
                     if let Err(e) = renewed {
                         tracing::warn!(mail = mail.id, error = %e, "renewing the mail claims failed");
                     }

@@ -7,8 +7,7 @@ use uuid::Uuid;
 
 use super::StoreResult;
 use crate::domain::{
-    Alert, AlertAction, ClinicSettings, ExpectedVersionRow, HistoryEntry, NewMail, OutboxCounts,
-    OutboxMail, Silence,
+    Alert, AlertAction, ClinicSettings, ExpectedVersionRow, HistoryEntry, NewMail, Silence,
 };
 use crate::rules::{AccountRecord, AuditEntry, BaselineWrite};
 use onshi_shared::{AccountSpec, Event};
@@ -156,35 +155,5 @@ pub trait AlertStore: Send + Sync {
         &self,
         baselines: &[BaselineWrite],
     ) -> StoreResult<Vec<(Uuid, AccountRecord)>>;
-    /// Queues mails; a mail whose dedupe key is already stored is skipped. Returns how many were
-    /// queued.
-    async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize>;
-    /// Claims up to `limit` due mails for `claimer` until `now + lease`, in one statement (two
-    /// senders never hold the same row); a claim left by a dead sender is due again once its
-    /// lease ends.
-    async fn claim_mails(
-        &self,
-        now: DateTime<Utc>,
-        lease: chrono::Duration,
-        limit: i64,
-        claimer: &str,
-    ) -> StoreResult<Vec<OutboxMail>>;
-    /// Extends `claimer`'s claims on mails it holds (sending one, the others waiting their
-    /// turn); returns how many it still held.
-    async fn renew_mail_claims(
-        &self,
-        ids: &[i64],
-        claimer: &str,
-        until: DateTime<Utc>,
-    ) -> StoreResult<usize>;
-    /// Records what became of a mail `claimer` holds; `false` (nothing written) when its claim
-    /// was lost.
-    async fn settle_mail(
-        &self,
-        id: i64,
-        claimer: &str,
-        outcome: MailOutcome<'_>,
-    ) -> StoreResult<bool>;
-    async fn outbox_counts(&self) -> StoreResult<OutboxCounts>;
     async fn alert_counts(&self) -> StoreResult<AlertCounts>;
 }

@@ -8,9 +8,8 @@ use uuid::Uuid;
 
 use super::StoreResult;
 use crate::domain::{
-    Alert, AuditRecord, AuditRow, ClinicDetail, Contact, FleetTally, HandlingKind, Liveness,
-    OutboxMail, OutboxRow, OverviewLine, RuleKey, SessionUser, Severity, SeverityFilter, Silence,
-    User,
+    Alert, ClinicDetail, Contact, FleetTally, HandlingKind, Liveness, OverviewLine, RuleKey,
+    Severity, SeverityFilter, Silence,
 };
 use futures_util::stream::BoxStream;
 
@@ -323,19 +322,7 @@ pub struct CodeRow {
 }
 
 #[async_trait]
-pub trait DeskStore: Send + Sync {
-    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
-    async fn users(&self) -> StoreResult<Vec<User>>;
-    /// Starts a session and records the login in the audit log, in one transaction.
-    async fn create_session(&self, session: &NewSession, audit: &AuditRecord) -> StoreResult<()>;
-    /// The session's user, if the session exists, has not expired and the user is enabled.
-    async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionUser>>;
-    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
-    /// Audit lines, newest first.
-    async fn audit_rows(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>>;
-    /// The actors that appear in the audit log (for its filter).
-    async fn audit_actors(&self) -> StoreResult<Vec<String>>;
-
+pub trait FleetView: Send + Sync {
     /// Every stored overview line, to warm the evaluator at start-up.
     async fn overview_lines(&self) -> StoreResult<Vec<OverviewLine>>;
     async fn write_overview_lines(
@@ -383,18 +370,11 @@ pub trait DeskStore: Send + Sync {
     async fn clinic_detail(&self, id: i64) -> StoreResult<Option<ClinicDetail>>;
     async fn contacts(&self, clinic_id: i64) -> StoreResult<Vec<Contact>>;
     async fn enrollment_codes(&self, clinic_id: i64) -> StoreResult<Vec<CodeRow>>;
-    /// Mails, newest first.
-    async fn outbox_rows(&self, q: &OutboxQuery) -> StoreResult<Vec<OutboxRow>>;
-    /// One mail as it was (or will be) sent.
-    async fn outbox_mail(&self, id: i64) -> StoreResult<Option<(OutboxRow, OutboxMail)>>;
-
     /// The overview's rows for a CSV export: every match, read page by page in one read
     /// transaction (a consistent snapshot), so 250,000 rows need no more memory than a page.
     fn export_fleet(&self, q: FleetQuery) -> BoxStream<'static, StoreResult<FleetRow>>;
     /// The alerts page's rows for a CSV export, likewise.
     fn export_alerts(&self, q: AlertQuery) -> BoxStream<'static, StoreResult<AlertView>>;
-    /// The audit page's lines for a CSV export, likewise.
-    fn export_audit(&self, q: AuditQuery) -> BoxStream<'static, StoreResult<AuditRow>>;
     /// Silences not over at `now` (in force or to come), then those that ended since
     /// `ended_since`, newest first.
     async fn silences(

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod desk;
 mod error;
+pub mod outbox;
 mod sqlite;
 pub mod staff;
 
@@ -15,8 +16,9 @@ use onshi_shared::{Snapshot, StartKind};
 use uuid::Uuid;
 
 pub use alerts::AlertStore;
-pub use desk::DeskStore;
+pub use desk::FleetView;
 pub use error::StoreError;
+pub use outbox::OutboxStore;
 pub use sqlite::SqliteStore;
 #[cfg(test)]
 pub(crate) use sqlite::test_support;
@@ -193,11 +195,14 @@ pub trait Store: Send + Sync + 'static {
     /// Events of one terminal in the order they were stored.
     async fn events(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StoredEvent>>;
     async fn starts(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StartRow>>;
-    /// Alerts, silences, audit log and outbox, in the same database.
+    /// What the evaluator reads and writes: its inputs, alerts with their history, silences.
     fn alerts(&self) -> &dyn AlertStore;
-    /// Staff, sessions and the support desk's pages.
-    fn desk(&self) -> &dyn DeskStore;
-    /// Every change staff make, with its audit entry.
+    /// The mail queue: queued, claimed, settled, and read by the desk.
+    fn outbox(&self) -> &dyn OutboxStore;
+    /// The support desk's pages: overview, terminals, clinics, alerts, exports.
+    fn fleet(&self) -> &dyn FleetView;
+    /// Staff: users, sessions, the audit log, and every change staff make with its audit
+    /// entry.
     fn staff(&self) -> &dyn StaffStore;
 }
 

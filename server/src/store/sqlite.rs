@@ -36,6 +36,7 @@ mod alerts;
 mod batch;
 mod clinics;
 mod desk;
+mod outbox;
 mod pages;
 mod staff;
 
@@ -351,7 +352,11 @@ impl Store for SqliteStore {
         self
     }
 
-    fn desk(&self) -> &dyn super::DeskStore {
+    fn outbox(&self) -> &dyn super::OutboxStore {
+        self
+    }
+
+    fn fleet(&self) -> &dyn super::FleetView {
         self
     }
 

@@ -9,8 +9,12 @@ use uuid::Uuid;
 use super::StoreResult;
 use onshi_shared::AccountSpec;
 
+use super::desk::{AuditQuery, NewSession};
 use crate::calendar::Closure;
-use crate::domain::{AuditRecord, ClinicDetail, Contact, Role, Silence};
+use crate::domain::{
+    AuditRecord, AuditRow, ClinicDetail, Contact, Role, SessionUser, Silence, User,
+};
+use futures_util::stream::BoxStream;
 
 /// A secret sealed with the server's key (AES-256-GCM): what the store keeps of it.
 #[derive(Clone, PartialEq, Eq)]
@@ -183,7 +187,8 @@ impl Applied {
     }
 }
 
-/// Staff changes, each written with its audit entry in one transaction.
+/// Staff: users, sessions and the audit log, and every change staff make, each written with
+/// its audit entry in one transaction.
 #[async_trait]
 pub trait StaffStore: Send + Sync {
     /// Applies `change` and, when it changed something, writes `audit` (completed with the
@@ -199,6 +204,27 @@ pub trait StaffStore: Send + Sync {
         action: &BulkAction,
         audit: &AuditRecord,
     ) -> StoreResult<BulkOutcome>;
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
+
+    async fn users(&self) -> StoreResult<Vec<User>>;
+
+    /// Starts a session and records the login in the audit log, in one transaction.
+    async fn create_session(&self, session: &NewSession, audit: &AuditRecord) -> StoreResult<()>;
+
+    /// The session's user, if the session exists, has not expired and the user is enabled.
+    async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionUser>>;
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    /// Audit lines, newest first.
+    async fn audit_rows(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>>;
+
+    /// The actors that appear in the audit log (for its filter).
+    async fn audit_actors(&self) -> StoreResult<Vec<String>>;
+
+    /// The audit page's lines for a CSV export, likewise.
+    fn export_audit(&self, q: AuditQuery) -> BoxStream<'static, StoreResult<AuditRow>>;
 }
 
 /// What staff do to many alerts at once.

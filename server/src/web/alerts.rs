@@ -196,7 +196,7 @@ pub async fn times_page(
     State(state): State<AppState>,
     staff: Staff,
 ) -> Result<Html<String>, PageFailure> {
-    let desk = state.store.desk();
+    let desk = state.store.fleet();
     let days = 30;
     let since = Utc::now() - Duration::days(days);
     let by_rule = desk
@@ -324,7 +324,7 @@ pub async fn alerts_page(
     staff: Staff,
     Query(q): Query<AlertsQuery>,
 ) -> Result<Html<String>, PageFailure> {
-    let desk = state.store.desk();
+    let desk = state.store.fleet();
     let now = Utc::now();
     let mut query = q.store_query(now);
     // Unresolved alerts per rule are the evaluator's running counts (one alert per terminal
@@ -509,7 +509,7 @@ pub async fn bulk(
             let limit = crate::desk::MAX_BULK as i64 + 1;
             ids = state
                 .store
-                .desk()
+                .fleet()
                 .alert_ids(&filters.store_query(now), limit)
                 .await?;
         }

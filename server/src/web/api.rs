@@ -251,7 +251,7 @@ pub async fn metrics(State(state): State<AppState>) -> String {
     let s = &state.ingest.stats;
     let mut alerts = String::new();
     match (
-        state.store.alerts().outbox_counts().await,
+        state.store.outbox().outbox_counts().await,
         state.store.alerts().alert_counts().await,
     ) {
         (Ok(o), Ok(a)) => {

@@ -121,8 +121,11 @@ pub async fn page(
     staff: Staff,
     Query(filter): Query<AuditFilter>,
 ) -> Result<Html<String>, PageFailure> {
-    let desk = state.store.desk();
-    let rows = desk.audit_rows(&filter.store_query(PAGE_SIZE)).await?;
+    let rows = state
+        .store
+        .staff()
+        .audit_rows(&filter.store_query(PAGE_SIZE))
+        .await?;
     let next = match rows.last() {
         Some(last) if rows.len() as i64 == PAGE_SIZE => {
             let mut pairs = filter.pairs();
@@ -136,7 +139,9 @@ pub async fn page(
     } else {
         format!("/audit{}", query_string(&filter.pairs()))
     };
-    let actors = desk
+    let actors = state
+        .store
+        .staff()
         .audit_actors()
         .await?
         .into_iter()

@@ -74,7 +74,7 @@ pub async fn list(
     let search = Some(q.q.trim()).filter(|s| !s.is_empty());
     let (total, rows) = state
         .store
-        .desk()
+        .fleet()
         .clinic_list(search, (page - 1) * PAGE_SIZE, PAGE_SIZE)
         .await?;
     Ok(Html(
@@ -503,7 +503,7 @@ async fn clinic_page(
     shown: Shown,
 ) -> Result<ClinicPage, crate::Error> {
     let id = form.id;
-    let desk = state.store.desk();
+    let desk = state.store.fleet();
     let (contacts, codes, (terminal_count, terminals), outbox, audit) = if id == 0 {
         (
             Vec::new(),
@@ -525,18 +525,24 @@ async fn clinic_page(
                 };
                 (desk.fleet_count(&q).await?, desk.fleet_rows(&q).await?)
             },
-            desk.outbox_rows(&OutboxQuery {
-                clinic_id: Some(id),
-                limit: 30,
-                ..OutboxQuery::default()
-            })
-            .await?,
-            desk.audit_rows(&AuditQuery {
-                clinic_id: Some(id),
-                limit: 30,
-                ..AuditQuery::default()
-            })
-            .await?,
+            state
+                .store
+                .outbox()
+                .outbox_rows(&OutboxQuery {
+                    clinic_id: Some(id),
+                    limit: 30,
+                    ..OutboxQuery::default()
+                })
+                .await?,
+            state
+                .store
+                .staff()
+                .audit_rows(&AuditQuery {
+                    clinic_id: Some(id),
+                    limit: 30,
+                    ..AuditQuery::default()
+                })
+                .await?,
         )
     };
     let now = Utc::now();
@@ -694,7 +700,7 @@ pub async fn page(
     Path(id): Path<i64>,
     Query(q): Query<SavedQuery>,
 ) -> Result<Response, PageFailure> {
-    let Some(detail) = state.store.desk().clinic_detail(id).await? else {
+    let Some(detail) = state.store.fleet().clinic_detail(id).await? else {
         return Ok(not_found());
     };
     Ok(render_clinic(
@@ -764,7 +770,7 @@ pub async fn update(
     Path(id): Path<i64>,
     Form(form): Form<ClinicForm>,
 ) -> Result<Response, AuthFailure> {
-    if state.store.desk().clinic_detail(id).await?.is_none() {
+    if state.store.fleet().clinic_detail(id).await?.is_none() {
         return Ok(not_found());
     }
     save(&state, &staff, id, form).await
@@ -795,7 +801,7 @@ pub async fn issue_code(
     Form(form): Form<CodeForm>,
 ) -> Result<Response, AuthFailure> {
     staff.check_csrf(&form.csrf)?;
-    let Some(detail) = state.store.desk().clinic_detail(id).await? else {
+    let Some(detail) = state.store.fleet().clinic_detail(id).await? else {
         return Ok(not_found());
     };
     let issued = state
@@ -851,7 +857,7 @@ pub async fn confirm_revoke_code(
 ) -> Result<Response, PageFailure> {
     let Some(code) = state
         .store
-        .desk()
+        .fleet()
         .enrollment_codes(id)
         .await?
         .into_iter()
@@ -891,7 +897,7 @@ pub async fn confirm_delete_contact(
 ) -> Result<Response, PageFailure> {
     let Some(c) = state
         .store
-        .desk()
+        .fleet()
         .contacts(id)
         .await?
         .into_iter()
@@ -920,7 +926,7 @@ pub async fn confirm_delete_closure(
     Admin(staff): Admin,
     Path((id, closure)): Path<(i64, i64)>,
 ) -> Result<Response, PageFailure> {
-    let Some(detail) = state.store.desk().clinic_detail(id).await? else {
+    let Some(detail) = state.store.fleet().clinic_detail(id).await? else {
         return Ok(not_found());
     };
     let Some(c) = detail
@@ -1001,7 +1007,7 @@ pub async fn add_contact(
     Form(form): Form<ContactForm>,
 ) -> Result<Response, AuthFailure> {
     staff.check_csrf(&form.csrf)?;
-    let Some(detail) = state.store.desk().clinic_detail(id).await? else {
+    let Some(detail) = state.store.fleet().clinic_detail(id).await? else {
         return Ok(not_found());
     };
     let contact = Contact {
@@ -1078,7 +1084,7 @@ async fn clinic_result(
         Ok(()) => Ok(Redirect::to(&format!("/clinics/{id}")).into_response()),
         Err(e) => match e.refusal() {
             Some(message) => {
-                let Some(detail) = state.store.desk().clinic_detail(id).await? else {
+                let Some(detail) = state.store.fleet().clinic_detail(id).await? else {
                     return Ok(not_found());
                 };
                 let view = ClinicFormView::from_detail(&detail);

@@ -97,7 +97,7 @@ pub async fn terminals(
     _staff: Staff,
     Query(q): Query<OverviewQuery>,
 ) -> Response {
-    let rows = state.store.desk().export_fleet(fleet_query(&q, 1));
+    let rows = state.store.fleet().export_fleet(fleet_query(&q, 1));
     csv_response(
         "terminals",
         &[
@@ -148,7 +148,7 @@ pub async fn alerts(
     _staff: Staff,
     Query(q): Query<AlertsQuery>,
 ) -> Response {
-    let rows = state.store.desk().export_alerts(q.store_query(Utc::now()));
+    let rows = state.store.fleet().export_alerts(q.store_query(Utc::now()));
     csv_response(
         "alerts",
         &[
@@ -192,7 +192,7 @@ pub async fn audit(
     _staff: Staff,
     Query(f): Query<AuditFilter>,
 ) -> Response {
-    let rows = state.store.desk().export_audit(f.store_query(1_000));
+    let rows = state.store.staff().export_audit(f.store_query(1_000));
     csv_response(
         "audit",
         &[

@@ -98,7 +98,7 @@ pub async fn page(
         before: filter.before.trim().parse().ok(),
         limit: PAGE_SIZE,
     };
-    let rows = state.store.desk().outbox_rows(&query).await?;
+    let rows = state.store.outbox().outbox_rows(&query).await?;
     let next = match rows.last() {
         Some(last) if rows.len() as i64 == PAGE_SIZE => {
             let mut pairs = filter.pairs();
@@ -115,7 +115,7 @@ pub async fn page(
     Ok(Html(
         OutboxPage {
             nav: Nav::new(&staff, "outbox"),
-            counts: state.store.alerts().outbox_counts().await?,
+            counts: state.store.outbox().outbox_counts().await?,
             rows: rows.into_iter().map(OutboxLine::new).collect(),
             statuses: OutboxStatus::ALL
                 .iter()
@@ -147,7 +147,7 @@ pub async fn mail(
     staff: Staff,
     Path(id): Path<i64>,
 ) -> Result<Response, PageFailure> {
-    let Some((row, mail)) = state.store.desk().outbox_mail(id).await? else {
+    let Some((row, mail)) = state.store.outbox().outbox_mail(id).await? else {
         return Ok(super::message_in_layout(
             &staff,
             StatusCode::NOT_FOUND,

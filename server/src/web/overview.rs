@@ -370,7 +370,7 @@ pub(super) fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
 async fn counts(state: &AppState) -> Result<FleetTally, crate::Error> {
     match state.tally() {
         Some(t) => Ok(t),
-        None => Ok(state.store.desk().overview_counts().await?),
+        None => Ok(state.store.fleet().overview_counts().await?),
     }
 }
 
@@ -399,7 +399,7 @@ async fn matching(state: &AppState, t: &FleetTally, f: &FleetQuery) -> Result<i6
     .filter(|on| **on)
     .count();
     if narrowed || filters > 1 {
-        return Ok(state.store.desk().fleet_count(f).await?);
+        return Ok(state.store.fleet().fleet_count(f).await?);
     }
     Ok(if let Some(s) = f.severity {
         t.severities[s.rank() as usize]
@@ -421,7 +421,7 @@ pub async fn page(
     Query(query): Query<OverviewQuery>,
 ) -> Result<Html<String>, PageFailure> {
     let now = Utc::now();
-    let desk = state.store.desk();
+    let desk = state.store.fleet();
     let tally = counts(&state).await?;
     let chip = |param, key, label, count| CountChip {
         param,
@@ -480,7 +480,7 @@ pub async fn page(
         handlings,
         livenesses,
         rules,
-        outbox: state.store.alerts().outbox_counts().await?,
+        outbox: state.store.outbox().outbox_counts().await?,
         rows: rows.into_iter().map(|r| OverviewRow::new(r, now)).collect(),
         matching,
         page: page.min(pages),

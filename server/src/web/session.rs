@@ -179,7 +179,7 @@ impl FromRequestParts<AppState> for Staff {
         };
         match state
             .store
-            .desk()
+            .staff()
             .session(&hash_session(id), Utc::now())
             .await?
         {
@@ -346,7 +346,7 @@ pub async fn login(
         );
         return Ok(r);
     }
-    let user = state.store.desk().user_by_name(&username).await?;
+    let user = state.store.staff().user_by_name(&username).await?;
     let password = form.password;
     // Verify against a real hash even for unknown users, so timing does not tell them apart.
     let hash = user
@@ -369,7 +369,6 @@ pub async fn login(
     state.throttle.succeeded(&username, &addr);
     let id = new_secret();
     let hours = i64::from(state.config.dashboard.session_hours);
-    let desk = state.store.desk();
     let actor = Actor::Staff {
         user_id: user.id,
         name: user.name.clone(),
@@ -383,7 +382,7 @@ pub async fn login(
         address: addr.clone(),
     };
     let audit = AuditRecord::new(&actor, now, format!("ログイン ({addr})"));
-    desk.create_session(&session, &audit).await?;
+    state.store.staff().create_session(&session, &audit).await?;
     let mut response = Redirect::to(&next).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -407,7 +406,11 @@ pub async fn logout(
 ) -> Result<Response, AuthFailure> {
     staff.check_csrf(&form.csrf)?;
     if let Some(id) = cookie_value(&headers, cookie_name(&state)) {
-        state.store.desk().delete_session(&hash_session(id)).await?;
+        state
+            .store
+            .staff()
+            .delete_session(&hash_session(id))
+            .await?;
     }
     let mut response = Redirect::to("/login").into_response();
     response

@@ -101,7 +101,7 @@ pub async fn page(
     staff: Staff,
 ) -> Result<Html<String>, PageFailure> {
     let now = Utc::now();
-    let desk = state.store.desk();
+    let desk = state.store.fleet();
     let silences = desk.silences(now, now - Duration::days(7)).await?;
     let mut rows = Vec::with_capacity(silences.len());
     for s in silences {

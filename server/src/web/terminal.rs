@@ -167,7 +167,7 @@ pub async fn page(
     let Ok(id) = Uuid::parse_str(&id) else {
         return Ok(not_found());
     };
-    let desk = state.store.desk();
+    let desk = state.store.fleet();
     let Some(detail) = desk.terminal_detail(id).await? else {
         return Ok(not_found());
     };
@@ -195,7 +195,9 @@ pub async fn page(
             .into_iter()
             .map(|(app, v)| (app, v.version))
             .collect();
-    let audit = desk
+    let audit = state
+        .store
+        .staff()
         .audit_rows(&AuditQuery {
             terminal_id: Some(id),
             limit: 50,

@@ -160,7 +160,7 @@ async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
         (AlertStatus::Open, Severity::Critical)
     );
     assert!(a.detail.contains("保険証等の資格確認"), "{}", a.detail);
-    assert_eq!(f.store.alerts().outbox_counts().await.unwrap().pending, 1);
+    assert_eq!(f.store.outbox().outbox_counts().await.unwrap().pending, 1);
     // a second pass changes nothing and mails nothing
     let again = ev.full_pass(t0 + Duration::seconds(30)).await.unwrap();
     assert_eq!((again.changes, again.mails), (0, 0));
@@ -213,7 +213,7 @@ async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(history, want);
-    assert_eq!(f.store.alerts().outbox_counts().await.unwrap().pending, 2);
+    assert_eq!(f.store.outbox().outbox_counts().await.unwrap().pending, 2);
 }
 
 #[tokio::test]
@@ -279,7 +279,7 @@ async fn full_passes_see_what_staff_did_between_them() {
         (resolved.status, resolved.resolved_by.as_deref()),
         (AlertStatus::Resolved, Some("suzuki"))
     );
-    let summary = line(f.store.desk().overview_lines().await.unwrap());
+    let summary = line(f.store.fleet().overview_lines().await.unwrap());
     let linkage = RuleKey::ProtectedAccountLinkage.bit();
     assert_eq!(summary.open_rules & linkage, 0, "{summary:?}");
 }
@@ -345,7 +345,7 @@ async fn staff_resolution_silences_and_audit() {
     assert_eq!(a.status, AlertStatus::Open, "silenced alerts still show");
     let reported = || async {
         f.store
-            .desk()
+            .staff()
             .audit_rows(&onshi_server::store::desk::AuditQuery {
                 clinic_id: None,
                 terminal_id: None,
@@ -383,7 +383,7 @@ async fn staff_resolution_silences_and_audit() {
 #[tokio::test]
 async fn outbox_claims_once_dedupes_and_marks() {
     let f = fleet(0).await;
-    let a = f.store.alerts();
+    let a = f.store.outbox();
     let now = Utc::now();
     let mail = |id: &str, dedupe: Option<&str>| NewMail {
         kind: MailKind::Digest,
@@ -574,7 +574,7 @@ async fn smtp_down_then_up_delivers_everything_once() {
             )
         })
         .collect();
-    f.store.alerts().enqueue_mails(&mails, now).await.unwrap();
+    f.store.outbox().enqueue_mails(&mails, now).await.unwrap();
     let mut rx = SmtpReceiver::start().await;
     let config = mail_config(None, rx.addr.port());
     let sender = Sender::new(
@@ -616,7 +616,7 @@ async fn smtp_down_then_up_delivers_everything_once() {
     ids.dedup();
     assert_eq!(ids.len(), 3, "each mail once");
     assert_eq!(got.len(), 3);
-    let counts = f.store.alerts().outbox_counts().await.unwrap();
+    let counts = f.store.outbox().outbox_counts().await.unwrap();
     assert_eq!(counts.sent, 3);
     rx.stop().await;
 }
@@ -627,7 +627,7 @@ async fn permanent_refusals_are_marked_failed() {
     let now = Utc::now();
     let composer = Composer::new(mail_config(None, 25));
     f.store
-        .alerts()
+        .outbox()
         .enqueue_mails(&[composer.test_mail("clinic@example.jp", now)], now)
         .await
         .unwrap();
@@ -640,7 +640,7 @@ async fn permanent_refusals_are_marked_failed() {
         config,
     );
     assert_eq!(sender.send_due(now, &NOT_STOPPING).await.unwrap(), 0);
-    let counts = f.store.alerts().outbox_counts().await.unwrap();
+    let counts = f.store.outbox().outbox_counts().await.unwrap();
     assert_eq!((counts.failed, counts.pending), (1, 0));
     rx.set_mode(Mode::Accept);
     assert_eq!(
@@ -662,7 +662,7 @@ async fn a_sender_killed_mid_send_resends_nothing_accepted() {
     let mails: Vec<NewMail> = (0..4)
         .map(|i| composer.test_mail(&format!("c{i}@example.jp"), now + Duration::milliseconds(i)))
         .collect();
-    f.store.alerts().enqueue_mails(&mails, now).await.unwrap();
+    f.store.outbox().enqueue_mails(&mails, now).await.unwrap();
     let mut rx = SmtpReceiver::start().await;
     rx.set_mode(Mode::HangAfter(2));
     let config = mail_config(None, rx.addr.port());
@@ -698,7 +698,7 @@ async fn a_sender_killed_mid_send_resends_nothing_accepted() {
             "<c3@example.jp>"
         ]
     );
-    assert_eq!(f.store.alerts().outbox_counts().await.unwrap().sent, 4);
+    assert_eq!(f.store.outbox().outbox_counts().await.unwrap().sent, 4);
     rx.stop().await;
 }
 
@@ -713,7 +713,7 @@ async fn a_stopping_sender_finishes_the_mail_in_flight_and_gives_the_rest_back()
     let mails: Vec<NewMail> = (0..5)
         .map(|i| composer.test_mail(&format!("c{i}@example.jp"), now + Duration::milliseconds(i)))
         .collect();
-    f.store.alerts().enqueue_mails(&mails, now).await.unwrap();
+    f.store.outbox().enqueue_mails(&mails, now).await.unwrap();
     let mut rx = SmtpReceiver::start().await;
     rx.set_mode(Mode::Slow(1_500));
     let mut config = mail_config(None, rx.addr.port());
@@ -737,7 +737,7 @@ async fn a_stopping_sender_finishes_the_mail_in_flight_and_gives_the_rest_back()
     let raced = tokio::time::timeout(StdDuration::from_millis(500), async {
         let ids = f
             .store
-            .alerts()
+            .outbox()
             .claim_mails(Utc::now(), Duration::seconds(1), 10, "second")
             .await
             .unwrap();
@@ -751,12 +751,12 @@ async fn a_stopping_sender_finishes_the_mail_in_flight_and_gives_the_rest_back()
     running.await.unwrap();
     let got = rx.mails();
     assert_eq!(got.len(), 1, "only the mail in flight was finished");
-    let counts = f.store.alerts().outbox_counts().await.unwrap();
+    let counts = f.store.outbox().outbox_counts().await.unwrap();
     assert_eq!((counts.sent, counts.pending, counts.sending), (1, 4, 0));
     // Given back untried: due now, without a spent attempt.
     let back = f
         .store
-        .alerts()
+        .outbox()
         .claim_mails(Utc::now(), Duration::seconds(60), 10, "later")
         .await
         .unwrap();

@@ -348,7 +348,7 @@ async fn forms_need_the_sessions_csrf_token_and_viewers_cannot_change_anything()
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     let (total, rows) = app
         .store
-        .desk()
+        .fleet()
         .clinic_list(Some("ひまわり"), 0, 10)
         .await
         .unwrap();
@@ -569,7 +569,7 @@ async fn clinics_are_edited_and_their_codes_issued_once_and_revoked() {
         admin.post_csrf("/clinics/1", &edit).await.status(),
         StatusCode::SEE_OTHER
     );
-    let detail = app.store.desk().clinic_detail(1).await.unwrap().unwrap();
+    let detail = app.store.fleet().clinic_detail(1).await.unwrap().unwrap();
     assert_eq!(detail.settings.name, "さくら内科 本院");
     assert_eq!(detail.code.as_deref(), Some("1312345678"));
     let week = &detail.settings.hours.week;
@@ -626,7 +626,7 @@ async fn each_reported_hour_is_recorded_once_for_the_timeline() {
     for seq in 1..=3 {
         report(&app, &agent, seq, |_| {}).await;
     }
-    let desk = app.store.desk();
+    let desk = app.store.fleet();
     let hours = desk
         .report_hours(agent.agent_id, Utc::now() - Duration::hours(2))
         .await

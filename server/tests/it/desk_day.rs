@@ -156,7 +156,7 @@ async fn a_bulk_action_on_every_match_writes_one_audit_line_that_lists_them() {
     );
     let audit = f
         .store
-        .desk()
+        .staff()
         .audit_rows(&onshi_server::store::desk::AuditQuery {
             action: Some("bulk".into()),
             limit: 10,
@@ -325,7 +325,7 @@ async fn codes_and_contacts_go_in_two_steps() {
     assert!(page.contains("onshi-agent --server http://127.0.0.1:"));
     let codes = app
         .store
-        .desk()
+        .fleet()
         .enrollment_codes(app.clinic_id)
         .await
         .unwrap();
@@ -339,7 +339,7 @@ async fn codes_and_contacts_go_in_two_steps() {
     assert!(confirm.contains("受付PC") && confirm.contains("無効にしますか"));
     let still = app
         .store
-        .desk()
+        .fleet()
         .enrollment_codes(app.clinic_id)
         .await
         .unwrap();
@@ -360,7 +360,7 @@ async fn codes_and_contacts_go_in_two_steps() {
     assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
     let after = app
         .store
-        .desk()
+        .fleet()
         .enrollment_codes(app.clinic_id)
         .await
         .unwrap();
@@ -401,7 +401,7 @@ async fn codes_and_contacts_go_in_two_steps() {
     assert!(ask.contains("「山田」を削除しますか"));
     assert_eq!(
         app.store
-            .desk()
+            .fleet()
             .contacts(app.clinic_id)
             .await
             .unwrap()
@@ -419,7 +419,7 @@ async fn the_outbox_searches_and_shows_a_mail_as_sent() {
     let mails: Vec<_> = (0..3)
         .map(|i| composer.test_mail(&format!("c{i}@example.jp"), now + Duration::milliseconds(i)))
         .collect();
-    app.store.alerts().enqueue_mails(&mails, now).await.unwrap();
+    app.store.outbox().enqueue_mails(&mails, now).await.unwrap();
     let desk = app.login("ann", onshi_server::domain::Role::Viewer).await;
     let found = desk.page("/outbox?q=c1%40example").await;
     assert!(found.contains("c1@example.jp") && !found.contains("c2@example.jp"));
@@ -521,7 +521,7 @@ async fn overview_pages_read_off_the_sort_index_match_sorted_ones() {
         f.report(i, r, now).await;
     }
     f.evaluator(None).full_pass(now).await.unwrap();
-    let desk = f.store.desk();
+    let desk = f.store.fleet();
     let filters = [
         FleetQuery {
             severity: Some(SeverityFilter::Warning),

@@ -40,7 +40,7 @@ impl Routed {
             .unwrap();
         let user = desk
             .store()
-            .desk()
+            .staff()
             .user_by_name(name)
             .await
             .unwrap()
@@ -56,7 +56,7 @@ impl Routed {
             address: "test".into(),
         };
         desk.store()
-            .desk()
+            .staff()
             .create_session(&session, &AuditRecord::new(&actor(), now, "test login"))
             .await
             .unwrap();

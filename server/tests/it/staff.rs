@@ -78,7 +78,7 @@ async fn the_desk_refuses_the_same_things_whoever_asks() {
     // Nothing refused was written, not even to the audit log.
     let audit = app
         .store
-        .desk()
+        .staff()
         .audit_rows(&onshi_server::store::desk::AuditQuery {
             clinic_id: None,
             terminal_id: None,
@@ -139,7 +139,7 @@ async fn each_desk_action_writes_its_change_and_its_audit_line_together() {
     );
     let audit = app
         .store
-        .desk()
+        .staff()
         .audit_rows(&onshi_server::store::desk::AuditQuery {
             clinic_id: None,
             terminal_id: Some(terminal),
@@ -166,7 +166,7 @@ async fn each_desk_action_writes_its_change_and_its_audit_line_together() {
     assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
     let clinic_audit = app
         .store
-        .desk()
+        .staff()
         .audit_rows(&onshi_server::store::desk::AuditQuery {
             clinic_id: Some(id),
             terminal_id: None,

@@ -167,7 +167,7 @@ impl TestApp {
             "the account baseline",
             std::time::Duration::from_secs(15),
             || async {
-                let b = self.store.desk().terminal_baseline(agent.agent_id).await;
+                let b = self.store.fleet().terminal_baseline(agent.agent_id).await;
                 b.ok().flatten().and_then(|b| b.taken_at)
             },
         )
@@ -198,7 +198,7 @@ impl TestApp {
     pub async fn login(&self, name: &str, role: Role) -> DeskClient {
         if self
             .store
-            .desk()
+            .staff()
             .user_by_name(name)
             .await
             .unwrap()

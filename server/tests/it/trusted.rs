@@ -27,7 +27,7 @@ fn utc(s: &str) -> DateTime<Utc> {
 
 async fn line(store: &Arc<dyn Store>, id: Uuid) -> OverviewLine {
     store
-        .desk()
+        .fleet()
         .overview_lines()
         .await
         .unwrap()
@@ -115,7 +115,7 @@ async fn the_clinics_calendar_decides_offline_and_liveness() {
         limit: 10,
         ..FleetQuery::default()
     };
-    assert_eq!(f.store.desk().fleet_count(&q).await.unwrap(), 2);
+    assert_eq!(f.store.fleet().fleet_count(&q).await.unwrap(), 2);
 }
 
 /// Two clinics (東京都 and 大阪府) with two terminals each, enrolled straight into the store.
@@ -310,7 +310,7 @@ async fn silences_hold_mail_by_scope_and_rule_and_it_goes_once_after() {
         limit: 10,
         ..FleetQuery::default()
     };
-    let rows = f.store.desk().fleet_rows(&q).await.unwrap();
+    let rows = f.store.fleet().fleet_rows(&q).await.unwrap();
     let mut ids: Vec<Uuid> = rows.iter().map(|r| r.line.terminal_id).collect();
     ids.sort();
     let mut want = vec![f.terminals[0], f.terminals[2]];
@@ -374,7 +374,7 @@ async fn agents_get_their_clinics_names_and_backup_password_and_staff_can_end_a_
     assert_eq!(linkage(&ack.policy).as_deref(), Some("renkei-uketsuke"));
     assert_eq!(
         app.store
-            .desk()
+            .fleet()
             .terminal_accounts(agent.agent_id)
             .await
             .unwrap(),
@@ -387,7 +387,7 @@ async fn agents_get_their_clinics_names_and_backup_password_and_staff_can_end_a_
     // The password is in no page, no audit line, and not in clear in the database.
     let audit = app
         .store
-        .desk()
+        .staff()
         .audit_rows(&onshi_server::store::desk::AuditQuery {
             clinic_id: Some(app.clinic_id),
             terminal_id: None,
@@ -520,7 +520,7 @@ async fn closures_are_added_imported_and_deleted_from_the_clinic_page() {
     );
     let audit = app
         .store
-        .desk()
+        .staff()
         .audit_rows(&onshi_server::store::desk::AuditQuery {
             clinic_id: Some(app.clinic_id),
             terminal_id: None,

@@ -334,7 +334,7 @@ async fn main() -> Result<()> {
         slowest = slowest.max(started.elapsed());
     }
 
-    let counts = store.desk().overview_counts().await?;
+    let counts = store.fleet().overview_counts().await?;
     let by_rule: Vec<String> = onshi_server::domain::RuleKey::ALL
         .iter()
         .filter(|r| counts.rule(**r) > 0)
@@ -578,7 +578,7 @@ async fn bulk(desk: &Desk, base: &str) -> Result<()> {
     let store = desk.store();
     let audit_lines = || async {
         store
-            .desk()
+            .staff()
             .audit_rows(&onshi_server::store::desk::AuditQuery {
                 action: Some("bulk".into()),
                 limit: 1000,
@@ -591,7 +591,7 @@ async fn bulk(desk: &Desk, base: &str) -> Result<()> {
         limit: 100,
         ..Default::default()
     };
-    let ids = store.desk().alert_ids(&query, 10_000).await?;
+    let ids = store.fleet().alert_ids(&query, 10_000).await?;
     let started = Instant::now();
     let outcome = desk
         .bulk_alerts(
@@ -614,7 +614,7 @@ async fn bulk(desk: &Desk, base: &str) -> Result<()> {
         .await
         .context("logging in as an admin")?;
     let matching = store
-        .desk()
+        .fleet()
         .alert_ids(
             &onshi_server::store::desk::AlertQuery {
                 rule: Some(onshi_server::domain::RuleKey::NoDailyRestart),

@@ -136,18 +136,18 @@ async fn other_account_names_at_enrollment_are_confirmed_by_staff_then_a_change_
         "a confirmed baseline with nothing missing",
         Duration::from_secs(30),
         || async {
-            let b = store.desk().terminal_baseline(agent_id).await.ok()??;
+            let b = store.fleet().terminal_baseline(agent_id).await.ok()??;
             (b.taken_at.is_some() && b.missing.is_empty() && b.confirmed_at.is_some()).then_some(())
         },
     )
     .await;
     if confirmed.is_err() {
-        let b = store.desk().terminal_baseline(agent_id).await?;
+        let b = store.fleet().terminal_baseline(agent_id).await?;
         let snapshot = store
             .latest_snapshot(agent_id)
             .await?
             .map(|(_, s)| s.accounts);
-        let own = store.desk().terminal_accounts(agent_id).await?;
+        let own = store.fleet().terminal_accounts(agent_id).await?;
         anyhow::bail!("no confirmed baseline: {b:?}\nown names {own:?}\nlatest {snapshot:?}");
     }
     wait_for(
@@ -172,12 +172,12 @@ async fn other_account_names_at_enrollment_are_confirmed_by_staff_then_a_change_
         Ok(m) => m,
         Err(e) => {
             let open = open_alerts(&store, agent_id).await;
-            let b = store.desk().terminal_baseline(agent_id).await?;
+            let b = store.fleet().terminal_baseline(agent_id).await?;
             let snapshot = store
                 .latest_snapshot(agent_id)
                 .await?
                 .map(|(_, s)| s.accounts);
-            let outbox = store.alerts().outbox_counts().await?;
+            let outbox = store.outbox().outbox_counts().await?;
             anyhow::bail!("{e}: open {open:?}\nbaseline {b:?}\nlatest {snapshot:?}\n{outbox:?}");
         }
     };

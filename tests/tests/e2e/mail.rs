@@ -61,7 +61,7 @@ async fn report_broken_terminal(
         .error_for_status()?;
     wait_for("the account baseline", Duration::from_secs(20), || async {
         let b = store
-            .desk()
+            .fleet()
             .terminal_baseline(enrolled.agent_id)
             .await
             .ok()??;
@@ -115,7 +115,7 @@ async fn a_server_killed_mid_send_resends_nothing_the_smtp_server_accepted() -> 
     let counts = wait_for("every mail sent", Duration::from_secs(30), || {
         let store = store.clone();
         async move {
-            let c = store.alerts().outbox_counts().await.ok()?;
+            let c = store.outbox().outbox_counts().await.ok()?;
             (c.pending == 0 && c.sending == 0 && c.sent > 0).then_some(c)
         }
     })
@@ -194,7 +194,7 @@ async fn fill_outbox(data: &std::path::Path, n: usize) -> Result<std::sync::Arc<
             )
         })
         .collect();
-    ensure!(store.alerts().enqueue_mails(&mails, now).await? == n);
+    ensure!(store.outbox().enqueue_mails(&mails, now).await? == n);
     Ok(store)
 }
 
@@ -235,7 +235,7 @@ async fn two_server_processes_on_one_database_send_each_mail_once() -> Result<()
     let counts = wait_for("200 mails sent", Duration::from_secs(90), || {
         let store = store.clone();
         async move {
-            let c = store.alerts().outbox_counts().await.ok()?;
+            let c = store.outbox().outbox_counts().await.ok()?;
             (c.sent == 200).then_some(c)
         }
     })
@@ -279,7 +279,7 @@ async fn a_kill_mid_send_sends_at_most_the_mail_in_flight_again() -> Result<()> 
     wait_for("every mail sent", Duration::from_secs(30), || {
         let store = store.clone();
         async move {
-            let c = store.alerts().outbox_counts().await.ok()?;
+            let c = store.outbox().outbox_counts().await.ok()?;
             (c.sent == 10).then_some(c)
         }
     })

@@ -1,4 +1,4 @@
-//! [`DeskStore`] for SQLite. The overview reads `overview_line` only through its indexes:
+//! [`FleetView`] for SQLite. The overview reads `overview_line` only through its indexes:
 //! every filter and every sort order has one, so a page costs the same at 250,000 terminals as
 //! at 300.
 
@@ -11,9 +11,8 @@ use uuid::Uuid;
 use super::alerts::{SILENCE_COLUMNS, opt_time, roles_of, silences_from};
 use super::{ROWS_PER_STATEMENT, SqliteStore, clinics, pages, uuid_col};
 use crate::domain::{
-    AuditRecord, AuditRow, BackupKind, ClinicDetail, Contact, FleetTally, Handling, HandlingKind,
-    Liveness, OutboxMail, OutboxRow, OverviewLine, Role, RuleKey, SessionUser, Silence, User,
-    severity_of_rank,
+    BackupKind, ClinicDetail, Contact, FleetTally, Handling, HandlingKind, Liveness, OverviewLine,
+    RuleKey, Silence, severity_of_rank,
 };
 use crate::store::StoreError;
 use crate::store::desk::*;
@@ -82,18 +81,6 @@ pub(super) fn line_from(r: &SqliteRow) -> Result<OverviewLine, StoreError> {
         backup: BackupKind::parse(&backup),
         last_start: opt_time(r, "last_start")?,
         cert_not_after: opt_time(r, "cert_not_after")?,
-    })
-}
-
-fn user_from(r: &SqliteRow) -> Result<User, StoreError> {
-    let role: String = r.try_get("role")?;
-    Ok(User {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        role: Role::parse(&role)
-            .ok_or_else(|| StoreError::Corrupt(format!("user role {role:?}")))?,
-        password_hash: r.try_get("password_hash")?,
-        disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
     })
 }
 
@@ -190,104 +177,7 @@ pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 #[async_trait]
-impl DeskStore for SqliteStore {
-    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(
-            "SELECT id, name, role, password_hash, disabled_at FROM users WHERE name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(user_from).transpose()
-    }
-
-    async fn users(&self) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query(
-            "SELECT id, name, role, password_hash, disabled_at FROM users ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(user_from).collect()
-    }
-
-    async fn create_session(&self, session: &NewSession, audit: &AuditRecord) -> StoreResult<()> {
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-            .bind(millis(session.created_at))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at, address) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&session.id_hash)
-        .bind(session.user_id)
-        .bind(&session.csrf)
-        .bind(millis(session.created_at))
-        .bind(millis(session.expires_at))
-        .bind(&session.address)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, user_id, what, action) VALUES (?, ?, ?, ?, 'login')",
-        )
-        .bind(millis(audit.at))
-        .bind(audit.actor.stored_name())
-        .bind(audit.actor.user_id())
-        .bind(&audit.what)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        drop(conn);
-        self.flush_wal().await
-    }
-
-    async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionUser>> {
-        let row = sqlx::query(
-            "SELECT u.id, u.name, u.role, s.csrf, s.expires_at FROM sessions s \
-             JOIN users u ON u.id = s.user_id \
-             WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
-        )
-        .bind(id_hash)
-        .bind(millis(now))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            let role: String = r.try_get("role")?;
-            Ok(SessionUser {
-                user_id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                role: Role::parse(&role)
-                    .ok_or_else(|| StoreError::Corrupt(format!("user role {role:?}")))?,
-                csrf: r.try_get("csrf")?,
-                expires_at: from_millis(r.try_get("expires_at")?),
-            })
-        })
-        .transpose()
-    }
-
-    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
-            .bind(id_hash)
-            .execute(&mut *self.writer.lock().await)
-            .await?;
-        self.flush_wal().await
-    }
-
-    async fn audit_rows(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
-        let mut conn = self.pool.acquire().await?;
-        pages::audit_page(&mut conn, q).await
-    }
-
-    async fn audit_actors(&self) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT actor FROM audit_log ORDER BY actor LIMIT 500")
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
+impl FleetView for SqliteStore {
     async fn overview_lines(&self) -> StoreResult<Vec<OverviewLine>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {LINE_COLUMNS} FROM overview_line ts"
@@ -660,45 +550,12 @@ impl DeskStore for SqliteStore {
             .collect()
     }
 
-    async fn outbox_rows(&self, q: &OutboxQuery) -> StoreResult<Vec<OutboxRow>> {
-        let mut conn = self.pool.acquire().await?;
-        pages::outbox_page(&mut conn, q).await
-    }
-
-    async fn outbox_mail(&self, id: i64) -> StoreResult<Option<(OutboxRow, OutboxMail)>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {}, o.message_id, o.body_text, o.body_html FROM outbox o \
-             LEFT JOIN clinics c ON c.id = o.clinic_id WHERE o.id = ?",
-            pages::OUTBOX_COLUMNS
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let listed = pages::outbox_from(&r)?;
-        let mail = OutboxMail {
-            id: listed.id,
-            kind: listed.kind,
-            recipient: listed.recipient.clone(),
-            subject: listed.subject.clone(),
-            message_id: r.try_get("message_id")?,
-            body_text: r.try_get("body_text")?,
-            body_html: r.try_get("body_html")?,
-            attempts: listed.attempts,
-        };
-        Ok(Some((listed, mail)))
-    }
-
     fn export_fleet(&self, q: FleetQuery) -> BoxStream<'static, StoreResult<FleetRow>> {
         pages::fleet_export(self.pool.clone(), q)
     }
 
     fn export_alerts(&self, q: AlertQuery) -> BoxStream<'static, StoreResult<AlertView>> {
         pages::alerts_export(self.pool.clone(), q)
-    }
-
-    fn export_audit(&self, q: AuditQuery) -> BoxStream<'static, StoreResult<AuditRow>> {
-        pages::audit_export(self.pool.clone(), AuditQuery { before: None, ..q })
     }
 
     async fn silences(

@@ -2,17 +2,21 @@
 //! connection, flushed before it returns.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use super::alerts::{history, minute_of};
 use super::clinics::{self, AccountOwner};
 use super::desk::is_unique_violation;
-use super::{ROWS_PER_STATEMENT, SqliteStore, uuid_col};
-use crate::domain::{AuditRecord, SilenceScope, VersionSource};
+use super::{ROWS_PER_STATEMENT, SqliteStore, pages, uuid_col};
+use crate::domain::{AuditRecord, AuditRow, Role, SessionUser, SilenceScope, User, VersionSource};
 use crate::store::StoreError;
+use crate::store::desk::{AuditQuery, NewSession};
 use crate::store::staff::{Applied, BulkAction, BulkOutcome, StaffChange, StaffStore};
-use crate::store::{StoreResult, millis};
+use crate::store::{StoreResult, from_millis, millis};
 
 /// The clinic and terminal an alert belongs to, if it exists.
 async fn alert_owner(
@@ -698,4 +702,117 @@ impl StaffStore for SqliteStore {
             terminals,
         })
     }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, name, role, password_hash, disabled_at FROM users WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT id, name, role, password_hash, disabled_at FROM users ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn create_session(&self, session: &NewSession, audit: &AuditRecord) -> StoreResult<()> {
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(millis(session.created_at))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at, address) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&session.id_hash)
+        .bind(session.user_id)
+        .bind(&session.csrf)
+        .bind(millis(session.created_at))
+        .bind(millis(session.expires_at))
+        .bind(&session.address)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, user_id, what, action) VALUES (?, ?, ?, ?, 'login')",
+        )
+        .bind(millis(audit.at))
+        .bind(audit.actor.stored_name())
+        .bind(audit.actor.user_id())
+        .bind(&audit.what)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        drop(conn);
+        self.flush_wal().await
+    }
+
+    async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionUser>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.role, s.csrf, s.expires_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id \
+             WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
+        )
+        .bind(id_hash)
+        .bind(millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let role: String = r.try_get("role")?;
+            Ok(SessionUser {
+                user_id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("user role {role:?}")))?,
+                csrf: r.try_get("csrf")?,
+                expires_at: from_millis(r.try_get("expires_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&mut *self.writer.lock().await)
+            .await?;
+        self.flush_wal().await
+    }
+
+    async fn audit_rows(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
+        let mut conn = self.pool.acquire().await?;
+        pages::audit_page(&mut conn, q).await
+    }
+
+    async fn audit_actors(&self) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT actor FROM audit_log ORDER BY actor LIMIT 500")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    fn export_audit(&self, q: AuditQuery) -> BoxStream<'static, StoreResult<AuditRow>> {
+        pages::audit_export(self.pool.clone(), AuditQuery { before: None, ..q })
+    }
+}
+
+fn user_from(r: &SqliteRow) -> Result<User, StoreError> {
+    let role: String = r.try_get("role")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("user role {role:?}")))?,
+        password_hash: r.try_get("password_hash")?,
+        disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+    })
 }
