@@ -43,6 +43,7 @@ pub struct Config {
     pub dashboard: DashboardSettings,
     pub limits: LimitSettings,
     pub metrics: MetricsSettings,
+    pub retention: RetentionSettings,
 }
 
 impl Default for Config {
@@ -63,6 +64,7 @@ impl Default for Config {
             dashboard: DashboardSettings::default(),
             limits: LimitSettings::default(),
             metrics: MetricsSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -406,6 +408,35 @@ impl LimitSettings {
     }
 }
 
+/// `[retention]`: how long history is kept. Old rows are deleted a small batch at a time, so
+/// ingest never waits long behind them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Days events, starts, resolved alerts with their history, the audit log and sent or
+    /// failed mail are kept (the default covers a whole certificate cycle's backups and the
+    /// same month a year ago); 0 keeps everything.
+    pub keep_days: u32,
+    /// Days the hours a terminal reported in are kept hour by hour; older ones are thinned to
+    /// the first hour of each day (JST).
+    pub hourly_days: u32,
+    /// Rows (or, for per-terminal history, terminals) per delete statement.
+    pub batch: u32,
+    /// Minutes between two prunings (the first runs a minute after start-up).
+    pub every_minutes: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            keep_days: 400,
+            hourly_days: 30,
+            batch: 2_000,
+            every_minutes: 60,
+        }
+    }
+}
+
 /// `[metrics]`: who may read `/metrics`.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -582,6 +613,26 @@ impl Config {
         }
         if self.alerts.digest_hour > 23 {
             return Err(Error::Config("alerts.digest_hour must be 0–23".into()));
+        }
+        let r = &self.retention;
+        if r.keep_days > 0 && r.keep_days <= r.hourly_days {
+            return Err(Error::Config(format!(
+                "retention.keep_days ({}) must be more than retention.hourly_days ({}), or 0 to \
+                 keep everything",
+                r.keep_days, r.hourly_days
+            )));
+        }
+        if r.keep_days > 0 && r.keep_days < 31 {
+            return Err(Error::Config(
+                "retention.keep_days below 31 would delete the history the rules and the \
+                 terminal page read"
+                    .into(),
+            ));
+        }
+        if r.batch == 0 || r.every_minutes == 0 {
+            return Err(Error::Config(
+                "retention.batch and retention.every_minutes must be at least 1".into(),
+            ));
         }
         if self.smtp.lease_secs < self.smtp.timeout_secs {
             return Err(Error::Config(format!(

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod jst;
 pub mod notify;
 pub mod policy;
+pub mod retention;
 pub mod rules;
 pub mod secrets;
 pub mod serve;

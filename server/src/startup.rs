@@ -85,6 +85,13 @@ impl Application {
         } else {
             tracing::warn!("[alerts] enabled = false: no rule evaluation, no alerts, no digests");
         }
+        if config.retention.keep_days > 0 {
+            // One process per SQLite database, so this one prunes; with several replicas on
+            // one database only the leader should (see the replicas issue).
+            let pruner = crate::retention::Pruner::new(store.clone(), config.retention.clone());
+            let stop = Arc::new(Notify::new());
+            jobs.push((stop.clone(), tokio::spawn(pruner.run(stop))));
+        }
         match Transport::from_config(&config.smtp)? {
             Some(transport) => {
                 let sender = Sender::new(store.clone(), transport, config.smtp.clone());

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod desk;
 mod error;
 pub mod outbox;
+pub mod retention;
 mod sqlite;
 pub mod staff;
 
@@ -19,6 +20,7 @@ pub use alerts::AlertStore;
 pub use desk::FleetView;
 pub use error::StoreError;
 pub use outbox::OutboxStore;
+pub use retention::RetentionStore;
 pub use sqlite::SqliteStore;
 #[cfg(test)]
 pub(crate) use sqlite::test_support;
@@ -204,6 +206,8 @@ pub trait Store: Send + Sync + 'static {
     /// Staff: users, sessions, the audit log, and every change staff make with its audit
     /// entry.
     fn staff(&self) -> &dyn StaffStore;
+    /// Deleting old history.
+    fn retention(&self) -> &dyn RetentionStore;
 }
 
 /// The start of the UTC hour `t` falls in, in Unix ms.

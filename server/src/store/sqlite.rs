@@ -38,6 +38,7 @@ mod clinics;
 mod desk;
 mod outbox;
 mod pages;
+mod retention;
 mod staff;
 
 /// Rows per multi-row statement in the sqlx writes: one statement covers a typical batch (each
@@ -349,6 +350,10 @@ impl Store for SqliteStore {
     }
 
     fn alerts(&self) -> &dyn super::AlertStore {
+        self
+    }
+
+    fn retention(&self) -> &dyn super::RetentionStore {
         self
     }
 

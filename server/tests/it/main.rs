@@ -6,6 +6,7 @@ mod api;
 mod desk;
 mod desk_day;
 mod limits;
+mod retention;
 mod router;
 mod staff;
 mod support;

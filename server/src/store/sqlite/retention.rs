@@ -1,0 +1,222 @@
+//! Pruning on SQLite: each step is one short transaction on the writer's connection, under
+//! the store's write lock, so an ingest batch waits for one step at most.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+
+use super::SqliteStore;
+use crate::domain::AUTO_ACTOR;
+use crate::store::retention::{Cursor, Prune, PruneStep, RetentionStore};
+use crate::store::{StoreResult, millis};
+
+/// An earlier hour of the same JST day exists (a JST day starts at
+/// `hour - (hour + 9 h) mod 24 h` in Unix ms).
+const NOT_FIRST_OF_DAY: &str = " AND EXISTS (SELECT 1 FROM report_hours e \
+     WHERE e.terminal_id = report_hours.terminal_id AND e.hour < report_hours.hour \
+     AND e.hour >= report_hours.hour - ((report_hours.hour + 32400000) % 86400000))";
+
+#[async_trait]
+impl RetentionStore for SqliteStore {
+    async fn prune(
+        &self,
+        what: Prune,
+        before: DateTime<Utc>,
+        cursor: Cursor,
+        limit: i64,
+    ) -> StoreResult<PruneStep> {
+        let before = millis(before);
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin().await?;
+        let step = match what {
+            Prune::Events => {
+                let walk = Walk::new("events", "rowid", "received_at", "1");
+                walk.run(&mut tx, before, cursor, limit).await?
+            }
+            Prune::AlertHistory => {
+                let walk = Walk::new("alert_history", "id", "at", "1");
+                walk.run(&mut tx, before, cursor, limit).await?
+            }
+            Prune::Audit => {
+                let walk = Walk::new("audit_log", "id", "at", "1");
+                walk.run(&mut tx, before, cursor, limit).await?
+            }
+            Prune::SentMail => {
+                let walk = Walk::new("outbox", "id", "created_at", "status IN ('sent', 'failed')");
+                walk.run(&mut tx, before, cursor, limit).await?
+            }
+            Prune::ResolvedAlerts => {
+                // Not an alert the evaluator still follows (resolved by staff while its
+                // condition holds: see `Alert::tracked`).
+                let deletable = format!(
+                    "status = 'resolved' AND resolved_at < {before} AND NOT \
+                     (occurrence IS NOT NULL AND resolved_by <> '{AUTO_ACTOR}')"
+                );
+                let walk = Walk {
+                    table: "alerts",
+                    key: "id",
+                    time: "opened_at",
+                    deletable: &deletable,
+                    // Their mail and history refer to them: deleted first.
+                    referenced_by: &[("outbox", "alert_id"), ("alert_history", "alert_id")],
+                    // An alert opens again in its old row (one per terminal and rule): ids are
+                    // not in the order of `opened_at`, so the walk goes to the end.
+                    in_time_order: false,
+                };
+                walk.run(&mut tx, before, cursor, limit).await?
+            }
+            Prune::Starts => {
+                let delete = "DELETE FROM starts WHERE started_at < ";
+                per_terminal(&mut tx, delete, "", before, cursor, limit).await?
+            }
+            Prune::ReportHours => {
+                let delete = "DELETE FROM report_hours WHERE hour < ";
+                per_terminal(&mut tx, delete, "", before, cursor, limit).await?
+            }
+            Prune::ThinReportHours => {
+                let delete = "DELETE FROM report_hours WHERE hour < ";
+                per_terminal(&mut tx, delete, NOT_FIRST_OF_DAY, before, cursor, limit).await?
+            }
+        };
+        tx.commit().await?;
+        Ok(step)
+    }
+}
+
+/// A table walked in key order, with the time that decides a row's age.
+struct Walk<'a> {
+    table: &'static str,
+    key: &'static str,
+    time: &'static str,
+    /// A condition a row must also meet to be deleted.
+    deletable: &'a str,
+    /// (table, column) of rows that refer to these and go with them.
+    referenced_by: &'static [(&'static str, &'static str)],
+    /// Rows are written in key order with the time of writing (append-only tables): the walk
+    /// ends at the first row at or after the cutoff.
+    in_time_order: bool,
+}
+
+impl<'a> Walk<'a> {
+    fn new(table: &'static str, key: &'static str, time: &'static str, deletable: &'a str) -> Self {
+        Walk {
+            table,
+            key,
+            time,
+            deletable,
+            referenced_by: &[],
+            in_time_order: true,
+        }
+    }
+
+    /// Deletes the deletable rows among the next `limit`, and what refers to them.
+    async fn run(
+        &self,
+        tx: &mut SqliteConnection,
+        before: i64,
+        cursor: Cursor,
+        limit: i64,
+    ) -> StoreResult<PruneStep> {
+        let after = match cursor {
+            Cursor::Row(id) => id,
+            _ => i64::MIN,
+        };
+        let Walk {
+            table,
+            key,
+            time,
+            deletable,
+            referenced_by,
+            in_time_order,
+        } = self;
+        let rows: Vec<(i64, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {key}, {time}, {deletable} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?"
+        )))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut done = (rows.len() as i64) < limit;
+        let mut last = after;
+        let mut ids = Vec::new();
+        for (id, at, ok) in rows {
+            if *in_time_order && at >= before {
+                done = true;
+                break;
+            }
+            if ok && at < before {
+                ids.push(id);
+            }
+            last = id;
+        }
+        if !ids.is_empty() {
+            for (other, column) in referenced_by.iter() {
+                let mut q: QueryBuilder<Sqlite> =
+                    QueryBuilder::new(format!("DELETE FROM {other} WHERE {column} IN "));
+                push_list(&mut q, &ids);
+                q.build().execute(&mut *tx).await?;
+            }
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("DELETE FROM {table} WHERE {key} IN "));
+            push_list(&mut q, &ids);
+            q.build().execute(&mut *tx).await?;
+        }
+        Ok(PruneStep {
+            deleted: ids.len() as u64,
+            next: (!done).then_some(Cursor::Row(last)),
+        })
+    }
+}
+
+/// Runs `delete` (ending in a comparison with the cutoff), `and` and a condition on the next
+/// `limit` terminals in id order.
+async fn per_terminal(
+    tx: &mut SqliteConnection,
+    delete: &str,
+    and: &str,
+    before: i64,
+    cursor: Cursor,
+    limit: i64,
+) -> StoreResult<PruneStep> {
+    let after = match cursor {
+        Cursor::Terminal(id) => id.to_string(),
+        _ => String::new(),
+    };
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM terminals WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(&after)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+    let Some(last) = ids.last() else {
+        return Ok(PruneStep {
+            deleted: 0,
+            next: None,
+        });
+    };
+    let next = if (ids.len() as i64) < limit {
+        None
+    } else {
+        let last = uuid::Uuid::parse_str(last)
+            .map_err(|e| crate::store::StoreError::Corrupt(format!("terminal id {last:?}: {e}")))?;
+        Some(Cursor::Terminal(last))
+    };
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(delete);
+    q.push_bind(before).push(and).push(" AND terminal_id IN (");
+    let mut list = q.separated(", ");
+    for id in &ids {
+        list.push_bind(id.as_str());
+    }
+    list.push_unseparated(")");
+    let deleted = q.build().execute(&mut *tx).await?.rows_affected();
+    Ok(PruneStep { deleted, next })
+}
+
+fn push_list(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
+    q.push("(");
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    list.push_unseparated(")");
+}
