@@ -173,6 +173,12 @@ pub struct Ingest {
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Ingest {
+    /// Whether the writer still takes reports (it stops only with the process, or when it
+    /// failed).
+    pub fn writer_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Starts the writer; it stops when every `Ingest` handle is dropped and the queue is
     /// drained, and the returned handle completes then.
     pub async fn start(

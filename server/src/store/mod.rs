@@ -170,9 +170,19 @@ pub struct PolicyOverrides {
     pub backup_passwords: Vec<(i64, staff::SealedSecret)>,
 }
 
+/// What `/readyz` learns of the database: it answered, and how many of this build's
+/// migrations it has applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    pub migrations_applied: i64,
+    pub migrations_known: i64,
+}
+
 /// Every query the server runs. One implementation per SQL dialect.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Asks the database (a cheap query) how many of this build's migrations it has applied.
+    async fn readiness(&self) -> StoreResult<Readiness>;
     async fn clinic_by_name(&self, name: &str) -> StoreResult<Option<Clinic>>;
     /// Enrolls terminals with a code, atomically (an installer pre-provisioning a batch of PCs
     /// enrolls many at once). `None` when the code is unknown, revoked or expired.

@@ -59,6 +59,9 @@ pub(super) const PRAGMAS: [(&str, &str); 3] = [
 /// database); within this process, writes take turns on the writer lock instead.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// This build's schema.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
 #[derive(Clone)]
 pub struct SqliteStore {
     /// Readers (the dashboard, lookups).
@@ -91,9 +94,7 @@ impl SqliteStore {
         );
         let mut writer =
             SqliteConnection::connect_with(&options.clone().pragma("cache_size", "-32768")).await?;
-        sqlx::migrate!("../migrations/sqlite")
-            .run(&mut writer)
-            .await?;
+        MIGRATOR.run(&mut writer).await?;
         // Local connections do not go stale: no ping before each read.
         let batch = batch::BatchWriter::open(path)?;
         let pool = SqlitePoolOptions::new()
@@ -158,6 +159,17 @@ pub(super) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid,
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn readiness(&self) -> StoreResult<super::Readiness> {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(super::Readiness {
+            migrations_applied: applied,
+            migrations_known: MIGRATOR.iter().count() as i64,
+        })
+    }
+
     async fn clinic_by_name(&self, name: &str) -> StoreResult<Option<Clinic>> {
         let row =
             sqlx::query("SELECT id, name, email FROM clinics WHERE name = ? ORDER BY id LIMIT 1")

@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::Utc;
 use onshi_shared::{EnrollRequest, EnrollResponse, ReportAck, Validate, limits};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::client::ClientAddr;
@@ -244,6 +245,49 @@ pub async fn metrics_with_token(
         ));
     }
     Ok(metrics(State(state)).await)
+}
+
+/// `GET /readyz`: 200 when this process can take reports (the database answers, every
+/// migration of this build is applied, the ingest writer runs), 503 otherwise; the JSON says
+/// which part failed and whether this process leads (runs the evaluator, the digest, the
+/// mail sender and retention: on SQLite the one process always does).
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let (database, migrations) = match state.store.readiness().await {
+        Ok(r) if r.migrations_applied >= r.migrations_known => (
+            json!("ok"),
+            json!({"applied": r.migrations_applied, "known": r.migrations_known}),
+        ),
+        Ok(r) => (
+            json!("ok"),
+            json!({
+                "applied": r.migrations_applied,
+                "known": r.migrations_known,
+                "error": "migrations of this build are not applied: start it once with the \
+                          database to itself, or run the migrations",
+            }),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "readyz: the database did not answer");
+            (json!({"error": e.to_string()}), json!(null))
+        }
+    };
+    let migrated = migrations.get("error").is_none() && !migrations.is_null();
+    let writer = state.ingest.writer_running();
+    let ready = database == json!("ok") && migrated && writer;
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": database,
+        "migrations": migrations,
+        "ingest_writer": if writer { "running" } else { "stopped" },
+        "leader": true,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
 }
 
 /// `GET /metrics` in the Prometheus text format.

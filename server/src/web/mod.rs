@@ -198,6 +198,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(session::security_headers));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics_with_token))
         .merge(api)
         .merge(desk)
@@ -205,11 +206,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The metrics listener's surface (`[metrics] listen`): `/metrics` without a token, and
-/// `/healthz`.
+/// The metrics listener's surface (`[metrics] listen`): `/metrics` without a token,
+/// `/healthz` and `/readyz`.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .with_state(state)
 }

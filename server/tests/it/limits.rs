@@ -194,3 +194,46 @@ async fn metrics_need_their_token_or_their_own_listener() {
             .contains("onshi_ingest_queue_depth")
     );
 }
+
+#[tokio::test]
+async fn readyz_says_what_is_ready_and_that_this_process_leads() {
+    let app = TestApp::spawn().await;
+    let readyz = || async {
+        let r = app
+            .client
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, body) = readyz().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["ingest_writer"], "running");
+    assert_eq!(body["leader"], true);
+    let known = body["migrations"]["known"].as_i64().unwrap();
+    assert!(known >= 8, "{body}");
+    assert_eq!(body["migrations"]["applied"].as_i64(), Some(known));
+
+    // A database behind this build (a migration not applied): not ready, and why.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        app.dir().join("onshi.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let (status, body) = readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["migrations"]["applied"].as_i64(), Some(known - 1));
+    assert!(body["migrations"]["error"].is_string(), "{body}");
+}
