@@ -420,8 +420,12 @@ pub struct RetentionSettings {
     /// Days the hours a terminal reported in are kept hour by hour; older ones are thinned to
     /// the first hour of each day (JST).
     pub hourly_days: u32,
-    /// Rows (or, for per-terminal history, terminals) per delete statement.
+    /// The most rows one delete step takes on.
     pub batch: u32,
+    /// What one step should take, in ms: steps are sized to it as they go, and each is
+    /// followed by a pause four times as long, so ingest (which waits for a step in progress)
+    /// barely notices.
+    pub step_ms: u32,
     /// Minutes between two prunings (the first runs a minute after start-up).
     pub every_minutes: u32,
 }
@@ -431,7 +435,8 @@ impl Default for RetentionSettings {
         RetentionSettings {
             keep_days: 400,
             hourly_days: 30,
-            batch: 2_000,
+            batch: 5_000,
+            step_ms: 3,
             every_minutes: 60,
         }
     }
@@ -629,9 +634,10 @@ impl Config {
                     .into(),
             ));
         }
-        if r.batch == 0 || r.every_minutes == 0 {
+        if r.batch == 0 || r.every_minutes == 0 || r.step_ms == 0 {
             return Err(Error::Config(
-                "retention.batch and retention.every_minutes must be at least 1".into(),
+                "retention.batch, retention.step_ms and retention.every_minutes must be at least 1"
+                    .into(),
             ));
         }
         if self.smtp.lease_secs < self.smtp.timeout_secs {

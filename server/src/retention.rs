@@ -14,12 +14,17 @@ use tokio::sync::Notify;
 use crate::Error;
 use crate::config::RetentionSettings;
 use crate::store::Store;
-use crate::store::retention::{Cursor, Prune};
+use crate::store::retention::{Cursor, Prune, StepLimit};
 
 /// The most terminals one per-terminal step takes.
 const MAX_SPAN: i64 = 5_000;
 /// Terminals the first per-terminal step takes.
 const FIRST_SPAN: i64 = 16;
+/// Rows the first step takes on.
+const FIRST_ROWS: i64 = 64;
+/// The pause after a step, as a multiple of the step's time: the write lock is pruning's for
+/// at most a fifth of the time.
+const PAUSE_FACTOR: u32 = 4;
 
 /// Where `what` is cut at `now`; `None` when everything is kept.
 pub fn cutoff(what: Prune, s: &RetentionSettings, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -39,6 +44,21 @@ fn per_terminal(what: Prune) -> bool {
         what,
         Prune::Starts | Prune::ReportHours | Prune::ThinReportHours
     )
+}
+
+/// How many rows the next step takes on, aiming at `target` per step (at most `max`): the
+/// time a report waits behind a step is that step's time.
+pub fn next_rows(rows: i64, took: StdDuration, target: StdDuration, max: i64) -> i64 {
+    let took = took.as_secs_f64().max(1e-6);
+    let target = target.as_secs_f64();
+    let scaled = if took > target * 1.5 || took < target / 2.0 {
+        // Halfway towards the size that would have taken the target, at most ×2.
+        let ideal = rows as f64 * target / took;
+        ((rows as f64 + ideal) / 2.0).min(rows as f64 * 2.0)
+    } else {
+        rows as f64
+    };
+    (scaled as i64).clamp(1, max.max(1))
 }
 
 /// How many terminals the next per-terminal step takes, aiming at about `batch` rows per
@@ -70,7 +90,7 @@ impl PruneReport {
 pub struct Pruner {
     store: Arc<dyn Store>,
     settings: RetentionSettings,
-    /// The pause after each step, for ingest's batches to go first.
+    /// The least pause after each step, for ingest's batches to go first.
     pause: StdDuration,
 }
 
@@ -79,7 +99,7 @@ impl Pruner {
         Pruner {
             store,
             settings,
-            pause: StdDuration::from_millis(20),
+            pause: StdDuration::from_millis(10),
         }
     }
 
@@ -91,30 +111,35 @@ impl Pruner {
     /// Prunes everything that is due at `now`.
     pub async fn run_once(&self, now: DateTime<Utc>) -> Result<PruneReport, Error> {
         let mut report = PruneReport::default();
-        let batch = i64::from(self.settings.batch);
+        let max = i64::from(self.settings.batch);
+        let target = StdDuration::from_millis(u64::from(self.settings.step_ms));
+        let mut rows = FIRST_ROWS.min(max);
         for what in Prune::ALL {
             let Some(before) = cutoff(what, &self.settings, now) else {
                 continue;
             };
             let mut cursor = Cursor::Start;
-            let mut span = FIRST_SPAN;
+            let mut terminals = FIRST_SPAN;
             let mut deleted = 0;
             loop {
-                let limit = if per_terminal(what) { span } else { batch };
+                let limit = StepLimit { rows, terminals };
+                let started = std::time::Instant::now();
                 let step = self
                     .store
                     .retention()
                     .prune(what, before, cursor, limit)
                     .await?;
+                let took = started.elapsed();
                 report.steps += 1;
                 deleted += step.deleted;
+                rows = next_rows(rows, took, target, max);
                 if per_terminal(what) {
-                    span = next_span(span, step.deleted, batch);
+                    terminals = next_span(terminals, step.deleted, rows);
                 }
                 let Some(next) = step.next else { break };
                 cursor = next;
                 if !self.pause.is_zero() {
-                    tokio::time::sleep(self.pause).await;
+                    tokio::time::sleep(self.pause.max(took * PAUSE_FACTOR)).await;
                 }
             }
             report.deleted.insert(what.name(), deleted);
@@ -155,6 +180,19 @@ impl Pruner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_are_sized_to_the_target_time() {
+        let ms = StdDuration::from_millis;
+        // Took 4× the target: about 5/8 as many rows next time.
+        assert_eq!(next_rows(1_000, ms(12), ms(3), 5_000), 625);
+        // Took a tenth: grows, at most ×2 a step, at most `max`.
+        assert_eq!(next_rows(1_000, ms(0), ms(3), 5_000), 2_000);
+        assert_eq!(next_rows(4_000, ms(0), ms(3), 5_000), 5_000);
+        // About right: kept. Never below one row.
+        assert_eq!(next_rows(1_000, ms(3), ms(3), 5_000), 1_000);
+        assert_eq!(next_rows(1, ms(500), ms(3), 5_000), 1);
+    }
 
     #[test]
     fn the_span_aims_at_a_batch_of_rows() {

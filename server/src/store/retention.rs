@@ -64,6 +64,15 @@ pub enum Cursor {
     Terminal(Uuid),
 }
 
+/// How much one step may take on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepLimit {
+    /// Rows looked at (walks in key order) or deleted (per-terminal history).
+    pub rows: i64,
+    /// Terminals per step, for the history kept per terminal.
+    pub terminals: i64,
+}
+
 /// What a step did, and where the next one starts (`None`: done for now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruneStep {
@@ -73,13 +82,14 @@ pub struct PruneStep {
 
 #[async_trait]
 pub trait RetentionStore: Send + Sync {
-    /// Deletes what `what` names from before `before`, looking at no more than `limit` rows
-    /// (or terminals) after `cursor`, in one short write transaction.
+    /// Deletes what `what` names from before `before` after `cursor`, in one short write
+    /// transaction: at most `limit.rows` rows, from the next `limit.terminals` terminals for
+    /// the history kept per terminal.
     async fn prune(
         &self,
         what: Prune,
         before: DateTime<Utc>,
         cursor: Cursor,
-        limit: i64,
+        limit: StepLimit,
     ) -> StoreResult<PruneStep>;
 }

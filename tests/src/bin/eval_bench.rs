@@ -133,6 +133,8 @@ async fn main() -> Result<()> {
         ..Config::default()
     };
     config.policy.accounts = onshi_testkit::reports::agent_policy().accounts;
+    // The pages are timed alone (ingest-bench measures retention).
+    config.retention.keep_days = 0;
     let server_accounts = config.policy.accounts.clone();
     let store = onshi_server::store::connect(&config.database()?).await?;
     let desk = Desk::new(store.clone(), None, &config);

@@ -18,9 +18,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use chrono::Utc;
 use clap::Parser;
+use onshi_server::config::RetentionSettings;
 use onshi_server::desk::Desk;
 use onshi_server::domain::Actor;
 use onshi_server::enroll::{hash_code, hash_token, new_token};
+use onshi_server::retention::Pruner;
 use onshi_server::store::NewTerminal;
 use onshi_server::{Application, Config, ingest};
 use onshi_shared::sample;
@@ -45,6 +47,13 @@ struct Args {
     /// wrk threads.
     #[arg(long, default_value_t = 2)]
     threads: u32,
+    /// Give this many terminals two years of history (hourly report hours, daily starts, two
+    /// events a day) and add, to each round, an ingest run while retention deletes it.
+    #[arg(long, default_value_t = 0)]
+    backlog_terminals: u32,
+    /// `[retention] step_ms` for those runs.
+    #[arg(long, default_value_t = RetentionSettings::default().step_ms)]
+    retention_step_ms: u32,
 }
 
 const LUA: &str = r#"
@@ -200,8 +209,10 @@ async fn main() -> Result<()> {
         listen: "127.0.0.1:0".parse()?,
         ..Config::default()
     };
-    // Ingest alone: the alert evaluator is measured on its own.
+    // Ingest alone: the alert evaluator is measured on its own, and retention runs only
+    // where the bench starts it.
     config.alerts.enabled = false;
+    config.retention.keep_days = 0;
     config.metrics.token = Some(METRICS_TOKEN.into());
 
     // Enroll the fleet in bulk through the store, as an installer's batch would.
@@ -257,6 +268,15 @@ async fn main() -> Result<()> {
     sink.write_batch(&rows).await?;
     sink.sync_committed()?;
     drop((sink, desk, store));
+    if args.backlog_terminals > 0 {
+        let started = Instant::now();
+        let rows = add_backlog(&data.join("onshi.db"), args.backlog_terminals, now).await?;
+        eprintln!(
+            "backlog: {rows} rows of history for {} terminals in {:.1} s",
+            args.backlog_terminals,
+            started.elapsed().as_secs_f64()
+        );
+    }
     let snapshot_json = serde_json::to_string(&snapshot)?;
     let report_size = snapshot_json.len() + 120;
     std::fs::write(work.path().join("snapshot.json"), &snapshot_json)?;
@@ -306,6 +326,7 @@ async fn main() -> Result<()> {
         )
     };
     let mut ratios = Vec::new();
+    let mut p99s: Vec<(u64, u64)> = Vec::new();
     let mut failed = 0;
     for round in 1..=args.rounds {
         // Seqs stay below 2^53 (Lua numbers) and above every earlier round's.
@@ -316,6 +337,47 @@ async fn main() -> Result<()> {
         row(round, "ingest, SQLite durable", &real);
         ratios.push(real.per_sec() / ceiling.per_sec().max(1.0));
         failed += real.errors;
+        if args.backlog_terminals > 0 {
+            // The same load while retention deletes the backlog (two years, default
+            // settings: everything past 400 days goes, report hours past 30 days are
+            // thinned), stopped with the run; the next round goes on where it stopped.
+            let settings = RetentionSettings {
+                step_ms: args.retention_step_ms,
+                ..RetentionSettings::default()
+            };
+            let pruner = Pruner::new(store.clone(), settings);
+            let pruning = tokio::spawn(async move { pruner.run_once(Utc::now()).await });
+            let before = backlog_rows(&data.join("onshi.db")).await?;
+            let pruned = wrk(&args, addr, work.path(), seq_base + 500_000_000).await?;
+            pruning.abort();
+            let after = backlog_rows(&data.join("onshi.db")).await?;
+            row(
+                round,
+                &format!(
+                    "ingest while retention deletes ({} rows deleted)",
+                    before - after
+                ),
+                &pruned,
+            );
+            p99s.push((real.p99_us, pruned.p99_us));
+            failed += pruned.errors;
+        }
+    }
+    if !p99s.is_empty() {
+        let shown: Vec<String> = p99s
+            .iter()
+            .map(|(a, b)| format!("{:.2} → {:.2} ms", *a as f64 / 1000.0, *b as f64 / 1000.0))
+            .collect();
+        let mut change: Vec<f64> = p99s
+            .iter()
+            .map(|(a, b)| *b as f64 / (*a).max(1) as f64 - 1.0)
+            .collect();
+        change.sort_by(f64::total_cmp);
+        println!(
+            "\ningest p99 without → with retention deleting, per round: {}; median change {:+.0} %",
+            shown.join(", "),
+            change[change.len() / 2] * 100.0
+        );
     }
     let _ = stop_ceiling.send(());
     ceiling_server.await??;
@@ -376,4 +438,72 @@ async fn main() -> Result<()> {
         bail!("{failed} requests failed against the real server");
     }
     Ok(())
+}
+
+/// Rows of history older than 30 days: what retention deletes or thins.
+async fn backlog_rows(db: &Path) -> Result<i64> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
+    let cut = (Utc::now() - chrono::Duration::days(30)).timestamp_millis();
+    let mut total = 0;
+    for sql in [
+        "SELECT COUNT(*) FROM report_hours WHERE hour < ?",
+        "SELECT COUNT(*) FROM starts WHERE started_at < ?",
+        "SELECT COUNT(*) FROM events WHERE received_at < ?",
+    ] {
+        let n: i64 = sqlx::query_scalar(sql).bind(cut).fetch_one(&pool).await?;
+        total += n;
+    }
+    pool.close().await;
+    Ok(total)
+}
+
+/// Two years of history, ending 31 days ago, for the first `terminals` terminals: an hourly
+/// report hour, a start a day and two small events a day each.
+async fn add_backlog(db: &Path, terminals: u32, now: chrono::DateTime<Utc>) -> Result<i64> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
+    let days: i64 = 730;
+    let start =
+        (now - chrono::Duration::days(days + 31)).timestamp_millis() / 3_600_000 * 3_600_000;
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "CREATE TEMP TABLE backlog_terminals AS SELECT id FROM terminals ORDER BY id LIMIT ?",
+    )
+    .bind(i64::from(terminals))
+    .execute(&mut *tx)
+    .await?;
+    // ?1: how many steps, ?2: the first hour.
+    let mut added = 0;
+    for (sql, steps) in [
+        (
+            "INSERT INTO report_hours (terminal_id, hour) \
+             SELECT t.id, ?2 + s.x * 3600000 FROM backlog_terminals t, s",
+            days * 24,
+        ),
+        (
+            "INSERT INTO starts (terminal_id, started_at, kind) \
+             SELECT t.id, ?2 + s.x * 86400000 + 3600000, 'restart' FROM backlog_terminals t, s",
+            days,
+        ),
+        // In the order they would have arrived: half-day by half-day.
+        (
+            "INSERT INTO events (terminal_id, id, seq, at, received_at, kind, body) \
+             SELECT t.id, printf('backlog-%d', s.x), 0, ?2 + s.x * 43200000, \
+                    ?2 + s.x * 43200000, 'agent_started', '{}' \
+             FROM s, backlog_terminals t ORDER BY s.x",
+            days * 2,
+        ),
+    ] {
+        let sql = format!(
+            "WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM s WHERE x + 1 < ?1) {sql}"
+        );
+        added += sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(steps)
+            .bind(start)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    tx.commit().await?;
+    pool.close().await;
+    Ok(i64::try_from(added)?)
 }

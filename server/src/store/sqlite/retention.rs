@@ -7,14 +7,14 @@ use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
 use crate::domain::AUTO_ACTOR;
-use crate::store::retention::{Cursor, Prune, PruneStep, RetentionStore};
+use crate::store::retention::{Cursor, Prune, PruneStep, RetentionStore, StepLimit};
 use crate::store::{StoreResult, millis};
 
 /// An earlier hour of the same JST day exists (a JST day starts at
 /// `hour - (hour + 9 h) mod 24 h` in Unix ms).
 const NOT_FIRST_OF_DAY: &str = " AND EXISTS (SELECT 1 FROM report_hours e \
-     WHERE e.terminal_id = report_hours.terminal_id AND e.hour < report_hours.hour \
-     AND e.hour >= report_hours.hour - ((report_hours.hour + 32400000) % 86400000))";
+     WHERE e.terminal_id = r.terminal_id AND e.hour < r.hour \
+     AND e.hour >= r.hour - ((r.hour + 32400000) % 86400000))";
 
 #[async_trait]
 impl RetentionStore for SqliteStore {
@@ -23,9 +23,10 @@ impl RetentionStore for SqliteStore {
         what: Prune,
         before: DateTime<Utc>,
         cursor: Cursor,
-        limit: i64,
+        step: StepLimit,
     ) -> StoreResult<PruneStep> {
         let before = millis(before);
+        let limit = step.rows.max(1);
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await?;
         let step = match what {
@@ -66,16 +67,28 @@ impl RetentionStore for SqliteStore {
                 walk.run(&mut tx, before, cursor, limit).await?
             }
             Prune::Starts => {
-                let delete = "DELETE FROM starts WHERE started_at < ";
-                per_terminal(&mut tx, delete, "", before, cursor, limit).await?
+                let history = History {
+                    table: "starts",
+                    time: "started_at",
+                    and: "",
+                };
+                history.prune(&mut tx, before, cursor, step).await?
             }
             Prune::ReportHours => {
-                let delete = "DELETE FROM report_hours WHERE hour < ";
-                per_terminal(&mut tx, delete, "", before, cursor, limit).await?
+                let history = History {
+                    table: "report_hours",
+                    time: "hour",
+                    and: "",
+                };
+                history.prune(&mut tx, before, cursor, step).await?
             }
             Prune::ThinReportHours => {
-                let delete = "DELETE FROM report_hours WHERE hour < ";
-                per_terminal(&mut tx, delete, NOT_FIRST_OF_DAY, before, cursor, limit).await?
+                let history = History {
+                    table: "report_hours",
+                    time: "hour",
+                    and: NOT_FIRST_OF_DAY,
+                };
+                history.prune(&mut tx, before, cursor, step).await?
             }
         };
         tx.commit().await?;
@@ -168,48 +181,67 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Runs `delete` (ending in a comparison with the cutoff), `and` and a condition on the next
-/// `limit` terminals in id order.
-async fn per_terminal(
-    tx: &mut SqliteConnection,
-    delete: &str,
-    and: &str,
-    before: i64,
-    cursor: Cursor,
-    limit: i64,
-) -> StoreResult<PruneStep> {
-    let after = match cursor {
-        Cursor::Terminal(id) => id.to_string(),
-        _ => String::new(),
-    };
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM terminals WHERE id > ? ORDER BY id LIMIT ?")
-            .bind(&after)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-    let Some(last) = ids.last() else {
-        return Ok(PruneStep {
-            deleted: 0,
-            next: None,
-        });
-    };
-    let next = if (ids.len() as i64) < limit {
-        None
-    } else {
-        let last = uuid::Uuid::parse_str(last)
-            .map_err(|e| crate::store::StoreError::Corrupt(format!("terminal id {last:?}: {e}")))?;
-        Some(Cursor::Terminal(last))
-    };
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(delete);
-    q.push_bind(before).push(and).push(" AND terminal_id IN (");
-    let mut list = q.separated(", ");
-    for id in &ids {
-        list.push_bind(id.as_str());
+/// History kept per terminal, in a table whose key is (terminal_id, time).
+struct History {
+    table: &'static str,
+    time: &'static str,
+    /// A further condition on the row `r`.
+    and: &'static str,
+}
+
+impl History {
+    /// Deletes at most `step.rows` old rows of the next `step.terminals` terminals. A step
+    /// that deleted as many as it could stays on those terminals; the next one goes on.
+    async fn prune(
+        &self,
+        tx: &mut SqliteConnection,
+        before: i64,
+        cursor: Cursor,
+        step: StepLimit,
+    ) -> StoreResult<PruneStep> {
+        let after = match cursor {
+            Cursor::Terminal(id) => id.to_string(),
+            _ => String::new(),
+        };
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM terminals WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(&after)
+                .bind(step.terminals.max(1))
+                .fetch_all(&mut *tx)
+                .await?;
+        let Some(last) = ids.last() else {
+            return Ok(PruneStep {
+                deleted: 0,
+                next: None,
+            });
+        };
+        let History { table, time, and } = self;
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "DELETE FROM {table} WHERE (terminal_id, {time}) IN (SELECT r.terminal_id, r.{time} \
+             FROM {table} r WHERE r.{time} < "
+        ));
+        q.push_bind(before)
+            .push(*and)
+            .push(" AND r.terminal_id IN (");
+        let mut list = q.separated(", ");
+        for id in &ids {
+            list.push_bind(id.as_str());
+        }
+        list.push_unseparated(") LIMIT ");
+        q.push_bind(step.rows.max(1)).push(")");
+        let deleted = q.build().execute(&mut *tx).await?.rows_affected();
+        let next = if deleted >= step.rows.max(1) as u64 {
+            Some(cursor)
+        } else if (ids.len() as i64) < step.terminals.max(1) {
+            None
+        } else {
+            let last = uuid::Uuid::parse_str(last).map_err(|e| {
+                crate::store::StoreError::Corrupt(format!("terminal id {last:?}: {e}"))
+            })?;
+            Some(Cursor::Terminal(last))
+        };
+        Ok(PruneStep { deleted, next })
     }
-    list.push_unseparated(")");
-    let deleted = q.build().execute(&mut *tx).await?.rows_affected();
-    Ok(PruneStep { deleted, next })
 }
 
 fn push_list(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
