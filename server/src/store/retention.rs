@@ -32,8 +32,9 @@ impl Prune {
     pub const ALL: [Prune; 8] = [
         Prune::Events,
         Prune::Starts,
-        Prune::ThinReportHours,
+        // The oldest go before the rest are thinned: no work on rows about to go.
         Prune::ReportHours,
+        Prune::ThinReportHours,
         Prune::ResolvedAlerts,
         Prune::AlertHistory,
         Prune::Audit,
