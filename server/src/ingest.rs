@@ -5,7 +5,6 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +14,7 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::evaluator::ChangeSignal;
+use crate::metrics::Metrics;
 use crate::store::{EventRow, IdMap, IngestRow, StoreResult, normalize_snapshot};
 
 /// Where the writer puts its batches: the one write path that is not a store query, kept
@@ -140,33 +140,13 @@ pub enum Submitted {
     Busy,
 }
 
-/// Counters an operator would graph.
-#[derive(Debug, Default)]
-pub struct IngestStats {
-    pub reports: AtomicU64,
-    pub events: AtomicU64,
-    pub batches: AtomicU64,
-    pub flushes: AtomicU64,
-    pub failed_batches: AtomicU64,
-    pub rejected: AtomicU64,
-    /// Reports refused because their seq was below the stored one.
-    pub stale: AtomicU64,
-    /// Time spent in batch commits and in WAL flushes, in microseconds.
-    pub commit_micros: AtomicU64,
-    pub flush_micros: AtomicU64,
-}
-
-fn add_elapsed(counter: &AtomicU64, since: std::time::Instant) {
-    let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
-    counter.fetch_add(micros, Ordering::Relaxed);
-}
-
 /// The handle request handlers use to submit rows to the writer.
 #[derive(Clone)]
 pub struct Ingest {
     tx: mpsc::Sender<Job>,
     capacity: usize,
-    pub stats: Arc<IngestStats>,
+    /// The process's metrics, which the writer counts its batches in.
+    pub metrics: Arc<Metrics>,
 }
 
 /// How long a request waits for room in a full queue before answering 503.
@@ -186,7 +166,7 @@ impl Ingest {
         capacity: usize,
         max_batch: usize,
     ) -> Result<(Ingest, tokio::task::JoinHandle<()>), Error> {
-        Self::start_with_signal(store, capacity, max_batch, None).await
+        Self::start_with_signal(store, capacity, max_batch, None, Arc::default()).await
     }
 
     /// Like [`Ingest::start`]; after each committed batch the writer marks the terminals whose
@@ -197,9 +177,9 @@ impl Ingest {
         capacity: usize,
         max_batch: usize,
         changes: Option<Arc<ChangeSignal>>,
+        metrics: Arc<Metrics>,
     ) -> Result<(Ingest, tokio::task::JoinHandle<()>), Error> {
         let (tx, rx) = mpsc::channel(capacity);
-        let stats = Arc::new(IngestStats::default());
         let bodies: IdMap<(i64, i64)> = store
             .snapshot_hashes()
             .await?
@@ -223,7 +203,7 @@ impl Ingest {
             rx,
             max_batch,
             WriterCache { bodies, hours },
-            stats.clone(),
+            metrics.clone(),
             changes,
         );
         let (stopped_tx, stopped) = oneshot::channel::<()>();
@@ -241,7 +221,7 @@ impl Ingest {
             Ingest {
                 tx,
                 capacity,
-                stats,
+                metrics,
             },
             handle,
         ))
@@ -316,7 +296,7 @@ async fn writer(
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
     cache: WriterCache,
-    stats: Arc<IngestStats>,
+    metrics: Arc<Metrics>,
     changes: Option<Arc<ChangeSignal>>,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
@@ -334,7 +314,6 @@ async fn writer(
             if let Some(&(stored_seq, _)) = bodies.get(&row.terminal_id)
                 && row.seq < stored_seq
             {
-                stats.stale.fetch_add(1, Ordering::Relaxed);
                 let _ = job.done.send(Ok((row, Submitted::Stale { stored_seq })));
                 continue;
             }
@@ -359,15 +338,13 @@ async fn writer(
         }
         let started = std::time::Instant::now();
         let written = store.write_batch(&rows).await;
-        add_elapsed(&stats.commit_micros, started);
+        metrics.commit_seconds.record(started.elapsed());
         match written {
             Ok(()) => {
                 let events: usize = rows.iter().map(|r| r.events.len()).sum();
-                stats.batches.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .reports
-                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
-                stats.events.fetch_add(events as u64, Ordering::Relaxed);
+                metrics.batch_reports.record(rows.len() as f64);
+                metrics.reports_ingested.increment(rows.len() as u64);
+                metrics.events_ingested.increment(events as u64);
                 tracing::debug!(reports = rows.len(), events, "batch committed");
                 if let Some(changes) = &changes {
                     changes.mark(
@@ -378,10 +355,9 @@ async fn writer(
                 }
                 let started = std::time::Instant::now();
                 let flushed = store.sync_committed();
-                add_elapsed(&stats.flush_micros, started);
+                metrics.flush_seconds.record(started.elapsed());
                 match flushed {
                     Ok(()) => {
-                        stats.flushes.fetch_add(1, Ordering::Relaxed);
                         for (reply, row) in replies.into_iter().zip(rows) {
                             let _ = reply.send(Ok((row, Submitted::Stored)));
                         }
@@ -400,7 +376,7 @@ async fn writer(
                     bodies.remove(&row.terminal_id);
                     hours.remove(&row.terminal_id);
                 }
-                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                metrics.batches_failed.increment(1);
                 tracing::error!(error = %e, reports = rows.len(), "batch commit failed");
                 fail_all(replies, Arc::new(e.into()));
             }
@@ -463,6 +439,7 @@ mod tests {
         use super::*;
         use crate::store::*;
         use async_trait::async_trait;
+        use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::{Condvar, Mutex};
 
         /// A SQLite batch sink whose flushes wait for the test to allow them.
@@ -560,7 +537,12 @@ mod tests {
                 assert_eq!(w.await.unwrap().unwrap(), Submitted::Stored);
             }
             assert!(visible(1).await && visible(2).await);
-            assert_eq!(ingest.stats.batches.load(Ordering::SeqCst), 2);
+            assert!(
+                ingest
+                    .metrics
+                    .render()
+                    .contains("onshi_ingest_batch_reports_count 2\n")
+            );
             assert_eq!(store.flushes.load(Ordering::SeqCst), 2);
 
             // A report below the stored seq (terminal 2 is at seq 3) changes nothing and says
@@ -570,7 +552,12 @@ mod tests {
                 ingest.submit(stale).await.unwrap(),
                 Submitted::Stale { stored_seq: 3 }
             );
-            assert_eq!(ingest.stats.batches.load(Ordering::SeqCst), 2);
+            assert!(
+                ingest
+                    .metrics
+                    .render()
+                    .contains("onshi_ingest_batch_reports_count 2\n")
+            );
             store.allow(1);
             let replay = prepare(onshi_shared::sample::report(3), ids[2], now).unwrap();
             assert_eq!(ingest.submit(replay).await.unwrap(), Submitted::Stored);

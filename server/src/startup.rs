@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::enroll::TokenCache;
 use crate::evaluator::{ChangeSignal, Evaluator, SharedTally};
 use crate::ingest::Ingest;
+use crate::metrics::Metrics;
 use crate::notify::{Sender, Transport};
 use crate::policy::PolicyBook;
 use crate::secrets::SecretKey;
@@ -65,18 +66,25 @@ impl Application {
         let tokens = Arc::new(TokenCache::preload(store.as_ref()).await?);
         let evaluating = config.alerts.enabled;
         let changes = Arc::new(ChangeSignal::default());
+        let metrics = Arc::new(Metrics::new());
+        // One process per SQLite database: it leads (runs the evaluator, the digest, the mail
+        // sender and retention).
+        metrics.leader.set(1.0);
+        let upkeep = metrics.spawn_upkeep();
         let (ingest, writer) = Ingest::start_with_signal(
             store.ingest_sink(),
             config.queue_capacity,
             config.max_batch,
             evaluating.then(|| changes.clone()),
+            metrics.clone(),
         )
         .await?;
         let mut jobs = Vec::new();
         let tally = SharedTally::default();
         if evaluating {
-            let evaluator =
-                Evaluator::from_config(store.clone(), &config).with_tally(tally.clone());
+            let evaluator = Evaluator::from_config(store.clone(), &config)
+                .with_tally(tally.clone())
+                .with_metrics(metrics.clone());
             let stop = Arc::new(Notify::new());
             jobs.push((
                 stop.clone(),
@@ -94,7 +102,8 @@ impl Application {
         }
         match Transport::from_config(&config.smtp)? {
             Some(transport) => {
-                let sender = Sender::new(store.clone(), transport, config.smtp.clone());
+                let sender = Sender::new(store.clone(), transport, config.smtp.clone())
+                    .with_metrics(metrics.clone());
                 let stop = Arc::new(Notify::new());
                 let every = config.smtp.poll();
                 jobs.push((stop.clone(), tokio::spawn(sender.run(every, stop))));
@@ -141,7 +150,7 @@ impl Application {
             metrics_listener,
             state,
             writer,
-            followers: vec![revocations, policy_follower],
+            followers: vec![revocations, policy_follower, upkeep],
             jobs,
         })
     }

@@ -152,6 +152,13 @@ impl HandlingKind {
         HandlingKind::None,
     ];
 
+    /// The states an open alert can be in: what the desk filters alerts by.
+    pub const OF_ALERTS: [HandlingKind; 3] = [
+        HandlingKind::Unhandled,
+        HandlingKind::InProgress,
+        HandlingKind::Silenced,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             HandlingKind::None => "none",

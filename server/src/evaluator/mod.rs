@@ -83,6 +83,7 @@ pub struct Evaluator {
     alerts: Option<AlertCache>,
     /// Account baselines taken in this pass, written with its alert changes.
     baselines: Vec<BaselineWrite>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Evaluator {
@@ -112,6 +113,7 @@ impl Evaluator {
             clinics_built: None,
             alerts: None,
             baselines: Vec::new(),
+            metrics: Arc::default(),
         }
     }
 
@@ -129,6 +131,12 @@ impl Evaluator {
     /// Shares the evaluator's counts with the dashboard.
     pub fn with_tally(mut self, tally: SharedTally) -> Self {
         self.tally = tally;
+        self
+    }
+
+    /// Times its passes in the process's metrics.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -281,12 +289,18 @@ impl Evaluator {
                     let now = Utc::now();
                     let started = std::time::Instant::now();
                     match self.full_pass(now).await {
-                        Ok(s) => tracing::info!(
-                            terminals = s.terminals, findings = s.findings, changes = s.changes,
-                            mails = s.mails, ms = started.elapsed().as_millis() as u64,
-                            "rule evaluation"
-                        ),
-                        Err(e) => tracing::error!(error = %e, "rule evaluation failed"),
+                        Ok(s) => {
+                            self.metrics.pass_seconds.record(started.elapsed());
+                            tracing::info!(
+                                terminals = s.terminals, findings = s.findings,
+                                changes = s.changes, mails = s.mails,
+                                ms = started.elapsed().as_millis() as u64, "rule evaluation"
+                            );
+                        }
+                        Err(e) => {
+                            self.metrics.passes_failed.increment(1);
+                            tracing::error!(error = %e, "rule evaluation failed");
+                        }
                     }
                     if let Err(e) = self.digest_if_due(now).await {
                         tracing::error!(error = %e, "writing digests failed");

@@ -11,7 +11,7 @@ pub mod steps;
 pub mod transport;
 
 pub use compose::Composer;
-pub use sender::{MailStats, Sender, backoff};
+pub use sender::{Sender, backoff};
 pub use transport::{SendFailure, Transport, build_message};
 
 /// The national call centre for online qualification confirmation.

@@ -23,14 +23,6 @@ pub fn backoff(base: StdDuration, attempts: i64) -> Duration {
     Duration::milliseconds((secs * jitter * 1000.0) as i64)
 }
 
-/// Counters for /metrics.
-#[derive(Debug, Default)]
-pub struct MailStats {
-    pub sent: std::sync::atomic::AtomicU64,
-    pub retried: std::sync::atomic::AtomicU64,
-    pub failed: std::sync::atomic::AtomicU64,
-}
-
 /// Mails claimed at a time: a stop gives back what was not sent, and a slow SMTP server holds
 /// only these.
 const BATCH: i64 = 5;
@@ -45,7 +37,8 @@ pub struct Sender {
     config: SmtpSettings,
     /// How long a claim lasts; a sender that dies leaves rows due again after it.
     pub lease: Duration,
-    pub stats: Arc<MailStats>,
+    /// Where sent, failed and retried mails are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// This sender's name on its claims.
     claimer: String,
 }
@@ -57,9 +50,15 @@ impl Sender {
             transport,
             lease: Duration::from_std(config.lease()).unwrap_or(Duration::minutes(2)),
             config,
-            stats: Arc::new(MailStats::default()),
+            metrics: Arc::default(),
             claimer: uuid::Uuid::now_v7().to_string(),
         }
+    }
+
+    /// Counts into the process's metrics.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Sends every due mail once; returns how many were accepted. Once `stopping` is set it
@@ -102,27 +101,27 @@ impl Sender {
                 let result = self.send_one(&mail, &batch).await;
                 let held = match result {
                     Ok(()) => {
-                        self.stats.sent.fetch_add(1, Relaxed);
+                        self.metrics.mail_sent.increment(1);
                         sent += 1;
                         a.settle_mail(mail.id, me, MailOutcome::Sent { at: Utc::now() })
                             .await?
                     }
                     Err(SendFailure::Permanent(e)) => {
                         tracing::error!(mail = mail.id, error = %e, "mail refused for good");
-                        self.stats.failed.fetch_add(1, Relaxed);
+                        self.metrics.mail_failed.increment(1);
                         a.settle_mail(mail.id, me, MailOutcome::Failed { error: &e })
                             .await?
                     }
                     Err(SendFailure::Transient(e)) if mail.attempts >= self.config.max_attempts => {
                         tracing::error!(mail = mail.id, error = %e, "mail gave up after retries");
-                        self.stats.failed.fetch_add(1, Relaxed);
+                        self.metrics.mail_failed.increment(1);
                         a.settle_mail(mail.id, me, MailOutcome::Failed { error: &e })
                             .await?
                     }
                     Err(SendFailure::Transient(e)) => {
                         let next = Utc::now() + backoff(self.config.retry_base(), mail.attempts);
                         tracing::warn!(mail = mail.id, error = %e, %next, "mail will be retried");
-                        self.stats.retried.fetch_add(1, Relaxed);
+                        self.metrics.mail_retries.increment(1);
                         a.settle_mail(
                             mail.id,
                             me,

@@ -44,12 +44,13 @@ pub struct AlertChange {
     pub mails: Vec<NewMail>,
 }
 
-/// Alerts not resolved, by severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Alerts not resolved, by severity, and by rule and severity.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AlertCounts {
     pub critical: i64,
     pub warning: i64,
     pub info: i64,
+    pub by_rule: Vec<(String, crate::domain::Severity, i64)>,
 }
 
 /// Which terminals to load for evaluation.

@@ -433,14 +433,10 @@ pub async fn alerts_page(
             .rev()
             .map(|s| (s.as_str(), s.label_ja()))
             .collect(),
-        all_handlings: [
-            HandlingKind::Unhandled,
-            HandlingKind::InProgress,
-            HandlingKind::Silenced,
-        ]
-        .iter()
-        .map(|h| (h.as_str(), h.label_ja()))
-        .collect(),
+        all_handlings: HandlingKind::OF_ALERTS
+            .iter()
+            .map(|h| (h.as_str(), h.label_ja()))
+            .collect(),
         all_ages: AGES.iter().map(|(k, l, _)| (*k, *l)).collect(),
     }
     .render()?;

@@ -1,7 +1,5 @@
 //! The agent API: enroll and report. Errors are JSON `{error, detail}` with a precise status.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -114,7 +112,6 @@ impl FromRequestParts<AppState> for AuthenticatedAgent {
     ) -> Result<Self, Self::Rejection> {
         let Ok(ClientAddr(address)) = ClientAddr::from_request_parts(parts, state).await;
         let unauthorized = |detail: &str| {
-            state.ingest.stats.rejected.fetch_add(1, Ordering::Relaxed);
             state.refusals.refused(&address);
             ApiFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
         };
@@ -130,13 +127,10 @@ impl FromRequestParts<AppState> for AuthenticatedAgent {
         if let Some(wait) = state.refusals.over(&address) {
             return match token.and_then(|t| state.tokens.cached(t)) {
                 Some(auth) if !auth.revoked => Ok(AuthenticatedAgent(auth)),
-                _ => {
-                    state.ingest.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    Err(ApiFailure::too_many(
-                        "too many refused agent tokens from this address; wait",
-                        wait,
-                    ))
-                }
+                _ => Err(ApiFailure::too_many(
+                    "too many refused agent tokens from this address; wait",
+                    wait,
+                )),
             };
         }
         let token =
@@ -161,11 +155,8 @@ pub async fn report(
     let parsed = body_bytes(body)
         .and_then(|b| decoded(&headers, &b))
         .and_then(|b| Ok(ingest::parse_report(&b)?));
-    let report = parsed.inspect_err(|_| {
-        state.ingest.stats.rejected.fetch_add(1, Ordering::Relaxed);
-    })?;
+    let report = parsed?;
     if report.agent_id != agent.terminal_id {
-        state.ingest.stats.rejected.fetch_add(1, Ordering::Relaxed);
         return Err(ApiFailure::new(
             StatusCode::FORBIDDEN,
             "agent_mismatch",
@@ -290,51 +281,18 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
     (status, Json(body))
 }
 
-/// `GET /metrics` in the Prometheus text format.
+/// `GET /metrics` in the Prometheus text format. The gauges that describe the database are
+/// read now; if the database does not answer they keep their last values and the failure is
+/// logged (the scrape itself still succeeds, so the process's own series are not lost).
 pub async fn metrics(State(state): State<AppState>) -> String {
-    let s = &state.ingest.stats;
-    let mut alerts = String::new();
+    let m = &state.metrics;
+    m.queue_depth.set(state.ingest.queue_depth() as f64);
     match (
         state.store.outbox().outbox_counts().await,
         state.store.alerts().alert_counts().await,
     ) {
-        (Ok(o), Ok(a)) => {
-            alerts = format!(
-                "# TYPE onshi_outbox_mails gauge\n\
-                 onshi_outbox_mails{{status=\"pending\"}} {}\n\
-                 onshi_outbox_mails{{status=\"sending\"}} {}\n\
-                 onshi_outbox_mails{{status=\"sent\"}} {}\n\
-                 onshi_outbox_mails{{status=\"failed\"}} {}\n\
-                 # TYPE onshi_alerts_open gauge\n\
-                 onshi_alerts_open{{severity=\"critical\"}} {}\n\
-                 onshi_alerts_open{{severity=\"warning\"}} {}\n\
-                 onshi_alerts_open{{severity=\"info\"}} {}\n",
-                o.pending, o.sending, o.sent, o.failed, a.critical, a.warning, a.info
-            );
-        }
+        (Ok(outbox), Ok(alerts)) => m.set_database_gauges(&alerts, &outbox),
         (Err(e), _) | (_, Err(e)) => tracing::error!(error = %e, "metrics: reading alert counts"),
     }
-    alerts
-        + &format!(
-            "# TYPE onshi_reports_ingested_total counter\nonshi_reports_ingested_total {}\n\
-         # TYPE onshi_events_ingested_total counter\nonshi_events_ingested_total {}\n\
-         # TYPE onshi_ingest_batches_total counter\nonshi_ingest_batches_total {}\n\
-         # TYPE onshi_ingest_flushes_total counter\nonshi_ingest_flushes_total {}\n\
-         # TYPE onshi_ingest_batches_failed_total counter\nonshi_ingest_batches_failed_total {}\n\
-         # TYPE onshi_reports_rejected_total counter\nonshi_reports_rejected_total {}\n\
-         # TYPE onshi_reports_stale_total counter\nonshi_reports_stale_total {}\n\
-         # TYPE onshi_ingest_commit_seconds_total counter\nonshi_ingest_commit_seconds_total {}\n\
-         # TYPE onshi_ingest_flush_seconds_total counter\nonshi_ingest_flush_seconds_total {}\n\
-         # TYPE onshi_ingest_queue_depth gauge\nonshi_ingest_queue_depth {}\n",
-            s.reports.load(Ordering::Relaxed),
-            s.events.load(Ordering::Relaxed),
-            s.batches.load(Ordering::Relaxed),
-            s.flushes.load(Ordering::Relaxed),
-            s.failed_batches.load(Ordering::Relaxed),
-            s.rejected.load(Ordering::Relaxed),
-            s.stale.load(Ordering::Relaxed),
-            s.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
-            s.flush_micros.load(Ordering::Relaxed) as f64 / 1e6,
-            state.ingest.queue_depth(),
-        )
+    m.render()
 }

@@ -10,6 +10,7 @@ mod clinics;
 mod export;
 mod format;
 pub mod limits;
+pub mod measure;
 mod outbox;
 mod overview;
 pub mod session;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub body_permits: Arc<tokio::sync::Semaphore>,
     /// Refused enrollment codes and agent tokens per client address.
     pub refusals: Arc<limits::Refusals>,
+    /// What `/metrics` shows (shared with the ingest writer, the evaluator and the sender).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The running parts the handlers reach besides the store and the ingest queue.
@@ -102,6 +105,7 @@ impl AppState {
             body_permits,
             refusals,
             store,
+            metrics: ingest.metrics.clone(),
             ingest,
             tokens,
             throttle: Arc::new(throttle),
@@ -134,6 +138,10 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/report", post(api::report))
         .layer(DefaultBodyLimit::max(wire_limits::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            measure::count_refusals,
+        ))
         .merge(enroll);
     let login = Router::new()
         .route("/login", post(session::login))
@@ -202,6 +210,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(api::metrics_with_token))
         .merge(api)
         .merge(desk)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            measure::count_requests,
+        ))
         .layer(trace_layer())
         .with_state(state)
 }
@@ -310,6 +322,9 @@ impl IntoResponse for ApiFailure {
             stored_seq: self.stored_seq,
         });
         let mut response = (self.status, body).into_response();
+        response
+            .extensions_mut()
+            .insert(measure::FailureCode(self.error));
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

@@ -440,14 +440,10 @@ pub async fn page(
             )
         })
         .collect();
-    let handlings = [
-        HandlingKind::Unhandled,
-        HandlingKind::InProgress,
-        HandlingKind::Silenced,
-    ]
-    .into_iter()
-    .map(|h| chip("handling", h.as_str(), h.label_ja(), tally.handling(h)))
-    .collect();
+    let handlings = HandlingKind::OF_ALERTS
+        .into_iter()
+        .map(|h| chip("handling", h.as_str(), h.label_ja(), tally.handling(h)))
+        .collect();
     let livenesses = Liveness::ALL
         .into_iter()
         .map(|l| chip("liveness", l.as_str(), l.label_ja(), tally.liveness(l)))
@@ -491,14 +487,10 @@ pub async fn page(
             .iter()
             .map(|k| (k.as_str(), k.label_ja()))
             .collect(),
-        all_handlings: [
-            HandlingKind::Unhandled,
-            HandlingKind::InProgress,
-            HandlingKind::Silenced,
-        ]
-        .iter()
-        .map(|k| (k.as_str(), k.label_ja()))
-        .collect(),
+        all_handlings: HandlingKind::OF_ALERTS
+            .iter()
+            .map(|k| (k.as_str(), k.label_ja()))
+            .collect(),
         all_livenesses: Liveness::ALL
             .iter()
             .map(|k| (k.as_str(), k.label_ja()))

@@ -92,7 +92,11 @@ async fn a_replayed_report_stores_each_event_once_and_older_snapshots_lose() {
     let mut want: Vec<Uuid> = second.events.iter().map(|e| e.id).collect();
     want.push(first.events[0].id);
     assert_eq!(ids, want, "each event once, in arrival order");
-    assert!(app.metrics().await.contains("onshi_reports_stale_total 1"));
+    assert!(
+        app.metrics()
+            .await
+            .contains("onshi_reports_refused_total{reason=\"stale_seq\"} 1\n")
+    );
     app.stop().await;
 }
 

@@ -237,3 +237,80 @@ async fn readyz_says_what_is_ready_and_that_this_process_leads() {
     assert_eq!(body["migrations"]["applied"].as_i64(), Some(known - 1));
     assert!(body["migrations"]["error"].is_string(), "{body}");
 }
+
+/// `promtool check metrics` on a text: what it complains of (nothing when it is clean). In CI
+/// promtool must be there (Debian's `prometheus`); elsewhere a missing promtool skips.
+fn promtool_complaints(text: &str) -> Option<String> {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("promtool not found ({e}): install Debian's prometheus to run this check");
+            return None;
+        }
+        Err(e) => panic!("CI needs promtool (apt-get install prometheus): {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(if out.status.success() {
+        said
+    } else {
+        format!("exit {}: {said}", out.status)
+    })
+}
+
+#[tokio::test]
+async fn metrics_count_refusals_by_reason_and_pass_promtool() {
+    let app = TestApp::spawn().await;
+    let agent = app.enroll("METRICS-PC").await;
+    app.report(&agent, &report_for(&agent, 1)).await;
+    let bad_json = app.post_raw(&agent.token, b"{".to_vec(), false).await;
+    assert_eq!(bad_json.status(), StatusCode::BAD_REQUEST);
+    let bad_token = app.post_report("not-a-token", &report_for(&agent, 2)).await;
+    assert_eq!(bad_token.status(), StatusCode::UNAUTHORIZED);
+    // Not signed in: sent to the login page.
+    app.client
+        .get(format!("{}/terminals/{}", app.base, agent.agent_id))
+        .send()
+        .await
+        .unwrap();
+
+    let text = app.metrics().await;
+    for line in [
+        "onshi_reports_ingested_total 1\n",
+        "onshi_reports_refused_total{reason=\"invalid_json\"} 1\n",
+        "onshi_reports_refused_total{reason=\"unauthorized\"} 1\n",
+        "onshi_reports_refused_total{reason=\"stale_seq\"} 0\n",
+        "onshi_leader 1\n",
+        "onshi_http_requests_total{route=\"/api/v1/report\",status=\"400\"} 1\n",
+        // The route's pattern, not the terminal's id.
+        "onshi_http_requests_total{route=\"/terminals/{id}\",status=\"",
+        "onshi_outbox_mails{status=\"pending\"} 0\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    assert!(!text.contains(&agent.agent_id.to_string()));
+    assert!(text.contains(&format!(
+        "onshi_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    )));
+    if let Some(complaints) = promtool_complaints(&text) {
+        assert_eq!(complaints, "", "promtool check metrics:\n{text}");
+    }
+}

@@ -396,12 +396,12 @@ async fn main() -> Result<()> {
     };
     let (reports, batches, flushes) = (
         metric("onshi_reports_ingested_total "),
-        metric("onshi_ingest_batches_total "),
-        metric("onshi_ingest_flushes_total "),
+        metric("onshi_ingest_batch_reports_count "),
+        metric("onshi_ingest_flush_seconds_count "),
     );
     let (commit_secs, flush_secs) = (
-        metric("onshi_ingest_commit_seconds_total "),
-        metric("onshi_ingest_flush_seconds_total "),
+        metric("onshi_ingest_commit_seconds_sum "),
+        metric("onshi_ingest_flush_seconds_sum "),
     );
     let _ = stop_tx.send(());
     server.await??;

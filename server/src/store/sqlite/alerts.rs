@@ -652,18 +652,26 @@ impl AlertStore for SqliteStore {
     }
 
     async fn alert_counts(&self) -> StoreResult<AlertCounts> {
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(severity = 'critical'), 0) AS critical, \
-             COALESCE(SUM(severity = 'warning'), 0) AS warning, \
-             COALESCE(SUM(severity = 'info'), 0) AS info FROM alerts WHERE status <> 'resolved'",
+        let rows = sqlx::query(
+            "SELECT rule, severity, COUNT(*) AS n FROM alerts WHERE status <> 'resolved' \
+             GROUP BY rule, severity",
         )
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(AlertCounts {
-            critical: row.try_get("critical")?,
-            warning: row.try_get("warning")?,
-            info: row.try_get("info")?,
-        })
+        let mut counts = AlertCounts::default();
+        for r in &rows {
+            let severity: String = r.try_get("severity")?;
+            let severity = Severity::parse(&severity)
+                .ok_or_else(|| StoreError::Corrupt(format!("alert severity {severity:?}")))?;
+            let n: i64 = r.try_get("n")?;
+            match severity {
+                Severity::Critical => counts.critical += n,
+                Severity::Warning => counts.warning += n,
+                Severity::Info => counts.info += n,
+            }
+            counts.by_rule.push((r.try_get("rule")?, severity, n));
+        }
+        Ok(counts)
     }
 }
 
