@@ -44,6 +44,7 @@ pub struct Config {
     pub limits: LimitSettings,
     pub metrics: MetricsSettings,
     pub retention: RetentionSettings,
+    pub tls: TlsSettings,
 }
 
 impl Default for Config {
@@ -65,6 +66,7 @@ impl Default for Config {
             limits: LimitSettings::default(),
             metrics: MetricsSettings::default(),
             retention: RetentionSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -442,6 +444,43 @@ impl Default for RetentionSettings {
     }
 }
 
+/// `[tls]`: HTTPS on the main listener without a reverse proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain (PEM, the server's certificate first); with `key`, the main
+    /// listener speaks HTTPS.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// Seconds between two looks at the files (a change is loaded; SIGHUP loads at once).
+    pub watch_secs: u64,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            cert: None,
+            key: None,
+            watch_secs: 10,
+        }
+    }
+}
+
+impl TlsSettings {
+    /// The files, when HTTPS is on.
+    pub fn files(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: self.cert.clone()?,
+            key: self.key.clone()?,
+        })
+    }
+
+    pub fn watch_every(&self) -> StdDuration {
+        StdDuration::from_secs(self.watch_secs.max(1))
+    }
+}
+
 /// `[metrics]`: who may read `/metrics`.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -614,6 +653,11 @@ impl Config {
         if self.metrics.token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err(Error::Config(
                 "metrics.token must be at least 16 characters".into(),
+            ));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(Error::Config(
+                "tls.cert and tls.key go together: set both for HTTPS, or neither".into(),
             ));
         }
         if self.alerts.digest_hour > 23 {

@@ -27,6 +27,7 @@ pub mod serve;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
 pub mod wording;
 

@@ -26,6 +26,8 @@ pub struct Application {
     listener: TcpListener,
     /// `[metrics] listen`: `/metrics` without a token.
     metrics_listener: Option<TcpListener>,
+    /// `[tls]`: the main listener's certificate, when it speaks HTTPS.
+    tls: Option<crate::tls::Certificates>,
     state: AppState,
     writer: tokio::task::JoinHandle<()>,
     /// Following changes other processes make: revoked tokens, agents' policies.
@@ -54,6 +56,10 @@ impl Application {
                     .await
                     .map_err(|e| Error::Io(format!("binding metrics.listen {addr}"), e))?,
             ),
+            None => None,
+        };
+        let tls = match config.tls.files() {
+            Some(files) => Some(crate::tls::Certificates::load(files)?),
             None => None,
         };
         if !config.dashboard.secure_cookies && !config.listen.ip().is_loopback() {
@@ -131,6 +137,10 @@ impl Application {
                 }
             }
         });
+        let mut followers = vec![revocations, policy_follower, upkeep];
+        if let Some(tls) = &tls {
+            followers.push(tls.clone().watch(config.tls.watch_every()));
+        }
         let changes = evaluating.then_some(changes);
         let tally = evaluating.then_some(tally);
         let state = AppState::new(
@@ -150,7 +160,8 @@ impl Application {
             metrics_listener,
             state,
             writer,
-            followers: vec![revocations, policy_follower, upkeep],
+            followers,
+            tls,
             jobs,
         })
     }
@@ -185,6 +196,7 @@ impl Application {
         let Application {
             listener,
             metrics_listener,
+            tls,
             state,
             writer,
             followers,
@@ -193,7 +205,7 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Io("reading the bound address".into(), e))?;
-        tracing::info!(%addr, "onshi-server listening");
+        tracing::info!(%addr, https = tls.is_some(), "onshi-server listening");
         let limits = &state.config.limits;
         let timeouts = Timeouts {
             header: limits.header_timeout(),
@@ -205,11 +217,11 @@ impl Application {
                 tracing::info!(addr = %a, "metrics listening");
             }
             let router = web::metrics_router(state.clone());
-            tokio::spawn(serve(l, router, timeouts, async {
+            tokio::spawn(serve(l, router, timeouts, None, async {
                 let _ = metrics_stopped.await;
             }))
         });
-        serve(listener, web::router(state), timeouts, shutdown).await;
+        serve(listener, web::router(state), timeouts, tls, shutdown).await;
         let _ = stop_metrics.send(());
         if let Some(m) = metrics {
             let _ = m.await;

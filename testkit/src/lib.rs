@@ -10,12 +10,14 @@ pub mod machine;
 pub mod process;
 pub mod reports;
 pub mod smtp;
+pub mod tls;
 pub mod wait;
 
 pub use desk::DeskClient;
 pub use machine::FakeMachine;
 pub use process::Proc;
 pub use smtp::{Mode, Received, SmtpReceiver};
+pub use tls::TestPki;
 pub use wait::{TimedOut, wait_for};
 
 /// A free loopback port (bound, then released for a child process to take).

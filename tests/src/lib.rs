@@ -126,7 +126,35 @@ pub fn enroll_and_run_agent(
     base: &str,
     code: &str,
 ) -> Result<(uuid::Uuid, Proc)> {
-    let agent = |args: &[&str]| agent_command(data, machine, base, args);
+    enroll_and_run(data, machine, base, code, None)
+}
+
+/// [`enroll_and_run_agent`] against an HTTPS server whose certificate `ca` signed (the
+/// agent's `--ca-cert`).
+pub fn enroll_and_run_agent_trusting(
+    data: &Path,
+    machine: &FakeMachine,
+    base: &str,
+    code: &str,
+    ca: &Path,
+) -> Result<(uuid::Uuid, Proc)> {
+    enroll_and_run(data, machine, base, code, Some(ca))
+}
+
+fn enroll_and_run(
+    data: &Path,
+    machine: &FakeMachine,
+    base: &str,
+    code: &str,
+    ca: Option<&Path>,
+) -> Result<(uuid::Uuid, Proc)> {
+    let agent = |args: &[&str]| {
+        let mut cmd = agent_command(data, machine, base, args)?;
+        if let Some(ca) = ca {
+            cmd.arg("--ca-cert").arg(ca);
+        }
+        Ok::<_, anyhow::Error>(cmd)
+    };
     let out = agent(&["enroll", "--code", code])?.output()?;
     ensure!(
         out.status.success(),
@@ -139,7 +167,8 @@ pub fn enroll_and_run_agent(
         .as_str()
         .context("identity has no agent_id")?
         .parse()?;
-    Ok((agent_id, run_agent(data, machine, base)?))
+    let mut run = agent(&["run", "--interval-secs", "1"])?;
+    Ok((agent_id, Proc::spawn("onshi-agent", &mut run)?))
 }
 
 /// The real agent binary, already enrolled in `data`, running with a one-second interval.

@@ -6,3 +6,4 @@ mod hardening;
 mod mail;
 mod pipeline;
 mod restore;
+mod tls;
