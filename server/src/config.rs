@@ -867,6 +867,33 @@ mod tests {
     }
 
     #[test]
+    fn the_container_configuration_is_valid() {
+        let c = layered(
+            Some(include_str!("../../deploy/container/server.toml")),
+            &[],
+            &ConfigArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(c.listen, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        assert_eq!(c.smtp.tls, TlsMode::None);
+        assert!(c.dashboard.secure_cookies);
+        let proxies = crate::web::client::TrustedProxies::parse(&c.dashboard.trusted_proxies);
+        assert!(proxies.is_ok());
+        assert_eq!(c.tls, TlsSettings::default(), "TLS ends at the proxy");
+    }
+
+    #[test]
+    fn half_a_tls_pair_is_refused() {
+        let only_cert = layered(
+            Some("[tls]\ncert = \"/etc/onshi/tls/fullchain.pem\"\n"),
+            &[],
+            &ConfigArgs::default(),
+        );
+        let e = only_cert.unwrap_err().to_string();
+        assert!(e.contains("tls.cert and tls.key"), "{e}");
+    }
+
+    #[test]
     fn rule_thresholds_come_from_the_settings_with_todays_values_by_default() {
         let defaults = layered(None, &[], &ConfigArgs::default()).unwrap();
         assert_eq!(

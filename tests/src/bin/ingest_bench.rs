@@ -268,13 +268,24 @@ async fn main() -> Result<()> {
     sink.write_batch(&rows).await?;
     sink.sync_committed()?;
     drop((sink, desk, store));
+    let state_bytes = database_bytes(&data);
+    eprintln!(
+        "database: {:.0} MB for {} terminals with one report each ({:.1} KB per terminal)",
+        state_bytes as f64 / 1e6,
+        args.terminals,
+        state_bytes as f64 / 1e3 / args.terminals.max(1) as f64
+    );
     if args.backlog_terminals > 0 {
         let started = Instant::now();
         let rows = add_backlog(&data.join("onshi.db"), args.backlog_terminals, now).await?;
+        let grown = database_bytes(&data).saturating_sub(state_bytes);
         eprintln!(
-            "backlog: {rows} rows of history for {} terminals in {:.1} s",
+            "backlog: {rows} rows of history for {} terminals in {:.1} s; the database grew by \
+             {:.0} MB ({:.0} bytes per row)",
             args.backlog_terminals,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            grown as f64 / 1e6,
+            grown as f64 / rows.max(1) as f64
         );
     }
     let snapshot_json = serde_json::to_string(&snapshot)?;
@@ -441,6 +452,15 @@ async fn main() -> Result<()> {
 }
 
 /// Rows of history older than 30 days: what retention deletes or thins.
+/// The SQLite database's size on disk, its WAL included.
+fn database_bytes(data: &std::path::Path) -> u64 {
+    ["onshi.db", "onshi.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(data.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 async fn backlog_rows(db: &Path) -> Result<i64> {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
     let cut = (Utc::now() - chrono::Duration::days(30)).timestamp_millis();

@@ -1,9 +1,10 @@
-//! Pruning on SQLite: each step is one short transaction on the writer's connection, under
-//! the store's write lock, so an ingest batch waits for one step at most.
+//! Pruning on SQLite: each step reads what it will delete on a reader connection, then deletes
+//! it in one short transaction on the writer's connection, under the store's write lock, so an
+//! ingest batch waits for one step's deletes at most.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use crate::domain::AUTO_ACTOR;
@@ -27,24 +28,27 @@ impl RetentionStore for SqliteStore {
     ) -> StoreResult<PruneStep> {
         let before = millis(before);
         let limit = step.rows.max(1);
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        let step = match what {
+        // What to delete is read on a reader connection: the write lock (which the ingest
+        // writer waits for) is held only for the deletes. The rows found are old and written
+        // once (events, audit, history, a sent mail), so nothing can change them in between;
+        // an alert can open again in its old row, so its condition is checked again under
+        // the lock.
+        match what {
             Prune::Events => {
                 let walk = Walk::new("events", "rowid", "received_at", "1");
-                walk.run(&mut tx, before, cursor, limit).await?
+                walk.run(self, before, cursor, limit).await
             }
             Prune::AlertHistory => {
                 let walk = Walk::new("alert_history", "id", "at", "1");
-                walk.run(&mut tx, before, cursor, limit).await?
+                walk.run(self, before, cursor, limit).await
             }
             Prune::Audit => {
                 let walk = Walk::new("audit_log", "id", "at", "1");
-                walk.run(&mut tx, before, cursor, limit).await?
+                walk.run(self, before, cursor, limit).await
             }
             Prune::SentMail => {
                 let walk = Walk::new("outbox", "id", "created_at", "status IN ('sent', 'failed')");
-                walk.run(&mut tx, before, cursor, limit).await?
+                walk.run(self, before, cursor, limit).await
             }
             Prune::ResolvedAlerts => {
                 // Not an alert the evaluator still follows (resolved by staff while its
@@ -63,8 +67,9 @@ impl RetentionStore for SqliteStore {
                     // An alert opens again in its old row (one per terminal and rule): ids are
                     // not in the order of `opened_at`, so the walk goes to the end.
                     in_time_order: false,
+                    recheck: true,
                 };
-                walk.run(&mut tx, before, cursor, limit).await?
+                walk.run(self, before, cursor, limit).await
             }
             Prune::Starts => {
                 let history = History {
@@ -72,7 +77,7 @@ impl RetentionStore for SqliteStore {
                     time: "started_at",
                     and: "",
                 };
-                history.prune(&mut tx, before, cursor, step).await?
+                history.prune(self, before, cursor, step).await
             }
             Prune::ReportHours => {
                 let history = History {
@@ -80,7 +85,7 @@ impl RetentionStore for SqliteStore {
                     time: "hour",
                     and: "",
                 };
-                history.prune(&mut tx, before, cursor, step).await?
+                history.prune(self, before, cursor, step).await
             }
             Prune::ThinReportHours => {
                 let history = History {
@@ -88,11 +93,9 @@ impl RetentionStore for SqliteStore {
                     time: "hour",
                     and: NOT_FIRST_OF_DAY,
                 };
-                history.prune(&mut tx, before, cursor, step).await?
+                history.prune(self, before, cursor, step).await
             }
-        };
-        tx.commit().await?;
-        Ok(step)
+        }
     }
 }
 
@@ -108,6 +111,9 @@ struct Walk<'a> {
     /// Rows are written in key order with the time of writing (append-only tables): the walk
     /// ends at the first row at or after the cutoff.
     in_time_order: bool,
+    /// Whether `deletable` can stop holding between the read and the delete (checked again
+    /// under the lock).
+    recheck: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -119,13 +125,14 @@ impl<'a> Walk<'a> {
             deletable,
             referenced_by: &[],
             in_time_order: true,
+            recheck: false,
         }
     }
 
     /// Deletes the deletable rows among the next `limit`, and what refers to them.
     async fn run(
         &self,
-        tx: &mut SqliteConnection,
+        store: &SqliteStore,
         before: i64,
         cursor: Cursor,
         limit: i64,
@@ -141,13 +148,14 @@ impl<'a> Walk<'a> {
             deletable,
             referenced_by,
             in_time_order,
+            recheck,
         } = self;
         let rows: Vec<(i64, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {key}, {time}, {deletable} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?"
         )))
         .bind(after)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&store.pool)
         .await?;
         let mut done = (rows.len() as i64) < limit;
         let mut last = after;
@@ -162,20 +170,33 @@ impl<'a> Walk<'a> {
             }
             last = id;
         }
+        let mut deleted = 0;
         if !ids.is_empty() {
-            for (other, column) in referenced_by.iter() {
-                let mut q: QueryBuilder<Sqlite> =
-                    QueryBuilder::new(format!("DELETE FROM {other} WHERE {column} IN "));
+            let mut conn = store.writer.lock().await;
+            let mut tx = conn.begin().await?;
+            if *recheck {
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                    "SELECT {key} FROM {table} WHERE {deletable} AND {key} IN "
+                ));
                 push_list(&mut q, &ids);
-                q.build().execute(&mut *tx).await?;
+                ids = q.build_query_scalar().fetch_all(&mut *tx).await?;
             }
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("DELETE FROM {table} WHERE {key} IN "));
-            push_list(&mut q, &ids);
-            q.build().execute(&mut *tx).await?;
+            if !ids.is_empty() {
+                for (other, column) in referenced_by.iter() {
+                    let mut q: QueryBuilder<Sqlite> =
+                        QueryBuilder::new(format!("DELETE FROM {other} WHERE {column} IN "));
+                    push_list(&mut q, &ids);
+                    q.build().execute(&mut *tx).await?;
+                }
+                let mut q: QueryBuilder<Sqlite> =
+                    QueryBuilder::new(format!("DELETE FROM {table} WHERE {key} IN "));
+                push_list(&mut q, &ids);
+                deleted = q.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
         }
         Ok(PruneStep {
-            deleted: ids.len() as u64,
+            deleted,
             next: (!done).then_some(Cursor::Row(last)),
         })
     }
@@ -189,12 +210,15 @@ struct History {
     and: &'static str,
 }
 
+/// Row keys per `DELETE` of per-terminal history (two variables each).
+const KEYS_PER_DELETE: usize = 1_000;
+
 impl History {
     /// Deletes at most `step.rows` old rows of the next `step.terminals` terminals. A step
     /// that deleted as many as it could stays on those terminals; the next one goes on.
     async fn prune(
         &self,
-        tx: &mut SqliteConnection,
+        store: &SqliteStore,
         before: i64,
         cursor: Cursor,
         step: StepLimit,
@@ -207,7 +231,7 @@ impl History {
             sqlx::query_scalar("SELECT id FROM terminals WHERE id > ? ORDER BY id LIMIT ?")
                 .bind(&after)
                 .bind(step.terminals.max(1))
-                .fetch_all(&mut *tx)
+                .fetch_all(&store.pool)
                 .await?;
         let Some(last) = ids.last() else {
             return Ok(PruneStep {
@@ -216,9 +240,10 @@ impl History {
             });
         };
         let History { table, time, and } = self;
+        // The rows, read without the lock: history of past hours and days is never written
+        // again (ingest adds the current hour, a restart its own time).
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "DELETE FROM {table} WHERE (terminal_id, {time}) IN (SELECT r.terminal_id, r.{time} \
-             FROM {table} r WHERE r.{time} < "
+            "SELECT r.terminal_id, r.{time} FROM {table} r WHERE r.{time} < "
         ));
         q.push_bind(before)
             .push(*and)
@@ -228,9 +253,30 @@ impl History {
             list.push_bind(id.as_str());
         }
         list.push_unseparated(") LIMIT ");
-        q.push_bind(step.rows.max(1)).push(")");
-        let deleted = q.build().execute(&mut *tx).await?.rows_affected();
-        let next = if deleted >= step.rows.max(1) as u64 {
+        q.push_bind(step.rows.max(1));
+        let keys: Vec<(String, i64)> = q.build_query_as().fetch_all(&store.pool).await?;
+        let mut deleted = 0;
+        if !keys.is_empty() {
+            let mut conn = store.writer.lock().await;
+            let mut tx = conn.begin().await?;
+            for chunk in keys.chunks(KEYS_PER_DELETE) {
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                    "DELETE FROM {table} WHERE (terminal_id, {time}) IN (VALUES "
+                ));
+                let mut rows = q.separated(", ");
+                for (terminal, at) in chunk {
+                    rows.push("(")
+                        .push_bind_unseparated(terminal.as_str())
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(*at)
+                        .push_unseparated(")");
+                }
+                q.push(")");
+                deleted += q.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+        }
+        let next = if keys.len() as i64 >= step.rows.max(1) {
             Some(cursor)
         } else if (ids.len() as i64) < step.terminals.max(1) {
             None
@@ -243,7 +289,6 @@ impl History {
         Ok(PruneStep { deleted, next })
     }
 }
-
 fn push_list(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
     q.push("(");
     let mut list = q.separated(", ");
