@@ -6,6 +6,7 @@ mod api;
 mod desk;
 mod desk_day;
 mod limits;
+mod postgres;
 mod retention;
 mod router;
 mod staff;
