@@ -11,10 +11,6 @@ CREATE TABLE clinics (
     name                    TEXT    COLLATE "C" NOT NULL,
     email                   TEXT    NOT NULL,
     created_at              BIGINT  NOT NULL,
-    -- Business hours, JST minutes after midnight; `week_hours` overrides them per weekday.
-    open_minute             INTEGER NOT NULL DEFAULT 540,
-    close_minute            INTEGER NOT NULL DEFAULT 1080,
-    closed_weekdays         TEXT    NOT NULL DEFAULT 'sun',
     closed_on_holidays      BOOLEAN NOT NULL DEFAULT TRUE,
     desk_name               TEXT,
     desk_phone              TEXT,
@@ -22,6 +18,7 @@ CREATE TABLE clinics (
     prefecture              TEXT    COLLATE "C",
     phone                   TEXT,
     notes                   TEXT    NOT NULL DEFAULT '',
+    -- The weekly calendar: per weekday, its open windows (JST); see crate::calendar.
     week_hours              TEXT    NOT NULL DEFAULT '',
     closed_new_year         BOOLEAN NOT NULL DEFAULT TRUE,
     closed_obon             BOOLEAN NOT NULL DEFAULT FALSE,

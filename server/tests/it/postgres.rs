@@ -10,6 +10,14 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool, Row};
 
+/// Runs statements built at run time (schema names, test rows).
+async fn exec(pool: &PgPool, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .map(drop)
+}
+
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -31,25 +39,22 @@ impl PgSchema {
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {url} (ONSHI_TEST_DATABASE_URL): {e}"));
         let name = format!("onshi_test_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute(format!("CREATE SCHEMA {name}").as_str())
-            .await
-            .unwrap();
+        exec(&admin, format!("CREATE SCHEMA {name}")).await.unwrap();
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .connect_with(options.options([("search_path", name.as_str())]))
             .await
             .unwrap();
-        PG_MIGRATOR.run(&pool).await.expect("migrations/postgres apply");
+        PG_MIGRATOR
+            .run(&pool)
+            .await
+            .expect("migrations/postgres apply");
         PgSchema { pool, admin, name }
     }
 
     async fn drop(self) {
         self.pool.close().await;
-        let _ = self
-            .admin
-            .execute(format!("DROP SCHEMA {} CASCADE", self.name).as_str())
-            .await;
+        let _ = exec(&self.admin, format!("DROP SCHEMA {} CASCADE", self.name)).await;
     }
 }
 
@@ -72,10 +77,7 @@ async fn sqlite_columns() -> BTreeMap<String, BTreeSet<String>> {
     .unwrap();
     let mut tables: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in rows {
-        tables
-            .entry(r.get("t"))
-            .or_default()
-            .insert(r.get("c"));
+        tables.entry(r.get("t")).or_default().insert(r.get("c"));
     }
     tables
 }
@@ -93,10 +95,7 @@ async fn the_postgres_schema_has_sqlites_tables_and_columns() {
     .unwrap();
     let mut postgres: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in rows {
-        postgres
-            .entry(r.get("t"))
-            .or_default()
-            .insert(r.get("c"));
+        postgres.entry(r.get("t")).or_default().insert(r.get("c"));
     }
     // SQLite's rowid orders events; PostgreSQL has a column for it.
     if let Some(events) = postgres.get_mut("events") {
@@ -157,15 +156,12 @@ async fn a_silence_has_exactly_one_scope_as_on_sqlite() {
             }
         )
     };
-    assert!(pg.pool.execute(insert("").as_str()).await.is_err(), "no scope");
-    pg.pool
-        .execute(insert("prefecture, ").as_str())
-        .await
-        .unwrap();
-    pg.pool.execute(insert("fleet, ").as_str()).await.unwrap();
+    assert!(exec(&pg.pool, insert("")).await.is_err(), "no scope");
+    exec(&pg.pool, insert("prefecture, ")).await.unwrap();
+    exec(&pg.pool, insert("fleet, ")).await.unwrap();
     let both = "INSERT INTO silences (prefecture, fleet, starts_at, ends_at, reason, created_by, \
                 created_at) VALUES ('東京都', TRUE, 1, 2, 'r', 'ann', 0)";
-    assert!(pg.pool.execute(both).await.is_err(), "two scopes");
+    assert!(exec(&pg.pool, both.into()).await.is_err(), "two scopes");
     pg.drop().await;
 }
 
