@@ -34,6 +34,7 @@ use crate::store::StoreError;
 
 mod alerts;
 mod batch;
+mod checkpoint;
 mod clinics;
 mod desk;
 mod outbox;
@@ -47,12 +48,15 @@ mod staff;
 pub(super) const ROWS_PER_STATEMENT: usize = 100;
 
 /// Settings every connection of the store opens with, sqlx's and the batch writer's: commits
-/// write the WAL without flushing it (see the module documentation), foreign keys are checked.
-/// The database itself is put in WAL mode once, by the first sqlx connection.
-pub(super) const PRAGMAS: [(&str, &str); 3] = [
+/// write the WAL without flushing it (see the module documentation), foreign keys are checked,
+/// and no commit runs a checkpoint: the [`checkpoint`] thread does, so that copying the WAL
+/// back (and flushing the database file) never lengthens an ingest batch. The database itself
+/// is put in WAL mode once, by the first sqlx connection.
+pub(super) const PRAGMAS: [(&str, &str); 4] = [
     ("synchronous", "NORMAL"),
     ("foreign_keys", "ON"),
     ("temp_store", "MEMORY"),
+    ("wal_autocheckpoint", "0"),
 ];
 
 /// How long a connection waits for another process's write (a command-line tool on the same
@@ -75,6 +79,8 @@ pub struct SqliteStore {
     /// commit makes a connection's cache start cold, which is rare for this one.
     batch: Arc<batch::BatchWriter>,
     wal: PathBuf,
+    /// Runs the checkpoints while any clone of the store lives.
+    _checkpoints: Arc<checkpoint::Checkpointer>,
 }
 
 impl SqliteStore {
@@ -105,11 +111,14 @@ impl SqliteStore {
             .await?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
+        let writer = Writer(Arc::new(tokio::sync::Mutex::new(writer)));
+        let checkpoints = checkpoint::Checkpointer::start(path, checkpoint::EVERY, writer.clone())?;
         Ok(SqliteStore {
             pool,
-            writer: Writer(Arc::new(tokio::sync::Mutex::new(writer))),
+            writer,
             batch: Arc::new(batch),
             wal: PathBuf::from(wal),
+            _checkpoints: Arc::new(checkpoints),
         })
     }
 
@@ -141,6 +150,11 @@ pub(super) struct Writer(Arc<tokio::sync::Mutex<SqliteConnection>>);
 impl Writer {
     pub(super) async fn lock(&self) -> tokio::sync::MutexGuard<'_, SqliteConnection> {
         self.0.lock().await
+    }
+
+    /// The lock from a thread outside the runtime (the checkpoint thread).
+    pub(super) fn blocking_lock(&self) -> tokio::sync::MutexGuard<'_, SqliteConnection> {
+        self.0.blocking_lock()
     }
 }
 

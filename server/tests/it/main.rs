@@ -5,6 +5,7 @@ mod alerts;
 mod api;
 mod desk;
 mod desk_day;
+mod engines;
 mod limits;
 mod postgres;
 mod retention;

@@ -21,15 +21,18 @@ async fn exec(pool: &PgPool, sql: String) -> Result<(), sqlx::Error> {
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
-/// A migrated schema of its own, dropped when the test ends.
-struct PgSchema {
-    pool: PgPool,
+/// A migrated schema of its own, dropped when the test ends (a failed test leaves it, named
+/// `onshi_test_…`, to look at).
+pub struct PgSchema {
+    pub pool: PgPool,
     admin: PgPool,
-    name: String,
+    pub name: String,
+    /// Connection options whose `search_path` is this schema.
+    pub options: PgConnectOptions,
 }
 
 impl PgSchema {
-    async fn new() -> PgSchema {
+    pub async fn new() -> PgSchema {
         let url = std::env::var("ONSHI_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let options = PgConnectOptions::from_str(&url).expect("ONSHI_TEST_DATABASE_URL");
@@ -40,19 +43,25 @@ impl PgSchema {
             .unwrap_or_else(|e| panic!("PostgreSQL at {url} (ONSHI_TEST_DATABASE_URL): {e}"));
         let name = format!("onshi_test_{}", uuid::Uuid::new_v4().simple());
         exec(&admin, format!("CREATE SCHEMA {name}")).await.unwrap();
+        let options = options.options([("search_path", name.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(2)
-            .connect_with(options.options([("search_path", name.as_str())]))
+            .connect_with(options.clone())
             .await
             .unwrap();
         PG_MIGRATOR
             .run(&pool)
             .await
             .expect("migrations/postgres apply");
-        PgSchema { pool, admin, name }
+        PgSchema {
+            pool,
+            admin,
+            name,
+            options,
+        }
     }
 
-    async fn drop(self) {
+    pub async fn drop(self) {
         self.pool.close().await;
         let _ = exec(&self.admin, format!("DROP SCHEMA {} CASCADE", self.name)).await;
     }
