@@ -23,10 +23,10 @@ CREATE TABLE clinics (
     closed_new_year         BOOLEAN NOT NULL DEFAULT TRUE,
     closed_obon             BOOLEAN NOT NULL DEFAULT FALSE,
     settings_version        BIGINT  NOT NULL DEFAULT 0,
-    restart_warning_hours   INTEGER,
-    restart_critical_hours  INTEGER,
-    offline_after_intervals INTEGER,
-    offline_critical_days   INTEGER,
+    restart_warning_hours   BIGINT ,
+    restart_critical_hours  BIGINT ,
+    offline_after_intervals BIGINT ,
+    offline_critical_days   BIGINT ,
     file_rename_counts      BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE UNIQUE INDEX clinics_code ON clinics(code) WHERE code IS NOT NULL;
@@ -164,7 +164,7 @@ CREATE TABLE alerts (
     ack_until    BIGINT,
     resolved_at  BIGINT,
     resolved_by  TEXT,
-    times_opened INTEGER NOT NULL DEFAULT 1,
+    times_opened BIGINT  NOT NULL DEFAULT 1,
     mail_held    BOOLEAN NOT NULL DEFAULT FALSE,
     UNIQUE (terminal_id, rule)
 );
@@ -201,9 +201,9 @@ CREATE TABLE silences (
     rule        TEXT,
     starts_at   BIGINT  NOT NULL,
     ends_at     BIGINT  NOT NULL,
-    daily_from  INTEGER,
-    daily_to    INTEGER,
-    weekdays    INTEGER,
+    daily_from  BIGINT ,
+    daily_to    BIGINT ,
+    weekdays    BIGINT ,
     reason      TEXT    NOT NULL,
     created_by  TEXT    NOT NULL,
     created_at  BIGINT  NOT NULL,
@@ -247,7 +247,7 @@ CREATE TABLE outbox (
     body_html       TEXT    NOT NULL,
     dedupe_key      TEXT    UNIQUE,
     status          TEXT    NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempts        BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at BIGINT  NOT NULL,
     claimed_until   BIGINT,
     claimed_by      TEXT,
@@ -335,14 +335,14 @@ CREATE TABLE overview_line (
     prefecture     TEXT    COLLATE "C",
     hostname       TEXT    NOT NULL,
     host_key       TEXT    COLLATE "C" NOT NULL,   -- lower-cased hostname, for prefix search
-    open_alerts    INTEGER NOT NULL,
+    open_alerts    BIGINT  NOT NULL,
     open_rules     BIGINT  NOT NULL,               -- bit i: rules::key::ALL[i] has an unresolved alert
-    apps_behind    INTEGER NOT NULL,
+    apps_behind    BIGINT  NOT NULL,
     backup         TEXT    NOT NULL,               -- ok, missing, stale, unknown
     last_start     BIGINT,
     cert_not_after BIGINT,
     updated_at     BIGINT  NOT NULL,
-    severity_rank  INTEGER NOT NULL DEFAULT 0,
+    severity_rank  BIGINT  NOT NULL DEFAULT 0,
     handling       TEXT    NOT NULL DEFAULT 'none',
     handling_by    TEXT,
     handling_until BIGINT,

@@ -52,11 +52,13 @@ pub(super) const ROWS_PER_STATEMENT: usize = 100;
 /// and no commit runs a checkpoint: the [`checkpoint`] thread does, so that copying the WAL
 /// back (and flushing the database file) never lengthens an ingest batch. The database itself
 /// is put in WAL mode once, by the first sqlx connection.
-pub(super) const PRAGMAS: [(&str, &str); 4] = [
+pub(super) const PRAGMAS: [(&str, &str); 5] = [
     ("synchronous", "NORMAL"),
     ("foreign_keys", "ON"),
     ("temp_store", "MEMORY"),
     ("wal_autocheckpoint", "0"),
+    // Whichever connection starts the WAL over cuts the file back to 64 MiB.
+    ("journal_size_limit", "67108864"),
 ];
 
 /// How long a connection waits for another process's write (a command-line tool on the same
@@ -112,7 +114,12 @@ impl SqliteStore {
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let writer = Writer(Arc::new(tokio::sync::Mutex::new(writer)));
-        let checkpoints = checkpoint::Checkpointer::start(path, checkpoint::EVERY, writer.clone())?;
+        let checkpoints = checkpoint::Checkpointer::start(
+            path,
+            checkpoint::EVERY,
+            checkpoint::WAL_PAGES_HELD,
+            writer.clone(),
+        )?;
         Ok(SqliteStore {
             pool,
             writer,

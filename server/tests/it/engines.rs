@@ -1,12 +1,16 @@
 //! The store contract, run against both engines: SQLite in a temporary directory and
 //! PostgreSQL in a schema of its own on this machine's server. What each engine has of the
-//! contract so far is here: the ingest batch (`BatchSink`).
+//! contract so far is here: the ingest batch (`BatchSink`) and the mail outbox
+//! (`OutboxStore`).
 
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use onshi_server::ingest::{BatchSink, prepare};
-use onshi_server::store::{IngestRow, NewTerminal, PgStore, SqliteStore, Store};
+use onshi_server::domain::{MailKind, NewMail, OutboxStatus};
+use onshi_server::store::alerts::MailOutcome;
+use onshi_server::store::desk::OutboxQuery;
+use onshi_server::store::{IngestRow, NewTerminal, OutboxStore, PgStore, SqliteStore, Store};
 use uuid::Uuid;
 
 use super::postgres::PgSchema;
@@ -82,6 +86,13 @@ impl Engine {
             .unwrap();
         }
         Engine::Postgres { store, schema }
+    }
+
+    fn outbox(&self) -> &dyn OutboxStore {
+        match self {
+            Engine::Sqlite { store, .. } => store.outbox(),
+            Engine::Postgres { store, .. } => store.as_ref(),
+        }
     }
 
     fn sink(&self) -> &dyn BatchSink {
@@ -207,4 +218,116 @@ async fn the_batch_contract_on_sqlite() {
 #[tokio::test]
 async fn the_batch_contract_on_postgres() {
     batch_contract(Engine::postgres).await;
+}
+
+fn mail(n: usize, dedupe: Option<&str>) -> NewMail {
+    NewMail {
+        kind: MailKind::Critical,
+        clinic_id: None,
+        recipient: format!("clinic{n}@example.jp"),
+        subject: format!("【注意】 件名 {n}"),
+        message_id: format!("<{n}.{}@onshi.example>", Uuid::now_v7()),
+        body_text: "本文".into(),
+        body_html: "<p>本文</p>".into(),
+        dedupe_key: dedupe.map(str::to_owned),
+    }
+}
+
+/// The outbox contract, the same on both engines: queued once per dedupe key, claimed by one
+/// sender at a time (a dead sender's claim falls due again), settled only by its holder.
+async fn outbox_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
+    let db = make(&[]).await;
+    let o = db.outbox();
+    let now = Utc::now();
+    let mails: Vec<NewMail> = (0..6).map(|n| mail(n, None)).collect();
+    assert_eq!(o.enqueue_mails(&mails, now).await.unwrap(), 6);
+    let digest = [mail(10, Some("digest:1:2026-12-06"))];
+    assert_eq!(o.enqueue_mails(&digest, now).await.unwrap(), 1);
+    let again = [mail(11, Some("digest:1:2026-12-06"))];
+    assert_eq!(o.enqueue_mails(&again, now).await.unwrap(), 0, "one per dedupe key");
+
+    // Two senders claim at once: together they hold every mail, each mail once.
+    let lease = Duration::minutes(2);
+    let (a, b) = tokio::join!(
+        o.claim_mails(now, lease, 4, "sender-a"),
+        o.claim_mails(now, lease, 4, "sender-b")
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // With 7 due and 4 each, one of them holds 4: call that one sender a.
+    let (a, b, holder, other) = if a.len() == 4 {
+        (a, b, "sender-a", "sender-b")
+    } else {
+        (b, a, "sender-b", "sender-a")
+    };
+    let mut ids: Vec<i64> = a.iter().chain(&b).map(|m| m.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 7, "claimed: {a:?} {b:?}");
+    assert_eq!(a.len() + b.len(), 7);
+    assert!(a.iter().chain(&b).all(|m| m.attempts == 1));
+    assert!(o.claim_mails(now, lease, 4, "sender-c").await.unwrap().is_empty());
+
+    // Only the holder renews and settles.
+    let held = a[0].id;
+    assert_eq!(o.renew_mail_claims(&[held], other, now + lease).await.unwrap(), 0);
+    assert_eq!(o.renew_mail_claims(&[held], holder, now + lease).await.unwrap(), 1);
+    assert!(!o.settle_mail(held, other, MailOutcome::Sent { at: now }).await.unwrap());
+    assert!(o.settle_mail(held, holder, MailOutcome::Sent { at: now }).await.unwrap());
+    let retry = MailOutcome::Retry { at: now + Duration::minutes(1), error: "421 try later" };
+    assert!(o.settle_mail(a[1].id, holder, retry).await.unwrap());
+    let failed = MailOutcome::Failed { error: "550 no such user" };
+    assert!(o.settle_mail(a[2].id, holder, failed).await.unwrap());
+    let untried = MailOutcome::Untried { at: now };
+    assert!(o.settle_mail(a[3].id, holder, untried).await.unwrap());
+
+    // The other sender dies: its claims fall due when the lease ends, and sender c takes them.
+    let later = now + lease + Duration::seconds(1);
+    let taken = o.claim_mails(later, lease, 10, "sender-c").await.unwrap();
+    let mut expected: Vec<i64> = b.iter().map(|m| m.id).collect();
+    expected.push(a[1].id); // its retry is due
+    expected.push(a[3].id); // untried: due at once, its attempt given back
+    expected.sort();
+    assert_eq!(taken.iter().map(|m| m.id).collect::<Vec<_>>(), expected);
+    let untried_again = taken.iter().find(|m| m.id == a[3].id).unwrap();
+    assert_eq!(untried_again.attempts, 1, "the untried claim's attempt was given back");
+
+    let counts = o.outbox_counts().await.unwrap();
+    assert_eq!((counts.pending, counts.sending, counts.sent, counts.failed), (0, 5, 1, 1));
+    let q = OutboxQuery {
+        clinic_id: None,
+        status: Some(OutboxStatus::Failed),
+        search: None,
+        before: None,
+        limit: 10,
+    };
+    let failed_rows = o.outbox_rows(&q).await.unwrap();
+    assert_eq!(failed_rows.len(), 1);
+    assert_eq!(failed_rows[0].last_error.as_deref(), Some("550 no such user"));
+    let search = OutboxQuery {
+        status: None,
+        search: Some("件名 1".into()),
+        ..q
+    };
+    let found = o.outbox_rows(&search).await.unwrap();
+    assert!(!found.is_empty() && found.iter().all(|r| r.subject.contains("件名 1")));
+    let newest_first = o
+        .outbox_rows(&OutboxQuery { search: None, ..search })
+        .await
+        .unwrap();
+    assert!(newest_first.windows(2).all(|w| w[0].id > w[1].id));
+    let (row, body) = o.outbox_mail(held).await.unwrap().unwrap();
+    assert_eq!(row.status, OutboxStatus::Sent);
+    assert_eq!(body.body_html, "<p>本文</p>");
+    assert!(o.outbox_mail(-1).await.unwrap().is_none());
+    db.end().await;
+}
+
+#[tokio::test]
+async fn the_outbox_contract_on_sqlite() {
+    outbox_contract(Engine::sqlite).await;
+}
+
+#[tokio::test]
+async fn the_outbox_contract_on_postgres() {
+    outbox_contract(Engine::postgres).await;
 }
