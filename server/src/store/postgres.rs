@@ -15,6 +15,7 @@ use super::StoreResult;
 
 mod batch;
 mod outbox;
+mod retention;
 
 /// This build's schema.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

@@ -34,7 +34,6 @@ use crate::store::StoreError;
 
 mod alerts;
 mod batch;
-mod checkpoint;
 mod clinics;
 mod desk;
 mod outbox;
@@ -48,17 +47,12 @@ mod staff;
 pub(super) const ROWS_PER_STATEMENT: usize = 100;
 
 /// Settings every connection of the store opens with, sqlx's and the batch writer's: commits
-/// write the WAL without flushing it (see the module documentation), foreign keys are checked,
-/// and no commit runs a checkpoint: the [`checkpoint`] thread does, so that copying the WAL
-/// back (and flushing the database file) never lengthens an ingest batch. The database itself
-/// is put in WAL mode once, by the first sqlx connection.
-pub(super) const PRAGMAS: [(&str, &str); 5] = [
+/// write the WAL without flushing it (see the module documentation), foreign keys are checked.
+/// The database itself is put in WAL mode once, by the first sqlx connection.
+pub(super) const PRAGMAS: [(&str, &str); 3] = [
     ("synchronous", "NORMAL"),
     ("foreign_keys", "ON"),
     ("temp_store", "MEMORY"),
-    ("wal_autocheckpoint", "0"),
-    // Whichever connection starts the WAL over cuts the file back to 64 MiB.
-    ("journal_size_limit", "67108864"),
 ];
 
 /// How long a connection waits for another process's write (a command-line tool on the same
@@ -81,8 +75,6 @@ pub struct SqliteStore {
     /// commit makes a connection's cache start cold, which is rare for this one.
     batch: Arc<batch::BatchWriter>,
     wal: PathBuf,
-    /// Runs the checkpoints while any clone of the store lives.
-    _checkpoints: Arc<checkpoint::Checkpointer>,
 }
 
 impl SqliteStore {
@@ -113,19 +105,11 @@ impl SqliteStore {
             .await?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        let writer = Writer(Arc::new(tokio::sync::Mutex::new(writer)));
-        let checkpoints = checkpoint::Checkpointer::start(
-            path,
-            checkpoint::EVERY,
-            checkpoint::WAL_PAGES_HELD,
-            writer.clone(),
-        )?;
         Ok(SqliteStore {
             pool,
-            writer,
+            writer: Writer(Arc::new(tokio::sync::Mutex::new(writer))),
             batch: Arc::new(batch),
             wal: PathBuf::from(wal),
-            _checkpoints: Arc::new(checkpoints),
         })
     }
 
@@ -157,11 +141,6 @@ pub(super) struct Writer(Arc<tokio::sync::Mutex<SqliteConnection>>);
 impl Writer {
     pub(super) async fn lock(&self) -> tokio::sync::MutexGuard<'_, SqliteConnection> {
         self.0.lock().await
-    }
-
-    /// The lock from a thread outside the runtime (the checkpoint thread).
-    pub(super) fn blocking_lock(&self) -> tokio::sync::MutexGuard<'_, SqliteConnection> {
-        self.0.blocking_lock()
     }
 }
 

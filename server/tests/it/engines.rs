@@ -1,16 +1,19 @@
 //! The store contract, run against both engines: SQLite in a temporary directory and
 //! PostgreSQL in a schema of its own on this machine's server. What each engine has of the
-//! contract so far is here: the ingest batch (`BatchSink`) and the mail outbox
-//! (`OutboxStore`).
+//! contract so far is here: the ingest batch (`BatchSink`), the mail outbox (`OutboxStore`)
+//! and retention (`RetentionStore`, for what those two write).
 
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use onshi_server::ingest::{BatchSink, prepare};
 use onshi_server::domain::{MailKind, NewMail, OutboxStatus};
+use onshi_server::ingest::{BatchSink, prepare};
 use onshi_server::store::alerts::MailOutcome;
 use onshi_server::store::desk::OutboxQuery;
-use onshi_server::store::{IngestRow, NewTerminal, OutboxStore, PgStore, SqliteStore, Store};
+use onshi_server::store::retention::{Cursor, Prune, StepLimit};
+use onshi_server::store::{
+    IngestRow, NewTerminal, OutboxStore, PgStore, RetentionStore, SqliteStore, Store,
+};
 use uuid::Uuid;
 
 use super::postgres::PgSchema;
@@ -24,7 +27,7 @@ enum Engine {
     },
     Postgres {
         store: Arc<PgStore>,
-        schema: PgSchema,
+        schema: Box<PgSchema>,
     },
 }
 
@@ -41,7 +44,10 @@ impl Engine {
             .add_clinic(&actor, "さくら内科", "sakura@example.jp", Utc::now())
             .await
             .unwrap();
-        let code = desk.issue_code(&actor, clinic.id, Utc::now()).await.unwrap();
+        let code = desk
+            .issue_code(&actor, clinic.id, Utc::now())
+            .await
+            .unwrap();
         let new: Vec<NewTerminal> = terminals
             .iter()
             .map(|&id| NewTerminal {
@@ -85,12 +91,22 @@ impl Engine {
             .await
             .unwrap();
         }
-        Engine::Postgres { store, schema }
+        Engine::Postgres {
+            store,
+            schema: Box::new(schema),
+        }
     }
 
     fn outbox(&self) -> &dyn OutboxStore {
         match self {
             Engine::Sqlite { store, .. } => store.outbox(),
+            Engine::Postgres { store, .. } => store.as_ref(),
+        }
+    }
+
+    fn retention(&self) -> &dyn RetentionStore {
+        match self {
+            Engine::Sqlite { store, .. } => store.retention(),
             Engine::Postgres { store, .. } => store.as_ref(),
         }
     }
@@ -116,7 +132,7 @@ impl Engine {
     async fn end(self) {
         if let Engine::Postgres { schema, store } = self {
             store.pool().close().await;
-            schema.drop().await;
+            (*schema).drop().await;
         }
     }
 }
@@ -139,16 +155,29 @@ async fn batch_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
 
     // A batch stores the latest report, the body, the events, the start and the hour.
     let first = row(a, 1, now);
-    db.sink().write_batch(&[first.clone()]).await.unwrap();
+    db.sink()
+        .write_batch(std::slice::from_ref(&first))
+        .await
+        .unwrap();
     db.sink().sync_committed().unwrap();
     assert_eq!(
-        db.strings("SELECT CAST(seq AS TEXT) FROM latest_report").await,
+        db.strings("SELECT CAST(seq AS TEXT) FROM latest_report")
+            .await,
         ["1"]
     );
-    assert_eq!(db.strings("SELECT CAST(seq AS TEXT) FROM terminal_snapshot").await, ["1"]);
+    assert_eq!(
+        db.strings("SELECT CAST(seq AS TEXT) FROM terminal_snapshot")
+            .await,
+        ["1"]
+    );
     assert_eq!(db.strings("SELECT kind FROM events").await.len(), 1);
     assert_eq!(db.strings("SELECT kind FROM starts").await.len(), 1);
-    assert_eq!(db.strings("SELECT CAST(hour AS TEXT) FROM report_hours").await.len(), 1);
+    assert_eq!(
+        db.strings("SELECT CAST(hour AS TEXT) FROM report_hours")
+            .await
+            .len(),
+        1
+    );
 
     // Two reports of one terminal in a batch: the higher seq wins; the same event id from
     // another terminal is that terminal's own; a replay adds nothing.
@@ -163,7 +192,8 @@ async fn batch_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
         .await
         .unwrap();
     assert_eq!(
-        db.strings("SELECT CAST(seq AS TEXT) FROM latest_report ORDER BY seq").await,
+        db.strings("SELECT CAST(seq AS TEXT) FROM latest_report ORDER BY seq")
+            .await,
         ["1", "3"]
     );
     // The first event, the two new ones of terminal a, and b's own with a's id.
@@ -180,7 +210,10 @@ async fn batch_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
         .await;
     assert_eq!(hashes, ["1", "3"], "the newer body stays");
     assert!(
-        db.strings("SELECT body FROM terminal_snapshot").await.iter().any(|b| b.contains("RENAMED")),
+        db.strings("SELECT body FROM terminal_snapshot")
+            .await
+            .iter()
+            .any(|b| b.contains("RENAMED")),
         "the body of seq 3"
     );
 
@@ -193,7 +226,8 @@ async fn batch_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
     assert!(failed.is_err());
     assert_eq!(db.strings("SELECT kind FROM events").await.len(), before);
     assert_eq!(
-        db.strings("SELECT CAST(seq AS TEXT) FROM latest_report ORDER BY seq").await,
+        db.strings("SELECT CAST(seq AS TEXT) FROM latest_report ORDER BY seq")
+            .await,
         ["1", "3"]
     );
 
@@ -244,7 +278,11 @@ async fn outbox_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
     let digest = [mail(10, Some("digest:1:2026-12-06"))];
     assert_eq!(o.enqueue_mails(&digest, now).await.unwrap(), 1);
     let again = [mail(11, Some("digest:1:2026-12-06"))];
-    assert_eq!(o.enqueue_mails(&again, now).await.unwrap(), 0, "one per dedupe key");
+    assert_eq!(
+        o.enqueue_mails(&again, now).await.unwrap(),
+        0,
+        "one per dedupe key"
+    );
 
     // Two senders claim at once: together they hold every mail, each mail once.
     let lease = Duration::minutes(2);
@@ -265,17 +303,45 @@ async fn outbox_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
     assert_eq!(ids.len(), 7, "claimed: {a:?} {b:?}");
     assert_eq!(a.len() + b.len(), 7);
     assert!(a.iter().chain(&b).all(|m| m.attempts == 1));
-    assert!(o.claim_mails(now, lease, 4, "sender-c").await.unwrap().is_empty());
+    assert!(
+        o.claim_mails(now, lease, 4, "sender-c")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Only the holder renews and settles.
     let held = a[0].id;
-    assert_eq!(o.renew_mail_claims(&[held], other, now + lease).await.unwrap(), 0);
-    assert_eq!(o.renew_mail_claims(&[held], holder, now + lease).await.unwrap(), 1);
-    assert!(!o.settle_mail(held, other, MailOutcome::Sent { at: now }).await.unwrap());
-    assert!(o.settle_mail(held, holder, MailOutcome::Sent { at: now }).await.unwrap());
-    let retry = MailOutcome::Retry { at: now + Duration::minutes(1), error: "421 try later" };
+    assert_eq!(
+        o.renew_mail_claims(&[held], other, now + lease)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        o.renew_mail_claims(&[held], holder, now + lease)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        !o.settle_mail(held, other, MailOutcome::Sent { at: now })
+            .await
+            .unwrap()
+    );
+    assert!(
+        o.settle_mail(held, holder, MailOutcome::Sent { at: now })
+            .await
+            .unwrap()
+    );
+    let retry = MailOutcome::Retry {
+        at: now + Duration::minutes(1),
+        error: "421 try later",
+    };
     assert!(o.settle_mail(a[1].id, holder, retry).await.unwrap());
-    let failed = MailOutcome::Failed { error: "550 no such user" };
+    let failed = MailOutcome::Failed {
+        error: "550 no such user",
+    };
     assert!(o.settle_mail(a[2].id, holder, failed).await.unwrap());
     let untried = MailOutcome::Untried { at: now };
     assert!(o.settle_mail(a[3].id, holder, untried).await.unwrap());
@@ -289,10 +355,16 @@ async fn outbox_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
     expected.sort();
     assert_eq!(taken.iter().map(|m| m.id).collect::<Vec<_>>(), expected);
     let untried_again = taken.iter().find(|m| m.id == a[3].id).unwrap();
-    assert_eq!(untried_again.attempts, 1, "the untried claim's attempt was given back");
+    assert_eq!(
+        untried_again.attempts, 1,
+        "the untried claim's attempt was given back"
+    );
 
     let counts = o.outbox_counts().await.unwrap();
-    assert_eq!((counts.pending, counts.sending, counts.sent, counts.failed), (0, 5, 1, 1));
+    assert_eq!(
+        (counts.pending, counts.sending, counts.sent, counts.failed),
+        (0, 5, 1, 1)
+    );
     let q = OutboxQuery {
         clinic_id: None,
         status: Some(OutboxStatus::Failed),
@@ -302,7 +374,10 @@ async fn outbox_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
     };
     let failed_rows = o.outbox_rows(&q).await.unwrap();
     assert_eq!(failed_rows.len(), 1);
-    assert_eq!(failed_rows[0].last_error.as_deref(), Some("550 no such user"));
+    assert_eq!(
+        failed_rows[0].last_error.as_deref(),
+        Some("550 no such user")
+    );
     let search = OutboxQuery {
         status: None,
         search: Some("件名 1".into()),
@@ -311,7 +386,10 @@ async fn outbox_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
     let found = o.outbox_rows(&search).await.unwrap();
     assert!(!found.is_empty() && found.iter().all(|r| r.subject.contains("件名 1")));
     let newest_first = o
-        .outbox_rows(&OutboxQuery { search: None, ..search })
+        .outbox_rows(&OutboxQuery {
+            search: None,
+            ..search
+        })
         .await
         .unwrap();
     assert!(newest_first.windows(2).all(|w| w[0].id > w[1].id));
@@ -330,4 +408,122 @@ async fn the_outbox_contract_on_sqlite() {
 #[tokio::test]
 async fn the_outbox_contract_on_postgres() {
     outbox_contract(Engine::postgres).await;
+}
+
+/// Everything `what` deletes before `before`, in steps of two rows and one terminal (so the
+/// cursors are used), and how many rows went.
+async fn prune_all(r: &dyn RetentionStore, what: Prune, before: chrono::DateTime<Utc>) -> u64 {
+    let (mut cursor, mut deleted) = (Cursor::Start, 0);
+    let limit = StepLimit {
+        rows: 2,
+        terminals: 1,
+    };
+    loop {
+        let step = r.prune(what, before, cursor, limit).await.unwrap();
+        deleted += step.deleted;
+        match step.next {
+            Some(next) => cursor = next,
+            None => return deleted,
+        }
+    }
+}
+
+fn at(id: Uuid, seq: u64, when: chrono::DateTime<Utc>) -> IngestRow {
+    let mut r = row(id, seq, when);
+    // A start per report, at the report's time.
+    r.last_start = when;
+    r
+}
+
+/// Retention on both engines: what is older than the cutoff goes, what is newer stays, report
+/// hours are thinned to the first of each JST day, queued mail is kept.
+async fn retention_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let db = make(&[a, b]).await;
+    let now = Utc::now();
+    let old = now - Duration::days(500);
+    let recent = now - Duration::days(5);
+    // Three hours of one JST day 100 days ago: 10:00, 11:00 and 15:00 JST.
+    let day = (now - Duration::days(100))
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).unwrap());
+    let morning = day
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_local_timezone(day.timezone())
+        .unwrap()
+        .with_timezone(&Utc);
+    let rows = [
+        at(a, 1, old),
+        at(b, 1, old),
+        at(a, 2, morning),
+        at(a, 3, morning + Duration::hours(1)),
+        at(a, 4, morning + Duration::hours(5)),
+        at(a, 5, recent),
+    ];
+    for r in &rows {
+        db.sink()
+            .write_batch(std::slice::from_ref(r))
+            .await
+            .unwrap();
+    }
+    let count = async |sql| db.strings(sql).await.len();
+    assert_eq!(count("SELECT kind FROM events").await, 6);
+    assert_eq!(count("SELECT kind FROM starts").await, 6);
+    assert_eq!(
+        count("SELECT CAST(hour AS TEXT) FROM report_hours").await,
+        6
+    );
+
+    let o = db.outbox();
+    o.enqueue_mails(&[mail(1, None), mail(2, None)], old)
+        .await
+        .unwrap();
+    let claimed = o
+        .claim_mails(old, Duration::minutes(2), 1, "s")
+        .await
+        .unwrap();
+    assert!(
+        o.settle_mail(claimed[0].id, "s", MailOutcome::Sent { at: old })
+            .await
+            .unwrap()
+    );
+
+    let r = db.retention();
+    let cutoff = now - Duration::days(400);
+    assert_eq!(prune_all(r, Prune::Events, cutoff).await, 2);
+    assert_eq!(prune_all(r, Prune::Starts, cutoff).await, 2);
+    assert_eq!(prune_all(r, Prune::ReportHours, cutoff).await, 2);
+    assert_eq!(
+        prune_all(r, Prune::SentMail, cutoff).await,
+        1,
+        "the sent mail, not the queued"
+    );
+    // Thinned after 30 days: the first hour of the day stays.
+    assert_eq!(
+        prune_all(r, Prune::ThinReportHours, now - Duration::days(30)).await,
+        2
+    );
+    assert_eq!(count("SELECT kind FROM events").await, 4);
+    assert_eq!(count("SELECT kind FROM starts").await, 4);
+    let hours = db
+        .strings("SELECT CAST(hour AS TEXT) FROM report_hours ORDER BY hour")
+        .await;
+    let hour_of =
+        |t: chrono::DateTime<Utc>| (t.timestamp_millis() / 3_600_000 * 3_600_000).to_string();
+    assert_eq!(hours, [hour_of(morning), hour_of(recent)]);
+    assert_eq!(o.outbox_counts().await.unwrap().pending, 1);
+    // Nothing left to do.
+    assert_eq!(prune_all(r, Prune::Events, cutoff).await, 0);
+    db.end().await;
+}
+
+#[tokio::test]
+async fn the_retention_contract_on_sqlite() {
+    retention_contract(Engine::sqlite).await;
+}
+
+#[tokio::test]
+async fn the_retention_contract_on_postgres() {
+    retention_contract(Engine::postgres).await;
 }

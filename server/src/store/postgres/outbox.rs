@@ -122,7 +122,10 @@ impl OutboxStore for PgStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut mails = rows.iter().map(mail_from).collect::<StoreResult<Vec<_>>>()?;
+        let mut mails = rows
+            .iter()
+            .map(mail_from)
+            .collect::<StoreResult<Vec<_>>>()?;
         mails.sort_by_key(|m| m.id);
         Ok(mails)
     }
