@@ -137,7 +137,12 @@ impl Application {
                 }
             }
         });
-        let mut followers = vec![revocations, policy_follower, upkeep];
+        let mut followers = vec![
+            revocations,
+            policy_follower,
+            upkeep,
+            crate::tls::reload_on_hangup(tls.clone()),
+        ];
         if let Some(tls) = &tls {
             followers.push(tls.clone().watch(config.tls.watch_every()));
         }

@@ -102,33 +102,17 @@ impl Certificates {
         Ok(())
     }
 
-    /// Reloads on SIGHUP, and when the files change (looked at every `every`).
+    /// Reloads when the files change (looked at every `every`); SIGHUP is followed by
+    /// [`reload_on_hangup`].
     pub fn watch(self, every: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            #[cfg(unix)]
-            let mut hup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             let mut seen = stamp(&self.files);
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                #[cfg(unix)]
-                let hangup = async {
-                    match hup.as_mut() {
-                        Some(s) => {
-                            s.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                #[cfg(not(unix))]
-                let hangup = std::future::pending::<()>();
-                let asked = tokio::select! {
-                    _ = tick.tick() => false,
-                    () = hangup => true,
-                };
+                tick.tick().await;
                 let now = stamp(&self.files);
-                if !asked && now == seen {
+                if now == seen {
                     continue;
                 }
                 // A renewal may replace the two files one after the other: a pair that does
@@ -142,6 +126,36 @@ impl Certificates {
             }
         })
     }
+}
+
+/// What SIGHUP (`systemctl reload`) does, with or without `[tls]`: it must never end the
+/// process, whose unit declares `ExecReload`. With `[tls]` it loads the files again.
+pub fn reload_on_hangup(tls: Option<Certificates>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hup = match signal(SignalKind::hangup()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no SIGHUP handler; reload by restarting");
+                    return;
+                }
+            };
+            while hup.recv().await.is_some() {
+                match &tls {
+                    Some(certs) => {
+                        if let Err(e) = certs.reload() {
+                            tracing::error!(error = %e, "TLS files not reloaded; the ones in use stay");
+                        }
+                    }
+                    None => tracing::info!("SIGHUP: nothing to reload ([tls] is not set)"),
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        drop(tls);
+    })
 }
 
 #[cfg(test)]

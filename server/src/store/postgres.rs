@@ -35,15 +35,14 @@ impl PgStore {
     /// Connects and runs the migrations. Every connection commits with `synchronous_commit`
     /// on, whatever the server's default: an acknowledged report is on disk.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url)?
-            .application_name("onshi-server")
-            .options([("synchronous_commit", "on")]);
+        let options = PgConnectOptions::from_str(url)?.application_name("onshi-server");
         Self::open_with(options).await
     }
 
     /// Like [`PgStore::open`], with options already parsed (a test's own schema as
     /// `search_path`, say).
     pub async fn open_with(options: PgConnectOptions) -> StoreResult<Self> {
+        let options = options.options([("synchronous_commit", "on")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .min_connections(1)

@@ -118,3 +118,29 @@ async fn the_agent_enrolls_and_reports_over_https_and_a_renewed_certificate_is_s
     );
     Ok(())
 }
+
+/// `systemctl reload` sends SIGHUP whatever the configuration: without `[tls]` the server logs
+/// that there is nothing to reload and goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_tls_does_not_stop_the_server() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("server");
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "[alerts]\nenabled = false\n")?;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start_server(&data, &config, port)?;
+    onshi_e2e::wait_healthy(&base).await?;
+    let pid = server.id().context("server pid")?;
+    for _ in 0..2 {
+        let hup = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()?;
+        ensure!(hup.success(), "kill -HUP {pid}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let health = reqwest::get(format!("{base}/healthz")).await?;
+    ensure!(health.status().is_success(), "the server stopped on SIGHUP");
+    ensure!(server.is_running(), "the process exited");
+    Ok(())
+}

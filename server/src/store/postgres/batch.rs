@@ -9,7 +9,9 @@
 //! body's guard reads `latest_report` as it was before this batch: a body is newer than the
 //! stored state when its seq is at least the stored state's seq, which is what SQLite's guard
 //! (against the state after the batch's own upsert) also says, since the batch's state row
-//! for a terminal is the same row as its body.
+//! for a terminal is the same row as its body. The body's own seq is compared too: with
+//! several replicas, a batch that began before another's commit must not put an older body
+//! over the one that commit wrote.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -37,7 +39,8 @@ WITH state AS (
     SELECT * FROM UNNEST($11::uuid[], $12::int8[], $13::int8[], $14::text[])
     ON CONFLICT (terminal_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
         body = excluded.body
-    WHERE terminal_snapshot.hash <> excluded.hash AND excluded.seq >=
+    WHERE terminal_snapshot.hash <> excluded.hash AND excluded.seq >= terminal_snapshot.seq
+      AND excluded.seq >=
         COALESCE((SELECT l.seq FROM latest_report l WHERE l.terminal_id = excluded.terminal_id), 0)
     RETURNING 1
 ), event AS (
@@ -86,7 +89,10 @@ struct Columns {
 impl Columns {
     fn of(rows: &[IngestRow]) -> StoreResult<Columns> {
         let mut c = Columns::default();
-        let latest = latest_per_terminal(rows);
+        // In terminal order: two batches (two replicas) lock their rows in the same order and
+        // cannot deadlock.
+        let mut latest = latest_per_terminal(rows);
+        latest.sort_unstable_by_key(|r| r.terminal_id);
         for r in &latest {
             c.ids.push(r.terminal_id);
             c.seqs.push(r.seq);

@@ -223,11 +223,12 @@ impl OutboxStore for PgStore {
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
-            q.push(" AND (o.recipient LIKE ")
+            // ILIKE: SQLite's LIKE ignores the case of ASCII letters.
+            q.push(" AND (o.recipient ILIKE ")
                 .push_bind(like.clone())
-                .push(" OR o.subject LIKE ")
+                .push(" OR o.subject ILIKE ")
                 .push_bind(like.clone())
-                .push(" OR c.name LIKE ")
+                .push(" OR c.name ILIKE ")
                 .push_bind(like)
                 .push(")");
         }
