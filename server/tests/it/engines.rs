@@ -1,7 +1,7 @@
 //! The store contract, run against both engines: SQLite in a temporary directory and
 //! PostgreSQL in a schema of its own on this machine's server. What each engine has of the
 //! contract so far is here: the ingest batch (`BatchSink`), the mail outbox (`OutboxStore`)
-//! and retention (`RetentionStore`, for what those two write).
+//! and retention (`RetentionStore`).
 
 use std::sync::Arc;
 
@@ -126,6 +126,22 @@ impl Engine {
                 .fetch_all(&schema.pool)
                 .await
                 .unwrap(),
+        }
+    }
+
+    /// Runs a portable statement with one time bound as `$1` (Unix ms).
+    async fn exec(&self, sql: &'static str, at: i64) {
+        match self {
+            Engine::Sqlite { pool, .. } => {
+                sqlx::query(sql).bind(at).execute(pool).await.unwrap();
+            }
+            Engine::Postgres { schema, .. } => {
+                sqlx::query(sql)
+                    .bind(at)
+                    .execute(&schema.pool)
+                    .await
+                    .unwrap();
+            }
         }
     }
 
@@ -526,4 +542,114 @@ async fn the_retention_contract_on_sqlite() {
 #[tokio::test]
 async fn the_retention_contract_on_postgres() {
     retention_contract(Engine::postgres).await;
+}
+
+/// Retention of alerts, their history and the audit log on both engines: an alert resolved by
+/// the evaluator long ago goes with its history and mail; one staff resolved while its
+/// condition still holds stays (the evaluator follows it); an open one stays, its old history
+/// entries go.
+async fn alert_retention_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
+    let db = make(&[Uuid::now_v7()]).await;
+    let now = Utc::now();
+    let old = (now - Duration::days(500)).timestamp_millis();
+    let alert = |rule: &'static str| -> &'static str {
+        match rule {
+            "auto" => {
+                "INSERT INTO alerts (terminal_id, clinic_id, rule, severity, status, detail, \
+                 opened_at, updated_at, resolved_at, resolved_by) SELECT id, clinic_id, \
+                 'no_daily_restart', 'warning', 'resolved', '', $1, $1, $1, 'evaluator' FROM terminals"
+            }
+            "staff" => {
+                "INSERT INTO alerts (terminal_id, clinic_id, rule, severity, status, detail, \
+                 occurrence, opened_at, updated_at, resolved_at, resolved_by) SELECT id, \
+                 clinic_id, 'cert_expiring', 'warning', 'resolved', '', 'step-30', $1, $1, $1, \
+                 'ann' FROM terminals"
+            }
+            _ => {
+                "INSERT INTO alerts (terminal_id, clinic_id, rule, severity, status, detail, \
+                 opened_at, updated_at) SELECT id, clinic_id, 'offline', 'critical', 'open', '', \
+                 $1, $1 FROM terminals"
+            }
+        }
+    };
+    for kind in ["auto", "staff", "open"] {
+        db.exec(alert(kind), old).await;
+    }
+    // Two old history entries per alert, and one today for the open one.
+    db.exec(
+        "INSERT INTO alert_history (alert_id, at, actor, action) \
+         SELECT id, $1, 'evaluator', 'opened' FROM alerts",
+        old,
+    )
+    .await;
+    db.exec(
+        "INSERT INTO alert_history (alert_id, at, actor, action) \
+         SELECT id, $1, 'evaluator', 'severity' FROM alerts",
+        old + 1,
+    )
+    .await;
+    db.exec(
+        "INSERT INTO alert_history (alert_id, at, actor, action) \
+         SELECT id, $1, 'ann', 'note' FROM alerts WHERE status = 'open'",
+        now.timestamp_millis(),
+    )
+    .await;
+    // The auto-resolved alert's mail, sent long ago.
+    db.exec(
+        "INSERT INTO outbox (kind, alert_id, recipient, subject, message_id, body_text, \
+         body_html, status, next_attempt_at, created_at, sent_at) SELECT 'warning', id, \
+         'c@example.jp', 's', 'm-1', 't', 'h', 'sent', $1, $1, $1 FROM alerts \
+         WHERE resolved_by = 'evaluator'",
+        old,
+    )
+    .await;
+    // The audit log is written in time order (the walk stops at the first line past the
+    // cutoff): the desk's lines from setting up the engine go first.
+    db.exec("DELETE FROM audit_log WHERE at < $1", i64::MAX)
+        .await;
+    db.exec(
+        "INSERT INTO audit_log (at, actor, what) VALUES ($1, 'ann', 'old line')",
+        old,
+    )
+    .await;
+    db.exec(
+        "INSERT INTO audit_log (at, actor, what) VALUES ($1, 'ann', 'new line')",
+        now.timestamp_millis(),
+    )
+    .await;
+
+    let r = db.retention();
+    let cutoff = now - Duration::days(400);
+    assert_eq!(prune_all(r, Prune::ResolvedAlerts, cutoff).await, 1);
+    assert_eq!(
+        db.strings("SELECT rule FROM alerts ORDER BY rule").await,
+        ["cert_expiring", "offline"]
+    );
+    assert!(
+        db.strings("SELECT subject FROM outbox").await.is_empty(),
+        "its mail went too"
+    );
+    // Its two entries went with it; the two kept alerts' old entries go now, today's stays.
+    assert_eq!(
+        db.strings("SELECT action FROM alert_history").await.len(),
+        5
+    );
+    assert_eq!(prune_all(r, Prune::AlertHistory, cutoff).await, 4);
+    assert_eq!(
+        db.strings("SELECT action FROM alert_history").await,
+        ["note"]
+    );
+    assert_eq!(prune_all(r, Prune::Audit, cutoff).await, 1);
+    assert_eq!(db.strings("SELECT what FROM audit_log").await, ["new line"]);
+    db.end().await;
+}
+
+#[tokio::test]
+async fn the_alert_retention_contract_on_sqlite() {
+    alert_retention_contract(Engine::sqlite).await;
+}
+
+#[tokio::test]
+async fn the_alert_retention_contract_on_postgres() {
+    alert_retention_contract(Engine::postgres).await;
 }
