@@ -605,8 +605,9 @@ pub async fn prepare_clinics(desk: &Desk) -> Result<(), Error> {
 }
 
 /// The desk's day in the demo: a nightly window for the 04:00 automatic restart across the
-/// fleet, and a silence for the terminals whose line is being worked on (their critical mail
-/// is held back, the overview shows 抑止中 beside 緊急).
+/// fleet (for the offline rule only: a terminal restarting is briefly silent, and nothing else
+/// is held back at night), and a silence for the terminals whose line is being worked on
+/// (their critical mail is held back, the overview shows 抑止中 beside 緊急).
 pub async fn prepare_silences(desk: &Desk, fleet: &[SimTerminal]) -> Result<(), Error> {
     use onshi_server::desk::SilenceRequest;
     use onshi_server::domain::{DailyWindow, SilenceScope};
@@ -616,7 +617,7 @@ pub async fn prepare_silences(desk: &Desk, fleet: &[SimTerminal]) -> Result<(), 
         &actor(),
         &SilenceRequest {
             scope: SilenceScope::Fleet,
-            rule: None,
+            rule: Some(onshi_server::domain::RuleKey::Offline),
             starts_at: now,
             ends_at: now + Duration::days(365),
             daily: Some(DailyWindow {
