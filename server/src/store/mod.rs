@@ -290,6 +290,16 @@ pub(crate) fn latest_per_terminal(rows: &[IngestRow]) -> Vec<&IngestRow> {
     out
 }
 
+/// `%text%` for `LIKE … ESCAPE '\\'`, with the text's own `\\`, `%` and `_` escaped.
+pub(crate) fn like_pattern(text: &str) -> String {
+    format!(
+        "%{}%",
+        text.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }

@@ -94,3 +94,52 @@ pub trait RetentionStore: Send + Sync {
         limit: StepLimit,
     ) -> StoreResult<PruneStep>;
 }
+
+/// SQL for "an earlier hour of the same JST day exists" on the report hour `r` (a JST day
+/// starts at `hour - (hour + 9 h) mod 24 h` in Unix ms); the same text on both engines.
+pub(crate) const NOT_FIRST_OF_DAY: &str = " AND EXISTS (SELECT 1 FROM report_hours e \
+     WHERE e.terminal_id = r.terminal_id AND e.hour < r.hour \
+     AND e.hour >= r.hour - ((r.hour + 32400000) % 86400000))";
+
+/// What a walk in key order does with the `(key, time, deletable)` rows it read after `after`
+/// (at most `limit`): the keys to delete, whether the walk is done, and where it got to.
+pub(crate) fn walk_rows(
+    rows: Vec<(i64, i64, bool)>,
+    after: i64,
+    limit: i64,
+    before: i64,
+    in_time_order: bool,
+) -> (Vec<i64>, bool, i64) {
+    let mut done = (rows.len() as i64) < limit;
+    let mut last = after;
+    let mut ids = Vec::new();
+    for (id, at, ok) in rows {
+        if in_time_order && at >= before {
+            done = true;
+            break;
+        }
+        if ok && at < before {
+            ids.push(id);
+        }
+        last = id;
+    }
+    (ids, done, last)
+}
+
+/// Where a per-terminal history walk goes next: the same terminals while a step takes as many
+/// rows as it may, the next ones after `last`, or nowhere after the last terminal.
+pub(crate) fn history_next(
+    cursor: Cursor,
+    taken: u64,
+    step: StepLimit,
+    terminals_read: usize,
+    last: Uuid,
+) -> Option<Cursor> {
+    if taken >= step.rows.max(1) as u64 {
+        Some(cursor)
+    } else if (terminals_read as i64) < step.terminals.max(1) {
+        None
+    } else {
+        Some(Cursor::Terminal(last))
+    }
+}

@@ -217,12 +217,7 @@ impl OutboxStore for PgStore {
             q.push(" AND o.status = ").push_bind(s.as_str());
         }
         if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let like = format!(
-                "%{}%",
-                s.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
+            let like = crate::store::like_pattern(s);
             // ILIKE: SQLite's LIKE ignores the case of ASCII letters.
             q.push(" AND (o.recipient ILIKE ")
                 .push_bind(like.clone())

@@ -8,14 +8,10 @@ use uuid::Uuid;
 
 use super::PgStore;
 use crate::domain::AUTO_ACTOR;
-use crate::store::retention::{Cursor, Prune, PruneStep, RetentionStore, StepLimit};
+use crate::store::retention::{
+    Cursor, NOT_FIRST_OF_DAY, Prune, PruneStep, RetentionStore, StepLimit, history_next, walk_rows,
+};
 use crate::store::{StoreResult, millis};
-
-/// An earlier hour of the same JST day exists (a JST day starts at
-/// `hour - (hour + 9 h) mod 24 h` in Unix ms).
-const NOT_FIRST_OF_DAY: &str = " AND EXISTS (SELECT 1 FROM report_hours e \
-     WHERE e.terminal_id = r.terminal_id AND e.hour < r.hour \
-     AND e.hour >= r.hour - ((r.hour + 32400000) % 86400000))";
 
 #[async_trait]
 impl RetentionStore for PgStore {
@@ -137,19 +133,7 @@ impl Walk {
         .bind(limit)
         .fetch_all(&store.pool)
         .await?;
-        let mut done = (rows.len() as i64) < limit;
-        let mut last = after;
-        let mut ids = Vec::new();
-        for (id, at, ok) in rows {
-            if *in_time_order && at >= before {
-                done = true;
-                break;
-            }
-            if ok && at < before {
-                ids.push(id);
-            }
-            last = id;
-        }
+        let (ids, done, last) = walk_rows(rows, after, limit, before, *in_time_order);
         let mut deleted = 0;
         if !ids.is_empty() {
             let mut tx = store.pool.begin().await?;
@@ -233,13 +217,7 @@ impl History {
         .execute(&store.pool)
         .await?
         .rows_affected();
-        let next = if deleted >= step.rows.max(1) as u64 {
-            Some(cursor)
-        } else if (ids.len() as i64) < step.terminals.max(1) {
-            None
-        } else {
-            Some(Cursor::Terminal(last))
-        };
+        let next = history_next(cursor, deleted, step, ids.len(), last);
         Ok(PruneStep { deleted, next })
     }
 }

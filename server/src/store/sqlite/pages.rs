@@ -421,12 +421,7 @@ pub(super) async fn outbox_page(
     }
     if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         // A search reads the rows it pages through; the newest match first, page by page.
-        let like = format!(
-            "%{}%",
-            s.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let like = crate::store::like_pattern(s);
         q.push(" AND (o.recipient LIKE ")
             .push_bind(like.clone())
             .push(" ESCAPE '\\' OR o.subject LIKE ")

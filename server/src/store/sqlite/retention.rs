@@ -8,14 +8,10 @@ use sqlx::{Connection, QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use crate::domain::AUTO_ACTOR;
-use crate::store::retention::{Cursor, Prune, PruneStep, RetentionStore, StepLimit};
+use crate::store::retention::{
+    Cursor, NOT_FIRST_OF_DAY, Prune, PruneStep, RetentionStore, StepLimit, history_next, walk_rows,
+};
 use crate::store::{StoreResult, millis};
-
-/// An earlier hour of the same JST day exists (a JST day starts at
-/// `hour - (hour + 9 h) mod 24 h` in Unix ms).
-const NOT_FIRST_OF_DAY: &str = " AND EXISTS (SELECT 1 FROM report_hours e \
-     WHERE e.terminal_id = r.terminal_id AND e.hour < r.hour \
-     AND e.hour >= r.hour - ((r.hour + 32400000) % 86400000))";
 
 #[async_trait]
 impl RetentionStore for SqliteStore {
@@ -157,19 +153,7 @@ impl<'a> Walk<'a> {
         .bind(limit)
         .fetch_all(&store.pool)
         .await?;
-        let mut done = (rows.len() as i64) < limit;
-        let mut last = after;
-        let mut ids = Vec::new();
-        for (id, at, ok) in rows {
-            if *in_time_order && at >= before {
-                done = true;
-                break;
-            }
-            if ok && at < before {
-                ids.push(id);
-            }
-            last = id;
-        }
+        let (mut ids, done, last) = walk_rows(rows, after, limit, before, *in_time_order);
         let mut deleted = 0;
         if !ids.is_empty() {
             let mut conn = store.writer.lock().await;
@@ -276,16 +260,9 @@ impl History {
             }
             tx.commit().await?;
         }
-        let next = if keys.len() as i64 >= step.rows.max(1) {
-            Some(cursor)
-        } else if (ids.len() as i64) < step.terminals.max(1) {
-            None
-        } else {
-            let last = uuid::Uuid::parse_str(last).map_err(|e| {
-                crate::store::StoreError::Corrupt(format!("terminal id {last:?}: {e}"))
-            })?;
-            Some(Cursor::Terminal(last))
-        };
+        let last = uuid::Uuid::parse_str(last)
+            .map_err(|e| crate::store::StoreError::Corrupt(format!("terminal id {last:?}: {e}")))?;
+        let next = history_next(cursor, keys.len() as u64, step, ids.len(), last);
         Ok(PruneStep { deleted, next })
     }
 }
