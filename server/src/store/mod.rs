@@ -83,11 +83,7 @@ pub fn redact_url(raw: &str) -> String {
 pub async fn connect(url: &DatabaseUrl) -> Result<Arc<dyn Store>, Error> {
     match url {
         DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
-        // The PostgreSQL store has its schema and its ingest batch so far (see
-        // `store::postgres`); it serves nothing until all of `Store` is there.
-        DatabaseUrl::Postgres(_) => Err(Error::Config(
-            "this build has no complete PostgreSQL store yet; use sqlite:// or --data-dir".into(),
-        )),
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(PgStore::open(url).await?)),
     }
 }
 
