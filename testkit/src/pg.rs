@@ -85,10 +85,31 @@ pub async fn fresh_schema_url() -> String {
 /// again on the same directory finds the same schema.
 pub async fn url_for_dir(dir: &Path) -> String {
     let file = dir.join("postgres-url");
+    std::fs::create_dir_all(dir).expect("the test's data dir");
     if let Ok(url) = std::fs::read_to_string(&file) {
         return url;
     }
     let url = fresh_schema_url().await;
     std::fs::write(&file, &url).expect("writing the test's postgres-url");
     url
+}
+
+/// [`url_for_dir`] from code that is not async (building a child process's command line).
+pub fn url_for_dir_blocking(dir: &Path) -> String {
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(url_for_dir(&dir))
+    })
+    .join()
+    .expect("making the test's schema")
+}
+
+/// The database a test's data dir stands for when the tests run on PostgreSQL
+/// ([`enabled`]); `None` on SQLite, whose file is in the data dir.
+pub fn engine_url(dir: &Path) -> Option<String> {
+    enabled().then(|| url_for_dir_blocking(dir))
 }

@@ -48,12 +48,30 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     Ok(built)
 }
 
+/// `--data-dir` and, when the tests run on PostgreSQL (`ONSHI_TEST_ENGINE=postgres`), the
+/// `--database-url` of the data dir's own schema: every command on one data dir reaches the
+/// same database.
+pub fn database_args(cmd: &mut Command, data: &Path) {
+    cmd.arg("--data-dir").arg(data);
+    if let Some(url) = onshi_testkit::pg::engine_url(data) {
+        cmd.arg("--database-url").arg(url);
+    }
+}
+
+/// The database the server on `data` uses (see [`database_args`]), for a test to read.
+pub fn database_of(data: &Path) -> Result<onshi_server::store::DatabaseUrl> {
+    Ok(match onshi_testkit::pg::engine_url(data) {
+        Some(url) => onshi_server::store::DatabaseUrl::parse(&url)?,
+        None => onshi_server::store::DatabaseUrl::Sqlite(data.join("onshi.db")),
+    })
+}
+
 /// Creates a staff account with the server's own CLI (`user add --password-stdin`).
 pub fn add_staff_user(data_dir: &Path, name: &str, role: &str, password: &str) -> Result<()> {
     use std::io::Write;
-    let mut child = Command::new(binary("onshi-server")?)
-        .arg("--data-dir")
-        .arg(data_dir)
+    let mut cmd = Command::new(binary("onshi-server")?);
+    database_args(&mut cmd, data_dir);
+    let mut child = cmd
         .args(["--log", "warn", "user", "add", name, "--role", role])
         .arg("--password-stdin")
         .stdin(Stdio::piped())
@@ -76,12 +94,11 @@ pub fn add_staff_user(data_dir: &Path, name: &str, role: &str, password: &str) -
 
 /// Starts `onshi-server serve` on a loopback port with a data directory and a config file.
 pub fn start_server(data: &Path, config: &Path, port: u16) -> Result<Proc> {
+    let mut cmd = Command::new(binary("onshi-server")?);
+    database_args(&mut cmd, data);
     Ok(Proc::spawn(
         "onshi-server",
-        Command::new(binary("onshi-server")?)
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--config")
+        cmd.arg("--config")
             .arg(config)
             .args(["--log", "warn", "serve", "--listen"])
             .arg(format!("127.0.0.1:{port}")),
@@ -101,9 +118,9 @@ pub async fn wait_healthy(base: &str) -> Result<()> {
 
 /// Adds a clinic through `onshi-server clinic add` and returns the enrollment code it printed.
 pub fn add_clinic(data: &Path, name: &str, email: &str) -> Result<String> {
-    let out = Command::new(binary("onshi-server")?)
-        .arg("--data-dir")
-        .arg(data)
+    let mut cmd = Command::new(binary("onshi-server")?);
+    database_args(&mut cmd, data);
+    let out = cmd
         .args(["clinic", "add", name, "--email", email])
         .output()?;
     if !out.status.success() {

@@ -11,7 +11,7 @@ use onshi_e2e::{
     start_server, wait_for, wait_healthy,
 };
 use onshi_server::domain::{AlertStatus, RuleKey, Severity};
-use onshi_server::store::{DatabaseUrl, Store, connect};
+use onshi_server::store::{Store, connect};
 use onshi_testkit::SmtpReceiver;
 use uuid::Uuid;
 
@@ -89,7 +89,7 @@ async fn other_account_names_at_enrollment_are_confirmed_by_staff_then_a_change_
     let (agent_id, mut agent) = enroll_and_run_agent(&agent_data, &machine, &base, &code)?;
 
     // Enrolled with names the terminal does not have: for the desk to confirm, nothing more.
-    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
+    let store = connect(&onshi_e2e::database_of(&data)?).await?;
     let found = wait_for("the desk-only finding", Duration::from_secs(30), || async {
         let open = open_alerts(&store, agent_id).await;
         open.contains(&(RuleKey::AccountsUnconfirmed, Severity::Warning))

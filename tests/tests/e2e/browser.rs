@@ -20,7 +20,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use onshi_e2e::webdriver::{self, Browser, Element, Launch};
 use onshi_e2e::{Proc, binary, enroll, free_port, json_reply, wait_for};
 use onshi_server::domain::AlertStatus;
-use onshi_server::store::{DatabaseUrl, connect};
+use onshi_server::store::connect;
 use onshi_shared::{EnrollResponse, Report, ReportAck, SCHEMA_VERSION, sample};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -53,7 +53,8 @@ fn artifacts_dir() -> Result<PathBuf> {
 
 fn server(data: &Path) -> Result<Command> {
     let mut cmd = Command::new(binary("onshi-server")?);
-    cmd.arg("--data-dir").arg(data).args(["--log", "warn"]);
+    onshi_e2e::database_args(&mut cmd, data);
+    cmd.args(["--log", "warn"]);
     Ok(cmd)
 }
 
@@ -335,7 +336,7 @@ async fn the_support_desk_logs_in_reads_the_fleet_and_acknowledges_an_alert() ->
 
     // The evaluator opens the alerts (a targeted pass ~0.5 s after the report, a full one
     // every second).
-    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
+    let store = connect(&onshi_e2e::database_of(&data)?).await?;
     let alert_ids = wait_for(
         "the evaluator to open the certificate alert",
         Duration::from_secs(30),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use chrono::Utc;
 use onshi_e2e::{add_clinic, enroll, free_port, start_server, wait_for, wait_healthy};
-use onshi_server::store::{DatabaseUrl, Store, connect};
+use onshi_server::store::{Store, connect};
 use onshi_shared::{AccountChange, AccountRole, Event, EventKind, sample};
 use onshi_testkit::{Mode, SmtpReceiver};
 
@@ -96,7 +96,7 @@ async fn a_server_killed_mid_send_resends_nothing_the_smtp_server_accepted() -> 
     let base = format!("http://127.0.0.1:{port}");
     let mut server = start_server(&data, &config_path, port)?;
     wait_healthy(&base).await?;
-    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
+    let store = connect(&onshi_e2e::database_of(&data)?).await?;
     for host in ["ONSHI-PC-01", "ONSHI-PC-02"] {
         report_broken_terminal(&base, &store, &code, host).await?;
     }
@@ -180,7 +180,7 @@ lease_secs = {lease_secs}
 /// `n` test mails in the outbox of the database in `data`.
 async fn fill_outbox(data: &std::path::Path, n: usize) -> Result<std::sync::Arc<dyn Store>> {
     std::fs::create_dir_all(data)?;
-    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
+    let store = connect(&onshi_e2e::database_of(&data)?).await?;
     let composer = onshi_server::notify::Composer::new(onshi_server::config::SmtpSettings {
         from: "Onshi Watch <watch@example.jp>".into(),
         ..Default::default()

@@ -5,5 +5,6 @@ mod browser;
 mod hardening;
 mod mail;
 mod pipeline;
+mod replicas;
 mod restore;
 mod tls;

@@ -9,7 +9,7 @@ use onshi_e2e::{
     DeskClient, FakeMachine, add_clinic, add_staff_user, enroll_and_run_agent, free_port,
     start_server, wait_for, wait_healthy,
 };
-use onshi_server::store::{DatabaseUrl, StoredEvent, connect};
+use onshi_server::store::{StoredEvent, connect};
 use uuid::Uuid;
 
 const SERVER_CONFIG: &str = r#"
@@ -62,7 +62,7 @@ async fn agent_reports_survive_a_server_outage_exactly_once_in_order() -> Result
     .await?;
     assert!(page.contains("テスト内科"));
 
-    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
+    let store = connect(&onshi_e2e::database_of(&data)?).await?;
     let before = wait_for("agent_started stored", Duration::from_secs(10), || {
         let store = store.clone();
         async move {

@@ -11,7 +11,7 @@ use onshi_e2e::{
     FakeMachine, add_clinic, enroll_and_run_agent, free_port, run_agent, start_server, wait_for,
     wait_healthy,
 };
-use onshi_server::store::{DatabaseUrl, Store, connect};
+use onshi_server::store::{Store, connect};
 use uuid::Uuid;
 
 const SERVER_CONFIG: &str = r#"
@@ -60,7 +60,7 @@ async fn an_agent_restored_from_an_older_copy_is_current_at_once() -> Result<()>
     let base = format!("http://127.0.0.1:{port}");
     let _server = start_server(&data, &config, port)?;
     wait_healthy(&base).await?;
-    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
+    let store = connect(&onshi_e2e::database_of(&data)?).await?;
 
     let (agent_id, mut agent) = enroll_and_run_agent(&agent_data, &machine, &base, &code)?;
     wait_for("the first report", Duration::from_secs(20), || async {

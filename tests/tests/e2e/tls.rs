@@ -10,7 +10,7 @@ use onshi_e2e::{
     FakeMachine, add_clinic, enroll_and_run_agent, enroll_and_run_agent_trusting, free_port,
     start_server, wait_for,
 };
-use onshi_server::store::{DatabaseUrl, connect};
+use onshi_server::store::connect;
 use onshi_testkit::TestPki;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +71,7 @@ async fn the_agent_enrolls_and_reports_over_https_and_a_renewed_certificate_is_s
     // With --ca-cert it enrolls and reports.
     let (agent_id, _agent) =
         enroll_and_run_agent_trusting(&dir.path().join("agent"), &machine, &base, &code, &pki.ca)?;
-    let store = connect(&DatabaseUrl::Sqlite(data.join("onshi.db"))).await?;
+    let store = connect(&onshi_e2e::database_of(&data)?).await?;
     wait_for("a report over HTTPS", Duration::from_secs(20), || {
         let store = store.clone();
         async move {

@@ -1,0 +1,248 @@
+//! End to end: two `onshi-server` replicas on one PostgreSQL database (this machine's, a fresh
+//! schema). Both take reports; one leads and runs the evaluator and the mail sender. The
+//! leader is killed (SIGKILL); the other takes the lead within 30 seconds, and alerts still
+//! open and mails still flow, each delivered once (the SMTP receiver counts them).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use chrono::Utc;
+use onshi_e2e::{Proc, binary, enroll, free_port, wait_for, wait_healthy};
+use onshi_server::domain::RuleKey;
+use onshi_server::store::{DatabaseUrl, Store, connect};
+use onshi_shared::{AccountChange, AccountRole, Event, EventKind, sample};
+use onshi_testkit::SmtpReceiver;
+
+fn config(smtp_port: u16) -> String {
+    format!(
+        r#"
+[alerts]
+evaluate_every_secs = 1
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+desk = "desk@example.jp"
+poll_secs = 1
+retry_base_secs = 1
+timeout_secs = 3
+lease_secs = 3
+"#
+    )
+}
+
+fn server(
+    url: &str,
+    data: &std::path::Path,
+    config: &std::path::Path,
+) -> Result<std::process::Command> {
+    let mut cmd = std::process::Command::new(binary("onshi-server")?);
+    cmd.arg("--data-dir")
+        .arg(data)
+        .arg("--database-url")
+        .arg(url)
+        .arg("--config")
+        .arg(config)
+        .args(["--log", "warn"]);
+    Ok(cmd)
+}
+
+struct Replica {
+    base: String,
+    proc: Proc,
+}
+
+fn start(url: &str, data: &std::path::Path, config: &std::path::Path) -> Result<Replica> {
+    let port = free_port();
+    let mut cmd = server(url, data, config)?;
+    cmd.args(["serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"));
+    Ok(Replica {
+        base: format!("http://127.0.0.1:{port}"),
+        proc: Proc::spawn("onshi-server", &mut cmd)?,
+    })
+}
+
+/// Whether the replica at `base` says it leads (`/readyz`).
+async fn leads(client: &reqwest::Client, base: &str) -> Option<bool> {
+    let body: serde_json::Value = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body["leader"].as_bool()
+}
+
+/// A terminal enrolled at `base`, a healthy first report, then (once the leader took its
+/// account baseline) a report in which its linkage account's password changed: a critical
+/// alert, mailed to the clinic and the desk.
+async fn break_terminal(
+    client: &reqwest::Client,
+    base: &str,
+    store: &std::sync::Arc<dyn Store>,
+    code: &str,
+    hostname: &str,
+) -> Result<uuid::Uuid> {
+    let enrolled = enroll(client, base, code, hostname).await?;
+    let send = |seq: u64, at: chrono::DateTime<Utc>, events: Vec<Event>| {
+        let mut snapshot = sample::snapshot_at(at);
+        snapshot.hostname = hostname.into();
+        let mut report = sample::report_with(seq, snapshot);
+        report.agent_id = enrolled.agent_id;
+        report.events = events;
+        client
+            .post(format!("{base}/api/v1/report"))
+            .bearer_auth(&enrolled.token)
+            .json(&report)
+            .send()
+    };
+    send(1, Utc::now() - chrono::Duration::minutes(1), Vec::new())
+        .await?
+        .error_for_status()?;
+    wait_for("the account baseline", Duration::from_secs(30), || async {
+        let b = store
+            .fleet()
+            .terminal_baseline(enrolled.agent_id)
+            .await
+            .ok()??;
+        b.taken_at
+    })
+    .await?;
+    let now = Utc::now();
+    let changed = Event::new(
+        now,
+        EventKind::AccountChanged {
+            role: AccountRole::Linkage,
+            name: "renkei".into(),
+            change: AccountChange::PasswordChanged,
+        },
+    );
+    send(2, now, vec![changed]).await?.error_for_status()?;
+    Ok(enrolled.agent_id)
+}
+
+async fn wait_for_alert(store: &std::sync::Arc<dyn Store>, terminal: uuid::Uuid) -> Result<()> {
+    wait_for("the linkage alert", Duration::from_secs(30), || async {
+        let alerts = store.alerts().active_alerts(Some(&[terminal])).await.ok()?;
+        alerts
+            .iter()
+            .any(|a| a.rule == RuleKey::ProtectedAccountLinkage)
+            .then_some(())
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_the_work_and_the_lead_passes_when_the_leader_is_killed() -> Result<()> {
+    onshi_server::install_crypto_provider();
+    let url = onshi_testkit::pg::fresh_schema_url().await;
+    let smtp = SmtpReceiver::start().await;
+    let dir = tempfile::tempdir()?;
+    // One data dir for both: it holds the server's secret key, which replicas share.
+    let data = dir.path().join("server");
+    std::fs::create_dir_all(&data)?;
+    let config_path = dir.path().join("server.toml");
+    std::fs::write(&config_path, config(smtp.addr.port()))?;
+    let out = server(&url, &data, &config_path)?
+        .args([
+            "clinic",
+            "add",
+            "レプリカ内科",
+            "--email",
+            "clinic@example.jp",
+        ])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "clinic add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout)?;
+    let code = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("enrollment code: "))
+        .context("no enrollment code")?
+        .trim()
+        .to_string();
+
+    let mut replicas = vec![
+        start(&url, &data, &config_path)?,
+        start(&url, &data, &config_path)?,
+    ];
+    for r in &replicas {
+        wait_healthy(&r.base).await?;
+    }
+    let client = reqwest::Client::new();
+    let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
+    let leader = wait_for("one leader", Duration::from_secs(20), || async {
+        let a = leads(&client, &bases[0]).await?;
+        let b = leads(&client, &bases[1]).await?;
+        (a != b).then_some(if a { 0 } else { 1 })
+    })
+    .await?;
+    let follower = 1 - leader;
+    let store = connect(&DatabaseUrl::parse(&url)?).await?;
+
+    // Reports to both: the follower's are evaluated by the leader's passes.
+    let t1 = break_terminal(&client, &bases[follower], &store, &code, "REPLICA-PC-01").await?;
+    let t2 = break_terminal(&client, &bases[leader], &store, &code, "REPLICA-PC-02").await?;
+    wait_for_alert(&store, t1).await?;
+    wait_for_alert(&store, t2).await?;
+    smtp.wait_for(4, 30).await;
+
+    // The leader dies without a word; its lock goes with its connection.
+    let killed = Instant::now();
+    replicas[leader].proc.kill()?;
+    wait_for("the follower to lead", Duration::from_secs(30), || async {
+        leads(&client, &bases[follower]).await.filter(|l| *l)
+    })
+    .await?;
+    let takeover = killed.elapsed();
+    ensure!(
+        takeover < Duration::from_secs(30),
+        "took the lead after {takeover:?}"
+    );
+
+    let t3 = break_terminal(&client, &bases[follower], &store, &code, "REPLICA-PC-03").await?;
+    wait_for_alert(&store, t3).await?;
+    smtp.wait_for(6, 30).await;
+    let counts = wait_for("the outbox empty", Duration::from_secs(30), || async {
+        let c = store.outbox().outbox_counts().await.ok()?;
+        (c.pending == 0 && c.sending == 0 && c.sent >= 6).then_some(c)
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for r in &mut replicas {
+        r.proc.kill()?;
+    }
+    let received = smtp.mails();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for m in &received {
+        *seen
+            .entry(m.header("Message-ID").context("Message-ID")?)
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    ensure!(twice.is_empty(), "delivered more than once: {twice:?}");
+    ensure!(
+        received.len() as i64 == counts.sent,
+        "{} received, {} marked sent",
+        received.len(),
+        counts.sent
+    );
+    let to: Vec<String> = received.iter().flat_map(|m| m.to.clone()).collect();
+    for who in ["<clinic@example.jp>", "<desk@example.jp>"] {
+        ensure!(
+            to.iter().filter(|t| *t == who).count() >= 3,
+            "three critical alerts to {who}: {to:?}"
+        );
+    }
+    eprintln!("the lead passed {} ms after the kill", takeover.as_millis());
+    Ok(())
+}
