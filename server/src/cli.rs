@@ -82,6 +82,15 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Copy a SQLite database (`--from sqlite://…/onshi.db`) into an empty PostgreSQL one
+    /// (`--to postgres://…`), verifying every table's row count: terminals keep their tokens.
+    /// Stop the servers on the SQLite database first, or what they write meanwhile stays behind.
+    MigrateData {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -326,6 +335,22 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::PrintConfig => write(&mut out, load(None)?.describe()),
         Command::SendTestEmail { address } => send_test_email(&load(None)?, &address).await,
+        Command::MigrateData { from, to } => {
+            let (store::DatabaseUrl::Sqlite(from), store::DatabaseUrl::Postgres(to)) =
+                (store::DatabaseUrl::parse(&from)?, store::DatabaseUrl::parse(&to)?)
+            else {
+                return Err(Error::Config(
+                    "migrate-data copies --from sqlite://… --to postgres://…".into(),
+                ));
+            };
+            let copied = crate::migrate_data::migrate_data(&from, &to).await?;
+            let mut text = String::new();
+            for c in &copied {
+                text.push_str(&format!("{:<18} {:>10} rows\n", c.table, c.rows));
+            }
+            text.push_str("every table's row count matches; the copy is committed\n");
+            write(&mut out, text)
+        }
         command => {
             let config = load(None)?;
             let store = store::connect(&config.database()?).await?;
@@ -395,7 +420,8 @@ pub async fn staff_command(
         }
         Command::User { command } => user_command(desk, actor, command, now, &mut line).await?,
         Command::Alerts { command } => alert_command(desk, actor, command, now, &mut line).await?,
-        Command::Serve { .. } | Command::PrintConfig | Command::SendTestEmail { .. } => {
+        Command::Serve { .. } | Command::PrintConfig | Command::SendTestEmail { .. }
+        | Command::MigrateData { .. } => {
             return Err(Error::Invalid("not a staff command".into()));
         }
     }

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod jst;
 pub mod leader;
 pub mod metrics;
+pub mod migrate_data;
 pub mod notify;
 pub mod policy;
 pub mod retention;
