@@ -28,6 +28,7 @@ mod batch;
 mod clinics;
 mod desk;
 mod outbox;
+mod pages;
 mod retention;
 mod staff;
 
