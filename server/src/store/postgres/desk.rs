@@ -175,9 +175,7 @@ pub(super) fn order_by(sort: FleetSort, descending: bool) -> &'static str {
         (FleetSort::LastStart, true) => {
             " ORDER BY ts.last_start DESC NULLS LAST, ts.terminal_id DESC"
         }
-        (FleetSort::CertExpiry, false) => {
-            " ORDER BY ts.cert_not_after NULLS FIRST, ts.terminal_id"
-        }
+        (FleetSort::CertExpiry, false) => " ORDER BY ts.cert_not_after NULLS FIRST, ts.terminal_id",
         (FleetSort::CertExpiry, true) => {
             " ORDER BY ts.cert_not_after DESC NULLS LAST, ts.terminal_id DESC"
         }

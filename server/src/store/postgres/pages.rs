@@ -9,9 +9,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 
 use super::desk::{LINE_COLUMNS, line_from, opt_time, order_by, push_fleet_filters};
 use crate::domain::{Alert, AlertStatus, HandlingKind, RuleKey, Severity};
-use crate::store::desk::{
-    ALERT_COUNT_CAP, AlertQuery, AlertView, FleetQuery, FleetRead, FleetRow,
-};
+use crate::store::desk::{ALERT_COUNT_CAP, AlertQuery, AlertView, FleetQuery, FleetRead, FleetRow};
 use crate::store::{StoreError, StoreResult, from_millis, millis};
 
 /// Rows per page of an export.
