@@ -14,7 +14,7 @@ CREATE TABLE clinics (
     closed_on_holidays      BOOLEAN NOT NULL DEFAULT TRUE,
     desk_name               TEXT,
     desk_phone              TEXT,
-    code                    TEXT,
+    code                    TEXT    COLLATE "C",
     prefecture              TEXT    COLLATE "C",
     phone                   TEXT,
     notes                   TEXT    NOT NULL DEFAULT '',
@@ -351,12 +351,12 @@ CREATE TABLE overview_line (
     handling_note  TEXT,
     liveness       TEXT    NOT NULL DEFAULT 'receiving'
 );
-CREATE INDEX overview_line_clinic_name ON overview_line(clinic_name, host_key);
-CREATE INDEX overview_line_host ON overview_line(host_key);
-CREATE INDEX overview_line_start ON overview_line(last_start);
-CREATE INDEX overview_line_cert ON overview_line(cert_not_after);
-CREATE INDEX overview_line_severity ON overview_line(severity_rank DESC, open_alerts DESC, host_key);
+CREATE INDEX overview_line_clinic_name ON overview_line(clinic_name, host_key, terminal_id);
+CREATE INDEX overview_line_host ON overview_line(host_key, terminal_id);
+CREATE INDEX overview_line_start ON overview_line(last_start NULLS FIRST, terminal_id);
+CREATE INDEX overview_line_cert ON overview_line(cert_not_after NULLS FIRST, terminal_id);
+CREATE INDEX overview_line_severity ON overview_line(severity_rank DESC, open_alerts DESC, host_key, terminal_id);
 CREATE INDEX overview_line_clinic ON overview_line(clinic_id, severity_rank);
 CREATE INDEX overview_line_prefecture ON overview_line(prefecture, severity_rank);
-CREATE INDEX overview_line_liveness ON overview_line(liveness, severity_rank DESC, open_alerts DESC, host_key);
-CREATE INDEX overview_line_handling ON overview_line(handling, severity_rank DESC, open_alerts DESC, host_key);
+CREATE INDEX overview_line_liveness ON overview_line(liveness, severity_rank DESC, open_alerts DESC, host_key, terminal_id);
+CREATE INDEX overview_line_handling ON overview_line(handling, severity_rank DESC, open_alerts DESC, host_key, terminal_id);

@@ -29,6 +29,7 @@ mod clinics;
 mod desk;
 mod lease;
 mod outbox;
+mod pages;
 mod retention;
 mod staff;
 
