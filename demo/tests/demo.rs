@@ -101,5 +101,59 @@ async fn the_demo_fills_the_dashboard_and_writes_mails() -> Result<()> {
     assert!(mails > 0);
     assert!(demo.is_running());
     demo.kill()?;
+    moved_to_postgres(&data).await
+}
+
+/// The demo's database moves to PostgreSQL (`migrate-data`, as a desk that outgrows one
+/// machine would) and a server on the new database serves the same fleet, with the same
+/// staff account and the same terminal tokens.
+async fn moved_to_postgres(data: &std::path::Path) -> Result<()> {
+    let url = onshi_testkit::pg::fresh_schema_url().await;
+    let copied = onshi_server::migrate_data::migrate_data(&data.join("onshi.db"), &url).await?;
+    let count = |table: &str| {
+        copied
+            .iter()
+            .find(|c| c.table == table)
+            .map_or(0, |c| c.rows)
+    };
+    assert_eq!(count("terminals"), 40, "{copied:?}");
+    assert!(
+        count("alerts") > 0 && count("alert_history") > 0,
+        "{copied:?}"
+    );
+    assert!(count("users") >= 1 && count("audit_log") > 0, "{copied:?}");
+    assert!(count("events") > 0 && count("outbox") > 0, "{copied:?}");
+    // Into a database that already holds rows: refused, and nothing more is written.
+    let again = onshi_server::migrate_data::migrate_data(&data.join("onshi.db"), &url).await;
+    assert!(again.is_err(), "a second copy into the same database");
+
+    let mut config = onshi_server::Config {
+        data_dir: data.to_path_buf(),
+        database_url: Some(url),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..onshi_server::Config::default()
+    };
+    config.alerts.evaluate_every_secs = 3600;
+    let app = onshi_server::Application::build(config).await?;
+    let base = format!("http://{}", app.local_addr()?);
+    let store = app.store();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let desk = DeskClient::login(&base, "demo", "demo-password-for-tests").await?;
+    let page = desk.page("/?sort=hostname").await;
+    assert!(
+        page.contains("全端末<b>40</b>"),
+        "the whole fleet on PostgreSQL"
+    );
+    assert!(page.contains("OQS-PC-0001"));
+    let alerts = desk.page("/alerts").await;
+    assert!(alerts.contains("OQS-PC-"), "the alerts came along");
+    // A terminal's token still works: the copy kept every token hash.
+    let tokens = store.active_tokens().await?;
+    assert_eq!(tokens.len(), 40);
+    let _ = stop.send(());
+    server.await??;
     Ok(())
 }

@@ -336,9 +336,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::PrintConfig => write(&mut out, load(None)?.describe()),
         Command::SendTestEmail { address } => send_test_email(&load(None)?, &address).await,
         Command::MigrateData { from, to } => {
-            let (store::DatabaseUrl::Sqlite(from), store::DatabaseUrl::Postgres(to)) =
-                (store::DatabaseUrl::parse(&from)?, store::DatabaseUrl::parse(&to)?)
-            else {
+            let (store::DatabaseUrl::Sqlite(from), store::DatabaseUrl::Postgres(to)) = (
+                store::DatabaseUrl::parse(&from)?,
+                store::DatabaseUrl::parse(&to)?,
+            ) else {
                 return Err(Error::Config(
                     "migrate-data copies --from sqlite://… --to postgres://…".into(),
                 ));
@@ -420,7 +421,9 @@ pub async fn staff_command(
         }
         Command::User { command } => user_command(desk, actor, command, now, &mut line).await?,
         Command::Alerts { command } => alert_command(desk, actor, command, now, &mut line).await?,
-        Command::Serve { .. } | Command::PrintConfig | Command::SendTestEmail { .. }
+        Command::Serve { .. }
+        | Command::PrintConfig
+        | Command::SendTestEmail { .. }
         | Command::MigrateData { .. } => {
             return Err(Error::Invalid("not a staff command".into()));
         }

@@ -239,10 +239,7 @@ pub async fn migrate_data(from: &std::path::Path, to: &str) -> Result<Vec<Copied
 }
 
 /// The target's columns of `table` with their kinds, in order.
-async fn columns(
-    tx: &mut sqlx::PgConnection,
-    table: &str,
-) -> Result<Vec<(String, Kind)>, Error> {
+async fn columns(tx: &mut sqlx::PgConnection, table: &str) -> Result<Vec<(String, Kind)>, Error> {
     let rows = sqlx::query(
         "SELECT column_name::text AS name, data_type::text AS ty FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
@@ -265,27 +262,25 @@ async fn copy_table(
     tx: &mut sqlx::PgConnection,
     table: &'static str,
 ) -> Result<i64, Error> {
-    let existing: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM {table}"
-    )))
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db)?;
+    let existing: i64 =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
     if existing > 0 {
         return Err(Error::Config(format!(
             "the PostgreSQL table {table} already has {existing} rows: migrate-data copies into \
              an empty database only"
         )));
     }
-    let source_columns: BTreeSet<String> = sqlx::query_scalar(
-        "SELECT name FROM pragma_table_info(?)",
-    )
-    .bind(table)
-    .fetch_all(&mut *source)
-    .await
-    .map_err(db)?
-    .into_iter()
-    .collect();
+    let source_columns: BTreeSet<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(table)
+            .fetch_all(&mut *source)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .collect();
     // `events.n` keeps the order events were stored in: made here from SQLite's rowid order.
     let columns: Vec<(String, Kind)> = columns(tx, table)
         .await?
@@ -293,9 +288,16 @@ async fn copy_table(
         .filter(|(name, _)| source_columns.contains(name))
         .collect();
     let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-    let order = if table == "events" { " ORDER BY rowid" } else { "" };
+    let order = if table == "events" {
+        " ORDER BY rowid"
+    } else {
+        ""
+    };
     let select = format!("SELECT {} FROM {table}{order}", names.join(", "));
-    let mut insert = format!("INSERT INTO {table} ({}) SELECT * FROM UNNEST(", names.join(", "));
+    let mut insert = format!(
+        "INSERT INTO {table} ({}) SELECT * FROM UNNEST(",
+        names.join(", ")
+    );
     for (i, (_, kind)) in columns.iter().enumerate() {
         let sep = if i == 0 { "" } else { ", " };
         let _ = write!(insert, "{sep}${}::{}", i + 1, kind.array());
