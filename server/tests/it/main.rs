@@ -7,6 +7,7 @@ mod desk;
 mod desk_day;
 mod engines;
 mod limits;
+mod pg_alerts;
 mod postgres;
 mod retention;
 mod router;
