@@ -17,6 +17,7 @@ pub mod enroll;
 pub mod evaluator;
 pub mod ingest;
 pub mod jst;
+pub mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod policy;

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::enroll::TokenCache;
 use crate::evaluator::{ChangeSignal, Evaluator, SharedTally};
 use crate::ingest::Ingest;
+use crate::leader;
 use crate::metrics::Metrics;
 use crate::notify::{Sender, Transport};
 use crate::policy::PolicyBook;
@@ -32,8 +33,9 @@ pub struct Application {
     writer: tokio::task::JoinHandle<()>,
     /// Following changes other processes make: revoked tokens, agents' policies.
     followers: Vec<tokio::task::JoinHandle<()>>,
-    /// The evaluator and the mail sender, each with the signal that stops it.
-    jobs: Vec<(Arc<Notify>, tokio::task::JoinHandle<()>)>,
+    /// The leader's jobs (`crate::leader::supervise`) and the signal that stops them, then the
+    /// signal that ends the campaign for the lead.
+    leader: (Arc<Notify>, tokio::task::JoinHandle<()>, Arc<Notify>),
 }
 
 impl Application {
@@ -73,9 +75,6 @@ impl Application {
         let evaluating = config.alerts.enabled;
         let changes = Arc::new(ChangeSignal::default());
         let metrics = Arc::new(Metrics::new());
-        // One process per SQLite database: it leads (runs the evaluator, the digest, the mail
-        // sender and retention).
-        metrics.leader.set(1.0);
         let upkeep = metrics.spawn_upkeep();
         let (ingest, writer) = Ingest::start_with_signal(
             store.ingest_sink(),
@@ -85,37 +84,46 @@ impl Application {
             metrics.clone(),
         )
         .await?;
-        let mut jobs = Vec::new();
-        let tally = SharedTally::default();
-        if evaluating {
-            let evaluator = Evaluator::from_config(store.clone(), &config)
-                .with_tally(tally.clone())
-                .with_metrics(metrics.clone());
-            let stop = Arc::new(Notify::new());
-            jobs.push((
-                stop.clone(),
-                tokio::spawn(evaluator.run(changes.clone(), stop)),
-            ));
-        } else {
+        if !evaluating {
             tracing::warn!("[alerts] enabled = false: no rule evaluation, no alerts, no digests");
         }
-        if config.retention.keep_days > 0 {
-            // One process per SQLite database, so this one prunes; with several replicas on
-            // one database only the leader should (see the replicas issue).
-            let pruner = crate::retention::Pruner::new(store.clone(), config.retention.clone());
-            let stop = Arc::new(Notify::new());
-            jobs.push((stop.clone(), tokio::spawn(pruner.run(stop))));
+        let transport = Transport::from_config(&config.smtp)?;
+        if transport.is_none() {
+            tracing::warn!("no [smtp] host or file_dir: mails stay in the outbox");
         }
-        match Transport::from_config(&config.smtp)? {
-            Some(transport) => {
-                let sender = Sender::new(store.clone(), transport, config.smtp.clone())
-                    .with_metrics(metrics.clone());
-                let stop = Arc::new(Notify::new());
-                let every = config.smtp.poll();
-                jobs.push((stop.clone(), tokio::spawn(sender.run(every, stop))));
+        let tally = SharedTally::default();
+        // The evaluator, the digest, the mail sender and retention run on the leader only
+        // (on SQLite, this process; see `crate::leader`).
+        let stop_leading = Arc::new(Notify::new());
+        let (leading, campaign) =
+            leader::campaign(store.election(), leader::CHECK_EVERY, stop_leading.clone());
+        let start = {
+            let (store, config, metrics) = (store.clone(), config.clone(), metrics.clone());
+            let (changes, tally) = (changes.clone(), tally.clone());
+            move || {
+                leader_jobs(
+                    &store,
+                    &config,
+                    &metrics,
+                    &changes,
+                    &tally,
+                    transport.as_ref(),
+                )
             }
-            None => tracing::warn!("no [smtp] host or file_dir: mails stay in the outbox"),
-        }
+        };
+        let on_change = {
+            let (metrics, tally) = (metrics.clone(), tally.clone());
+            move |lead: bool| {
+                metrics.leader.set(if lead { 1.0 } else { 0.0 });
+                if !lead && let Ok(mut t) = tally.write() {
+                    // No evaluator here any more: the pages count from the overview lines
+                    // the leader writes on every pass.
+                    t.ready = false;
+                }
+            }
+        };
+        let stop_jobs = Arc::new(Notify::new());
+        let supervisor = leader::supervise(leading.clone(), start, on_change, stop_jobs.clone());
         let follow_every = std::time::Duration::from_secs(u64::from(config.revocation_check_secs));
         let revocations = tokio::spawn(
             tokens
@@ -138,6 +146,7 @@ impl Application {
             }
         });
         let mut followers = vec![
+            campaign,
             revocations,
             policy_follower,
             upkeep,
@@ -158,6 +167,7 @@ impl Application {
                 tally,
                 policies,
                 key,
+                leading,
             },
         )?;
         Ok(Application {
@@ -167,7 +177,7 @@ impl Application {
             writer,
             followers,
             tls,
-            jobs,
+            leader: (stop_jobs, supervisor, stop_leading),
         })
     }
 
@@ -205,7 +215,7 @@ impl Application {
             state,
             writer,
             followers,
-            jobs,
+            leader: (stop_jobs, supervisor, stop_leading),
         } = self;
         let addr = listener
             .local_addr()
@@ -231,17 +241,53 @@ impl Application {
         if let Some(m) = metrics {
             let _ = m.await;
         }
+        // The jobs stop before the lead is given up: no other process starts them while
+        // these still run.
+        stop_jobs.notify_one();
+        let _ = supervisor.await;
+        stop_leading.notify_one();
         for follower in followers {
             follower.abort();
-        }
-        for (stop, job) in jobs {
-            stop.notify_one();
-            let _ = job.await;
         }
         // The router (and with it every Ingest handle) is gone: the writer drains and stops.
         let _ = writer.await;
         Ok(())
     }
+}
+
+/// The jobs only the leader runs, started fresh on each gain of the lead.
+fn leader_jobs(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    changes: &Arc<ChangeSignal>,
+    tally: &SharedTally,
+    transport: Option<&Transport>,
+) -> leader::Jobs {
+    let mut jobs = Vec::new();
+    if config.alerts.enabled {
+        let evaluator = Evaluator::from_config(store.clone(), config)
+            .with_tally(tally.clone())
+            .with_metrics(metrics.clone());
+        let stop = Arc::new(Notify::new());
+        jobs.push((
+            stop.clone(),
+            tokio::spawn(evaluator.run(changes.clone(), stop)),
+        ));
+    }
+    if config.retention.keep_days > 0 {
+        let pruner = crate::retention::Pruner::new(store.clone(), config.retention.clone());
+        let stop = Arc::new(Notify::new());
+        jobs.push((stop.clone(), tokio::spawn(pruner.run(stop))));
+    }
+    if let Some(transport) = transport {
+        let sender = Sender::new(store.clone(), transport.clone(), config.smtp.clone())
+            .with_metrics(metrics.clone());
+        let stop = Arc::new(Notify::new());
+        let every = config.smtp.poll();
+        jobs.push((stop.clone(), tokio::spawn(sender.run(every, stop))));
+    }
+    jobs
 }
 
 /// Resolves on ctrl-c or SIGTERM.

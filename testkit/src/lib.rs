@@ -7,6 +7,7 @@
 pub mod desk;
 pub mod http;
 pub mod machine;
+pub mod pg;
 pub mod process;
 pub mod reports;
 pub mod smtp;

@@ -218,6 +218,9 @@ pub trait Store: Send + Sync + 'static {
     fn staff(&self) -> &dyn StaffStore;
     /// Deleting old history.
     fn retention(&self) -> &dyn RetentionStore;
+    /// How the processes sharing this store choose the one that runs the evaluator, the mail
+    /// sender and retention.
+    fn election(&self) -> Arc<dyn crate::leader::Election>;
 }
 
 /// The start of the UTC hour `t` falls in, in Unix ms.

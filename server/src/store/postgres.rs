@@ -27,6 +27,7 @@ mod alerts;
 mod batch;
 mod clinics;
 mod desk;
+mod lease;
 mod outbox;
 mod retention;
 mod staff;
@@ -326,5 +327,9 @@ impl Store for PgStore {
 
     fn retention(&self) -> &dyn super::RetentionStore {
         self
+    }
+
+    fn election(&self) -> Arc<dyn crate::leader::Election> {
+        Arc::new(lease::PgElection::new(self))
     }
 }

@@ -381,6 +381,11 @@ impl Store for SqliteStore {
         self
     }
 
+    fn election(&self) -> Arc<dyn crate::leader::Election> {
+        // One process per SQLite database: it leads.
+        Arc::new(crate::leader::Sole)
+    }
+
     async fn starts(&self, terminal_id: Uuid, limit: i64) -> StoreResult<Vec<StartRow>> {
         let rows = sqlx::query(
             "SELECT started_at, kind FROM starts WHERE terminal_id = ? \

@@ -270,7 +270,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
         "database": database,
         "migrations": migrations,
         "ingest_writer": if writer { "running" } else { "stopped" },
-        "leader": true,
+        "leader": *state.leading.borrow(),
         "version": env!("CARGO_PKG_VERSION"),
     });
     let status = if ready {

@@ -65,6 +65,8 @@ pub struct AppState {
     pub refusals: Arc<limits::Refusals>,
     /// What `/metrics` shows (shared with the ingest writer, the evaluator and the sender).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Whether this process leads (runs the evaluator, the mail sender and retention).
+    pub leading: crate::leader::Leading,
 }
 
 /// The running parts the handlers reach besides the store and the ingest queue.
@@ -73,6 +75,8 @@ pub struct Services {
     pub tally: Option<SharedTally>,
     pub policies: Arc<PolicyBook>,
     pub key: Arc<SecretKey>,
+    /// Whether this process leads (`crate::leader`).
+    pub leading: crate::leader::Leading,
 }
 
 impl AppState {
@@ -114,6 +118,7 @@ impl AppState {
             changes: services.changes,
             tally: services.tally,
             policies: services.policies,
+            leading: services.leading,
         })
     }
 

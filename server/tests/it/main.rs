@@ -8,6 +8,7 @@ mod desk_day;
 mod engines;
 mod limits;
 mod pg_alerts;
+mod pg_staff;
 mod postgres;
 mod retention;
 mod router;

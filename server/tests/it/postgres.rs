@@ -235,3 +235,63 @@ async fn japanese_names_sort_and_match_prefixes_as_on_sqlite() {
     assert_eq!(lite_prefix, pg_prefix);
     pg.drop().await;
 }
+
+/// The leader's lock: one process of a database leads; the lead passes on when the leader's
+/// connection goes (closed, or ended on the database's side as when it is cut), and a second
+/// deployment in another schema of the same database elects its own leader.
+#[tokio::test]
+async fn one_process_per_schema_leads_and_the_lead_passes_on_when_its_connection_goes() {
+    use onshi_server::store::{PgStore, Store};
+    let schema = PgSchema::new().await;
+    let a = PgStore::open_with(schema.options.clone()).await.unwrap();
+    let b = PgStore::open_with(schema.options.clone()).await.unwrap();
+    let (ea, eb) = (Store::election(&a), Store::election(&b));
+    let mut lease = ea.try_lead().await.unwrap().expect("the lock is free");
+    assert!(eb.try_lead().await.unwrap().is_none(), "held by a");
+    lease.confirm().await.unwrap();
+
+    // Another deployment in another schema of the same database is not held up.
+    let other = PgSchema::new().await;
+    let c = PgStore::open_with(other.options.clone()).await.unwrap();
+    let other_lease = Store::election(&c).try_lead().await.unwrap();
+    assert!(other_lease.is_some(), "a lock per schema");
+
+    // The leader's session is ended on the server (a cut connection, a killed process).
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = 'onshi-server leader lock' AND pid IN \
+         (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = \
+          (SELECT oid FROM pg_namespace WHERE nspname = $1))",
+    )
+    .bind(&schema.name)
+    .fetch_one(&schema.pool)
+    .await
+    .unwrap();
+    assert_eq!(killed, 1);
+    assert!(lease.confirm().await.is_err(), "the old leader notices");
+    let mut taken = None;
+    for _ in 0..50 {
+        taken = eb.try_lead().await.unwrap();
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut taken = taken.expect("b takes the lead once a's session is gone");
+    taken.confirm().await.unwrap();
+    // Dropped (a process that stops): free again at once.
+    drop(taken);
+    drop(lease);
+    let mut again = None;
+    for _ in 0..50 {
+        again = ea.try_lead().await.unwrap();
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some());
+    drop((again, other_lease));
+    schema.drop().await;
+    other.drop().await;
+}

@@ -1,5 +1,5 @@
 //! One way to start the server for a test: [`TestApp`], on a fresh SQLite database in a
-//! temporary directory, on a random loopback port, with one clinic and its enrollment code,
+//! temporary directory (or a fresh PostgreSQL schema with `ONSHI_TEST_ENGINE=postgres`), on a random loopback port, with one clinic and its enrollment code,
 //! and a helper per endpoint.
 
 use std::sync::Arc;
@@ -64,6 +64,9 @@ impl TestApp {
     pub async fn spawn_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Config)) -> TestApp {
         onshi_server::install_crypto_provider();
         let mut config = test_config(dir.path());
+        if onshi_testkit::pg::enabled() {
+            config.database_url = Some(onshi_testkit::pg::url_for_dir(dir.path()).await);
+        }
         config.revocation_check_secs = 1;
         config.alerts.debounce_ms = 20;
         tune(&mut config);
