@@ -2,7 +2,7 @@
 //! history, silences, expected versions and the mail outbox.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use uuid::Uuid;
 
 use super::StoreResult;
@@ -10,7 +10,7 @@ use crate::domain::{
     Alert, AlertAction, ClinicSettings, ExpectedVersionRow, HistoryEntry, NewMail, Silence,
 };
 use crate::rules::{AccountRecord, AuditEntry, BaselineWrite};
-use onshi_shared::{AccountSpec, Event};
+use onshi_shared::{AccountRole, AccountSpec, Event};
 
 /// What became of a claimed mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,4 +157,34 @@ pub trait AlertStore: Send + Sync {
         baselines: &[BaselineWrite],
     ) -> StoreResult<Vec<(Uuid, AccountRecord)>>;
     async fn alert_counts(&self) -> StoreResult<AlertCounts>;
+}
+
+/// Account roles as both engines store them: `windows,face_auth`.
+pub(crate) fn roles_text(roles: &[AccountRole]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The roles of [`roles_text`]; unknown ones are skipped.
+pub(crate) fn roles_of(text: &str) -> Vec<AccountRole> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    text.split(',')
+        .filter_map(|r| AccountRole::parse(r.trim()))
+        .collect()
+}
+
+/// A silence's daily time as both engines store it: minutes after midnight.
+pub(crate) fn minute_of(t: NaiveTime) -> i64 {
+    i64::from(t.hour() * 60 + t.minute())
+}
+
+/// The time of a stored [`minute_of`], clamped to the day.
+pub(crate) fn time_of(minute: i64) -> NaiveTime {
+    let m = u32::try_from(minute.clamp(0, 24 * 60 - 1)).unwrap_or(0);
+    NaiveTime::from_hms_opt(m / 60, m % 60, 0).unwrap_or_default()
 }

@@ -7,6 +7,7 @@ mod desk;
 mod desk_day;
 mod engines;
 mod limits;
+mod pg_alerts;
 mod pg_desk;
 mod pg_staff;
 mod postgres;

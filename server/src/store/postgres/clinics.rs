@@ -1,8 +1,6 @@
 //! Clinic rows on PostgreSQL, as the rules, the mails and the clinic page read them (the same
 //! reads and writes as `sqlite::clinics`): settings, calendar, closures and account names.
 
-#![allow(dead_code)] // until the traits that use them land
-
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};

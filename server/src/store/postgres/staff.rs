@@ -5,13 +5,14 @@
 //! by one conditional statement whose row count says whether it applied.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::PgStore;
+use super::alerts::{history, minute_of};
 use super::clinics::{self, AccountOwner};
 use crate::domain::{AuditRecord, AuditRow, Role, SessionUser, SilenceScope, User, VersionSource};
 use crate::store::desk::{AuditQuery, NewSession};
@@ -23,34 +24,6 @@ const EXPORT_PAGE: i64 = 1_000;
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-/// A daily window's bound as stored: minutes after midnight (JST).
-fn minute_of(t: NaiveTime) -> i64 {
-    i64::from(t.hour() * 60 + t.minute())
-}
-
-/// An entry of an alert's history (none if the alert is gone).
-async fn history(
-    tx: &mut PgConnection,
-    id: i64,
-    now: DateTime<Utc>,
-    who: &str,
-    action: &str,
-    note: &str,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO alert_history (alert_id, at, actor, action, severity, note) \
-         SELECT id, $1, $2, $3, severity, $4 FROM alerts WHERE id = $5",
-    )
-    .bind(millis(now))
-    .bind(who)
-    .bind(action)
-    .bind((!note.is_empty()).then_some(note))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 /// The clinic and terminal an alert belongs to, if it exists; with `lock`, the alert is kept

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use onshi_shared::{AccountRole, AccountSpec};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
@@ -18,6 +18,7 @@ use crate::domain::{
 use crate::rules::{AccountRecord, AuditEntry, BaselineWrite};
 use crate::store::StoreError;
 use crate::store::alerts::*;
+pub(super) use crate::store::alerts::{minute_of, roles_of, roles_text, time_of};
 use crate::store::{StoreResult, from_millis, millis};
 
 /// Events the rules read; the rest stay out of the evaluator's memory.
@@ -57,24 +58,6 @@ pub(super) fn alert_from(row: &SqliteRow) -> Result<Alert, StoreError> {
         resolved_by: row.try_get("resolved_by")?,
         mail_held: row.try_get("mail_held")?,
     })
-}
-
-/// Stored as `windows,face_auth`.
-pub(super) fn roles_text(roles: &[AccountRole]) -> String {
-    roles
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-pub(super) fn roles_of(text: &str) -> Vec<AccountRole> {
-    if text.is_empty() {
-        return Vec::new();
-    }
-    text.split(',')
-        .filter_map(|r| AccountRole::parse(r.trim()))
-        .collect()
 }
 
 /// A key as SQLite stores it (the same 64 bits, signed).
@@ -134,15 +117,6 @@ pub(super) const SILENCE_COLUMNS: &str = "id, terminal_id, clinic_id, prefecture
 
 pub(super) fn silences_from(rows: &[SqliteRow]) -> Result<Vec<Silence>, StoreError> {
     rows.iter().map(silence_from).collect()
-}
-
-pub(super) fn minute_of(t: NaiveTime) -> i64 {
-    i64::from(t.hour() * 60 + t.minute())
-}
-
-pub(super) fn time_of(minute: i64) -> NaiveTime {
-    let m = u32::try_from(minute.clamp(0, 24 * 60 - 1)).unwrap_or(0);
-    NaiveTime::from_hms_opt(m / 60, m % 60, 0).unwrap_or_default()
 }
 
 fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[Uuid]) {
