@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use onshi_server::store::alerts::MailOutcome;
 
-use super::support::TestApp;
+use super::support::{RawDb, TestApp};
 
 /// A sender that is not being stopped.
 static NOT_STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -973,8 +973,9 @@ async fn account_records_are_kept_until_their_version_moves_and_a_confirmation_w
 
 /// Two writers whose history ids commit out of order (on PostgreSQL, a desk user's transaction
 /// takes its id, another commits a higher one first): the evaluator must still apply the
-/// earlier one when it shows up. SQLite serialises writers, so the late commit is played by
-/// moving the acknowledgement's history entry below one the evaluator has already read.
+/// earlier one when it shows up. On PostgreSQL two real transactions interleave so; SQLite
+/// serialises writers, so there the late commit is played by moving the acknowledgement's
+/// history entry below one the evaluator has already read.
 #[tokio::test]
 async fn a_staff_action_committed_after_a_later_one_still_reaches_the_evaluator() {
     let t0 = Utc::now();
@@ -983,49 +984,94 @@ async fn a_staff_action_committed_after_a_later_one_still_reaches_the_evaluator(
     ev.full_pass(t0).await.unwrap();
     ev.full_pass(t0 + Duration::minutes(1)).await.unwrap();
     let a = f.alert(0, RuleKey::ProtectedAccountLinkage).await.unwrap();
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        f.app.dir().join("onshi.db").display()
-    ))
-    .await
-    .unwrap();
-    let newest: i64 = sqlx::query_scalar("SELECT MAX(id) FROM alert_history")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    // Writer B (a note) commits id newest + 2 while writer A still holds newest + 1.
-    sqlx::query(
-        "INSERT INTO alert_history (id, alert_id, at, actor, action, note) \
-         VALUES (?, ?, ?, 'tanaka', 'noted', '電話済み')",
-    )
-    .bind(newest + 2)
-    .bind(a.id)
-    .bind(t0.timestamp_millis())
-    .execute(&db)
-    .await
-    .unwrap();
-    ev.full_pass(t0 + Duration::minutes(2)).await.unwrap();
-    // Writer A commits: an acknowledgement until t0 + 10 min, whose entry has the lower id.
-    f.app
-        .desk
-        .acknowledge(
-            &staff("suzuki"),
-            a.id,
-            "折り返し待ち",
-            Some(t0 + Duration::minutes(10)),
-            t0 + Duration::minutes(2),
-        )
-        .await
-        .unwrap();
-    let moved = sqlx::query(
-        "UPDATE alert_history SET id = ? WHERE id = (SELECT MAX(id) FROM alert_history) \
-         AND action = 'acknowledged'",
-    )
-    .bind(newest + 1)
-    .execute(&db)
-    .await
-    .unwrap();
-    assert_eq!(moved.rows_affected(), 1);
+    match f.app.raw_db().await {
+        RawDb::Postgres(db) => {
+            // Real writers: A acknowledges in a transaction and takes the lower id; B's note
+            // takes the next and commits first; the evaluator passes in between.
+            let newest: i64 = sqlx::query_scalar("SELECT MAX(id) FROM alert_history")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            let mut writer_a = db.begin().await.unwrap();
+            sqlx::query(
+                "UPDATE alerts SET status = 'acknowledged', ack_by = 'suzuki', \
+                 ack_note = '折り返し待ち', ack_until = $1, updated_at = $2 WHERE id = $3",
+            )
+            .bind((t0 + Duration::minutes(10)).timestamp_millis())
+            .bind((t0 + Duration::minutes(2)).timestamp_millis())
+            .bind(a.id)
+            .execute(&mut *writer_a)
+            .await
+            .unwrap();
+            let a_id: i64 = sqlx::query_scalar(
+                "INSERT INTO alert_history (alert_id, at, actor, action, severity, note) \
+                 SELECT id, $1, 'suzuki', 'acknowledged', severity, '折り返し待ち' \
+                 FROM alerts WHERE id = $2 RETURNING id",
+            )
+            .bind((t0 + Duration::minutes(2)).timestamp_millis())
+            .bind(a.id)
+            .fetch_one(&mut *writer_a)
+            .await
+            .unwrap();
+            let b_id: i64 = sqlx::query_scalar(
+                "INSERT INTO alert_history (alert_id, at, actor, action, note) \
+                 VALUES ($1, $2, 'tanaka', 'noted', '電話済み') RETURNING id",
+            )
+            .bind(a.id)
+            .bind(t0.timestamp_millis())
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            assert!(newest < a_id && a_id < b_id, "{newest} {a_id} {b_id}");
+            ev.full_pass(t0 + Duration::minutes(2)).await.unwrap();
+            writer_a.commit().await.unwrap();
+        }
+        RawDb::Sqlite(_) => {
+            let db = sqlx::SqlitePool::connect(&format!(
+                "sqlite://{}",
+                f.app.dir().join("onshi.db").display()
+            ))
+            .await
+            .unwrap();
+            let newest: i64 = sqlx::query_scalar("SELECT MAX(id) FROM alert_history")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            // Writer B (a note) commits id newest + 2 while writer A still holds newest + 1.
+            sqlx::query(
+                "INSERT INTO alert_history (id, alert_id, at, actor, action, note) \
+                 VALUES (?, ?, ?, 'tanaka', 'noted', '電話済み')",
+            )
+            .bind(newest + 2)
+            .bind(a.id)
+            .bind(t0.timestamp_millis())
+            .execute(&db)
+            .await
+            .unwrap();
+            ev.full_pass(t0 + Duration::minutes(2)).await.unwrap();
+            // Writer A commits: an acknowledgement until t0 + 10 min, whose entry has the lower id.
+            f.app
+                .desk
+                .acknowledge(
+                    &staff("suzuki"),
+                    a.id,
+                    "折り返し待ち",
+                    Some(t0 + Duration::minutes(10)),
+                    t0 + Duration::minutes(2),
+                )
+                .await
+                .unwrap();
+            let moved = sqlx::query(
+                "UPDATE alert_history SET id = ? WHERE id = (SELECT MAX(id) FROM alert_history) \
+                 AND action = 'acknowledged'",
+            )
+            .bind(newest + 1)
+            .execute(&db)
+            .await
+            .unwrap();
+            assert_eq!(moved.rows_affected(), 1);
+        }
+    }
     ev.full_pass(t0 + Duration::minutes(3)).await.unwrap();
     // The evaluator knows of the acknowledgement: when it runs out, the alert opens again.
     ev.full_pass(t0 + Duration::minutes(11)).await.unwrap();

@@ -235,6 +235,46 @@ impl TestApp {
     }
 }
 
+/// The test server's database, for what a test does behind the server's back (ageing rows,
+/// undoing a migration): statements written for both engines.
+pub enum RawDb {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl RawDb {
+    /// Runs a statement; the rows it touched.
+    pub async fn exec(&self, sql: &str) -> u64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self {
+            RawDb::Sqlite(p) => sqlx::query(sql).execute(p).await.unwrap().rows_affected(),
+            RawDb::Postgres(p) => sqlx::query(sql).execute(p).await.unwrap().rows_affected(),
+        }
+    }
+
+    /// The one integer a query returns.
+    pub async fn int(&self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self {
+            RawDb::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            RawDb::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        }
+    }
+}
+
+impl TestApp {
+    /// A connection pool of its own on the server's database.
+    pub async fn raw_db(&self) -> RawDb {
+        if onshi_testkit::pg::enabled() {
+            let url = onshi_testkit::pg::url_for_dir(self.dir()).await;
+            RawDb::Postgres(sqlx::PgPool::connect(&url).await.unwrap())
+        } else {
+            let url = format!("sqlite://{}", self.dir().join("onshi.db").display());
+            RawDb::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap())
+        }
+    }
+}
+
 /// Waits until the page at `path` shows `needle` (the evaluator runs beside the request).
 pub async fn page_showing(desk: &DeskClient, path: &str, needle: &str) -> String {
     onshi_testkit::wait_for(

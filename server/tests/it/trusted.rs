@@ -402,10 +402,25 @@ async fn agents_get_their_clinics_names_and_backup_password_and_staff_can_end_a_
             .any(|a| a.what.contains("バックアップのパスワードを設定"))
     );
     assert!(audit.iter().all(|a| !a.what.contains("2468")));
-    let db = std::fs::read(app.dir().join("onshi.db")).unwrap();
-    let wal = std::fs::read(app.dir().join("onshi.db-wal")).unwrap_or_default();
-    for bytes in [&db, &wal] {
-        assert!(!bytes.windows(4).any(|w| w == b"2468"), "sealed at rest");
+    if onshi_testkit::pg::enabled() {
+        let db = app.raw_db().await;
+        let stored = db
+            .int("SELECT COUNT(*) FROM backup_passwords WHERE length(sealed) > 4")
+            .await;
+        let plain = db
+            .int(
+                "SELECT COUNT(*) FROM backup_passwords \
+                 WHERE position(convert_to('2468', 'UTF8') in sealed) > 0 \
+                 OR position(convert_to('2468', 'UTF8') in nonce) > 0",
+            )
+            .await;
+        assert_eq!((stored, plain), (1, 0), "sealed at rest");
+    } else {
+        let db = std::fs::read(app.dir().join("onshi.db")).unwrap();
+        let wal = std::fs::read(app.dir().join("onshi.db-wal")).unwrap_or_default();
+        for bytes in [&db, &wal] {
+            assert!(!bytes.windows(4).any(|w| w == b"2468"), "sealed at rest");
+        }
     }
     let admin = app.login("ann", onshi_server::domain::Role::Admin).await;
     let page = admin.page(&format!("/clinics/{}", app.clinic_id)).await;
