@@ -195,6 +195,13 @@ async fn two_replicas_share_the_work_and_the_lead_passes_when_the_leader_is_kill
     wait_for_alert(&store, t1).await?;
     wait_for_alert(&store, t2).await?;
     smtp.wait_for(4, 30).await;
+    // Nothing in flight when it dies: a mail whose SMTP answer never reached a killed sender
+    // is sent again by design (see `mail::a_kill_mid_send_sends_at_most_the_mail_in_flight_again`).
+    wait_for("the outbox idle", Duration::from_secs(30), || async {
+        let c = store.outbox().outbox_counts().await.ok()?;
+        (c.pending == 0 && c.sending == 0 && c.sent >= 4).then_some(())
+    })
+    .await?;
 
     // The leader dies without a word; its lock goes with its connection.
     let killed = Instant::now();
