@@ -141,7 +141,9 @@ async fn moved_to_postgres(data: &std::path::Path) -> Result<()> {
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let desk = DeskClient::login(&base, "demo", "demo-password-for-tests").await?;
+    let desk = DeskClient::login(&base, "demo", "demo-password-for-tests")
+        .await
+        .expect("the demo account logs in on PostgreSQL");
     let page = desk.page("/?sort=hostname").await;
     assert!(
         page.contains("全端末<b>40</b>"),

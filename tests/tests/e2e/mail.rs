@@ -180,7 +180,7 @@ lease_secs = {lease_secs}
 /// `n` test mails in the outbox of the database in `data`.
 async fn fill_outbox(data: &std::path::Path, n: usize) -> Result<std::sync::Arc<dyn Store>> {
     std::fs::create_dir_all(data)?;
-    let store = connect(&onshi_e2e::database_of(&data)?).await?;
+    let store = connect(&onshi_e2e::database_of(data)?).await?;
     let composer = onshi_server::notify::Composer::new(onshi_server::config::SmtpSettings {
         from: "Onshi Watch <watch@example.jp>".into(),
         ..Default::default()
