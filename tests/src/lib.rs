@@ -239,3 +239,42 @@ pub async fn json_reply<T: serde::de::DeserializeOwned>(
     ensure!(status.is_success(), "{what}: {status} {body}");
     serde_json::from_str(&body).with_context(|| format!("{what} reply {body}"))
 }
+
+/// A benchmark's own schema in the PostgreSQL database at `url` (dropped by
+/// [`BenchSchema::drop_schema`]), so a run never meets another's rows.
+pub struct BenchSchema {
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+impl BenchSchema {
+    pub async fn create(url: &str) -> Result<BenchSchema> {
+        use sqlx::Connection;
+        let name = format!("onshi_bench_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+        )))
+        .execute(&mut conn)
+        .await?;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Ok(BenchSchema {
+            url: format!("{url}{sep}options[search_path]={name}"),
+            name,
+            admin: url.to_string(),
+        })
+    }
+
+    pub async fn drop_schema(self) -> Result<()> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.admin).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+}

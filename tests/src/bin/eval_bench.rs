@@ -1,11 +1,12 @@
-//! Rule-evaluation and dashboard benchmark over a large fleet on SQLite: full evaluator passes
+//! Rule-evaluation and dashboard benchmark over a large fleet on SQLite or PostgreSQL: full evaluator passes
 //! (load every terminal's state, run the rules, write the alert changes, their outbox rows and
 //! the overview's per-terminal summaries), then the support desk's pages over real HTTP with a
 //! logged-in session. The clinics keep real calendars (lunch breaks, afternoons off, dated
 //! closures), a third of them name the Windows account their own way, some terminals have
 //! names of their own, and maintenance windows are in force (one nightly across the fleet).
 //!
-//! `cargo run --release -p onshi-e2e --bin eval-bench -- --terminals 250000`
+//! `cargo run --release -p onshi-e2e --bin eval-bench -- --terminals 250000` (add
+//! `--database-url postgres://postgres@127.0.0.1/test` for PostgreSQL).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
@@ -106,6 +107,10 @@ struct Args {
     /// Keep the database in this (empty) directory instead of a temporary one.
     #[arg(long)]
     keep: Option<std::path::PathBuf>,
+    /// Evaluate on PostgreSQL (a schema of the bench's own in this database) instead of
+    /// SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 /// Real clinics' weeks, in turn.
@@ -136,6 +141,14 @@ async fn main() -> Result<()> {
     // The pages are timed alone (ingest-bench measures retention).
     config.retention.keep_days = 0;
     let server_accounts = config.policy.accounts.clone();
+    let schema = match &args.database_url {
+        Some(url) => {
+            let schema = onshi_e2e::BenchSchema::create(url).await?;
+            config.database_url = Some(schema.url.clone());
+            Some(schema)
+        }
+        None => None,
+    };
     let store = onshi_server::store::connect(&config.database()?).await?;
     let desk = Desk::new(store.clone(), None, &config);
     let actor = Actor::CommandLine {
@@ -350,6 +363,9 @@ async fn main() -> Result<()> {
     if args.requests > 0 {
         let first = first_terminal.context("no terminals")?;
         dashboard(desk, config, first, args.requests, slowest * 2).await?;
+    }
+    if let Some(schema) = schema {
+        schema.drop_schema().await?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! each round's ratio and their median.
 //!
 //! `cargo run --release -p onshi-e2e --bin ingest-bench -- --terminals 250000 --seconds 10 --rounds 5`
+//! (add `--database-url postgres://postgres@127.0.0.1/test` for PostgreSQL).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -54,6 +55,10 @@ struct Args {
     /// `[retention] step_ms` for those runs.
     #[arg(long, default_value_t = RetentionSettings::default().step_ms)]
     retention_step_ms: u32,
+    /// Ingest into PostgreSQL (a schema of the bench's own in this database) instead of
+    /// SQLite in a temporary directory.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 const LUA: &str = r#"
@@ -214,6 +219,24 @@ async fn main() -> Result<()> {
     config.alerts.enabled = false;
     config.retention.keep_days = 0;
     config.metrics.token = Some(METRICS_TOKEN.into());
+    let schema = match &args.database_url {
+        Some(url) => {
+            if args.backlog_terminals > 0 {
+                bail!(
+                    "--backlog-terminals measures SQLite's retention; drop it with --database-url"
+                );
+            }
+            let schema = onshi_e2e::BenchSchema::create(url).await?;
+            config.database_url = Some(schema.url.clone());
+            Some(schema)
+        }
+        None => None,
+    };
+    let engine = if schema.is_some() {
+        "ingest, PostgreSQL durable"
+    } else {
+        "ingest, SQLite durable"
+    };
 
     // Enroll the fleet in bulk through the store, as an installer's batch would.
     let setup = Instant::now();
@@ -268,7 +291,10 @@ async fn main() -> Result<()> {
     sink.write_batch(&rows).await?;
     sink.sync_committed()?;
     drop((sink, desk, store));
-    let state_bytes = database_bytes(&data);
+    let state_bytes = match &schema {
+        Some(s) => postgres_bytes(&s.url).await?,
+        None => database_bytes(&data),
+    };
     eprintln!(
         "database: {:.0} MB for {} terminals with one report each ({:.1} KB per terminal)",
         state_bytes as f64 / 1e6,
@@ -345,7 +371,7 @@ async fn main() -> Result<()> {
         let ceiling = wrk(&args, ceiling_addr, work.path(), seq_base).await?;
         row(round, "parse-only ceiling", &ceiling);
         let real = wrk(&args, addr, work.path(), seq_base).await?;
-        row(round, "ingest, SQLite durable", &real);
+        row(round, engine, &real);
         ratios.push(real.per_sec() / ceiling.per_sec().max(1.0));
         failed += real.errors;
         if args.backlog_terminals > 0 {
@@ -445,10 +471,26 @@ async fn main() -> Result<()> {
         flush_secs * 1e6 / flushes.max(1.0),
         flush_secs * 100.0 / ingest_secs,
     );
+    if let Some(schema) = schema {
+        schema.drop_schema().await?;
+    }
     if failed > 0 {
         bail!("{failed} requests failed against the real server");
     }
     Ok(())
+}
+
+/// The size of the tables and indexes in the bench's PostgreSQL schema.
+async fn postgres_bytes(url: &str) -> Result<u64> {
+    let pool = sqlx::PgPool::connect(url).await?;
+    let bytes: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    Ok(u64::try_from(bytes).unwrap_or(0))
 }
 
 /// Rows of history older than 30 days: what retention deletes or thins.
