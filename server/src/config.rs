@@ -883,6 +883,26 @@ mod tests {
     }
 
     #[test]
+    fn the_replicas_container_configuration_is_valid() {
+        let c = layered(
+            Some(include_str!("../../deploy/container/server-replicas.toml")),
+            &[(
+                "ONSHI_DATABASE_URL",
+                "postgres://onshi:change-me@postgres/onshi",
+            )],
+            &ConfigArgs::default(),
+        )
+        .unwrap();
+        assert!(matches!(c.database().unwrap(), DatabaseUrl::Postgres(_)));
+        assert_eq!(
+            c.secret_key_path(),
+            PathBuf::from("/run/onshi-keys/secret.key"),
+            "every replica reads the one key"
+        );
+        assert!(c.dashboard.secure_cookies);
+    }
+
+    #[test]
     fn half_a_tls_pair_is_refused() {
         let only_cert = layered(
             Some("[tls]\ncert = \"/etc/onshi/tls/fullchain.pem\"\n"),

@@ -104,7 +104,8 @@ struct Args {
     /// no closures, no silences (to compare the same fleet across versions).
     #[arg(long)]
     plain: bool,
-    /// Keep the database in this (empty) directory instead of a temporary one.
+    /// Keep the database in this (empty) directory instead of a temporary one (with
+    /// `--database-url`, keep the bench's PostgreSQL schema).
     #[arg(long)]
     keep: Option<std::path::PathBuf>,
     /// Evaluate on PostgreSQL (a schema of the bench's own in this database) instead of
@@ -364,8 +365,11 @@ async fn main() -> Result<()> {
         let first = first_terminal.context("no terminals")?;
         dashboard(desk, config, first, args.requests, slowest * 2).await?;
     }
-    if let Some(schema) = schema {
-        schema.drop_schema().await?;
+    match schema {
+        // With --keep, the schema stays for a look at the plans (`onshi_bench_<pid>`).
+        Some(schema) if args.keep.is_some() => eprintln!("kept the schema: {}", schema.url),
+        Some(schema) => schema.drop_schema().await?,
+        None => {}
     }
     Ok(())
 }
