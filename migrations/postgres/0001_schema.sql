@@ -30,7 +30,7 @@ CREATE TABLE clinics (
     file_rename_counts      BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE UNIQUE INDEX clinics_code ON clinics(code) WHERE code IS NOT NULL;
-CREATE INDEX clinics_name ON clinics(name);
+CREATE INDEX clinics_name ON clinics(name, id);    -- the clinics list's order
 CREATE INDEX clinics_prefecture ON clinics(prefecture);
 
 -- Enrollment codes are typed by installers; only their SHA-256 is kept.
@@ -171,11 +171,14 @@ CREATE TABLE alerts (
 CREATE INDEX alerts_status ON alerts(status, severity);
 CREATE INDEX alerts_clinic ON alerts(clinic_id, status);
 CREATE INDEX alerts_rule ON alerts(rule, status);
+-- The alerts page's whole order, the id included: alerts opened by one evaluator pass share
+-- opened_at, and without the id a page (or a keyset page after a cursor) sorts them all.
 CREATE INDEX alerts_unresolved ON alerts(
-    (CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), opened_at DESC)
+    (CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), opened_at DESC, id)
     WHERE status IN ('open', 'acknowledged');
 CREATE INDEX alerts_unresolved_rule ON alerts(
-    rule, (CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), opened_at DESC)
+    rule, (CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), opened_at DESC,
+    id)
     WHERE status IN ('open', 'acknowledged');
 
 -- Who did what to an alert (`evaluator` for the automatic steps). Its ids are read by the

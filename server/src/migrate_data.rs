@@ -235,6 +235,12 @@ pub async fn migrate_data(from: &std::path::Path, to: &str) -> Result<Vec<Copied
     move_sequences(&mut tx).await?;
     tx.commit().await.map_err(db)?;
     snapshot.rollback().await.map_err(db)?;
+    // The planner's statistics for the copied tables, before the first server plans a page
+    // (autovacuum would gather them too, later, if it is on).
+    sqlx::query("ANALYZE")
+        .execute(target.pool())
+        .await
+        .map_err(db)?;
     Ok(copied)
 }
 

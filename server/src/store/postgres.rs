@@ -57,8 +57,18 @@ impl PgStore {
 
     /// Like [`PgStore::open`], with options already parsed (a test's own schema as
     /// `search_path`, say).
+    ///
+    /// Besides `synchronous_commit`, every connection plans each statement for its values
+    /// (`plan_cache_mode`): sqlx prepares statements, and the generic plan PostgreSQL may switch
+    /// to after five executions cannot see a filter's selectivity (one request in thirty of the
+    /// alerts page by prefecture took 15 s on one); and compiles nothing (`jit`): the desk's
+    /// queries are short, and a JIT compile cost up to 200 ms on the clinics list.
     pub async fn open_with(options: PgConnectOptions) -> StoreResult<Self> {
-        let options = options.options([("synchronous_commit", "on")]);
+        let options = options.options([
+            ("synchronous_commit", "on"),
+            ("plan_cache_mode", "force_custom_plan"),
+            ("jit", "off"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .min_connections(1)

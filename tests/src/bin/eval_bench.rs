@@ -361,6 +361,13 @@ async fn main() -> Result<()> {
         by_rule.join(", ")
     );
 
+    if let Some(schema) = &schema {
+        // What autovacuum does after such a load, at once: without statistics the planner
+        // guesses (this machine's PostgreSQL runs with autovacuum off).
+        let pool = sqlx::PgPool::connect(&schema.url).await?;
+        sqlx::query("ANALYZE").execute(&pool).await?;
+        pool.close().await;
+    }
     if args.requests > 0 {
         let first = first_terminal.context("no terminals")?;
         dashboard(desk, config, first, args.requests, slowest * 2).await?;
