@@ -195,6 +195,56 @@ async fn two_replicas_share_the_work_and_the_lead_passes_when_the_leader_is_kill
     wait_for_alert(&store, t1).await?;
     wait_for_alert(&store, t2).await?;
     smtp.wait_for(4, 30).await;
+    // The desk works on the follower: its counts come from the overview lines the leader
+    // writes (it runs no evaluator), and an acknowledgement made there reaches the leader's
+    // evaluator through the alerts' history (the leader's overview line shows it handled).
+    let password = "replica-desk-password";
+    let mut add_user = server(&url, &data, &config_path)?;
+    add_user
+        .args(["user", "add", "desk", "--role", "admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = add_user.spawn()?;
+    std::io::Write::write_all(
+        &mut child.stdin.take().context("stdin")?,
+        format!("{password}\n").as_bytes(),
+    )?;
+    ensure!(child.wait()?.success(), "user add");
+    let on_follower = onshi_e2e::DeskClient::login(&bases[follower], "desk", password)
+        .await
+        .context("login on the follower")?;
+    wait_for("the follower's counts", Duration::from_secs(30), || async {
+        let page = on_follower.try_page("/").await?;
+        page.contains("全端末<b>2</b>").then_some(())
+    })
+    .await?;
+    let t1_alert = store
+        .alerts()
+        .active_alerts(Some(&[t1]))
+        .await?
+        .into_iter()
+        .find(|a| a.rule == RuleKey::ProtectedAccountLinkage)
+        .context("t1's alert")?;
+    let acked = on_follower
+        .post_csrf(
+            &format!("/alerts/{}/ack", t1_alert.id),
+            &[("note", "レセコン業者に連絡済み"), ("until", "")],
+        )
+        .await;
+    ensure!(acked.status().is_redirection(), "ack: {}", acked.status());
+    let on_leader = onshi_e2e::DeskClient::login(&bases[leader], "desk", password)
+        .await
+        .context("login on the leader")?;
+    wait_for(
+        "the leader's evaluator to know of the acknowledgement",
+        Duration::from_secs(30),
+        || async {
+            let page = on_leader.try_page("/?handling=in_progress").await?;
+            page.contains("REPLICA-PC-01").then_some(())
+        },
+    )
+    .await?;
+
     // Nothing in flight when it dies: a mail whose SMTP answer never reached a killed sender
     // is sent again by design (see `mail::a_kill_mid_send_sends_at_most_the_mail_in_flight_again`).
     wait_for("the outbox idle", Duration::from_secs(30), || async {
