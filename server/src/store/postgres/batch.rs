@@ -162,7 +162,7 @@ impl BatchSink for PgStore {
             .bind(&c.event_bodies)
             .bind(&c.hour_ids)
             .bind(&c.hours)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.ingest)
             .await?;
         Ok(())
     }

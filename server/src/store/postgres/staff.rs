@@ -201,10 +201,11 @@ impl StaffStore for PgStore {
                 }
             }
             StaffChange::EndSilence { id } => {
-                // Locked: of two staff ending it at once, the second finds it ended.
+                // Locked: of two staff ending it at once, the second finds it ended (by
+                // `ended_by`: its own `now` may be a moment before the first one's).
                 let row = sqlx::query(
                     "SELECT terminal_id, clinic_id, starts_at FROM silences \
-                     WHERE id = $1 AND ends_at > $2 FOR UPDATE",
+                     WHERE id = $1 AND ends_at > $2 AND ended_by IS NULL FOR UPDATE",
                 )
                 .bind(id)
                 .bind(now)

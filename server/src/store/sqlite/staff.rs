@@ -183,7 +183,7 @@ impl StaffStore for SqliteStore {
             StaffChange::EndSilence { id } => {
                 let row = sqlx::query(
                     "SELECT terminal_id, clinic_id, starts_at FROM silences \
-                     WHERE id = ? AND ends_at > ?",
+                     WHERE id = ? AND ends_at > ? AND ended_by IS NULL",
                 )
                 .bind(id)
                 .bind(now)
