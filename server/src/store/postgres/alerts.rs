@@ -75,7 +75,7 @@ fn key_of(col: Option<i64>) -> Option<u64> {
     col.map(|k| k as u64)
 }
 
-fn silence_from(r: &PgRow) -> Result<Silence, StoreError> {
+pub(super) fn silence_from(r: &PgRow) -> Result<Silence, StoreError> {
     let id: i64 = r.try_get("id")?;
     let terminal: Option<Uuid> = r.try_get("terminal_id")?;
     let clinic: Option<i64> = r.try_get("clinic_id")?;

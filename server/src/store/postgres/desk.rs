@@ -8,15 +8,15 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
-use onshi_shared::AccountRole;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
+use super::alerts::{SILENCE_COLUMNS, opt_time, roles_of, silence_from};
 use super::{PgStore, clinics, pages};
 use crate::domain::{
-    BackupKind, ClinicDetail, Contact, DailyWindow, FleetTally, Handling, HandlingKind, Liveness,
-    OverviewLine, RuleKey, Silence, SilenceScope, severity_of_rank,
+    BackupKind, ClinicDetail, Contact, FleetTally, Handling, HandlingKind, Liveness, OverviewLine,
+    RuleKey, Silence, severity_of_rank,
 };
 use crate::store::desk::*;
 use crate::store::{StoreError, StoreResult, from_millis, millis};
@@ -25,10 +25,6 @@ pub(super) const LINE_COLUMNS: &str = "ts.terminal_id, ts.clinic_id, ts.clinic_n
      ts.hostname, ts.severity_rank, ts.handling, ts.handling_by, ts.handling_until, \
      ts.handling_note, ts.liveness, ts.open_alerts, ts.open_rules, ts.apps_behind, ts.backup, \
      ts.last_start, ts.cert_not_after";
-
-pub(super) fn opt_time(r: &PgRow, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    Ok(r.try_get::<Option<i64>, _>(col)?.map(from_millis))
-}
 
 /// The stored handling columns: kind, by, until, note.
 fn handling_columns(h: &Handling) -> (&'static str, Option<&str>, Option<i64>, Option<&str>) {
@@ -183,63 +179,6 @@ pub(super) fn order_by(sort: FleetSort, descending: bool) -> &'static str {
 }
 
 /// Stored as `windows,face_auth`.
-fn roles_of(text: &str) -> Vec<AccountRole> {
-    if text.is_empty() {
-        return Vec::new();
-    }
-    text.split(',')
-        .filter_map(|r| AccountRole::parse(r.trim()))
-        .collect()
-}
-
-const SILENCE_COLUMNS: &str = "id, terminal_id, clinic_id, prefecture, fleet, rule, \
-     starts_at, ends_at, daily_from, daily_to, weekdays, reason, created_by, ended_by";
-
-fn time_of(minute: i64) -> chrono::NaiveTime {
-    let m = u32::try_from(minute.clamp(0, 24 * 60 - 1)).unwrap_or(0);
-    chrono::NaiveTime::from_hms_opt(m / 60, m % 60, 0).unwrap_or_default()
-}
-
-fn silence_from(r: &PgRow) -> Result<Silence, StoreError> {
-    let terminal: Option<Uuid> = r.try_get("terminal_id")?;
-    let clinic: Option<i64> = r.try_get("clinic_id")?;
-    let prefecture: Option<String> = r.try_get("prefecture")?;
-    let scope = match (terminal, clinic, prefecture) {
-        (Some(t), _, _) => SilenceScope::Terminal(t),
-        (None, Some(c), _) => SilenceScope::Clinic(c),
-        (None, None, Some(p)) => SilenceScope::Prefecture(p),
-        (None, None, None) => SilenceScope::Fleet,
-    };
-    let rule: Option<String> = r.try_get("rule")?;
-    let rule = rule
-        .map(|k| {
-            RuleKey::parse(&k).ok_or_else(|| StoreError::Corrupt(format!("silence rule {k:?}")))
-        })
-        .transpose()?;
-    let from: Option<i64> = r.try_get("daily_from")?;
-    let to: Option<i64> = r.try_get("daily_to")?;
-    let weekdays: Option<i64> = r.try_get("weekdays")?;
-    let daily = match (from, to) {
-        (Some(from), Some(to)) => Some(DailyWindow {
-            from: time_of(from),
-            to: time_of(to),
-            weekdays: weekdays.map_or(0x7f, |w| (w & 0x7f) as u8),
-        }),
-        _ => None,
-    };
-    Ok(Silence {
-        id: r.try_get("id")?,
-        scope,
-        rule,
-        starts_at: from_millis(r.try_get("starts_at")?),
-        ends_at: from_millis(r.try_get("ends_at")?),
-        daily,
-        reason: r.try_get("reason")?,
-        created_by: r.try_get("created_by")?,
-        ended_by: r.try_get("ended_by")?,
-    })
-}
-
 /// The lines to write, one per terminal (the last given wins, as the row-by-row upsert on
 /// SQLite leaves it), in terminal order so that concurrent writers lock rows in one order.
 fn lines_to_write(rows: &[OverviewLine]) -> Vec<&OverviewLine> {

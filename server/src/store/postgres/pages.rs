@@ -7,10 +7,11 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 
-use super::desk::{LINE_COLUMNS, line_from, opt_time, order_by, push_fleet_filters};
-use crate::domain::{Alert, AlertStatus, HandlingKind, RuleKey, Severity};
+use super::alerts::{alert_from, opt_time};
+use super::desk::{LINE_COLUMNS, line_from, order_by, push_fleet_filters};
+use crate::domain::{HandlingKind, Severity};
 use crate::store::desk::{ALERT_COUNT_CAP, AlertQuery, AlertView, FleetQuery, FleetRead, FleetRow};
-use crate::store::{StoreError, StoreResult, from_millis, millis};
+use crate::store::{StoreError, StoreResult, millis};
 
 /// Rows per page of an export.
 const EXPORT_PAGE: usize = 1_000;
@@ -89,37 +90,6 @@ pub(super) fn fleet_export(
     push_fleet_filters(&mut q, &f);
     q.push(order_by(f.sort, f.descending));
     stream_pages(pool, q, fleet_row)
-}
-
-// The alerts' columns and their reading. The alerts module has its own copy for AlertStore;
-// one of the two goes at merge.
-
-fn alert_from(row: &PgRow) -> Result<Alert, StoreError> {
-    let severity: String = row.try_get("severity")?;
-    let status: String = row.try_get("status")?;
-    let rule: String = row.try_get("rule")?;
-    Ok(Alert {
-        id: row.try_get("id")?,
-        terminal_id: row.try_get("terminal_id")?,
-        clinic_id: row.try_get("clinic_id")?,
-        rule: RuleKey::parse(&rule)
-            .ok_or_else(|| StoreError::Corrupt(format!("alert rule {rule:?}")))?,
-        severity: Severity::parse(&severity)
-            .ok_or_else(|| StoreError::Corrupt(format!("alert severity {severity:?}")))?,
-        status: AlertStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("alert status {status:?}")))?,
-        detail: row.try_get("detail")?,
-        occurrence: row.try_get("occurrence")?,
-        opened_at: from_millis(row.try_get("opened_at")?),
-        updated_at: from_millis(row.try_get("updated_at")?),
-        clear_since: opt_time(row, "clear_since")?,
-        ack_by: row.try_get("ack_by")?,
-        ack_note: row.try_get("ack_note")?,
-        ack_until: opt_time(row, "ack_until")?,
-        resolved_at: opt_time(row, "resolved_at")?,
-        resolved_by: row.try_get("resolved_by")?,
-        mail_held: row.try_get("mail_held")?,
-    })
 }
 
 /// The alerts' filters, after `WHERE`.
