@@ -128,14 +128,19 @@ pub fn supervise(
     stop: Arc<Notify>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        // Whether this process runs the jobs now (a process configured with none still leads,
+        // and says so).
+        let mut running = false;
         let mut jobs: Jobs = Vec::new();
         loop {
             let lead = *leading.borrow_and_update();
-            if lead && jobs.is_empty() {
+            if lead && !running {
                 jobs = start();
+                running = true;
                 on_change(true);
-            } else if !lead && !jobs.is_empty() {
+            } else if !lead && running {
                 stop_all(std::mem::take(&mut jobs)).await;
+                running = false;
                 on_change(false);
             }
             tokio::select! {
@@ -148,7 +153,7 @@ pub fn supervise(
                 }
             }
         }
-        if !jobs.is_empty() {
+        if running {
             stop_all(jobs).await;
             on_change(false);
         }
@@ -260,6 +265,30 @@ mod tests {
         stop.notify_one();
         campaign_task.await.unwrap();
         assert_eq!(*changes.lock().unwrap(), vec![true, false, true, false]);
+    }
+
+    #[tokio::test]
+    async fn a_process_with_no_jobs_still_says_when_it_leads() {
+        let free = Arc::new(Mutex::new(true));
+        let stop = Arc::new(Notify::new());
+        let (leading, campaign_task) = campaign(Arc::new(Flag(free.clone())), EVERY, stop.clone());
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let c = changes.clone();
+        let stop_jobs = Arc::new(Notify::new());
+        let supervisor = supervise(
+            leading.clone(),
+            Vec::new,
+            move |lead| c.lock().unwrap().push(lead),
+            stop_jobs.clone(),
+        );
+        until("the lead", || *changes.lock().unwrap() == vec![true]).await;
+        *free.lock().unwrap() = false;
+        until("the loss", || *changes.lock().unwrap() == vec![true, false]).await;
+        stop_jobs.notify_one();
+        supervisor.await.unwrap();
+        stop.notify_one();
+        campaign_task.await.unwrap();
+        assert_eq!(*changes.lock().unwrap(), vec![true, false]);
     }
 
     #[tokio::test]
