@@ -278,3 +278,55 @@ impl BenchSchema {
         Ok(())
     }
 }
+
+/// A terminal enrolled at `base`, a healthy first report, then (once the evaluator took its
+/// account baseline) a report in which its linkage account's password changed: a critical
+/// alert, mailed to the clinic and the desk.
+pub async fn report_broken_linkage(
+    client: &reqwest::Client,
+    base: &str,
+    store: &std::sync::Arc<dyn onshi_server::store::Store>,
+    code: &str,
+    hostname: &str,
+) -> Result<uuid::Uuid> {
+    let enrolled = enroll(client, base, code, hostname).await?;
+    let send = |seq: u64, at: chrono::DateTime<chrono::Utc>, events: Vec<onshi_shared::Event>| {
+        let mut snapshot = onshi_shared::sample::snapshot_at(at);
+        snapshot.hostname = hostname.into();
+        let mut report = onshi_shared::sample::report_with(seq, snapshot);
+        report.agent_id = enrolled.agent_id;
+        report.events = events;
+        client
+            .post(format!("{base}/api/v1/report"))
+            .bearer_auth(&enrolled.token)
+            .json(&report)
+            .send()
+    };
+    send(
+        1,
+        chrono::Utc::now() - chrono::Duration::minutes(1),
+        Vec::new(),
+    )
+    .await?
+    .error_for_status()?;
+    wait_for("the account baseline", Duration::from_secs(30), || async {
+        let b = store
+            .fleet()
+            .terminal_baseline(enrolled.agent_id)
+            .await
+            .ok()??;
+        b.taken_at
+    })
+    .await?;
+    let now = chrono::Utc::now();
+    let changed = onshi_shared::Event::new(
+        now,
+        onshi_shared::EventKind::AccountChanged {
+            role: onshi_shared::AccountRole::Linkage,
+            name: "renkei".into(),
+            change: onshi_shared::AccountChange::PasswordChanged,
+        },
+    );
+    send(2, now, vec![changed]).await?.error_for_status()?;
+    Ok(enrolled.agent_id)
+}

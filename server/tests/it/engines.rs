@@ -18,6 +18,46 @@ use uuid::Uuid;
 
 use super::postgres::PgSchema;
 
+/// A SQLite store at `path` with one clinic (made through the desk, its id returned) and these
+/// terminals enrolled with its code, and a pool of its own to read what was written.
+pub(super) async fn sqlite_fleet(
+    path: &std::path::Path,
+    terminals: &[Uuid],
+) -> (Arc<SqliteStore>, sqlx::SqlitePool, i64) {
+    let store = Arc::new(SqliteStore::open(path).await.unwrap());
+    let desk = onshi_server::desk::Desk::for_store(store.clone());
+    let actor = onshi_server::domain::Actor::CommandLine {
+        os_user: "test".into(),
+    };
+    let clinic = desk
+        .add_clinic(&actor, "さくら内科", "sakura@example.jp", Utc::now())
+        .await
+        .unwrap();
+    let code = desk
+        .issue_code(&actor, clinic.id, Utc::now())
+        .await
+        .unwrap();
+    let new: Vec<NewTerminal> = terminals
+        .iter()
+        .map(|&id| NewTerminal {
+            id,
+            token_hash: id.to_string(),
+            hostname: format!("PC-{id}"),
+            agent_version: "0.1.0".into(),
+            os: "Windows 11".into(),
+        })
+        .collect();
+    store
+        .enroll(&onshi_server::enroll::hash_code(&code), &new, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    (store, pool, clinic.id)
+}
+
 /// An engine with a clinic and terminals, and a way to read what was written.
 enum Engine {
     Sqlite {
@@ -34,38 +74,7 @@ enum Engine {
 impl Engine {
     async fn sqlite(terminals: &[Uuid]) -> Engine {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("engine.db");
-        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
-        let desk = onshi_server::desk::Desk::for_store(store.clone());
-        let actor = onshi_server::domain::Actor::CommandLine {
-            os_user: "test".into(),
-        };
-        let clinic = desk
-            .add_clinic(&actor, "さくら内科", "sakura@example.jp", Utc::now())
-            .await
-            .unwrap();
-        let code = desk
-            .issue_code(&actor, clinic.id, Utc::now())
-            .await
-            .unwrap();
-        let new: Vec<NewTerminal> = terminals
-            .iter()
-            .map(|&id| NewTerminal {
-                id,
-                token_hash: id.to_string(),
-                hostname: format!("PC-{id}"),
-                agent_version: "0.1.0".into(),
-                os: "Windows 11".into(),
-            })
-            .collect();
-        store
-            .enroll(&onshi_server::enroll::hash_code(&code), &new, Utc::now())
-            .await
-            .unwrap()
-            .unwrap();
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
+        let (store, pool, _) = sqlite_fleet(&dir.path().join("engine.db"), terminals).await;
         Engine::Sqlite {
             store,
             pool,

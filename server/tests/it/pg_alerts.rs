@@ -11,7 +11,7 @@ use onshi_server::domain::{
 };
 use onshi_server::rules::{AuditEntry, BaselineWrite};
 use onshi_server::store::alerts::{AlertChange, InputSelection, TerminalSpan};
-use onshi_server::store::{AlertStore, NewTerminal, PgStore, SqliteStore, Store};
+use onshi_server::store::{AlertStore, PgStore, SqliteStore, Store};
 use uuid::Uuid;
 
 use super::postgres::PgSchema;
@@ -34,42 +34,12 @@ enum Db {
 impl Db {
     async fn sqlite(terminals: &[Uuid]) -> Db {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("alerts.db");
-        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
-        let desk = onshi_server::desk::Desk::for_store(store.clone());
-        let actor = onshi_server::domain::Actor::CommandLine {
-            os_user: "test".into(),
-        };
-        let clinic = desk
-            .add_clinic(&actor, "さくら内科", "sakura@example.jp", Utc::now())
-            .await
-            .unwrap();
-        let code = desk
-            .issue_code(&actor, clinic.id, Utc::now())
-            .await
-            .unwrap();
-        let new: Vec<NewTerminal> = terminals
-            .iter()
-            .map(|&id| NewTerminal {
-                id,
-                token_hash: id.to_string(),
-                hostname: format!("PC-{id}"),
-                agent_version: "0.1.0".into(),
-                os: "Windows 11".into(),
-            })
-            .collect();
-        store
-            .enroll(&onshi_server::enroll::hash_code(&code), &new, Utc::now())
-            .await
-            .unwrap()
-            .unwrap();
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
+        let (store, pool, clinic) =
+            super::engines::sqlite_fleet(&dir.path().join("alerts.db"), terminals).await;
         Db::Sqlite {
             store,
             pool,
-            clinic: clinic.id,
+            clinic,
             _dir: dir,
         }
     }

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use chrono::Utc;
-use onshi_e2e::{add_clinic, enroll, free_port, start_server, wait_for, wait_healthy};
+use onshi_e2e::{add_clinic, free_port, start_server, wait_for, wait_healthy};
 use onshi_server::store::{Store, connect};
-use onshi_shared::{AccountChange, AccountRole, Event, EventKind, sample};
 use onshi_testkit::{Mode, SmtpReceiver};
 
 fn config(smtp_port: u16) -> String {
@@ -33,54 +32,6 @@ lease_secs = 3
     )
 }
 
-/// Enrolls a terminal, sends a healthy first report (the server takes its account baseline)
-/// and then one in which its linkage account's password changed: a critical alert, mailed to
-/// the clinic and to the desk at once.
-async fn report_broken_terminal(
-    base: &str,
-    store: &std::sync::Arc<dyn Store>,
-    code: &str,
-    hostname: &str,
-) -> Result<()> {
-    let client = reqwest::Client::new();
-    let enrolled = enroll(&client, base, code, hostname).await?;
-    let send = |seq: u64, at: chrono::DateTime<Utc>, events: Vec<Event>| {
-        let mut snapshot = sample::snapshot_at(at);
-        snapshot.hostname = hostname.into();
-        let mut report = sample::report_with(seq, snapshot);
-        report.agent_id = enrolled.agent_id;
-        report.events = events;
-        client
-            .post(format!("{base}/api/v1/report"))
-            .bearer_auth(&enrolled.token)
-            .json(&report)
-            .send()
-    };
-    send(1, Utc::now() - chrono::Duration::minutes(1), Vec::new())
-        .await?
-        .error_for_status()?;
-    wait_for("the account baseline", Duration::from_secs(20), || async {
-        let b = store
-            .fleet()
-            .terminal_baseline(enrolled.agent_id)
-            .await
-            .ok()??;
-        b.taken_at
-    })
-    .await?;
-    let now = Utc::now();
-    let changed = Event::new(
-        now,
-        EventKind::AccountChanged {
-            role: AccountRole::Linkage,
-            name: "renkei".into(),
-            change: AccountChange::PasswordChanged,
-        },
-    );
-    send(2, now, vec![changed]).await?.error_for_status()?;
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_send_resends_nothing_the_smtp_server_accepted() -> Result<()> {
     onshi_server::install_crypto_provider();
@@ -98,7 +49,8 @@ async fn a_server_killed_mid_send_resends_nothing_the_smtp_server_accepted() -> 
     wait_healthy(&base).await?;
     let store = connect(&onshi_e2e::database_of(&data)?).await?;
     for host in ["ONSHI-PC-01", "ONSHI-PC-02"] {
-        report_broken_terminal(&base, &store, &code, host).await?;
+        onshi_e2e::report_broken_linkage(&reqwest::Client::new(), &base, &store, &code, host)
+            .await?;
     }
     let accepted_before = smtp.wait_for(2, 20).await;
     // The sender is now waiting for the answer to the third mail.

@@ -7,11 +7,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use chrono::Utc;
-use onshi_e2e::{Proc, binary, enroll, free_port, wait_for, wait_healthy};
+use onshi_e2e::{Proc, binary, free_port, wait_for, wait_healthy};
 use onshi_server::domain::RuleKey;
 use onshi_server::store::{DatabaseUrl, Store, connect};
-use onshi_shared::{AccountChange, AccountRole, Event, EventKind, sample};
 use onshi_testkit::SmtpReceiver;
 
 fn config(smtp_port: u16) -> String {
@@ -78,54 +76,6 @@ async fn leads(client: &reqwest::Client, base: &str) -> Option<bool> {
     body["leader"].as_bool()
 }
 
-/// A terminal enrolled at `base`, a healthy first report, then (once the leader took its
-/// account baseline) a report in which its linkage account's password changed: a critical
-/// alert, mailed to the clinic and the desk.
-async fn break_terminal(
-    client: &reqwest::Client,
-    base: &str,
-    store: &std::sync::Arc<dyn Store>,
-    code: &str,
-    hostname: &str,
-) -> Result<uuid::Uuid> {
-    let enrolled = enroll(client, base, code, hostname).await?;
-    let send = |seq: u64, at: chrono::DateTime<Utc>, events: Vec<Event>| {
-        let mut snapshot = sample::snapshot_at(at);
-        snapshot.hostname = hostname.into();
-        let mut report = sample::report_with(seq, snapshot);
-        report.agent_id = enrolled.agent_id;
-        report.events = events;
-        client
-            .post(format!("{base}/api/v1/report"))
-            .bearer_auth(&enrolled.token)
-            .json(&report)
-            .send()
-    };
-    send(1, Utc::now() - chrono::Duration::minutes(1), Vec::new())
-        .await?
-        .error_for_status()?;
-    wait_for("the account baseline", Duration::from_secs(30), || async {
-        let b = store
-            .fleet()
-            .terminal_baseline(enrolled.agent_id)
-            .await
-            .ok()??;
-        b.taken_at
-    })
-    .await?;
-    let now = Utc::now();
-    let changed = Event::new(
-        now,
-        EventKind::AccountChanged {
-            role: AccountRole::Linkage,
-            name: "renkei".into(),
-            change: AccountChange::PasswordChanged,
-        },
-    );
-    send(2, now, vec![changed]).await?.error_for_status()?;
-    Ok(enrolled.agent_id)
-}
-
 async fn wait_for_alert(store: &std::sync::Arc<dyn Store>, terminal: uuid::Uuid) -> Result<()> {
     wait_for("the linkage alert", Duration::from_secs(30), || async {
         let alerts = store.alerts().active_alerts(Some(&[terminal])).await.ok()?;
@@ -190,8 +140,12 @@ async fn two_replicas_share_the_work_and_the_lead_passes_when_the_leader_is_kill
     let store = connect(&DatabaseUrl::parse(&url)?).await?;
 
     // Reports to both: the follower's are evaluated by the leader's passes.
-    let t1 = break_terminal(&client, &bases[follower], &store, &code, "REPLICA-PC-01").await?;
-    let t2 = break_terminal(&client, &bases[leader], &store, &code, "REPLICA-PC-02").await?;
+    let t1 =
+        onshi_e2e::report_broken_linkage(&client, &bases[follower], &store, &code, "REPLICA-PC-01")
+            .await?;
+    let t2 =
+        onshi_e2e::report_broken_linkage(&client, &bases[leader], &store, &code, "REPLICA-PC-02")
+            .await?;
     wait_for_alert(&store, t1).await?;
     wait_for_alert(&store, t2).await?;
     smtp.wait_for(4, 30).await;
@@ -266,7 +220,9 @@ async fn two_replicas_share_the_work_and_the_lead_passes_when_the_leader_is_kill
         "took the lead after {takeover:?}"
     );
 
-    let t3 = break_terminal(&client, &bases[follower], &store, &code, "REPLICA-PC-03").await?;
+    let t3 =
+        onshi_e2e::report_broken_linkage(&client, &bases[follower], &store, &code, "REPLICA-PC-03")
+            .await?;
     wait_for_alert(&store, t3).await?;
     smtp.wait_for(6, 30).await;
     let counts = wait_for("the outbox empty", Duration::from_secs(30), || async {
