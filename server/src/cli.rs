@@ -844,6 +844,7 @@ async fn send_test_email(config: &Config, address: &str) -> Result<(), Error> {
         body_text: mail.body_text,
         body_html: mail.body_html,
         attempts: 1,
+        alert_id: None,
     };
     let message = build_message(&config.smtp.from, &outbox).map_err(Error::Invalid)?;
     match transport.send(message).await {

@@ -45,6 +45,10 @@ pub struct Config {
     pub metrics: MetricsSettings,
     pub retention: RetentionSettings,
     pub tls: TlsSettings,
+    /// The desk's chat and webhook channels (`[[channels]]`); retried like mail, with
+    /// `[smtp]`'s `retry_base_secs`, `max_attempts`, `poll_secs`, `timeout_secs` and
+    /// `lease_secs`.
+    pub channels: Vec<crate::notify::channels::ChannelSettings>,
 }
 
 impl Default for Config {
@@ -67,6 +71,7 @@ impl Default for Config {
             metrics: MetricsSettings::default(),
             retention: RetentionSettings::default(),
             tls: TlsSettings::default(),
+            channels: Vec::new(),
         }
     }
 }
@@ -438,7 +443,7 @@ impl Default for RetentionSettings {
             keep_days: 400,
             hourly_days: 30,
             batch: 5_000,
-            step_ms: 3,
+            step_ms: 2,
             every_minutes: 60,
         }
     }
@@ -593,6 +598,7 @@ impl Config {
 
     /// Refuses settings that cannot work, with the key's name.
     fn check(&self) -> Result<(), Error> {
+        crate::notify::channels::check(&self.channels).map_err(Error::Config)?;
         let at_least_one: [(&str, u64); 12] = [
             ("queue_capacity", self.queue_capacity as u64),
             ("max_batch", self.max_batch as u64),

@@ -109,6 +109,21 @@ const SERIES: &[(&str, Kind, &str)] = &[
         "Mail attempts that failed and were put back for a retry.",
     ),
     (
+        "onshi_channel_sent_total",
+        Kind::Counter,
+        "Channel messages (webhook, Slack, Teams, LINE) the receiver accepted.",
+    ),
+    (
+        "onshi_channel_failed_total",
+        Kind::Counter,
+        "Channel messages given up on (refused for good, or out of attempts).",
+    ),
+    (
+        "onshi_channel_retries_total",
+        Kind::Counter,
+        "Channel message attempts that failed and were put back for a retry.",
+    ),
+    (
         "onshi_evaluator_pass_seconds",
         Kind::Histogram,
         "Time of one full rule evaluation pass over the fleet.",
@@ -151,6 +166,9 @@ pub struct Metrics {
     pub mail_sent: Counter,
     pub mail_failed: Counter,
     pub mail_retries: Counter,
+    pub channel_sent: Counter,
+    pub channel_failed: Counter,
+    pub channel_retries: Counter,
     pub pass_seconds: Histogram,
     pub passes_failed: Counter,
     /// The (rule, severity) pairs `onshi_alerts_open` has shown, set to 0 when none is open.
@@ -218,6 +236,9 @@ impl Metrics {
             mail_sent: counter("onshi_mail_sent_total"),
             mail_failed: counter("onshi_mail_failed_total"),
             mail_retries: counter("onshi_mail_retries_total"),
+            channel_sent: counter("onshi_channel_sent_total"),
+            channel_failed: counter("onshi_channel_failed_total"),
+            channel_retries: counter("onshi_channel_retries_total"),
             pass_seconds: histogram("onshi_evaluator_pass_seconds"),
             passes_failed: counter("onshi_evaluator_passes_failed_total"),
             alert_series: Default::default(),

@@ -15,6 +15,8 @@ use crate::evaluator::{ChangeSignal, Evaluator, SharedTally};
 use crate::ingest::Ingest;
 use crate::leader;
 use crate::metrics::Metrics;
+use crate::notify::channels::Courier as ChannelCourier;
+use crate::notify::sender::Courier;
 use crate::notify::{Sender, Transport};
 use crate::policy::PolicyBook;
 use crate::secrets::SecretKey;
@@ -91,6 +93,8 @@ impl Application {
         if transport.is_none() {
             tracing::warn!("no [smtp] host or file_dir: mails stay in the outbox");
         }
+        let channels =
+            ChannelCourier::from_config(&config.channels, config.smtp.timeout())?.map(Arc::new);
         let tally = SharedTally::default();
         // The evaluator, the digest, the mail sender and retention run on the leader only
         // (on SQLite, this process; see `crate::leader`).
@@ -108,6 +112,7 @@ impl Application {
                     &changes,
                     &tally,
                     transport.as_ref(),
+                    channels.as_ref(),
                 )
             }
         };
@@ -263,6 +268,7 @@ fn leader_jobs(
     changes: &Arc<ChangeSignal>,
     tally: &SharedTally,
     transport: Option<&Transport>,
+    channels: Option<&Arc<ChannelCourier>>,
 ) -> leader::Jobs {
     let mut jobs = Vec::new();
     if config.alerts.enabled {
@@ -280,8 +286,15 @@ fn leader_jobs(
         let stop = Arc::new(Notify::new());
         jobs.push((stop.clone(), tokio::spawn(pruner.run(stop))));
     }
+    let mut couriers = Vec::new();
     if let Some(transport) = transport {
-        let sender = Sender::new(store.clone(), transport.clone(), config.smtp.clone())
+        couriers.push(Courier::Mail(transport.clone()));
+    }
+    if let Some(channels) = channels {
+        couriers.push(Courier::Channels(channels.clone()));
+    }
+    for courier in couriers {
+        let sender = Sender::with_courier(store.clone(), courier, config.smtp.clone())
             .with_metrics(metrics.clone());
         let stop = Arc::new(Notify::new());
         let every = config.smtp.poll();

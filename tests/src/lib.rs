@@ -3,6 +3,7 @@
 //! crates' tests share too (the SMTP receiver, a signed-in desk client, the fake terminal,
 //! waiting) is in `onshi-testkit`.
 
+pub mod hooks;
 pub mod webdriver;
 
 pub use onshi_testkit::{DeskClient, FakeMachine, Proc, free_port, wait_for};

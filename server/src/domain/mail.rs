@@ -13,16 +13,61 @@ pub enum MailKind {
     DigestDesk,
     /// `send-test-email`.
     Test,
+    /// A message to one of the desk's channels (`[[channels]]`), by the channel's kind: the
+    /// row's recipient is the channel's name, its text the event (see `notify::channels`).
+    Webhook,
+    Slack,
+    Teams,
+    Line,
+}
+
+/// Which rows of the outbox one sender works: mail goes through the SMTP server, channel
+/// messages through HTTP, and one receiver being down holds up neither the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Mail,
+    Channels,
+}
+
+impl Lane {
+    pub fn of(kind: MailKind) -> Lane {
+        if kind.is_channel() {
+            Lane::Channels
+        } else {
+            Lane::Mail
+        }
+    }
+
+    /// SQL for "the row's kind is in this lane" (`kind IN ('…', …)`), the same on both engines.
+    pub fn sql(self) -> String {
+        let kinds: Vec<String> = MailKind::ALL
+            .into_iter()
+            .filter(|k| Lane::of(*k) == self)
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect();
+        format!("kind IN ({})", kinds.join(", "))
+    }
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 5] = [
+    pub const ALL: [MailKind; 9] = [
         MailKind::Critical,
         MailKind::CriticalDesk,
         MailKind::Digest,
         MailKind::DigestDesk,
         MailKind::Test,
+        MailKind::Webhook,
+        MailKind::Slack,
+        MailKind::Teams,
+        MailKind::Line,
     ];
+
+    pub fn is_channel(self) -> bool {
+        matches!(
+            self,
+            MailKind::Webhook | MailKind::Slack | MailKind::Teams | MailKind::Line
+        )
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +76,10 @@ impl MailKind {
             MailKind::Digest => "digest",
             MailKind::DigestDesk => "digest-desk",
             MailKind::Test => "test",
+            MailKind::Webhook => "webhook",
+            MailKind::Slack => "slack",
+            MailKind::Teams => "teams",
+            MailKind::Line => "line",
         }
     }
 
@@ -54,6 +103,10 @@ impl MailKind {
             MailKind::Digest => "本日の確認事項",
             MailKind::DigestDesk => "本日の確認事項 (窓口控え)",
             MailKind::Test => "テスト",
+            MailKind::Webhook => "Webhook",
+            MailKind::Slack => "Slack",
+            MailKind::Teams => "Teams",
+            MailKind::Line => "LINE",
         }
     }
 }
@@ -123,6 +176,8 @@ pub struct OutboxMail {
     pub body_text: String,
     pub body_html: String,
     pub attempts: i64,
+    /// The alert the row is about, once stored (a new alert's id is known only then).
+    pub alert_id: Option<i64>,
 }
 
 /// Mails per delivery state.

@@ -15,7 +15,7 @@ pub use alert::{
     SilenceTarget,
 };
 pub use clinic::{Clinic, ClinicDetail, ClinicRules, ClinicSettings, Contact, PREFECTURES};
-pub use mail::{MailKind, NewMail, OutboxCounts, OutboxMail, OutboxRow, OutboxStatus};
+pub use mail::{Lane, MailKind, NewMail, OutboxCounts, OutboxMail, OutboxRow, OutboxStatus};
 pub use overview::{
     BackupKind, FleetTally, Handling, HandlingKind, Liveness, OverviewLine, SeverityFilter,
     severity_of_rank, severity_rank,

@@ -32,6 +32,7 @@ use crate::Error;
 use crate::config::{AlertSettings, RuleSettings};
 use crate::domain::{ClinicSettings, ExpectedVersion, OverviewLine, effective_versions};
 use crate::notify::Composer;
+use crate::notify::channels::Announcer;
 use crate::rules::{self, BaselineWrite, ClinicPolicy, Thresholds};
 use crate::store::Store;
 use crate::store::alerts::AlertChange;
@@ -64,6 +65,8 @@ pub struct Evaluator {
     thresholds: Arc<Thresholds>,
     settings: AlertSettings,
     composer: Arc<Composer>,
+    /// The desk's channels, told of critical alerts with the same changes.
+    announcer: Arc<Announcer>,
     clinics: HashMap<i64, (ClinicSettings, ClinicPolicy)>,
     expected: Arc<HashMap<String, ExpectedVersion>>,
     silences: SilenceIndex,
@@ -101,6 +104,7 @@ impl Evaluator {
             rules,
             settings,
             composer,
+            announcer: Arc::default(),
             clinics: HashMap::new(),
             expected: Arc::new(HashMap::new()),
             silences: SilenceIndex::default(),
@@ -126,6 +130,13 @@ impl Evaluator {
             config.alerts.clone(),
             Arc::new(Composer::new(config.smtp.clone())),
         )
+        .with_announcer(Announcer::from_config(config))
+    }
+
+    /// Tells the desk's channels of critical alerts.
+    pub fn with_announcer(mut self, announcer: Announcer) -> Self {
+        self.announcer = Arc::new(announcer);
+        self
     }
 
     /// Shares the evaluator's counts with the dashboard.

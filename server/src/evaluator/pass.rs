@@ -11,7 +11,7 @@ use super::versions::tally_versions;
 use super::{Evaluator, PassStats};
 use crate::Error;
 use crate::alerts::{self, Context, MailStep};
-use crate::domain::{Alert, AlertAction, RuleKey, Silence, SilenceTarget};
+use crate::domain::{Alert, AlertAction, NewMail, RuleKey, Silence, SilenceTarget};
 use crate::rules::{self, RuleInput};
 use crate::store::alerts::{AlertChange, InputSelection};
 
@@ -100,7 +100,25 @@ impl Evaluator {
                     now,
                     hold_down: self.settings.hold_down(),
                 };
-                cleared(rule, a, &ctx, &mut keep, &mut pending, &mut stats);
+                // A revoked terminal's alerts resolve; the channels hear of those they were
+                // told of.
+                let announce = |before: &Alert, after: &Alert, action: AlertAction| {
+                    let Some((clinic, _)) = self.clinics.get(&before.clinic_id) else {
+                        return Vec::new();
+                    };
+                    let hostname = self.hostnames.get(&before.terminal_id).cloned();
+                    let hostname = hostname.unwrap_or_else(|| before.terminal_id.to_string());
+                    self.announcer.on_change(
+                        Some(before),
+                        after,
+                        action,
+                        false,
+                        clinic,
+                        &hostname,
+                        now,
+                    )
+                };
+                cleared(rule, a, &ctx, &mut keep, &mut pending, &mut stats, announce);
             }
             if !keep.is_empty() {
                 active.insert(id, keep);
@@ -275,6 +293,18 @@ impl Evaluator {
                     change = Some((a, action));
                 }
             }
+            if let Some((a, action)) = &change {
+                let told = self.announcer.on_change(
+                    current.as_ref(),
+                    a,
+                    *action,
+                    !mails.is_empty(),
+                    clinic,
+                    &hostname,
+                    now,
+                );
+                mails.extend(told);
+            }
             match (&change, current) {
                 (Some((a, _)), _) if a.tracked() => keep.push((f.rule, a.clone())),
                 (None, Some(a)) => keep.push((f.rule, a)),
@@ -291,7 +321,11 @@ impl Evaluator {
         }
         // What is left has no finding now: the condition cleared.
         for (rule, current) in current_alerts {
-            cleared(rule, current, &ctx, &mut keep, pending, stats);
+            let announce = |before: &Alert, after: &Alert, action: AlertAction| {
+                self.announcer
+                    .on_change(Some(before), after, action, false, clinic, &hostname, now)
+            };
+            cleared(rule, current, &ctx, &mut keep, pending, stats, announce);
         }
         let recent = Duration::seconds(
             i64::from(policy.agent.interval_secs) * i64::from(policy.offline_after_intervals),
@@ -327,6 +361,7 @@ impl Evaluator {
 
 /// An alert whose condition no longer holds: its transition (if any) is queued, and it is kept
 /// for the next comparison while still tracked.
+/// `announce` gives the channel messages for the change.
 fn cleared(
     rule: RuleKey,
     current: Alert,
@@ -334,6 +369,7 @@ fn cleared(
     keep: &mut Vec<(RuleKey, Alert)>,
     pending: &mut Vec<AlertChange>,
     stats: &mut PassStats,
+    announce: impl FnOnce(&Alert, &Alert, AlertAction) -> Vec<NewMail>,
 ) {
     match alerts::transition(Some(&current), None, ctx) {
         Some((alert, action)) => {
@@ -341,10 +377,11 @@ fn cleared(
                 keep.push((rule, alert.clone()));
             }
             stats.changes += 1;
+            let mails = announce(&current, &alert, action);
             pending.push(AlertChange {
                 alert,
                 action,
-                mails: Vec::new(),
+                mails,
             });
         }
         None => keep.push((rule, current)),

@@ -337,6 +337,7 @@ mod tests {
             body_text: m.body_text.clone(),
             body_html: m.body_html.clone(),
             attempts: 1,
+            alert_id: None,
         }
     }
 

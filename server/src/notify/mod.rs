@@ -5,6 +5,7 @@
 //! after the server accepted it, so only a crash inside that instant can send it again, and the
 //! receiver sees the same Message-ID both times. Everything else never sends a row twice.
 
+pub mod channels;
 pub mod compose;
 pub mod sender;
 pub mod steps;

@@ -1,4 +1,5 @@
-//! The outbox sender: claims due mails, sends them, records the outcome, retries with backoff.
+//! The outbox sender: claims due rows of its lane (mail, or channel messages), sends them,
+//! records the outcome, retries with backoff.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -8,10 +9,11 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use tokio::sync::Notify;
 
+use super::channels;
 use super::transport::{SendFailure, Transport, build_message};
 use crate::Error;
 use crate::config::SmtpSettings;
-use crate::domain::OutboxMail;
+use crate::domain::{Lane, OutboxMail};
 use crate::store::Store;
 use crate::store::alerts::MailOutcome;
 
@@ -33,7 +35,7 @@ const BATCH: i64 = 5;
 /// again at most the one mail in flight (with the same Message-ID).
 pub struct Sender {
     store: Arc<dyn Store>,
-    transport: Transport,
+    courier: Courier,
     config: SmtpSettings,
     /// How long a claim lasts; a sender that dies leaves rows due again after it.
     pub lease: Duration,
@@ -43,11 +45,32 @@ pub struct Sender {
     claimer: String,
 }
 
+/// How a lane's rows leave.
+#[derive(Clone)]
+pub enum Courier {
+    Mail(Transport),
+    Channels(Arc<channels::Courier>),
+}
+
+impl Courier {
+    fn lane(&self) -> Lane {
+        match self {
+            Courier::Mail(_) => Lane::Mail,
+            Courier::Channels(_) => Lane::Channels,
+        }
+    }
+}
+
 impl Sender {
     pub fn new(store: Arc<dyn Store>, transport: Transport, config: SmtpSettings) -> Self {
+        Sender::with_courier(store, Courier::Mail(transport), config)
+    }
+
+    /// A sender of `courier`'s lane; `config` gives the retries, the lease and the timeout.
+    pub fn with_courier(store: Arc<dyn Store>, courier: Courier, config: SmtpSettings) -> Self {
         Sender {
             store,
-            transport,
+            courier,
             lease: Duration::from_std(config.lease()).unwrap_or(Duration::minutes(2)),
             config,
             metrics: Arc::default(),
@@ -78,8 +101,10 @@ impl Sender {
             if stopping.load(Relaxed) {
                 return Ok(sent);
             }
-            let mut batch: std::collections::VecDeque<OutboxMail> =
-                a.claim_mails(claim_at, self.lease, BATCH, me).await?.into();
+            let mut batch: std::collections::VecDeque<OutboxMail> = a
+                .claim(self.courier.lane(), claim_at, self.lease, BATCH, me)
+                .await?
+                .into();
             if batch.is_empty() {
                 return Ok(sent);
             }
@@ -99,29 +124,36 @@ impl Sender {
                     continue;
                 }
                 let result = self.send_one(&mail, &batch).await;
+                let m = &self.metrics;
+                let (sent_c, failed_c, retries_c) = match self.courier {
+                    Courier::Mail(_) => (&m.mail_sent, &m.mail_failed, &m.mail_retries),
+                    Courier::Channels(_) => {
+                        (&m.channel_sent, &m.channel_failed, &m.channel_retries)
+                    }
+                };
                 let held = match result {
                     Ok(()) => {
-                        self.metrics.mail_sent.increment(1);
+                        sent_c.increment(1);
                         sent += 1;
                         a.settle_mail(mail.id, me, MailOutcome::Sent { at: Utc::now() })
                             .await?
                     }
                     Err(SendFailure::Permanent(e)) => {
-                        tracing::error!(mail = mail.id, error = %e, "mail refused for good");
-                        self.metrics.mail_failed.increment(1);
+                        tracing::error!(mail = mail.id, to = %mail.recipient, error = %e, "refused for good");
+                        failed_c.increment(1);
                         a.settle_mail(mail.id, me, MailOutcome::Failed { error: &e })
                             .await?
                     }
                     Err(SendFailure::Transient(e)) if mail.attempts >= self.config.max_attempts => {
-                        tracing::error!(mail = mail.id, error = %e, "mail gave up after retries");
-                        self.metrics.mail_failed.increment(1);
+                        tracing::error!(mail = mail.id, to = %mail.recipient, error = %e, "gave up after retries");
+                        failed_c.increment(1);
                         a.settle_mail(mail.id, me, MailOutcome::Failed { error: &e })
                             .await?
                     }
                     Err(SendFailure::Transient(e)) => {
                         let next = Utc::now() + backoff(self.config.retry_base(), mail.attempts);
-                        tracing::warn!(mail = mail.id, error = %e, %next, "mail will be retried");
-                        self.metrics.mail_retries.increment(1);
+                        tracing::warn!(mail = mail.id, to = %mail.recipient, error = %e, %next, "will be retried");
+                        retries_c.increment(1);
                         a.settle_mail(
                             mail.id,
                             me,
@@ -131,10 +163,23 @@ impl Sender {
                             },
                         )
                         .await?;
-                        // The server is likely down: the rest of the claim waits as long,
-                        // without spending an attempt.
-                        self.give_back(batch, next).await?;
-                        return Ok(sent);
+                        // The receiver is likely down: the rest of the claim for it waits as
+                        // long, without spending an attempt. Mail has one receiver (the SMTP
+                        // server); each channel is one of its own.
+                        match self.courier {
+                            Courier::Mail(_) => {
+                                self.give_back(batch, next).await?;
+                                return Ok(sent);
+                            }
+                            Courier::Channels(_) => {
+                                let (same, others): (Vec<_>, Vec<_>) = batch
+                                    .into_iter()
+                                    .partition(|m| m.recipient == mail.recipient);
+                                self.give_back(same, next).await?;
+                                batch = others.into();
+                                continue;
+                            }
+                        }
                     }
                 };
                 if !held {
@@ -169,8 +214,16 @@ impl Sender {
         mail: &OutboxMail,
         waiting: &std::collections::VecDeque<OutboxMail>,
     ) -> Result<(), SendFailure> {
-        let message = build_message(&self.config.from, mail).map_err(SendFailure::Permanent)?;
-        let send = self.transport.send(message);
+        let send = async {
+            match &self.courier {
+                Courier::Mail(transport) => {
+                    let message =
+                        build_message(&self.config.from, mail).map_err(SendFailure::Permanent)?;
+                    transport.send(message).await
+                }
+                Courier::Channels(courier) => courier.deliver(mail).await,
+            }
+        };
         let mut send = std::pin::pin!(send);
         let every = (self.lease / 3)
             .to_std()

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::StoreResult;
 use super::alerts::MailOutcome;
 use super::desk::OutboxQuery;
-use crate::domain::{NewMail, OutboxCounts, OutboxMail, OutboxRow};
+use crate::domain::{Lane, NewMail, OutboxCounts, OutboxMail, OutboxRow};
 
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
@@ -15,16 +15,28 @@ pub trait OutboxStore: Send + Sync {
     /// queued.
     async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize>;
 
-    /// Claims up to `limit` due mails for `claimer` until `now + lease`, in one statement (two
-    /// senders never hold the same row); a claim left by a dead sender is due again once its
-    /// lease ends.
+    /// Claims up to `limit` due rows of `lane` for `claimer` until `now + lease`, in one
+    /// statement (two senders never hold the same row); a claim left by a dead sender is due
+    /// again once its lease ends.
+    async fn claim(
+        &self,
+        lane: Lane,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+        claimer: &str,
+    ) -> StoreResult<Vec<OutboxMail>>;
+
+    /// [`OutboxStore::claim`] of mail.
     async fn claim_mails(
         &self,
         now: DateTime<Utc>,
         lease: chrono::Duration,
         limit: i64,
         claimer: &str,
-    ) -> StoreResult<Vec<OutboxMail>>;
+    ) -> StoreResult<Vec<OutboxMail>> {
+        self.claim(Lane::Mail, now, lease, limit, claimer).await
+    }
 
     /// Extends `claimer`'s claims on mails it holds (sending one, the others waiting their
     /// turn); returns how many it still held.

@@ -79,6 +79,19 @@ pub struct StepLimit {
 pub struct PruneStep {
     pub deleted: u64,
     pub next: Option<Cursor>,
+    /// Of the step's time, what went on writing its pages back (SQLite's checkpoint after the
+    /// deletes): a cost per step rather than per row, so it is left out when steps are sized.
+    pub flushed: std::time::Duration,
+}
+
+impl PruneStep {
+    pub fn new(deleted: u64, next: Option<Cursor>) -> Self {
+        PruneStep {
+            deleted,
+            next,
+            flushed: std::time::Duration::ZERO,
+        }
+    }
 }
 
 #[async_trait]

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod browser;
+mod channels;
 mod hardening;
 mod mail;
 mod pipeline;

@@ -7,14 +7,14 @@ use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::PgStore;
-use crate::domain::{MailKind, NewMail, OutboxCounts, OutboxMail, OutboxRow, OutboxStatus};
+use crate::domain::{Lane, MailKind, NewMail, OutboxCounts, OutboxMail, OutboxRow, OutboxStatus};
 use crate::store::alerts::MailOutcome;
 use crate::store::desk::OutboxQuery;
 use crate::store::outbox::OutboxStore;
 use crate::store::{StoreError, StoreResult, from_millis, millis};
 
 const MAIL_COLUMNS: &str =
-    "id, kind, recipient, subject, message_id, body_text, body_html, attempts";
+    "id, kind, recipient, subject, message_id, body_text, body_html, attempts, alert_id";
 
 const OUTBOX_COLUMNS: &str = "o.id, o.kind, o.clinic_id, c.name AS clinic_name, \
      o.recipient, o.subject, o.status, o.attempts, o.last_error, o.created_at, o.sent_at, \
@@ -35,6 +35,7 @@ fn mail_from(r: &PgRow) -> StoreResult<OutboxMail> {
         body_text: r.try_get("body_text")?,
         body_html: r.try_get("body_html")?,
         attempts: r.try_get("attempts")?,
+        alert_id: r.try_get("alert_id")?,
     })
 }
 
@@ -101,8 +102,9 @@ impl OutboxStore for PgStore {
         insert_mails(&self.pool, &rows, now).await
     }
 
-    async fn claim_mails(
+    async fn claim(
         &self,
+        lane: Lane,
         now: DateTime<Utc>,
         lease: chrono::Duration,
         limit: i64,
@@ -111,10 +113,11 @@ impl OutboxStore for PgStore {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE outbox SET status = 'sending', claimed_until = $1, claimed_by = $2, \
              attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= $3) \
-             OR (status = 'sending' AND claimed_until <= $3) ORDER BY id LIMIT $4 \
+             WHERE id IN (SELECT id FROM outbox WHERE ((status = 'pending' AND next_attempt_at <= $3) \
+             OR (status = 'sending' AND claimed_until <= $3)) AND {} ORDER BY id LIMIT $4 \
              FOR UPDATE SKIP LOCKED) \
-             RETURNING {MAIL_COLUMNS}"
+             RETURNING {MAIL_COLUMNS}",
+            lane.sql()
         )))
         .bind(millis(now + lease))
         .bind(claimer)
@@ -237,7 +240,7 @@ impl OutboxStore for PgStore {
 
     async fn outbox_mail(&self, id: i64) -> StoreResult<Option<(OutboxRow, OutboxMail)>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {OUTBOX_COLUMNS}, o.message_id, o.body_text, o.body_html FROM outbox o \
+            "SELECT {OUTBOX_COLUMNS}, o.message_id, o.body_text, o.body_html, o.alert_id FROM outbox o \
              LEFT JOIN clinics c ON c.id = o.clinic_id WHERE o.id = $1"
         )))
         .bind(id)
@@ -253,6 +256,7 @@ impl OutboxStore for PgStore {
             message_id: r.try_get("message_id")?,
             body_text: r.try_get("body_text")?,
             body_html: r.try_get("body_html")?,
+            alert_id: r.try_get("alert_id")?,
             attempts: listed.attempts,
         };
         Ok(Some((listed, mail)))

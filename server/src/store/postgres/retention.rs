@@ -161,10 +161,10 @@ impl Walk {
             .rows_affected();
             tx.commit().await?;
         }
-        Ok(PruneStep {
+        Ok(PruneStep::new(
             deleted,
-            next: (!done).then_some(Cursor::Row(last)),
-        })
+            (!done).then_some(Cursor::Row(last)),
+        ))
     }
 }
 
@@ -201,10 +201,7 @@ impl History {
                 .fetch_all(&store.pool)
                 .await?;
         let Some(&last) = ids.last() else {
-            return Ok(PruneStep {
-                deleted: 0,
-                next: None,
-            });
+            return Ok(PruneStep::new(0, None));
         };
         let History { table, time, and } = self;
         let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -218,6 +215,6 @@ impl History {
         .await?
         .rows_affected();
         let next = history_next(cursor, deleted, step, ids.len(), last);
-        Ok(PruneStep { deleted, next })
+        Ok(PruneStep::new(deleted, next))
     }
 }

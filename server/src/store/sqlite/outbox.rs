@@ -6,7 +6,7 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 
 use super::alerts::insert_mails;
 use super::{SqliteStore, pages};
-use crate::domain::{MailKind, NewMail, OutboxCounts, OutboxMail, OutboxRow};
+use crate::domain::{Lane, MailKind, NewMail, OutboxCounts, OutboxMail, OutboxRow};
 use crate::store::alerts::MailOutcome;
 use crate::store::desk::OutboxQuery;
 use crate::store::outbox::OutboxStore;
@@ -27,20 +27,23 @@ impl OutboxStore for SqliteStore {
         Ok(n)
     }
 
-    async fn claim_mails(
+    async fn claim(
         &self,
+        lane: Lane,
         now: DateTime<Utc>,
         lease: chrono::Duration,
         limit: i64,
         claimer: &str,
     ) -> StoreResult<Vec<OutboxMail>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE outbox SET status = 'sending', claimed_until = ?, claimed_by = ?, \
              attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) \
-             OR (status = 'sending' AND claimed_until <= ?) ORDER BY id LIMIT ?) \
-             RETURNING id, kind, recipient, subject, message_id, body_text, body_html, attempts",
-        )
+             WHERE id IN (SELECT id FROM outbox WHERE ((status = 'pending' AND next_attempt_at <= ?) \
+             OR (status = 'sending' AND claimed_until <= ?)) AND {} ORDER BY id LIMIT ?) \
+             RETURNING id, kind, recipient, subject, message_id, body_text, body_html, attempts, \
+             alert_id",
+            lane.sql()
+        )))
         .bind(millis(now + lease))
         .bind(claimer)
         .bind(millis(now))
@@ -63,6 +66,7 @@ impl OutboxStore for SqliteStore {
                     body_text: r.try_get("body_text")?,
                     body_html: r.try_get("body_html")?,
                     attempts: r.try_get("attempts")?,
+                    alert_id: r.try_get("alert_id")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -157,7 +161,7 @@ impl OutboxStore for SqliteStore {
 
     async fn outbox_mail(&self, id: i64) -> StoreResult<Option<(OutboxRow, OutboxMail)>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {}, o.message_id, o.body_text, o.body_html FROM outbox o \
+            "SELECT {}, o.message_id, o.body_text, o.body_html, o.alert_id FROM outbox o \
              LEFT JOIN clinics c ON c.id = o.clinic_id WHERE o.id = ?",
             pages::OUTBOX_COLUMNS
         )))
@@ -174,6 +178,7 @@ impl OutboxStore for SqliteStore {
             message_id: r.try_get("message_id")?,
             body_text: r.try_get("body_text")?,
             body_html: r.try_get("body_html")?,
+            alert_id: r.try_get("alert_id")?,
             attempts: listed.attempts,
         };
         Ok(Some((listed, mail)))

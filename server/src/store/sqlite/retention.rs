@@ -2,6 +2,8 @@
 //! it in one short transaction on the writer's connection, under the store's write lock, so an
 //! ingest batch waits for one step's deletes at most.
 
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, QueryBuilder, Sqlite};
@@ -155,6 +157,7 @@ impl<'a> Walk<'a> {
         .await?;
         let (mut ids, done, last) = walk_rows(rows, after, limit, before, *in_time_order);
         let mut deleted = 0;
+        let mut flushed = Duration::ZERO;
         if !ids.is_empty() {
             let mut conn = store.writer.lock().await;
             let mut tx = conn.begin().await?;
@@ -178,10 +181,12 @@ impl<'a> Walk<'a> {
                 deleted = q.build().execute(&mut *tx).await?.rows_affected();
             }
             tx.commit().await?;
+            flushed = checkpoint(&mut conn).await?;
         }
         Ok(PruneStep {
             deleted,
             next: (!done).then_some(Cursor::Row(last)),
+            flushed,
         })
     }
 }
@@ -218,10 +223,7 @@ impl History {
                 .fetch_all(&store.pool)
                 .await?;
         let Some(last) = ids.last() else {
-            return Ok(PruneStep {
-                deleted: 0,
-                next: None,
-            });
+            return Ok(PruneStep::new(0, None));
         };
         let History { table, time, and } = self;
         // The rows, read without the lock: history of past hours and days is never written
@@ -240,6 +242,7 @@ impl History {
         q.push_bind(step.rows.max(1));
         let keys: Vec<(String, i64)> = q.build_query_as().fetch_all(&store.pool).await?;
         let mut deleted = 0;
+        let mut flushed = Duration::ZERO;
         if !keys.is_empty() {
             let mut conn = store.writer.lock().await;
             let mut tx = conn.begin().await?;
@@ -259,13 +262,33 @@ impl History {
                 deleted += q.build().execute(&mut *tx).await?.rows_affected();
             }
             tx.commit().await?;
+            flushed = checkpoint(&mut conn).await?;
         }
         let last = uuid::Uuid::parse_str(last)
             .map_err(|e| crate::store::StoreError::Corrupt(format!("terminal id {last:?}: {e}")))?;
         let next = history_next(cursor, keys.len() as u64, step, ids.len(), last);
-        Ok(PruneStep { deleted, next })
+        Ok(PruneStep {
+            deleted,
+            next,
+            flushed,
+        })
     }
 }
+/// Copies the step's pages from the WAL back into the database, still under the write lock.
+///
+/// Left to SQLite, the checkpoint runs inside whichever commit crosses 1,000 WAL pages, and
+/// with a backlog being deleted that is often an ingest batch's: its replies wait for the
+/// pages pruning wrote. Here pruning pays for its own pages. Nothing else writes meanwhile, so
+/// the checkpoint goes to the end of the WAL (readers still on an older snapshot can hold it
+/// back; the next one catches up) and the next commit starts the WAL over.
+async fn checkpoint(conn: &mut sqlx::SqliteConnection) -> StoreResult<Duration> {
+    let started = Instant::now();
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(conn)
+        .await?;
+    Ok(started.elapsed())
+}
+
 fn push_list(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
     q.push("(");
     let mut list = q.separated(", ");
