@@ -163,6 +163,9 @@ pub struct NewMail {
     pub body_html: String,
     /// At most one row per key is ever stored (one digest per clinic per day).
     pub dedupe_key: Option<String>,
+    /// The alert it is about, when queued outside an alert change (a reminder); an alert
+    /// change's own mails take its alert.
+    pub alert_id: Option<i64>,
 }
 
 /// A claimed outbox row, ready to send.

@@ -11,6 +11,7 @@ mod digest;
 mod inputs;
 mod overview;
 mod pass;
+mod reminders;
 mod signal;
 mod silences;
 mod versions;
@@ -67,6 +68,9 @@ pub struct Evaluator {
     composer: Arc<Composer>,
     /// The desk's channels, told of critical alerts with the same changes.
     announcer: Arc<Announcer>,
+    /// The reminders and escalations due at the last full pass (their dedupe keys): only
+    /// new ones are queued (the outbox would skip the others anyway).
+    reminded: std::collections::HashSet<String>,
     clinics: HashMap<i64, (ClinicSettings, ClinicPolicy)>,
     expected: Arc<HashMap<String, ExpectedVersion>>,
     silences: SilenceIndex,
@@ -105,6 +109,7 @@ impl Evaluator {
             settings,
             composer,
             announcer: Arc::default(),
+            reminded: Default::default(),
             clinics: HashMap::new(),
             expected: Arc::new(HashMap::new()),
             silences: SilenceIndex::default(),

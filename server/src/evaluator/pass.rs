@@ -125,6 +125,7 @@ impl Evaluator {
             }
         }
         self.write(&mut pending, &mut audit, now).await?;
+        stats.mails += self.remind(&mut tracked, now).await?;
         self.alerts = Some(tracked);
         self.update_fleet_versions(versions, now).await?;
         Ok(stats)

@@ -88,6 +88,25 @@ pub struct ChannelSettings {
     /// The channel's scope: alerts of clinics in these prefectures. Empty: the whole fleet.
     #[serde(default)]
     pub prefectures: Vec<String>,
+    /// A critical alert nobody has acknowledged this many minutes after it opened is posted
+    /// here again (`alert.reminder`); 0: never.
+    #[serde(default = "default_remind")]
+    pub remind_after_minutes: u32,
+    /// … and after this many, posted to `escalate_to` (`alert.escalation`); 0: never.
+    #[serde(default = "default_escalate")]
+    pub escalate_after_minutes: u32,
+    /// The second contact: another channel's name (a manager's LINE group, the vendor's
+    /// ticket webhook).
+    #[serde(default)]
+    pub escalate_to: Option<String>,
+}
+
+fn default_remind() -> u32 {
+    30
+}
+
+fn default_escalate() -> u32 {
+    120
 }
 
 impl ChannelSettings {
@@ -152,6 +171,22 @@ pub fn check(channels: &[ChannelSettings]) -> Result<(), String> {
                 }
             ));
         }
+        if let Some(to) = &c.escalate_to
+            && (to == name || !channels.iter().any(|o| &o.name == to))
+        {
+            return Err(format!(
+                "channel {name:?}: escalate_to {to:?} is not another channel's name"
+            ));
+        }
+        if c.escalate_to.is_some()
+            && c.remind_after_minutes > 0
+            && c.escalate_after_minutes > 0
+            && c.escalate_after_minutes <= c.remind_after_minutes
+        {
+            return Err(format!(
+                "channel {name:?}: escalate_after_minutes must be more than remind_after_minutes"
+            ));
+        }
         if c.kind == ChannelKind::Line && c.to.as_deref().is_none_or(str::is_empty) {
             return Err(format!(
                 "channel {name:?}: set to (the LINE group id to push to)"
@@ -175,6 +210,13 @@ pub enum EventType {
     Acknowledged,
     #[serde(rename = "alert.resolved")]
     Resolved,
+    /// Still open and nobody took it, `remind_after_minutes` after it opened.
+    #[serde(rename = "alert.reminder")]
+    Reminder,
+    /// Still open and nobody took it, `escalate_after_minutes` after it opened: to the
+    /// second contact.
+    #[serde(rename = "alert.escalation")]
+    Escalation,
 }
 
 impl EventType {
@@ -185,6 +227,8 @@ impl EventType {
             EventType::Changed => "alert.changed",
             EventType::Acknowledged => "alert.acknowledged",
             EventType::Resolved => "alert.resolved",
+            EventType::Reminder => "alert.reminder",
+            EventType::Escalation => "alert.escalation",
         }
     }
 
@@ -195,6 +239,8 @@ impl EventType {
             EventType::Changed => "状況が変わりました",
             EventType::Acknowledged => "対応中",
             EventType::Resolved => "解消",
+            EventType::Reminder => "未対応のままです",
+            EventType::Escalation => "未対応のためエスカレーション",
         }
     }
 }
@@ -327,6 +373,8 @@ pub fn event(
                 EventType::Changed => "changed",
                 EventType::Acknowledged => "acknowledged",
                 EventType::Resolved => "resolved",
+                EventType::Reminder => "reminder",
+                EventType::Escalation => "escalation",
             }
             .to_string(),
             from: before.map(|s| s.as_str().to_string()),
@@ -338,24 +386,32 @@ pub fn event(
 
 /// The outbox rows for `event`: one per channel whose scope covers the clinic.
 pub fn messages(channels: &[ChannelSettings], event: &ChannelEvent) -> Vec<NewMail> {
-    let Ok(body) = serde_json::to_string(event) else {
-        return Vec::new();
-    };
     channels
         .iter()
         .filter(|c| c.covers(event.clinic.prefecture.as_deref()))
-        .map(|c| NewMail {
-            kind: c.kind.mail_kind(),
-            clinic_id: Some(event.clinic.id),
-            recipient: c.name.clone(),
-            subject: summary(event),
-            // The delivery id: a UUID (LINE takes it as its retry key).
-            message_id: Uuid::now_v7().to_string(),
-            body_text: body.clone(),
-            body_html: String::new(),
-            dedupe_key: None,
-        })
+        .filter_map(|c| message(c, event, None))
         .collect()
+}
+
+/// The outbox row for `event` to `channel`; at most one row per `dedupe` key is ever stored.
+fn message(
+    channel: &ChannelSettings,
+    event: &ChannelEvent,
+    dedupe: Option<String>,
+) -> Option<NewMail> {
+    let body = serde_json::to_string(event).ok()?;
+    Some(NewMail {
+        kind: channel.kind.mail_kind(),
+        clinic_id: Some(event.clinic.id),
+        recipient: channel.name.clone(),
+        subject: summary(event),
+        // The delivery id: a UUID (LINE takes it as its retry key).
+        message_id: Uuid::now_v7().to_string(),
+        body_text: body,
+        body_html: String::new(),
+        dedupe_key: dedupe,
+        alert_id: (event.alert.id > 0).then_some(event.alert.id),
+    })
 }
 
 /// One line: 【緊急】発生: clinic / host: title.
@@ -761,6 +817,91 @@ impl Announcer {
         );
         messages(&self.channels, &e)
     }
+
+    /// The earliest a reminder can be due: alerts opened after `now` minus this need no look.
+    pub fn first_due(&self) -> Option<chrono::Duration> {
+        self.channels
+            .iter()
+            .flat_map(|c| {
+                let escalates = c.escalate_to.is_some();
+                [
+                    c.remind_after_minutes,
+                    if escalates {
+                        c.escalate_after_minutes
+                    } else {
+                        0
+                    },
+                ]
+            })
+            .filter(|m| *m > 0)
+            .min()
+            .map(|m| chrono::Duration::minutes(i64::from(m)))
+    }
+
+    /// Reminders and escalations due at `now` for a stored alert (`alert.id` set): a critical
+    /// alert still open (not acknowledged), whose mail went (not held by a silence). Each is
+    /// keyed by the alert and its opening, so it is stored once however often this is asked;
+    /// an escalation is keyed by its target, so two channels escalating to one contact post
+    /// once.
+    pub fn overdue(
+        &self,
+        alert: &Alert,
+        clinic: &ClinicSettings,
+        hostname: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<NewMail> {
+        let wanted = alert.id > 0
+            && alert.status == AlertStatus::Open
+            && alert.severity == Severity::Critical
+            && !alert.rule.desk_only()
+            && !alert.mail_held;
+        if !wanted {
+            return Vec::new();
+        }
+        let age = now - alert.opened_at;
+        let due =
+            |minutes: u32| minutes > 0 && age >= chrono::Duration::minutes(i64::from(minutes));
+        let opened = alert.opened_at.timestamp_millis();
+        let mut out: Vec<NewMail> = Vec::new();
+        for c in self
+            .channels
+            .iter()
+            .filter(|c| c.covers(clinic.prefecture.as_deref()))
+        {
+            let mut post = |kind: EventType, to: &ChannelSettings, stage: &str| {
+                let key = format!("{stage}:{}:{}:{opened}", to.name, alert.id);
+                if out
+                    .iter()
+                    .any(|m| m.dedupe_key.as_deref() == Some(key.as_str()))
+                {
+                    return;
+                }
+                let e = event(
+                    kind,
+                    alert,
+                    Some(alert.status),
+                    clinic,
+                    hostname,
+                    self.public_url.as_deref(),
+                    now,
+                );
+                out.extend(message(to, &e, Some(key)));
+            };
+            if due(c.remind_after_minutes) {
+                post(EventType::Reminder, c, "reminder");
+            }
+            let target = c
+                .escalate_to
+                .as_ref()
+                .and_then(|t| self.channels.iter().find(|o| &o.name == t));
+            if let Some(target) = target
+                && due(c.escalate_after_minutes)
+            {
+                post(EventType::Escalation, target, "escalation");
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -814,6 +955,9 @@ mod tests {
             secret_file: Some("/dev/null".into()),
             to: Some("Cgroup".into()),
             prefectures: Vec::new(),
+            remind_after_minutes: 30,
+            escalate_after_minutes: 120,
+            escalate_to: None,
         }
     }
 
@@ -1086,6 +1230,94 @@ mod tests {
                 .count(),
             LINE_TEXT_MAX
         );
+    }
+
+    #[test]
+    fn escalation_names_another_channel_after_the_reminder() {
+        let mut desk = channel(ChannelKind::Slack, "https://a.example.jp");
+        desk.name = "desk".into();
+        let mut boss = channel(ChannelKind::Line, "https://api.line.me/v2/bot/message/push");
+        boss.name = "boss".into();
+        desk.escalate_to = Some("boss".into());
+        assert_eq!(check(&[desk.clone(), boss.clone()]), Ok(()));
+        assert!(check(&[desk.clone()]).unwrap_err().contains("escalate_to"));
+        let mut own = desk.clone();
+        own.escalate_to = Some("desk".into());
+        assert!(
+            check(&[own, boss.clone()])
+                .unwrap_err()
+                .contains("escalate_to")
+        );
+        let mut early = desk.clone();
+        early.escalate_after_minutes = 30;
+        assert!(check(&[early, boss]).unwrap_err().contains("more than"));
+    }
+
+    #[test]
+    fn only_open_announced_criticals_are_overdue() {
+        let mut desk = channel(ChannelKind::Slack, "https://a.example.jp");
+        desk.name = "desk".into();
+        desk.escalate_to = Some("boss".into());
+        let mut boss = channel(ChannelKind::Slack, "https://b.example.jp");
+        boss.name = "boss".into();
+        boss.remind_after_minutes = 0;
+        let announcer = Announcer {
+            channels: vec![desk, boss],
+            public_url: None,
+        };
+        assert_eq!(announcer.first_due(), Some(chrono::Duration::minutes(30)));
+        let mut a = alert(
+            RuleKey::ProtectedAccountLinkage,
+            Severity::Critical,
+            AlertStatus::Open,
+        );
+        a.id = 9;
+        let c = clinic(Some("東京都"));
+        let at = |m: i64| a.opened_at + chrono::Duration::minutes(m);
+        let stages = |a: &Alert, m: i64| -> Vec<(String, Option<String>)> {
+            announcer
+                .overdue(a, &c, "PC", at(m))
+                .into_iter()
+                .map(|n| (n.recipient, n.dedupe_key))
+                .collect()
+        };
+        assert!(stages(&a, 29).is_empty());
+        let opened = a.opened_at.timestamp_millis();
+        assert_eq!(
+            stages(&a, 30),
+            [(
+                "desk".to_string(),
+                Some(format!("reminder:desk:9:{opened}"))
+            )]
+        );
+        assert_eq!(
+            stages(&a, 120),
+            [
+                (
+                    "desk".to_string(),
+                    Some(format!("reminder:desk:9:{opened}"))
+                ),
+                (
+                    "boss".to_string(),
+                    Some(format!("escalation:boss:9:{opened}"))
+                )
+            ]
+        );
+        let rows = announcer.overdue(&a, &c, "PC", at(120));
+        assert!(rows.iter().all(|r| r.alert_id == Some(9)));
+        let e: ChannelEvent = serde_json::from_str(&rows[1].body_text).unwrap();
+        assert_eq!(e.event, EventType::Escalation);
+        // Taken, held by a silence, not critical, or not stored yet: nothing.
+        for change in [
+            |a: &mut Alert| a.status = AlertStatus::Acknowledged,
+            |a: &mut Alert| a.mail_held = true,
+            |a: &mut Alert| a.severity = Severity::Warning,
+            |a: &mut Alert| a.id = 0,
+        ] {
+            let mut b = a.clone();
+            change(&mut b);
+            assert!(stages(&b, 500).is_empty(), "{b:?}");
+        }
     }
 
     #[test]

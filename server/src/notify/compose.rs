@@ -173,6 +173,7 @@ impl Composer {
                 body_text,
                 body_html,
                 dedupe_key: dedupe.as_ref().map(|d| format!("{d}:{who}")),
+                alert_id: None,
             });
         }
         out
@@ -270,6 +271,7 @@ impl Composer {
                 time_ja(now)
             ),
             dedupe_key: None,
+            alert_id: None,
         }
     }
 }

@@ -394,6 +394,7 @@ async fn outbox_claims_once_dedupes_and_marks() {
         body_text: "本文".into(),
         body_html: "<p>本文</p>".into(),
         dedupe_key: dedupe.map(str::to_string),
+        alert_id: None,
     };
     let n = a
         .enqueue_mails(
@@ -1090,4 +1091,124 @@ async fn a_staff_action_committed_after_a_later_one_still_reaches_the_evaluator(
         (AlertStatus::Open, Some("ack_expired")),
         "{actions:?}"
     );
+}
+
+/// The channel rows in the outbox: (recipient, event type), oldest first. Each names its
+/// alert, in the row and in the event.
+async fn channel_rows(f: &Fleet) -> Vec<(String, String)> {
+    let rows = f
+        .store
+        .outbox()
+        .outbox_rows(&onshi_server::store::desk::OutboxQuery {
+            clinic_id: None,
+            status: None,
+            search: None,
+            before: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for r in rows.into_iter().rev().filter(|r| r.kind.is_channel()) {
+        let (_, mail) = f.store.outbox().outbox_mail(r.id).await.unwrap().unwrap();
+        let event: onshi_server::notify::channels::ChannelEvent =
+            serde_json::from_str(&mail.body_text).unwrap();
+        let alert = mail.alert_id.expect("the row names its alert");
+        assert!(event.alert.id == alert || event.alert.id == 0);
+        out.push((r.recipient, event.event.as_str().to_string()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_critical_nobody_takes_is_reminded_then_escalated_once_each() {
+    use onshi_server::notify::channels::{Announcer, ChannelKind, ChannelSettings};
+    let t0 = Utc::now();
+    let f = fleet_with_broken_linkage(2, t0).await;
+    let channel = |name: &str, escalate_to: Option<&str>| ChannelSettings {
+        name: name.into(),
+        kind: ChannelKind::Slack,
+        url: Some("https://hooks.example.jp/x".into()),
+        secret_file: None,
+        to: None,
+        prefectures: Vec::new(),
+        remind_after_minutes: 30,
+        escalate_after_minutes: 120,
+        escalate_to: escalate_to.map(str::to_string),
+    };
+    let announcer = Announcer {
+        channels: vec![
+            channel("desk", Some("manager")),
+            // Its own reminders, and the same second contact: one escalation, not two.
+            channel("night", Some("manager")),
+            ChannelSettings {
+                remind_after_minutes: 0,
+                ..channel("manager", None)
+            },
+        ],
+        public_url: None,
+    };
+    let mut ev = f.evaluator(None).with_announcer(announcer.clone());
+    ev.full_pass(t0).await.unwrap();
+    let opened = channel_rows(&f).await;
+    assert_eq!(
+        opened
+            .iter()
+            .map(|(to, e)| (to.as_str(), e.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("desk", "alert.opened"),
+            ("night", "alert.opened"),
+            ("manager", "alert.opened")
+        ]
+    );
+    // Not yet due; then due: one reminder per reminding channel.
+    ev.full_pass(t0 + Duration::minutes(29)).await.unwrap();
+    assert_eq!(channel_rows(&f).await.len(), 3);
+    ev.full_pass(t0 + Duration::minutes(31)).await.unwrap();
+    let rows = channel_rows(&f).await;
+    assert_eq!(
+        rows[3..]
+            .iter()
+            .map(|(to, e)| (to.as_str(), e.as_str()))
+            .collect::<Vec<_>>(),
+        [("desk", "alert.reminder"), ("night", "alert.reminder")]
+    );
+    // Asked again, and by a new process (a restart, another leader): nothing more.
+    ev.full_pass(t0 + Duration::minutes(32)).await.unwrap();
+    let mut restarted = f.evaluator(None).with_announcer(announcer.clone());
+    restarted
+        .full_pass(t0 + Duration::minutes(33))
+        .await
+        .unwrap();
+    assert_eq!(channel_rows(&f).await.len(), 5);
+    // Two hours: escalated to the second contact, once.
+    restarted
+        .full_pass(t0 + Duration::minutes(121))
+        .await
+        .unwrap();
+    let rows = channel_rows(&f).await;
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert_eq!(
+        (rows[5].0.as_str(), rows[5].1.as_str()),
+        ("manager", "alert.escalation")
+    );
+    // Taken by staff: no reminder of a later opening either (the alert is acknowledged).
+    let a = f.alert(0, RuleKey::ProtectedAccountLinkage).await.unwrap();
+    f.app
+        .desk
+        .acknowledge(
+            &staff("suzuki"),
+            a.id,
+            "対応中",
+            None,
+            t0 + Duration::minutes(122),
+        )
+        .await
+        .unwrap();
+    restarted
+        .full_pass(t0 + Duration::minutes(300))
+        .await
+        .unwrap();
+    assert_eq!(channel_rows(&f).await.len(), 6);
 }

@@ -153,6 +153,7 @@ fn mail(n: usize, clinic: i64) -> NewMail {
         body_text: "本文".into(),
         body_html: "<p>本文</p>".into(),
         dedupe_key: Some(format!("alert-{n}")),
+        alert_id: None,
     }
 }
 

@@ -98,7 +98,7 @@ pub(super) async fn insert_mails<'c>(
 #[async_trait]
 impl OutboxStore for PgStore {
     async fn enqueue_mails(&self, mails: &[NewMail], now: DateTime<Utc>) -> StoreResult<usize> {
-        let rows: Vec<(Option<i64>, &NewMail)> = mails.iter().map(|m| (None, m)).collect();
+        let rows: Vec<(Option<i64>, &NewMail)> = mails.iter().map(|m| (m.alert_id, m)).collect();
         insert_mails(&self.pool, &rows, now).await
     }
 

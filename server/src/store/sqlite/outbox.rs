@@ -20,7 +20,7 @@ impl OutboxStore for SqliteStore {
         }
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await?;
-        let rows: Vec<(Option<i64>, &NewMail)> = mails.iter().map(|m| (None, m)).collect();
+        let rows: Vec<(Option<i64>, &NewMail)> = mails.iter().map(|m| (m.alert_id, m)).collect();
         let n = insert_mails(&mut tx, &rows, now).await?;
         tx.commit().await?;
         self.flush_wal().await?;
