@@ -4,8 +4,12 @@ use chrono::{DateTime, Utc};
 
 use super::{Desk, created_id, validate};
 use crate::Error;
-use crate::domain::{Actor, AuditRecord, DailyWindow, PREFECTURES, RuleKey, Silence, SilenceScope};
+use crate::domain::{
+    Actor, AlertStatus, AuditRecord, DailyWindow, NewMail, PREFECTURES, RuleKey, Severity, Silence,
+    SilenceScope,
+};
 use crate::jst::time_ja;
+use crate::notify::channels::{self, EventType};
 use crate::store::{BulkAction, BulkOutcome, StaffChange};
 
 /// Notes on alerts are kept to this many characters.
@@ -51,6 +55,64 @@ fn note_ok(note: &str) -> Result<(), Error> {
 }
 
 impl Desk {
+    /// The channel messages for staff taking (`Acknowledged`) or resolving an alert the
+    /// channels were told of: a critical one, still open (or, for a resolve, acknowledged),
+    /// whose mail went. Stored with the change, and only if it applies.
+    async fn tell(
+        &self,
+        id: i64,
+        actor: &Actor,
+        kind: EventType,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewMail>, Error> {
+        if self.announcer.channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(before) = self.store.alerts().alert(id).await? else {
+            return Ok(Vec::new());
+        };
+        let told =
+            before.severity == Severity::Critical && !before.mail_held && !before.rule.desk_only();
+        let moves = match kind {
+            EventType::Acknowledged => before.status == AlertStatus::Open,
+            _ => before.status != AlertStatus::Resolved,
+        };
+        if !told || !moves {
+            return Ok(Vec::new());
+        }
+        let Some(clinic) = self.store.fleet().clinic_detail(before.clinic_id).await? else {
+            return Ok(Vec::new());
+        };
+        let hostname = match self
+            .store
+            .fleet()
+            .terminal_detail(before.terminal_id)
+            .await?
+        {
+            Some(t) => t.hostname,
+            None => before.terminal_id.to_string(),
+        };
+        let mut after = before.clone();
+        let who = actor.stored_name();
+        if kind == EventType::Acknowledged {
+            after.status = AlertStatus::Acknowledged;
+            after.ack_by = Some(who);
+        } else {
+            after.status = AlertStatus::Resolved;
+            after.resolved_by = Some(who);
+        }
+        let e = channels::event(
+            kind,
+            &after,
+            Some(before.status),
+            &clinic.settings,
+            &hostname,
+            self.announcer.public_url.as_deref(),
+            now,
+        );
+        Ok(channels::messages(&self.announcer.channels, &e))
+    }
+
     /// No more immediate mails for the alert until `until` (or until it is resolved).
     pub async fn acknowledge(
         &self,
@@ -71,11 +133,13 @@ impl Desk {
             Some(u) => format!("アラート #{id} を確認済みに ({} まで): {note}", time_ja(u)),
             None => format!("アラート #{id} を確認済みに: {note}"),
         };
+        let tell = self.tell(id, actor, EventType::Acknowledged, now).await?;
         self.apply(
             StaffChange::AcknowledgeAlert {
                 id,
                 note: note.to_string(),
                 until,
+                tell,
             },
             AuditRecord::new(actor, now, what),
             "このアラートは見つからないか、解決済みです",
@@ -95,10 +159,12 @@ impl Desk {
     ) -> Result<(), Error> {
         let note = note.trim();
         note_ok(note)?;
+        let tell = self.tell(id, actor, EventType::Resolved, now).await?;
         self.apply(
             StaffChange::ResolveAlert {
                 id,
                 note: note.to_string(),
+                tell,
             },
             AuditRecord::new(actor, now, format!("アラート #{id} を解決済みに: {note}")),
             "このアラートは見つからないか、解決済みです",

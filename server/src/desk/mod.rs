@@ -20,6 +20,7 @@ use onshi_shared::AccountSpec;
 use crate::Error;
 use crate::domain::AuditRecord;
 use crate::evaluator::ChangeSignal;
+use crate::notify::channels::Announcer;
 use crate::policy::PolicyBook;
 use crate::secrets::SecretKey;
 use crate::store::{Applied, StaffChange, Store};
@@ -43,6 +44,8 @@ pub struct Desk {
     secrets: Option<Arc<SecretKey>>,
     /// The agents' policies, read again after staff change names or passwords.
     policies: Option<Arc<PolicyBook>>,
+    /// The desk's channels, told when staff take or resolve a critical alert.
+    announcer: Arc<Announcer>,
 }
 
 impl Desk {
@@ -58,6 +61,7 @@ impl Desk {
             server_accounts: Arc::new(config.policy.accounts.clone()),
             secrets: None,
             policies: None,
+            announcer: Arc::new(Announcer::from_config(config)),
         }
     }
 

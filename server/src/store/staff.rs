@@ -37,11 +37,14 @@ pub enum StaffChange {
         id: i64,
         note: String,
         until: Option<DateTime<Utc>>,
+        /// The channel messages that say so, stored with the change when it applies.
+        tell: Vec<crate::domain::NewMail>,
     },
     /// Resolved by hand; it stays resolved while the same occurrence persists.
     ResolveAlert {
         id: i64,
         note: String,
+        tell: Vec<crate::domain::NewMail>,
     },
     NoteAlert {
         id: i64,

@@ -1193,22 +1193,80 @@ async fn a_critical_nobody_takes_is_reminded_then_escalated_once_each() {
         (rows[5].0.as_str(), rows[5].1.as_str()),
         ("manager", "alert.escalation")
     );
-    // Taken by staff: no reminder of a later opening either (the alert is acknowledged).
+    // Taken by staff: the channels hear who took it, in the same transaction, and no more
+    // reminders come.
+    let config = onshi_server::Config {
+        channels: announcer.channels.clone(),
+        ..Default::default()
+    };
+    let desk = onshi_server::desk::Desk::new(f.store.clone(), None, &config);
     let a = f.alert(0, RuleKey::ProtectedAccountLinkage).await.unwrap();
-    f.app
-        .desk
-        .acknowledge(
-            &staff("suzuki"),
-            a.id,
-            "対応中",
-            None,
-            t0 + Duration::minutes(122),
-        )
-        .await
-        .unwrap();
+    desk.acknowledge(
+        &staff("suzuki"),
+        a.id,
+        "対応中",
+        None,
+        t0 + Duration::minutes(122),
+    )
+    .await
+    .unwrap();
+    let took = |e: &str| {
+        ["desk", "night", "manager"]
+            .map(|to| (to.to_string(), e.to_string()))
+            .to_vec()
+    };
+    assert_eq!(channel_rows(&f).await[6..], took("alert.acknowledged"));
+    // A second acknowledgement (a new note) is not news.
+    desk.acknowledge(
+        &staff("sato"),
+        a.id,
+        "折り返し待ち",
+        None,
+        t0 + Duration::minutes(123),
+    )
+    .await
+    .unwrap();
     restarted
         .full_pass(t0 + Duration::minutes(300))
         .await
         .unwrap();
-    assert_eq!(channel_rows(&f).await.len(), 6);
+    assert_eq!(channel_rows(&f).await.len(), 9);
+    desk.resolve(
+        &staff("suzuki"),
+        a.id,
+        "再設定済み",
+        t0 + Duration::minutes(301),
+    )
+    .await
+    .unwrap();
+    assert_eq!(channel_rows(&f).await[9..], took("alert.resolved"));
+    let rows = f
+        .store
+        .outbox()
+        .outbox_rows(&onshi_server::store::desk::OutboxQuery {
+            clinic_id: None,
+            status: None,
+            search: Some("解消".into()),
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let (_, mail) = f
+        .store
+        .outbox()
+        .outbox_mail(rows[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    let e: onshi_server::notify::channels::ChannelEvent =
+        serde_json::from_str(&mail.body_text).unwrap();
+    assert_eq!(
+        (
+            e.transition.from.as_deref(),
+            e.transition.to.as_str(),
+            e.transition.by.as_str()
+        ),
+        (Some("acknowledged"), "resolved", "suzuki")
+    );
 }

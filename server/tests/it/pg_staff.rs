@@ -180,10 +180,24 @@ async fn staff_contract(make: impl AsyncFn(&[Uuid]) -> Db) {
     let s = db.staff();
 
     // One alert: acknowledged, noted, resolved; then nothing more to resolve or acknowledge.
+    // Each change's channel messages are stored with it, naming the alert, and only when it
+    // applies.
+    let told = |what: &str| onshi_server::domain::NewMail {
+        kind: onshi_server::domain::MailKind::Slack,
+        clinic_id: Some(1),
+        recipient: "desk".into(),
+        subject: what.into(),
+        message_id: Uuid::now_v7().to_string(),
+        body_text: "{}".into(),
+        body_html: String::new(),
+        dedupe_key: None,
+        alert_id: None,
+    };
     let ack = StaffChange::AcknowledgeAlert {
         id: 1,
         note: "電話済み".into(),
         until: None,
+        tell: vec![told("taken")],
     };
     assert_eq!(
         s.apply(&ack, &audit("ack")).await.unwrap(),
@@ -203,6 +217,7 @@ async fn staff_contract(make: impl AsyncFn(&[Uuid]) -> Db) {
     let resolve = StaffChange::ResolveAlert {
         id: 1,
         note: String::new(),
+        tell: vec![told("resolved")],
     };
     assert!(matches!(
         s.apply(&resolve, &audit("resolve")).await.unwrap(),
@@ -215,6 +230,14 @@ async fn staff_contract(make: impl AsyncFn(&[Uuid]) -> Db) {
     assert_eq!(
         s.apply(&ack, &audit("again")).await.unwrap(),
         Applied::NotFound
+    );
+    assert_eq!(
+        db.strings(
+            "SELECT subject || ':' || CAST(alert_id AS TEXT) FROM outbox WHERE kind = 'slack' \
+             ORDER BY id"
+        )
+        .await,
+        ["taken:1", "resolved:1"]
     );
     let missing = StaffChange::NoteAlert {
         id: 999,
@@ -532,6 +555,7 @@ async fn staff_on_two_replicas_apply_a_change_once_on_postgres() {
                 &StaffChange::ResolveAlert {
                     id: 1,
                     note: String::new(),
+                    tell: Vec::new(),
                 },
                 &audit("resolve"),
             )

@@ -103,7 +103,12 @@ impl StaffStore for PgStore {
         let who = audit.actor.stored_name();
         let mut c = Concerned::default();
         match change {
-            StaffChange::AcknowledgeAlert { id, note, until } => {
+            StaffChange::AcknowledgeAlert {
+                id,
+                note,
+                until,
+                tell,
+            } => {
                 let done = sqlx::query(
                     "UPDATE alerts SET status = 'acknowledged', ack_by = $1, ack_note = $2, \
                      ack_until = $3, updated_at = $4 WHERE id = $5 AND status <> 'resolved'",
@@ -119,9 +124,11 @@ impl StaffStore for PgStore {
                     return Ok(Applied::NotFound);
                 }
                 history(&mut tx, *id, audit.at, &who, "acknowledged", note).await?;
+                let rows: Vec<_> = tell.iter().map(|m| (Some(*id), m)).collect();
+                super::outbox::insert_mails(&mut *tx, &rows, audit.at).await?;
                 c.alert_id = Some(*id);
             }
-            StaffChange::ResolveAlert { id, note } => {
+            StaffChange::ResolveAlert { id, note, tell } => {
                 let done = sqlx::query(
                     "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, \
                      updated_at = $1, clear_since = NULL WHERE id = $3 AND status <> 'resolved'",
@@ -135,6 +142,8 @@ impl StaffStore for PgStore {
                     return Ok(Applied::NotFound);
                 }
                 history(&mut tx, *id, audit.at, &who, "resolved", note).await?;
+                let rows: Vec<_> = tell.iter().map(|m| (Some(*id), m)).collect();
+                super::outbox::insert_mails(&mut *tx, &rows, audit.at).await?;
                 c.alert_id = Some(*id);
             }
             StaffChange::NoteAlert { id, note } => {

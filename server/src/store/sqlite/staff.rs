@@ -83,7 +83,12 @@ impl StaffStore for SqliteStore {
         let who = audit.actor.stored_name();
         let mut c = Concerned::default();
         match change {
-            StaffChange::AcknowledgeAlert { id, note, until } => {
+            StaffChange::AcknowledgeAlert {
+                id,
+                note,
+                until,
+                tell,
+            } => {
                 let done = sqlx::query(
                     "UPDATE alerts SET status = 'acknowledged', ack_by = ?, ack_note = ?, \
                      ack_until = ?, updated_at = ? WHERE id = ? AND status <> 'resolved'",
@@ -99,9 +104,11 @@ impl StaffStore for SqliteStore {
                     return Ok(Applied::NotFound);
                 }
                 history(&mut tx, *id, audit.at, &who, "acknowledged", note).await?;
+                let rows: Vec<_> = tell.iter().map(|m| (Some(*id), m)).collect();
+                super::alerts::insert_mails(&mut tx, &rows, audit.at).await?;
                 c.alert_id = Some(*id);
             }
-            StaffChange::ResolveAlert { id, note } => {
+            StaffChange::ResolveAlert { id, note, tell } => {
                 let done = sqlx::query(
                     "UPDATE alerts SET status = 'resolved', resolved_at = ?, resolved_by = ?, \
                      updated_at = ?, clear_since = NULL WHERE id = ? AND status <> 'resolved'",
@@ -116,6 +123,8 @@ impl StaffStore for SqliteStore {
                     return Ok(Applied::NotFound);
                 }
                 history(&mut tx, *id, audit.at, &who, "resolved", note).await?;
+                let rows: Vec<_> = tell.iter().map(|m| (Some(*id), m)).collect();
+                super::alerts::insert_mails(&mut tx, &rows, audit.at).await?;
                 c.alert_id = Some(*id);
             }
             StaffChange::NoteAlert { id, note } => {
