@@ -95,6 +95,9 @@ pub struct AlertSettings {
     /// Pause after reports changed state before the targeted pass, so a stream of reports is
     /// evaluated in groups.
     pub debounce_ms: u64,
+    /// A warning nobody has acknowledged for this many days moves its terminal up among the
+    /// terminals of its severity in the overview (「N日以上未対応」); 0: never.
+    pub neglected_warning_days: u32,
 }
 
 impl Default for AlertSettings {
@@ -107,6 +110,7 @@ impl Default for AlertSettings {
             page_size: 2_000,
             write_batch: 500,
             debounce_ms: 500,
+            neglected_warning_days: 7,
         }
     }
 }
@@ -118,6 +122,12 @@ impl AlertSettings {
 
     pub fn hold_down(&self) -> chrono::Duration {
         chrono::Duration::seconds(i64::try_from(self.hold_down_secs).unwrap_or(i64::MAX))
+    }
+
+    /// How long a warning waits before its terminal counts as neglected.
+    pub fn neglected_after(&self) -> Option<chrono::Duration> {
+        (self.neglected_warning_days > 0)
+            .then(|| chrono::Duration::days(i64::from(self.neglected_warning_days)))
     }
 
     pub fn debounce(&self) -> StdDuration {

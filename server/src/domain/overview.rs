@@ -26,6 +26,9 @@ pub struct OverviewLine {
     pub backup: BackupKind,
     pub last_start: Option<DateTime<Utc>>,
     pub cert_not_after: Option<DateTime<Utc>>,
+    /// A warning open and not acknowledged for `[alerts] neglected_warning_days`: the terminal
+    /// comes first among those of its severity.
+    pub neglected: bool,
 }
 
 impl OverviewLine {

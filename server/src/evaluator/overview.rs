@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 pub use crate::domain::FleetTally;
 use crate::domain::{
     Alert, AlertStatus, BackupKind, ClinicSettings, ExpectedVersion, Handling, Liveness,
-    OverviewLine, RuleKey, Silence, compare_versions,
+    OverviewLine, RuleKey, Severity, Silence, compare_versions,
 };
 use crate::rules::{Finding, RuleInput};
 
@@ -75,6 +75,7 @@ pub fn overview_line(
     silences: &[&Silence],
     liveness: Liveness,
     expected: &HashMap<String, ExpectedVersion>,
+    neglected_after: Option<Duration>,
     now: DateTime<Utc>,
 ) -> OverviewLine {
     let open: Vec<&Alert> = alerts_after
@@ -84,6 +85,13 @@ pub fn overview_line(
         .collect();
     let open_rules = open.iter().fold(0, |bits, a| bits | a.rule.bit());
     let severity = open.iter().map(|a| a.severity).max();
+    let neglected = neglected_after.is_some_and(|after| {
+        open.iter().any(|a| {
+            a.severity == Severity::Warning
+                && a.status == AlertStatus::Open
+                && now - a.opened_at >= after
+        })
+    });
     let snapshot = t.snapshot.as_ref();
     let apps_behind = snapshot.map_or(0, |s| {
         s.apps
@@ -123,6 +131,7 @@ pub fn overview_line(
         cert_not_after: snapshot
             .and_then(|s| s.certificates.current())
             .map(|c| c.not_after),
+        neglected,
     }
 }
 
@@ -202,7 +211,17 @@ mod tests {
         };
         let expected = HashMap::new();
         let line = |a: &[(RuleKey, Alert)], s: &[&Silence], l| {
-            overview_line(&t, &clinic, "PC", a, s, l, &expected, now)
+            overview_line(
+                &t,
+                &clinic,
+                "PC",
+                a,
+                s,
+                l,
+                &expected,
+                Some(Duration::days(7)),
+                now,
+            )
         };
         let full = line(&alerts, &[], Liveness::Receiving);
         assert_eq!(
@@ -244,6 +263,30 @@ mod tests {
             (None, HandlingKind::None)
         );
         assert_eq!(full.open_alerts, 2, "the resolved one does not count");
+        // A warning nobody took for seven days moves the terminal up; an acknowledged one, a
+        // younger one, or the setting at 0 do not.
+        assert!(!full.neglected && !warn.neglected);
+        let mut old = alert(RuleKey::PendingReboot, Warning, Open);
+        old.1.opened_at = now - Duration::days(7);
+        let neglected = line(std::slice::from_ref(&old), &[], Liveness::Receiving);
+        assert!(neglected.neglected);
+        old.1.opened_at = now - Duration::days(6);
+        assert!(!line(std::slice::from_ref(&old), &[], Liveness::Receiving).neglected);
+        old.1.opened_at = now - Duration::days(30);
+        let off = overview_line(
+            &t,
+            &clinic,
+            "PC",
+            &[old.clone()],
+            &[],
+            Liveness::Receiving,
+            &expected,
+            None,
+            now,
+        );
+        assert!(!off.neglected);
+        old.1.status = Acknowledged;
+        assert!(!line(&[old], &[], Liveness::Receiving).neglected);
         assert_eq!(
             full.open_rules,
             RuleKey::CertExpiry.bit() | RuleKey::PendingReboot.bit()

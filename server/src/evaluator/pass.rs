@@ -340,6 +340,7 @@ impl Evaluator {
             &silences,
             liveness,
             &policy.expected_versions,
+            self.settings.neglected_after(),
             now,
         );
         if !keep.is_empty() {

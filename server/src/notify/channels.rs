@@ -818,6 +818,70 @@ impl Announcer {
         messages(&self.channels, &e)
     }
 
+    /// When an alert, if nobody takes it, is reminded and escalated, and to which channels:
+    /// (event, when, channel names), in time order; empty for an alert that will not be
+    /// (not critical, taken, resolved, held by a silence, or no channel covers its clinic).
+    pub fn schedule(
+        &self,
+        alert: &Alert,
+        prefecture: Option<&str>,
+    ) -> Vec<(EventType, DateTime<Utc>, Vec<String>)> {
+        let wanted = alert.status == AlertStatus::Open
+            && alert.severity == Severity::Critical
+            && !alert.rule.desk_only()
+            && !alert.mail_held;
+        let mut out: Vec<(EventType, DateTime<Utc>, Vec<String>)> = Vec::new();
+        if !wanted {
+            return out;
+        }
+        let mut add = |kind: EventType, minutes: u32, to: &str| {
+            let at = alert.opened_at + chrono::Duration::minutes(i64::from(minutes));
+            match out.iter_mut().find(|(k, t, _)| *k == kind && *t == at) {
+                Some((_, _, names)) if !names.iter().any(|n| n == to) => names.push(to.into()),
+                Some(_) => {}
+                None => out.push((kind, at, vec![to.to_string()])),
+            }
+        };
+        for c in self.channels.iter().filter(|c| c.covers(prefecture)) {
+            if c.remind_after_minutes > 0 {
+                add(EventType::Reminder, c.remind_after_minutes, &c.name);
+            }
+            if let Some(to) = &c.escalate_to
+                && c.escalate_after_minutes > 0
+            {
+                add(EventType::Escalation, c.escalate_after_minutes, to);
+            }
+        }
+        out.sort_by_key(|(_, at, _)| *at);
+        out
+    }
+
+    /// The schedule in a line for the desk: 「12:30 リマインド予定 (slack-desk)」, or 「送信」 once
+    /// the time has passed.
+    pub fn schedule_ja(
+        &self,
+        alert: &Alert,
+        prefecture: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> String {
+        self.schedule(alert, prefecture)
+            .into_iter()
+            .map(|(kind, at, names)| {
+                let what = match kind {
+                    EventType::Escalation => "エスカレーション",
+                    _ => "リマインド",
+                };
+                let state = if at <= now { "送信" } else { "予定" };
+                format!(
+                    "{} {what}{state} ({})",
+                    crate::jst::time_ja(at),
+                    names.join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
+
     /// The earliest a reminder can be due: alerts opened after `now` minus this need no look.
     pub fn first_due(&self) -> Option<chrono::Duration> {
         self.channels
@@ -1318,6 +1382,53 @@ mod tests {
             change(&mut b);
             assert!(stages(&b, 500).is_empty(), "{b:?}");
         }
+    }
+
+    #[test]
+    fn the_alert_shows_when_it_will_be_reminded_and_escalated() {
+        let mut desk = channel(ChannelKind::Slack, "https://a.example.jp");
+        desk.name = "desk".into();
+        desk.escalate_to = Some("boss".into());
+        let mut tokyo = desk.clone();
+        tokyo.name = "tokyo".into();
+        tokyo.prefectures = vec!["東京都".into()];
+        let mut boss = channel(ChannelKind::Line, "https://api.line.me/v2/bot/message/push");
+        boss.name = "boss".into();
+        boss.remind_after_minutes = 0;
+        let announcer = Announcer {
+            channels: vec![desk, tokyo, boss],
+            public_url: None,
+        };
+        let a = alert(
+            RuleKey::ProtectedAccountLinkage,
+            Severity::Critical,
+            AlertStatus::Open,
+        );
+        // Opened 2027-01-15 17:00 JST.
+        let t = |m: i64| a.opened_at + chrono::Duration::minutes(m);
+        assert_eq!(
+            announcer.schedule(&a, Some("東京都")),
+            [
+                (
+                    EventType::Reminder,
+                    t(30),
+                    vec!["desk".into(), "tokyo".into()]
+                ),
+                (EventType::Escalation, t(120), vec!["boss".into()]),
+            ]
+        );
+        assert_eq!(
+            announcer.schedule(&a, Some("大阪府"))[0].2,
+            ["desk".to_string()]
+        );
+        assert_eq!(
+            announcer.schedule_ja(&a, Some("大阪府"), t(45)),
+            "2027/01/15 17:30 リマインド送信 (desk) / 2027/01/15 19:00 エスカレーション予定 (boss)"
+        );
+        let mut taken = a.clone();
+        taken.status = AlertStatus::Acknowledged;
+        assert_eq!(announcer.schedule_ja(&taken, None, t(0)), "");
+        assert_eq!(Announcer::default().schedule_ja(&a, None, t(0)), "");
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub struct AlertView {
     pub hostname: String,
     pub clinic_name: String,
     pub clinic_phone: Option<String>,
+    /// Which channels cover the alert (their `prefectures`).
+    pub clinic_prefecture: Option<String>,
     pub last_note: Option<String>,
 }
 

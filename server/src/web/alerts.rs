@@ -4,6 +4,7 @@
 //! the session's CSRF token, and goes through [`crate::desk`] (alert history and audit log in
 //! the same transaction).
 
+use crate::notify::channels::Announcer;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Form, Path, Query, State};
@@ -47,10 +48,13 @@ pub struct AlertRow {
     pub age: String,
     pub ack: String,
     pub last_note: String,
+    /// When the channels will be reminded of it and it is escalated, if nobody takes it.
+    pub followup: String,
 }
 
 impl AlertRow {
-    pub fn new(v: AlertView, now: DateTime<Utc>) -> Self {
+    pub fn new(v: AlertView, now: DateTime<Utc>, announcer: &Announcer) -> Self {
+        let followup = announcer.schedule_ja(&v.alert, v.clinic_prefecture.as_deref(), now);
         let a = v.alert;
         let ack = match (&a.ack_by, a.status) {
             (Some(by), AlertStatus::Acknowledged) => {
@@ -84,6 +88,7 @@ impl AlertRow {
             age: duration_ja(now - a.opened_at),
             ack,
             last_note: v.last_note.unwrap_or_default(),
+            followup,
         }
     }
 }
@@ -351,8 +356,9 @@ pub async fn alerts_page(
     let shown = views.len();
     let by_clinic = q.group == "clinic";
     let mut groups: Vec<AlertGroupView> = Vec::new();
+    let announcer = Announcer::from_config(&state.config);
     for v in views {
-        let row = AlertRow::new(v, now);
+        let row = AlertRow::new(v, now, &announcer);
         let title = if by_clinic {
             row.clinic.clone()
         } else {

@@ -114,6 +114,8 @@ pub struct OverviewRow {
     pub backup: &'static str,
     pub backup_bad: bool,
     pub open_alerts: i64,
+    /// A warning nobody took for `[alerts] neglected_warning_days`.
+    pub neglected: bool,
 }
 
 /// A `tel:` link for a phone number as people write it (`03-1234-5678`, `０３（１２３４）５６７８`);
@@ -189,6 +191,7 @@ impl OverviewRow {
             backup: s.backup.label_ja(),
             backup_bad: s.backup.is_bad(),
             open_alerts: s.open_alerts,
+            neglected: s.neglected,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The terminal page: every area of the latest snapshot, a 30-day timeline of starts, reports
 //! and events, the terminal's alerts with the same actions as the alerts page, its audit log.
 
+use crate::notify::channels::Announcer;
 use std::collections::HashMap;
 
 use askama::Template;
@@ -288,10 +289,13 @@ pub async fn page(
         network_notes: Vec::new(),
         app_notes: Vec::new(),
         spool_losses: String::new(),
-        alerts: alert_views
-            .into_iter()
-            .map(|v| AlertRow::new(v, now))
-            .collect(),
+        alerts: {
+            let announcer = Announcer::from_config(&state.config);
+            alert_views
+                .into_iter()
+                .map(|v| AlertRow::new(v, now, &announcer))
+                .collect()
+        },
         selectable: false,
         back: format!("/terminals/{id}"),
         ack_default: datetime_local(now + Duration::days(1)),

@@ -162,6 +162,8 @@ fn line(i: usize) -> OverviewLine {
         backup: [BackupKind::Ok, BackupKind::Missing, BackupKind::Unknown][i % 3],
         last_start: (!i.is_multiple_of(6)).then(|| at((i % 10) as i64 * 1000)),
         cert_not_after: (i % 4 != 1).then(|| at((i % 8) as i64 * 86_400_000)),
+        // Among lines of one severity, the neglected ones come first in the default order.
+        neglected: i % 5 == 2,
     }
 }
 
@@ -456,6 +458,30 @@ async fn the_desk_reads_the_same_on_postgres_as_on_sqlite() {
             .await
             .unwrap();
     assert_eq!(total, TERMINALS as i64);
+    // The default order, on both engines: by severity, and within one the terminals with a
+    // neglected warning first.
+    let everything = FleetQuery {
+        limit: TERMINALS as i64,
+        ..FleetQuery::default()
+    };
+    for store in [p.sqlite.fleet(), p.pg.fleet()] {
+        let keys: Vec<(i64, bool)> = store
+            .fleet_rows(&everything)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.line.severity_rank(), r.line.neglected))
+            .collect();
+        assert!(
+            keys.windows(2)
+                .all(|w| w[0].0 > w[1].0 || (w[0].0 == w[1].0 && w[0].1 >= w[1].1)),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&(2, true)) && keys.contains(&(2, false)),
+            "{keys:?}"
+        );
+    }
     for filter in fleet_filters() {
         let matching = same!(p, format!("count {filter:?}"), |v| v.fleet_count(&filter));
         let matching: i64 = matching.parse().unwrap();
@@ -708,6 +734,7 @@ async fn a_postgres_export_reads_every_page_of_one_snapshot() {
             backup: BackupKind::Ok,
             last_start: None,
             cert_not_after: None,
+            neglected: false,
         })
         .collect();
     let fleet = store.fleet();

@@ -24,7 +24,7 @@ use crate::store::{StoreError, StoreResult, from_millis, millis};
 pub(super) const LINE_COLUMNS: &str = "ts.terminal_id, ts.clinic_id, ts.clinic_name, ts.prefecture, \
      ts.hostname, ts.severity_rank, ts.handling, ts.handling_by, ts.handling_until, \
      ts.handling_note, ts.liveness, ts.open_alerts, ts.open_rules, ts.apps_behind, ts.backup, \
-     ts.last_start, ts.cert_not_after";
+     ts.last_start, ts.cert_not_after, ts.neglected";
 
 /// The stored handling columns: kind, by, until, note.
 fn handling_columns(h: &Handling) -> (&'static str, Option<&str>, Option<i64>, Option<&str>) {
@@ -87,6 +87,7 @@ pub(super) fn line_from(r: &PgRow) -> Result<OverviewLine, StoreError> {
         backup: BackupKind::parse(&backup),
         last_start: opt_time(r, "last_start")?,
         cert_not_after: opt_time(r, "cert_not_after")?,
+        neglected: r.try_get("neglected")?,
     })
 }
 
@@ -156,10 +157,12 @@ pub(super) fn push_fleet_filters(q: &mut QueryBuilder<Postgres>, f: &FleetQuery)
 pub(super) fn order_by(sort: FleetSort, descending: bool) -> &'static str {
     match (sort, descending) {
         (FleetSort::State | FleetSort::Alerts, false) => {
-            " ORDER BY ts.severity_rank DESC, ts.open_alerts DESC, ts.host_key, ts.terminal_id"
+            " ORDER BY ts.severity_rank DESC, ts.neglected DESC, ts.open_alerts DESC, ts.host_key, \
+             ts.terminal_id"
         }
         (FleetSort::State | FleetSort::Alerts, true) => {
-            " ORDER BY ts.severity_rank, ts.open_alerts, ts.host_key DESC, ts.terminal_id DESC"
+            " ORDER BY ts.severity_rank, ts.neglected, ts.open_alerts, ts.host_key DESC, \
+             ts.terminal_id DESC"
         }
         (FleetSort::Clinic, false) => " ORDER BY ts.clinic_name, ts.host_key, ts.terminal_id",
         (FleetSort::Clinic, true) => {
@@ -229,6 +232,7 @@ impl FleetView for PgStore {
         let mut backups = Vec::with_capacity(n);
         let mut last_starts = Vec::with_capacity(n);
         let mut certs = Vec::with_capacity(n);
+        let mut neglected = Vec::with_capacity(n);
         for s in lines {
             let (handling, by, until, note) = handling_columns(&s.handling);
             ids.push(s.terminal_id);
@@ -249,6 +253,7 @@ impl FleetView for PgStore {
             backups.push(s.backup.as_str());
             last_starts.push(s.last_start.map(millis));
             certs.push(s.cert_not_after.map(millis));
+            neglected.push(s.neglected);
         }
         let mut tx = self.pool.begin().await?;
         // Only terminals that are still enrolled: a revoked one left the overview.
@@ -256,11 +261,11 @@ impl FleetView for PgStore {
             "INSERT INTO overview_line (terminal_id, clinic_id, clinic_name, prefecture, \
              hostname, host_key, severity_rank, handling, handling_by, handling_until, \
              handling_note, liveness, open_alerts, open_rules, apps_behind, backup, \
-             last_start, cert_not_after, updated_at) \
+             last_start, cert_not_after, neglected, updated_at) \
              SELECT u.*, $19 FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::text[], \
              $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::int8[], \
              $11::text[], $12::text[], $13::int8[], $14::int8[], $15::int8[], $16::text[], \
-             $17::int8[], $18::int8[]) AS u \
+             $17::int8[], $18::int8[], $20::bool[]) AS u \
              ORDER BY 1 \
              ON CONFLICT (terminal_id) DO UPDATE SET clinic_id = excluded.clinic_id, \
              clinic_name = excluded.clinic_name, prefecture = excluded.prefecture, \
@@ -269,7 +274,7 @@ impl FleetView for PgStore {
              handling_by = excluded.handling_by, handling_until = excluded.handling_until, \
              handling_note = excluded.handling_note, liveness = excluded.liveness, \
              open_alerts = excluded.open_alerts, open_rules = excluded.open_rules, \
-             apps_behind = excluded.apps_behind, \
+             apps_behind = excluded.apps_behind, neglected = excluded.neglected, \
              backup = excluded.backup, last_start = excluded.last_start, \
              cert_not_after = excluded.cert_not_after, updated_at = excluded.updated_at",
         )
@@ -292,6 +297,7 @@ impl FleetView for PgStore {
         .bind(&last_starts)
         .bind(&certs)
         .bind(millis(now))
+        .bind(&neglected)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -333,6 +339,7 @@ impl FleetView for PgStore {
                 backup: BackupKind::Unknown,
                 last_start: None,
                 cert_not_after: None,
+                neglected: false,
             };
             let n: i64 = r.try_get("n")?;
             tally.apply(&line, n);

@@ -22,7 +22,7 @@ use futures_util::stream::BoxStream;
 pub(super) const LINE_COLUMNS: &str = "ts.terminal_id, ts.clinic_id, ts.clinic_name, ts.prefecture, \
      ts.hostname, ts.severity_rank, ts.handling, ts.handling_by, ts.handling_until, \
      ts.handling_note, ts.liveness, ts.open_alerts, ts.open_rules, ts.apps_behind, ts.backup, \
-     ts.last_start, ts.cert_not_after";
+     ts.last_start, ts.cert_not_after, ts.neglected";
 
 /// The stored handling columns: kind, by, until, note.
 fn handling_columns(h: &Handling) -> (&'static str, Option<&str>, Option<i64>, Option<&str>) {
@@ -81,6 +81,7 @@ pub(super) fn line_from(r: &SqliteRow) -> Result<OverviewLine, StoreError> {
         backup: BackupKind::parse(&backup),
         last_start: opt_time(r, "last_start")?,
         cert_not_after: opt_time(r, "cert_not_after")?,
+        neglected: r.try_get("neglected")?,
     })
 }
 
@@ -137,10 +138,12 @@ pub(super) fn push_fleet_filters(q: &mut QueryBuilder<Sqlite>, f: &FleetQuery) {
 pub(super) fn order_by(sort: FleetSort, descending: bool) -> &'static str {
     match (sort, descending) {
         (FleetSort::State, false) => {
-            " ORDER BY ts.severity_rank DESC, ts.open_alerts DESC, ts.host_key, ts.terminal_id"
+            " ORDER BY ts.severity_rank DESC, ts.neglected DESC, ts.open_alerts DESC, ts.host_key, \
+             ts.terminal_id"
         }
         (FleetSort::State, true) => {
-            " ORDER BY ts.severity_rank, ts.open_alerts, ts.host_key DESC, ts.terminal_id DESC"
+            " ORDER BY ts.severity_rank, ts.neglected, ts.open_alerts, ts.host_key DESC, \
+             ts.terminal_id DESC"
         }
         (FleetSort::Clinic, false) => " ORDER BY ts.clinic_name, ts.host_key, ts.terminal_id",
         (FleetSort::Clinic, true) => {
@@ -153,10 +156,12 @@ pub(super) fn order_by(sort: FleetSort, descending: bool) -> &'static str {
         (FleetSort::CertExpiry, false) => " ORDER BY ts.cert_not_after, ts.terminal_id",
         (FleetSort::CertExpiry, true) => " ORDER BY ts.cert_not_after DESC, ts.terminal_id DESC",
         (FleetSort::Alerts, false) => {
-            " ORDER BY ts.severity_rank DESC, ts.open_alerts DESC, ts.host_key, ts.terminal_id"
+            " ORDER BY ts.severity_rank DESC, ts.neglected DESC, ts.open_alerts DESC, ts.host_key, \
+             ts.terminal_id"
         }
         (FleetSort::Alerts, true) => {
-            " ORDER BY ts.severity_rank, ts.open_alerts, ts.host_key DESC, ts.terminal_id DESC"
+            " ORDER BY ts.severity_rank, ts.neglected, ts.open_alerts, ts.host_key DESC, \
+             ts.terminal_id DESC"
         }
     }
 }
@@ -202,7 +207,7 @@ impl FleetView for SqliteStore {
                 "INSERT INTO overview_line (terminal_id, clinic_id, clinic_name, prefecture, \
                  hostname, host_key, severity_rank, handling, handling_by, handling_until, \
                  handling_note, liveness, open_alerts, open_rules, apps_behind, backup, \
-                 last_start, cert_not_after, updated_at) ",
+                 last_start, cert_not_after, neglected, updated_at) ",
             );
             q.push_values(chunk, |mut b, s| {
                 let (handling, by, until, note) = handling_columns(&s.handling);
@@ -224,6 +229,7 @@ impl FleetView for SqliteStore {
                     .push_bind(s.backup.as_str())
                     .push_bind(s.last_start.map(millis))
                     .push_bind(s.cert_not_after.map(millis))
+                    .push_bind(s.neglected)
                     .push_bind(millis(now));
             });
             // Only terminals that are still enrolled: a revoked one left the overview.
@@ -235,7 +241,7 @@ impl FleetView for SqliteStore {
                  handling_by = excluded.handling_by, handling_until = excluded.handling_until, \
                  handling_note = excluded.handling_note, liveness = excluded.liveness, \
                  open_alerts = excluded.open_alerts, open_rules = excluded.open_rules, \
-                 apps_behind = excluded.apps_behind, \
+                 apps_behind = excluded.apps_behind, neglected = excluded.neglected, \
                  backup = excluded.backup, last_start = excluded.last_start, \
                  cert_not_after = excluded.cert_not_after, updated_at = excluded.updated_at",
             );

@@ -213,7 +213,7 @@ const ALERT_VIEW_COLUMNS: &str = "SELECT a.id, a.terminal_id, a.clinic_id, a.rul
      a.status, a.detail, a.occurrence, a.opened_at, a.updated_at, a.clear_since, a.ack_by, \
      a.ack_note, a.ack_until, a.resolved_at, a.resolved_by, a.mail_held, \
      COALESCE(ts.hostname, t.hostname) AS hostname, c.name AS clinic_name, \
-     c.phone AS clinic_phone, (SELECT h.note FROM alert_history h WHERE h.alert_id = a.id \
+     c.phone AS clinic_phone, c.prefecture AS clinic_prefecture, (SELECT h.note FROM alert_history h WHERE h.alert_id = a.id \
      AND h.note IS NOT NULL ORDER BY h.id DESC LIMIT 1) AS last_note";
 
 fn alert_view(r: &SqliteRow) -> Result<AlertView, StoreError> {
@@ -222,6 +222,7 @@ fn alert_view(r: &SqliteRow) -> Result<AlertView, StoreError> {
         hostname: r.try_get("hostname")?,
         clinic_name: r.try_get("clinic_name")?,
         clinic_phone: r.try_get("clinic_phone")?,
+        clinic_prefecture: r.try_get("clinic_prefecture")?,
         last_note: r.try_get("last_note")?,
     })
 }
