@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use crate::Error;
 use crate::config::Config;
+use crate::domain::Lane;
 use crate::enroll::TokenCache;
 use crate::evaluator::{ChangeSignal, Evaluator, SharedTally};
 use crate::ingest::Ingest;
@@ -93,8 +94,10 @@ impl Application {
         if transport.is_none() {
             tracing::warn!("no [smtp] host or file_dir: mails stay in the outbox");
         }
-        let channels =
-            ChannelCourier::from_config(&config.channels, config.smtp.timeout())?.map(Arc::new);
+        let channels = Arc::new(ChannelCourier::from_config(
+            &config.channels,
+            config.smtp.timeout(),
+        )?);
         let tally = SharedTally::default();
         // The evaluator, the digest, the mail sender and retention run on the leader only
         // (on SQLite, this process; see `crate::leader`).
@@ -112,7 +115,7 @@ impl Application {
                     &changes,
                     &tally,
                     transport.as_ref(),
-                    channels.as_ref(),
+                    &channels,
                 )
             }
         };
@@ -268,7 +271,7 @@ fn leader_jobs(
     changes: &Arc<ChangeSignal>,
     tally: &SharedTally,
     transport: Option<&Transport>,
-    channels: Option<&Arc<ChannelCourier>>,
+    channels: &Arc<ChannelCourier>,
 ) -> leader::Jobs {
     let mut jobs = Vec::new();
     if config.alerts.enabled {
@@ -290,9 +293,19 @@ fn leader_jobs(
     if let Some(transport) = transport {
         couriers.push(Courier::Mail(transport.clone()));
     }
-    if let Some(channels) = channels {
-        couriers.push(Courier::Channels(channels.clone()));
+    // A sender per channel: one receiver that is down or slow holds up no other. One more
+    // fails the messages of channels taken out of the configuration.
+    let names: Vec<String> = config.channels.iter().map(|c| c.name.clone()).collect();
+    for name in &names {
+        couriers.push(Courier::Channels(
+            channels.clone(),
+            Lane::Channel(name.clone()),
+        ));
     }
+    couriers.push(Courier::Channels(
+        channels.clone(),
+        Lane::OtherChannels(names),
+    ));
     for courier in couriers {
         let sender = Sender::with_courier(store.clone(), courier, config.smtp.clone())
             .with_metrics(metrics.clone());

@@ -283,6 +283,20 @@ impl BenchSchema {
 /// A terminal enrolled at `base`, a healthy first report, then (once the evaluator took its
 /// account baseline) a report in which its linkage account's password changed: a critical
 /// alert, mailed to the clinic and the desk.
+/// The open linkage alert of `terminal` (see [`report_broken_linkage`]).
+pub async fn linkage_alert(
+    store: &std::sync::Arc<dyn onshi_server::store::Store>,
+    terminal: uuid::Uuid,
+) -> Result<onshi_server::domain::Alert> {
+    store
+        .alerts()
+        .active_alerts(Some(&[terminal]))
+        .await?
+        .into_iter()
+        .find(|a| a.rule == onshi_server::domain::RuleKey::ProtectedAccountLinkage)
+        .with_context(|| format!("no linkage alert on {terminal}"))
+}
+
 pub async fn report_broken_linkage(
     client: &reqwest::Client,
     base: &str,

@@ -21,31 +21,46 @@ pub enum MailKind {
     Line,
 }
 
-/// Which rows of the outbox one sender works: mail goes through the SMTP server, channel
-/// messages through HTTP, and one receiver being down holds up neither the other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which rows of the outbox one sender works: mail goes through the SMTP server, and each
+/// channel's messages through their own sender, so one receiver that is down or slow holds up
+/// no other.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lane {
     Mail,
-    Channels,
+    /// The messages of the channel of this name.
+    Channel(String),
+    /// Channel messages of none of these channels (one taken out of the configuration): they
+    /// fail for good.
+    OtherChannels(Vec<String>),
+}
+
+/// How a lane picks rows by recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientFilter {
+    Any = 0,
+    Only = 1,
+    Except = 2,
 }
 
 impl Lane {
-    pub fn of(kind: MailKind) -> Lane {
-        if kind.is_channel() {
-            Lane::Channels
-        } else {
-            Lane::Mail
-        }
-    }
-
     /// SQL for "the row's kind is in this lane" (`kind IN ('…', …)`), the same on both engines.
-    pub fn sql(self) -> String {
+    pub fn kinds_sql(&self) -> String {
+        let channel = !matches!(self, Lane::Mail);
         let kinds: Vec<String> = MailKind::ALL
             .into_iter()
-            .filter(|k| Lane::of(*k) == self)
+            .filter(|k| k.is_channel() == channel)
             .map(|k| format!("'{}'", k.as_str()))
             .collect();
         format!("kind IN ({})", kinds.join(", "))
+    }
+
+    /// Which recipients the lane takes (bound into the claim as the filter and a list).
+    pub fn recipients(&self) -> (RecipientFilter, Vec<String>) {
+        match self {
+            Lane::Mail => (RecipientFilter::Any, Vec::new()),
+            Lane::Channel(name) => (RecipientFilter::Only, vec![name.clone()]),
+            Lane::OtherChannels(names) => (RecipientFilter::Except, names.clone()),
+        }
     }
 }
 

@@ -710,14 +710,12 @@ pub struct Courier {
 }
 
 impl Courier {
-    /// The configured channels with their secrets read; `None` when there are none.
+    /// The configured channels with their secrets read (none configured: it still fails the
+    /// messages of channels taken out of the configuration).
     pub fn from_config(
         channels: &[ChannelSettings],
         timeout: StdDuration,
-    ) -> Result<Option<Courier>, Error> {
-        if channels.is_empty() {
-            return Ok(None);
-        }
+    ) -> Result<Courier, Error> {
         check(channels).map_err(Error::Config)?;
         let loaded = channels
             .iter()
@@ -730,10 +728,10 @@ impl Courier {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Config(format!("the HTTP client for channels: {e}")))?;
-        Ok(Some(Courier {
+        Ok(Courier {
             client,
             channels: loaded,
-        }))
+        })
     }
 
     /// Sends one claimed row.

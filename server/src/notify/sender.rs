@@ -49,14 +49,16 @@ pub struct Sender {
 #[derive(Clone)]
 pub enum Courier {
     Mail(Transport),
-    Channels(Arc<channels::Courier>),
+    /// The channel messages of `lane` (one channel's, or those of channels no longer
+    /// configured).
+    Channels(Arc<channels::Courier>, Lane),
 }
 
 impl Courier {
     fn lane(&self) -> Lane {
         match self {
             Courier::Mail(_) => Lane::Mail,
-            Courier::Channels(_) => Lane::Channels,
+            Courier::Channels(_, lane) => lane.clone(),
         }
     }
 }
@@ -127,7 +129,7 @@ impl Sender {
                 let m = &self.metrics;
                 let (sent_c, failed_c, retries_c) = match self.courier {
                     Courier::Mail(_) => (&m.mail_sent, &m.mail_failed, &m.mail_retries),
-                    Courier::Channels(_) => {
+                    Courier::Channels(..) => {
                         (&m.channel_sent, &m.channel_failed, &m.channel_retries)
                     }
                 };
@@ -163,23 +165,11 @@ impl Sender {
                             },
                         )
                         .await?;
-                        // The receiver is likely down: the rest of the claim for it waits as
-                        // long, without spending an attempt. Mail has one receiver (the SMTP
-                        // server); each channel is one of its own.
-                        match self.courier {
-                            Courier::Mail(_) => {
-                                self.give_back(batch, next).await?;
-                                return Ok(sent);
-                            }
-                            Courier::Channels(_) => {
-                                let (same, others): (Vec<_>, Vec<_>) = batch
-                                    .into_iter()
-                                    .partition(|m| m.recipient == mail.recipient);
-                                self.give_back(same, next).await?;
-                                batch = others.into();
-                                continue;
-                            }
-                        }
+                        // The receiver is likely down: the rest of the claim waits as long,
+                        // without spending an attempt (a lane has one receiver: the SMTP
+                        // server, or one channel's).
+                        self.give_back(batch, next).await?;
+                        return Ok(sent);
                     }
                 };
                 if !held {
@@ -221,7 +211,7 @@ impl Sender {
                         build_message(&self.config.from, mail).map_err(SendFailure::Permanent)?;
                     transport.send(message).await
                 }
-                Courier::Channels(courier) => courier.deliver(mail).await,
+                Courier::Channels(courier, _) => courier.deliver(mail).await,
             }
         };
         let mut send = std::pin::pin!(send);

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use onshi_server::domain::{MailKind, NewMail, OutboxStatus};
+use onshi_server::domain::{Lane, MailKind, NewMail, OutboxStatus};
 use onshi_server::ingest::{BatchSink, prepare};
 use onshi_server::store::alerts::MailOutcome;
 use onshi_server::store::desk::OutboxQuery;
@@ -424,6 +424,71 @@ async fn outbox_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
     assert_eq!(body.body_html, "<p>本文</p>");
     assert!(o.outbox_mail(-1).await.unwrap().is_none());
     db.end().await;
+}
+
+/// Each lane claims its own rows: mail, one channel's messages, or those of channels no
+/// longer configured; the same on both engines.
+async fn lanes_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
+    let db = make(&[]).await;
+    let o = db.outbox();
+    let now = Utc::now();
+    let to = |kind: MailKind, recipient: &str| NewMail {
+        kind,
+        recipient: recipient.into(),
+        ..mail(0, None)
+    };
+    let rows = [
+        to(MailKind::Slack, "slack-desk"),
+        to(MailKind::Webhook, "受付システム"),
+        to(MailKind::Line, "removed"),
+        to(MailKind::Critical, "clinic@example.jp"),
+        to(MailKind::Slack, "slack-desk"),
+    ];
+    assert_eq!(o.enqueue_mails(&rows, now).await.unwrap(), 5);
+    let lease = Duration::minutes(2);
+    let take = |lane: Lane| async move {
+        let mut got: Vec<String> = o
+            .claim(lane, now, lease, 10, "s")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.recipient)
+            .collect();
+        got.sort();
+        got
+    };
+    assert_eq!(
+        take(Lane::Channel("slack-desk".into())).await,
+        ["slack-desk", "slack-desk"]
+    );
+    assert_eq!(
+        take(Lane::OtherChannels(vec![
+            "slack-desk".into(),
+            "受付システム".into()
+        ]))
+        .await,
+        ["removed"]
+    );
+    assert_eq!(take(Lane::Mail).await, ["clinic@example.jp"]);
+    assert_eq!(
+        take(Lane::Channel("受付システム".into())).await,
+        ["受付システム"]
+    );
+    assert!(
+        take(Lane::OtherChannels(Vec::new())).await.is_empty(),
+        "all taken"
+    );
+    db.end().await;
+}
+
+#[tokio::test]
+async fn each_lane_claims_its_own_rows_on_sqlite() {
+    lanes_contract(Engine::sqlite).await;
+}
+
+#[tokio::test]
+async fn each_lane_claims_its_own_rows_on_postgres() {
+    lanes_contract(Engine::postgres).await;
 }
 
 #[tokio::test]

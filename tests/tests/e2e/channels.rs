@@ -11,7 +11,7 @@ use anyhow::{Context, Result, ensure};
 use chrono::Utc;
 use onshi_e2e::hooks::{Hook, HookReceiver};
 use onshi_e2e::{add_clinic, free_port, start_server, wait_for, wait_healthy};
-use onshi_server::domain::{OutboxStatus, RuleKey};
+use onshi_server::domain::OutboxStatus;
 use onshi_server::notify::channels::{DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, verify};
 use onshi_server::store::connect;
 use onshi_server::store::desk::OutboxQuery;
@@ -118,13 +118,7 @@ async fn critical_alerts_reach_webhook_slack_teams_and_line_once_through_refusal
     let client = reqwest::Client::new();
     let first = onshi_e2e::report_broken_linkage(&client, &base, &store, &code, "CH-PC-01").await?;
     wait_accepted(&receiver, 1).await?;
-    let alert = store
-        .alerts()
-        .active_alerts(Some(&[first]))
-        .await?
-        .into_iter()
-        .find(|a| a.rule == RuleKey::ProtectedAccountLinkage)
-        .context("the linkage alert")?;
+    let alert = onshi_e2e::linkage_alert(&store, first).await?;
 
     // The webhook: refused twice (503), then taken; every attempt the same delivery, signed.
     let hooks = receiver.at("/hook");

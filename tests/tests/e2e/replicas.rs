@@ -1,18 +1,24 @@
 //! End to end: two `onshi-server` replicas on one PostgreSQL database (this machine's, a fresh
 //! schema). Both take reports; one leads and runs the evaluator and the mail sender. The
 //! leader is killed (SIGKILL); the other takes the lead within 30 seconds, and alerts still
-//! open and mails still flow, each delivered once (the SMTP receiver counts them).
+//! open and mails still flow, each delivered once (the SMTP receiver counts them), and so do
+//! the desk's webhook messages (an HTTP receiver counts them).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use onshi_e2e::hooks::HookReceiver;
 use onshi_e2e::{Proc, binary, free_port, wait_for, wait_healthy};
-use onshi_server::domain::RuleKey;
+use onshi_server::domain::{OutboxStatus, RuleKey};
+use onshi_server::notify::channels::{DELIVERY_HEADER, SIGNATURE_HEADER, verify};
+use onshi_server::store::desk::OutboxQuery;
 use onshi_server::store::{DatabaseUrl, Store, connect};
 use onshi_testkit::SmtpReceiver;
 
-fn config(smtp_port: u16) -> String {
+const HOOK_SECRET: &str = "replica-hook-secret";
+
+fn config(smtp_port: u16, hook_url: &str, secret: &std::path::Path) -> String {
     format!(
         r#"
 [alerts]
@@ -27,8 +33,39 @@ poll_secs = 1
 retry_base_secs = 1
 timeout_secs = 3
 lease_secs = 3
-"#
+
+[[channels]]
+name = "desk-hook"
+kind = "webhook"
+url = "{hook_url}"
+secret_file = "{secret}"
+"#,
+        secret = secret.display()
     )
+}
+
+/// Rows sent so far, (mail, channel messages), and whether any is still waiting.
+async fn sent(store: &std::sync::Arc<dyn Store>) -> Option<(usize, usize, bool)> {
+    let rows = store
+        .outbox()
+        .outbox_rows(&OutboxQuery {
+            clinic_id: None,
+            status: None,
+            search: None,
+            before: None,
+            limit: 100,
+        })
+        .await
+        .ok()?;
+    let done = |channel: bool| {
+        rows.iter()
+            .filter(|r| r.kind.is_channel() == channel && r.status == OutboxStatus::Sent)
+            .count()
+    };
+    let waiting = rows
+        .iter()
+        .any(|r| matches!(r.status, OutboxStatus::Pending | OutboxStatus::Sending));
+    Some((done(false), done(true), waiting))
 }
 
 fn server(
@@ -98,7 +135,13 @@ async fn two_replicas_share_the_work_and_the_lead_passes_when_the_leader_is_kill
     let data = dir.path().join("server");
     std::fs::create_dir_all(&data)?;
     let config_path = dir.path().join("server.toml");
-    std::fs::write(&config_path, config(smtp.addr.port()))?;
+    let hooks = HookReceiver::start().await?;
+    let secret = dir.path().join("hook.secret");
+    std::fs::write(&secret, HOOK_SECRET)?;
+    std::fs::write(
+        &config_path,
+        config(smtp.addr.port(), &hooks.url("/hook"), &secret),
+    )?;
     let out = server(&url, &data, &config_path)?
         .args([
             "clinic",
@@ -172,13 +215,7 @@ async fn two_replicas_share_the_work_and_the_lead_passes_when_the_leader_is_kill
         page.contains("全端末<b>2</b>").then_some(())
     })
     .await?;
-    let t1_alert = store
-        .alerts()
-        .active_alerts(Some(&[t1]))
-        .await?
-        .into_iter()
-        .find(|a| a.rule == RuleKey::ProtectedAccountLinkage)
-        .context("t1's alert")?;
+    let t1_alert = onshi_e2e::linkage_alert(&store, t1).await?;
     let acked = on_follower
         .post_csrf(
             &format!("/alerts/{}/ack", t1_alert.id),
@@ -201,9 +238,10 @@ async fn two_replicas_share_the_work_and_the_lead_passes_when_the_leader_is_kill
 
     // Nothing in flight when it dies: a mail whose SMTP answer never reached a killed sender
     // is sent again by design (see `mail::a_kill_mid_send_sends_at_most_the_mail_in_flight_again`).
+    // Two openings and the acknowledgement on the webhook.
     wait_for("the outbox idle", Duration::from_secs(30), || async {
-        let c = store.outbox().outbox_counts().await.ok()?;
-        (c.pending == 0 && c.sending == 0 && c.sent >= 4).then_some(())
+        let (mail, channel, waiting) = sent(&store).await?;
+        (!waiting && mail >= 4 && channel >= 3).then_some(())
     })
     .await?;
 
@@ -225,11 +263,12 @@ async fn two_replicas_share_the_work_and_the_lead_passes_when_the_leader_is_kill
             .await?;
     wait_for_alert(&store, t3).await?;
     smtp.wait_for(6, 30).await;
-    let counts = wait_for("the outbox empty", Duration::from_secs(30), || async {
-        let c = store.outbox().outbox_counts().await.ok()?;
-        (c.pending == 0 && c.sending == 0 && c.sent >= 6).then_some(c)
-    })
-    .await?;
+    let (mail_sent, channel_sent, _) =
+        wait_for("the outbox empty", Duration::from_secs(30), || async {
+            let s = sent(&store).await?;
+            (!s.2 && s.0 >= 6 && s.1 >= 4).then_some(s)
+        })
+        .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     for r in &mut replicas {
         r.proc.kill()?;
@@ -244,10 +283,40 @@ async fn two_replicas_share_the_work_and_the_lead_passes_when_the_leader_is_kill
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     ensure!(twice.is_empty(), "delivered more than once: {twice:?}");
     ensure!(
-        received.len() as i64 == counts.sent,
-        "{} received, {} marked sent",
+        received.len() == mail_sent,
+        "{} received, {mail_sent} marked sent",
         received.len(),
-        counts.sent
+    );
+    // The webhook: every message once, signed, as many as were marked sent.
+    let taken: Vec<_> = hooks
+        .hooks()
+        .into_iter()
+        .filter(|h| h.status == 200)
+        .collect();
+    let mut deliveries: HashMap<String, usize> = HashMap::new();
+    for h in &taken {
+        let signature = h.header(SIGNATURE_HEADER).context("signature")?;
+        verify(
+            HOOK_SECRET.as_bytes(),
+            signature,
+            &h.body,
+            chrono::Utc::now(),
+            300,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        *deliveries
+            .entry(h.header(DELIVERY_HEADER).context("delivery")?.to_string())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = deliveries.iter().filter(|(_, n)| **n > 1).collect();
+    ensure!(
+        twice.is_empty(),
+        "webhook messages delivered more than once: {twice:?}"
+    );
+    ensure!(
+        taken.len() == channel_sent && channel_sent == 4,
+        "{} webhook messages taken, {channel_sent} marked sent",
+        taken.len()
     );
     let to: Vec<String> = received.iter().flat_map(|m| m.to.clone()).collect();
     for who in ["<clinic@example.jp>", "<desk@example.jp>"] {

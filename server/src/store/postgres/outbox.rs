@@ -110,19 +110,24 @@ impl OutboxStore for PgStore {
         limit: i64,
         claimer: &str,
     ) -> StoreResult<Vec<OutboxMail>> {
+        let (filter, names) = lane.recipients();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE outbox SET status = 'sending', claimed_until = $1, claimed_by = $2, \
              attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE ((status = 'pending' AND next_attempt_at <= $3) \
-             OR (status = 'sending' AND claimed_until <= $3)) AND {} ORDER BY id LIMIT $4 \
-             FOR UPDATE SKIP LOCKED) \
+             OR (status = 'sending' AND claimed_until <= $3)) AND {} \
+             AND CASE $5::int4 WHEN 0 THEN TRUE WHEN 1 THEN recipient = ANY($6::text[]) \
+             ELSE recipient <> ALL($6::text[]) END \
+             ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
              RETURNING {MAIL_COLUMNS}",
-            lane.sql()
+            lane.kinds_sql()
         )))
         .bind(millis(now + lease))
         .bind(claimer)
         .bind(millis(now))
         .bind(limit)
+        .bind(filter as i32)
+        .bind(&names)
         .fetch_all(&self.pool)
         .await?;
         let mut mails = rows

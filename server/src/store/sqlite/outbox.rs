@@ -35,19 +35,28 @@ impl OutboxStore for SqliteStore {
         limit: i64,
         claimer: &str,
     ) -> StoreResult<Vec<OutboxMail>> {
+        let (filter, names) = lane.recipients();
+        let names = serde_json::to_string(&names)?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE outbox SET status = 'sending', claimed_until = ?, claimed_by = ?, \
              attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE ((status = 'pending' AND next_attempt_at <= ?) \
-             OR (status = 'sending' AND claimed_until <= ?)) AND {} ORDER BY id LIMIT ?) \
+             OR (status = 'sending' AND claimed_until <= ?)) AND {} \
+             AND CASE ? WHEN 0 THEN 1 \
+             WHEN 1 THEN recipient IN (SELECT value FROM json_each(?)) \
+             ELSE recipient NOT IN (SELECT value FROM json_each(?)) END \
+             ORDER BY id LIMIT ?) \
              RETURNING id, kind, recipient, subject, message_id, body_text, body_html, attempts, \
              alert_id",
-            lane.sql()
+            lane.kinds_sql()
         )))
         .bind(millis(now + lease))
         .bind(claimer)
         .bind(millis(now))
         .bind(millis(now))
+        .bind(filter as i64)
+        .bind(&names)
+        .bind(&names)
         .bind(limit)
         .fetch_all(&mut *self.writer.lock().await)
         .await?;
