@@ -72,6 +72,9 @@ pub enum Command {
     PrintConfig,
     /// Send one test mail with the configured [smtp] settings and report the outcome.
     SendTestEmail { address: String },
+    /// Post one test message (`channel.test`) to a configured [[channels]] entry, signed and
+    /// shaped as its alerts will be, and report the receiver's answer.
+    TestChannel { name: String },
     /// Work with alerts, silences, clinic hours and expected app versions.
     Alerts {
         #[command(subcommand)]
@@ -335,6 +338,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::PrintConfig => write(&mut out, load(None)?.describe()),
         Command::SendTestEmail { address } => send_test_email(&load(None)?, &address).await,
+        Command::TestChannel { name } => test_channel(&load(None)?, &name).await,
         Command::MigrateData { from, to } => {
             let (store::DatabaseUrl::Sqlite(from), store::DatabaseUrl::Postgres(to)) = (
                 store::DatabaseUrl::parse(&from)?,
@@ -424,6 +428,7 @@ pub async fn staff_command(
         Command::Serve { .. }
         | Command::PrintConfig
         | Command::SendTestEmail { .. }
+        | Command::TestChannel { .. }
         | Command::MigrateData { .. } => {
             return Err(Error::Invalid("not a staff command".into()));
         }
@@ -826,6 +831,22 @@ async fn alert_command(
         }
     }
     Ok(())
+}
+
+async fn test_channel(config: &Config, name: &str) -> Result<(), Error> {
+    let courier =
+        crate::notify::channels::Courier::from_config(&config.channels, config.smtp.timeout())?;
+    let row = crate::notify::channels::test_message(&config.channels, name, Utc::now())
+        .ok_or_else(|| Error::Invalid(format!("no [[channels]] entry is named {name:?}")))?;
+    match courier.deliver(&row).await {
+        Ok(()) => {
+            println!("test message to {name} accepted ({})", row.message_id);
+            Ok(())
+        }
+        Err(e) => Err(Error::Config(format!(
+            "test message to {name} failed: {e:?}"
+        ))),
+    }
 }
 
 async fn send_test_email(config: &Config, address: &str) -> Result<(), Error> {

@@ -217,6 +217,9 @@ pub enum EventType {
     /// second contact.
     #[serde(rename = "alert.escalation")]
     Escalation,
+    /// `onshi-server test-channel`: nothing happened to any terminal.
+    #[serde(rename = "channel.test")]
+    Test,
 }
 
 impl EventType {
@@ -229,6 +232,7 @@ impl EventType {
             EventType::Resolved => "alert.resolved",
             EventType::Reminder => "alert.reminder",
             EventType::Escalation => "alert.escalation",
+            EventType::Test => "channel.test",
         }
     }
 
@@ -241,6 +245,7 @@ impl EventType {
             EventType::Resolved => "解消",
             EventType::Reminder => "未対応のままです",
             EventType::Escalation => "未対応のためエスカレーション",
+            EventType::Test => "テスト通知",
         }
     }
 }
@@ -375,6 +380,7 @@ pub fn event(
                 EventType::Resolved => "resolved",
                 EventType::Reminder => "reminder",
                 EventType::Escalation => "escalation",
+                EventType::Test => "test",
             }
             .to_string(),
             from: before.map(|s| s.as_str().to_string()),
@@ -411,6 +417,57 @@ fn message(
         body_html: String::new(),
         dedupe_key: dedupe,
         alert_id: (event.alert.id > 0).then_some(event.alert.id),
+    })
+}
+
+/// A test message for the channel `name` (`None`: no such channel), as the sender would
+/// claim it: `onshi-server test-channel` posts it at once.
+pub fn test_message(
+    channels: &[ChannelSettings],
+    name: &str,
+    now: DateTime<Utc>,
+) -> Option<crate::domain::OutboxMail> {
+    let channel = channels.iter().find(|c| c.name == name)?;
+    let e = ChannelEvent {
+        event: EventType::Test,
+        occurred_at: now,
+        alert: EventAlert {
+            id: 0,
+            rule: "test".into(),
+            title: "Onshi Watch からのテスト通知です".into(),
+            severity: Severity::Info.as_str().into(),
+            status: AlertStatus::Resolved.as_str().into(),
+            detail: "このメッセージが届いていれば、チャンネルの設定は正しく動いています。".into(),
+            opened_at: now,
+        },
+        terminal: EventTerminal {
+            id: Uuid::nil(),
+            hostname: "TEST-PC".into(),
+            url: None,
+        },
+        clinic: EventClinic {
+            id: 0,
+            name: "テスト医療機関".into(),
+            prefecture: None,
+        },
+        transition: Transition {
+            action: "test".into(),
+            from: None,
+            to: AlertStatus::Resolved.as_str().into(),
+            by: crate::domain::AUTO_ACTOR.into(),
+        },
+    };
+    let m = message(channel, &e, None)?;
+    Some(crate::domain::OutboxMail {
+        id: 0,
+        kind: m.kind,
+        recipient: m.recipient,
+        subject: m.subject,
+        message_id: m.message_id,
+        body_text: m.body_text,
+        body_html: m.body_html,
+        attempts: 1,
+        alert_id: None,
     })
 }
 

@@ -261,5 +261,47 @@ async fn critical_alerts_reach_webhook_slack_teams_and_line_once_through_refusal
         channel.iter().all(|r| r.status == OutboxStatus::Sent),
         "{channel:?}"
     );
+
+    // `test-channel` posts at once, signed and shaped as the alerts are.
+    let test = |name: &str| {
+        std::process::Command::new(onshi_e2e::binary("onshi-server")?)
+            .arg("--config")
+            .arg(&config_path)
+            .args(["test-channel", name])
+            .output()
+            .map_err(anyhow::Error::from)
+    };
+    let out = test("受付システム")?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(String::from_utf8_lossy(&out.stdout).contains("accepted"));
+    let probe = receiver.at("/hook").pop().context("the test message")?;
+    ensure!(probe.header(EVENT_HEADER) == Some("channel.test"));
+    verify(
+        SECRET.as_bytes(),
+        probe.header(SIGNATURE_HEADER).context("signature")?,
+        &probe.body,
+        Utc::now(),
+        300,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(test("line-desk")?.status.success());
+    let push = receiver.at("/line").pop().context("the LINE test")?.json();
+    ensure!(push["to"] == "Cdesk0123", "{push}");
+    // A refusal is reported with the receiver's answer; an unknown name is refused.
+    receiver.refuse("/slack", 1);
+    let refused = test("slack-desk")?;
+    ensure!(!refused.status.success());
+    ensure!(
+        String::from_utf8_lossy(&refused.stderr).contains("HTTP 503"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let unknown = test("nobody")?;
+    ensure!(!unknown.status.success());
+    ensure!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
     Ok(())
 }
