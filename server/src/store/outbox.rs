@@ -9,6 +9,9 @@ use super::alerts::MailOutcome;
 use super::desk::OutboxQuery;
 use crate::domain::{Lane, NewMail, OutboxCounts, OutboxMail, OutboxRow};
 
+/// The most rows [`OutboxStore::alert_messages`] returns (a terminal page's alerts).
+pub const ALERT_MESSAGES_CAP: i64 = 500;
+
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
     /// Queues mails; a mail whose dedupe key is already stored is skipped. Returns how many were
@@ -63,4 +66,8 @@ pub trait OutboxStore: Send + Sync {
 
     /// One mail as it was (or will be) sent.
     async fn outbox_mail(&self, id: i64) -> StoreResult<Option<(OutboxRow, OutboxMail)>>;
+
+    /// What went out about these alerts (mail, channel messages, reminders), with the alert
+    /// each is about, oldest first; at most [`ALERT_MESSAGES_CAP`].
+    async fn alert_messages(&self, alert_ids: &[i64]) -> StoreResult<Vec<(i64, OutboxRow)>>;
 }

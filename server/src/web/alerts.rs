@@ -50,6 +50,33 @@ pub struct AlertRow {
     pub last_note: String,
     /// When the channels will be reminded of it and it is escalated, if nobody takes it.
     pub followup: String,
+    /// What went out about it (the terminal page fills it in).
+    pub messages: Vec<MessageLine>,
+}
+
+/// A mail or channel message about an alert, as the alert shows it.
+pub struct MessageLine {
+    pub id: i64,
+    pub kind: &'static str,
+    pub recipient: String,
+    pub subject: String,
+    pub status: &'static str,
+    pub status_label: &'static str,
+    pub at: String,
+}
+
+impl MessageLine {
+    pub fn new(r: &crate::domain::OutboxRow) -> Self {
+        MessageLine {
+            id: r.id,
+            kind: r.kind.label_ja(),
+            recipient: r.recipient.clone(),
+            subject: r.subject.clone(),
+            status: r.status.as_str(),
+            status_label: r.status.label_ja(),
+            at: time_ja(r.sent_at.unwrap_or(r.created_at)),
+        }
+    }
 }
 
 impl AlertRow {
@@ -89,6 +116,7 @@ impl AlertRow {
             ack,
             last_note: v.last_note.unwrap_or_default(),
             followup,
+            messages: Vec::new(),
         }
     }
 }

@@ -13,7 +13,7 @@ use onshi_shared::{AccountRole, AccountSpec, Event, EventKind, RebootSource, Sna
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::alerts::{AlertRow, finish};
+use super::alerts::{AlertRow, MessageLine, finish};
 use super::audit::AuditLine;
 use super::format::{Nav, describe_event};
 use super::overview::Status;
@@ -291,9 +291,18 @@ pub async fn page(
         spool_losses: String::new(),
         alerts: {
             let announcer = Announcer::from_config(&state.config);
+            let ids: Vec<i64> = alert_views.iter().map(|v| v.alert.id).collect();
+            let mut sent = state.store.outbox().alert_messages(&ids).await?;
             alert_views
                 .into_iter()
-                .map(|v| AlertRow::new(v, now, &announcer))
+                .map(|v| {
+                    let mut row = AlertRow::new(v, now, &announcer);
+                    row.messages = sent
+                        .extract_if(.., |(alert, _)| *alert == row.id)
+                        .map(|(_, m)| MessageLine::new(&m))
+                        .collect();
+                    row
+                })
                 .collect()
         },
         selectable: false,

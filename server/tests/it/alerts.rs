@@ -1269,4 +1269,16 @@ async fn a_critical_nobody_takes_is_reminded_then_escalated_once_each() {
         ),
         (Some("acknowledged"), "resolved", "suzuki")
     );
+    // The alert shows what went out about it: the clinic's mail and every channel message.
+    let about: Vec<_> = f.store.outbox().alert_messages(&[a.id]).await.unwrap();
+    assert_eq!(
+        about.len(),
+        13,
+        "a clinic mail and 12 channel messages: {about:?}"
+    );
+    assert!(about.windows(2).all(|w| w[0].1.id < w[1].1.id));
+    let viewer = f.app.login("yamada", Role::Viewer).await;
+    let page = viewer.page(&format!("/terminals/{}", f.terminals[0])).await;
+    assert!(page.contains("通知 13件"), "{page}");
+    assert!(page.contains("Slack → manager: 【緊急】未対応のためエスカレーション"));
 }

@@ -213,6 +213,24 @@ impl OutboxStore for PgStore {
         })
     }
 
+    async fn alert_messages(&self, alert_ids: &[i64]) -> StoreResult<Vec<(i64, OutboxRow)>> {
+        if alert_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS}, o.alert_id FROM outbox o \
+             LEFT JOIN clinics c ON c.id = o.clinic_id WHERE o.alert_id = ANY($1) \
+             ORDER BY o.id LIMIT $2"
+        )))
+        .bind(alert_ids)
+        .bind(crate::store::outbox::ALERT_MESSAGES_CAP)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("alert_id")?, outbox_from(r)?)))
+        .collect()
+    }
+
     async fn outbox_rows(&self, f: &OutboxQuery) -> StoreResult<Vec<OutboxRow>> {
         let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox o LEFT JOIN clinics c ON c.id = o.clinic_id \

@@ -168,6 +168,29 @@ impl OutboxStore for SqliteStore {
         pages::outbox_page(&mut conn, q).await
     }
 
+    async fn alert_messages(&self, alert_ids: &[i64]) -> StoreResult<Vec<(i64, OutboxRow)>> {
+        if alert_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {}, o.alert_id FROM outbox o LEFT JOIN clinics c ON c.id = o.clinic_id \
+             WHERE o.alert_id IN (",
+            pages::OUTBOX_COLUMNS
+        ));
+        let mut list = q.separated(", ");
+        for id in alert_ids {
+            list.push_bind(*id);
+        }
+        q.push(") ORDER BY o.id LIMIT ")
+            .push_bind(crate::store::outbox::ALERT_MESSAGES_CAP);
+        q.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("alert_id")?, pages::outbox_from(r)?)))
+            .collect()
+    }
+
     async fn outbox_mail(&self, id: i64) -> StoreResult<Option<(OutboxRow, OutboxMail)>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {}, o.message_id, o.body_text, o.body_html, o.alert_id FROM outbox o \
