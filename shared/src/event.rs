@@ -9,6 +9,7 @@ use crate::snapshot::{AccountRole, StartKind};
 
 /// One change, with a UUIDv7 id so a replayed report stores it once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub id: Uuid,
     /// When the agent saw the change (or, for a restart, when the machine started).
@@ -30,6 +31,7 @@ impl Event {
 
 /// What changed to a monitored account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum AccountChange {
     Created,
@@ -68,6 +70,7 @@ impl AccountChange {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// The agent process started (after install, an update, or a machine start).

@@ -35,6 +35,7 @@ pub fn schema_supported(schema: u32) -> bool {
 
 /// `POST /api/v1/enroll` body: an agent asks to join a clinic with a code from the desk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollRequest {
     pub schema: u32,
     pub code: String,
@@ -45,6 +46,7 @@ pub struct EnrollRequest {
 
 /// `POST /api/v1/enroll` reply. The token is shown once; the server keeps only its hash.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollResponse {
     pub agent_id: Uuid,
     pub token: String,
@@ -66,6 +68,7 @@ impl std::fmt::Debug for EnrollResponse {
 /// `POST /api/v1/report` body: the whole current state plus the change events not yet
 /// acknowledged, in the order they happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     pub schema: u32,
     pub agent_id: Uuid,
@@ -79,6 +82,7 @@ pub struct Report {
 
 /// `POST /api/v1/report` reply, sent only after the report is committed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportAck {
     /// The report's `seq`; every event it carried is stored (exactly once).
     pub acked_seq: u64,
@@ -89,6 +93,7 @@ pub struct ReportAck {
 
 /// The JSON body of every 4xx/5xx answer from the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     pub error: String,
     pub detail: String,

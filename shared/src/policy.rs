@@ -17,6 +17,7 @@ pub const DEFAULT_WATCHED_APPS: [&str; 4] = [
 
 /// An account the agent should look after, by the role it plays on the terminal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountSpec {
     pub role: AccountRole,
     pub name: String,
@@ -26,6 +27,7 @@ pub struct AccountSpec {
 /// the server's `[policy]` settings) takes its default. `Debug` leaves the backup passwords
 /// out.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct AgentPolicy {
     pub interval_secs: u32,

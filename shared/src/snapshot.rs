@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::limits::{ProtocolError, Validate, check_all, check_opt, check_str, check_strs};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     pub collected_at: DateTime<Utc>,
     pub hostname: String,
@@ -29,6 +30,7 @@ pub struct Snapshot {
 
 /// Events the agent's spool lost, over its life: the server shows them on the terminal page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpoolLosses {
     /// Every event dropped: past the spool's size or age limits, refused by the server, or
     /// corrupt.
@@ -57,6 +59,7 @@ impl std::hash::Hash for SpoolLosses {
 
 /// How the machine last started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StartKind {
     /// A full boot: restart or power on from a real shutdown.
@@ -112,6 +115,7 @@ impl StartKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Uptime {
     /// Seconds since the kernel last booted (Windows: `GetTickCount64`).
     pub uptime_secs: u64,
@@ -127,6 +131,7 @@ pub struct Uptime {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppInfo {
     pub name: String,
     pub version: Option<String>,
@@ -134,6 +139,7 @@ pub struct AppInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingReboot {
     /// Which markers say a reboot is pending (e.g. `CBS RebootPending`, `reboot-required`),
     /// as text; `markers` says the same with their sources.
@@ -147,6 +153,7 @@ pub struct PendingReboot {
 
 /// One thing that says a reboot is pending.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RebootMarker {
     pub source: RebootSource,
     pub since: Option<DateTime<Utc>>,
@@ -157,6 +164,7 @@ pub struct RebootMarker {
 
 /// Where a pending reboot was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RebootSource {
     /// `Component Based Servicing\RebootPending`: Windows servicing (updates, features).
@@ -216,6 +224,7 @@ impl PendingReboot {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Apps {
     /// The watched apps that are installed, with versions.
     pub installed: Vec<AppInfo>,
@@ -226,6 +235,7 @@ pub struct Apps {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CertInfo {
     pub subject: String,
     pub issuer: String,
@@ -241,6 +251,7 @@ pub struct CertInfo {
 
 /// The last verified `.pfx` backup (`onshi-agent verify-backup`). Never holds key material.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackupState {
     pub thumbprint: String,
     pub verified_at: DateTime<Utc>,
@@ -250,6 +261,7 @@ pub struct BackupState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Certificates {
     /// Certificates issued under the configured root CA.
     pub certs: Vec<CertInfo>,
@@ -265,6 +277,7 @@ impl Certificates {
 
 /// The role an account plays on the terminal (vendor notes: which may and may not change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AccountRole {
     /// The Windows (auto-login) account created at install.
@@ -333,6 +346,7 @@ impl AccountRole {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountState {
     pub role: AccountRole,
     /// The configured name, or the current name when the account was renamed.
@@ -352,6 +366,7 @@ pub struct AccountState {
 
 /// One Security-log event about an account (4720–4726, 4738, 4740, 4781, 4732/4733).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountLogEntry {
     pub at: DateTime<Utc>,
     pub event_id: u32,
@@ -362,6 +377,7 @@ pub struct AccountLogEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accounts {
     pub accounts: Vec<AccountState>,
     /// Whether account-management auditing is on (Windows); `None` when unknown.
@@ -374,6 +390,7 @@ pub struct Accounts {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Adapter {
     pub name: String,
     pub mac: Option<String>,
@@ -384,6 +401,7 @@ pub struct Adapter {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProbeResult {
     pub target: String,
     pub reachable: bool,
@@ -392,6 +410,7 @@ pub struct ProbeResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Network {
     pub adapters: Vec<Adapter>,
     pub default_gateway: Option<String>,
@@ -404,6 +423,7 @@ pub struct Network {
 
 /// A field a source could not read, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceNote {
     pub area: String,
     pub detail: String,

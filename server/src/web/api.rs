@@ -45,8 +45,30 @@ fn decoded(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiFailure> {
     Ok(ingest::decode_body(encoding, body)?)
 }
 
-/// `POST /api/v1/enroll` (behind [`super::limits::unauthenticated_body`]: a refused code counts
-/// against the client's address).
+/// Enroll a terminal with its clinic's enrollment code.
+///
+/// Returns the agent's id and its token (shown once), the clinic's name and the agent's policy.
+// Behind `limits::unauthenticated_body`: a refused code counts against the client's address.
+#[utoipa::path(
+    post,
+    path = "/api/v1/enroll",
+    tag = "agent",
+    request_body(
+        content = onshi_shared::EnrollRequest,
+        content_type = "application/json",
+        description = "At most 16 KiB; may be sent with `Content-Encoding: gzip`"
+    ),
+    responses(
+        (status = 200, description = "Enrolled: the agent's id and its token (shown once)", body = onshi_shared::EnrollResponse),
+        (status = 400, description = "`invalid_json`, `unsupported_schema` or `invalid_gzip`", body = onshi_shared::ApiError),
+        (status = 401, description = "`invalid_code`: unknown, expired or revoked enrollment code", body = onshi_shared::ApiError),
+        (status = 413, description = "`body_too_large`", body = onshi_shared::ApiError),
+        (status = 415, description = "`unsupported_encoding`", body = onshi_shared::ApiError),
+        (status = 422, description = "`limit_exceeded`: over-long strings or lists", body = onshi_shared::ApiError),
+        (status = 429, description = "`too_many_requests`: too many refused codes from this address", body = onshi_shared::ApiError,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 pub async fn enroll(
     State(state): State<AppState>,
     ClientAddr(address): ClientAddr,
@@ -145,7 +167,34 @@ impl FromRequestParts<AppState> for AuthenticatedAgent {
     }
 }
 
-/// `POST /api/v1/report`
+/// Send a report: the terminal's snapshot and the events since the last one.
+///
+/// Answered after the commit, with the acknowledged seq, the next interval and the policy.
+#[utoipa::path(
+    post,
+    path = "/api/v1/report",
+    tag = "agent",
+    request_body(
+        content = onshi_shared::Report,
+        content_type = "application/json",
+        description = "At most 256 KiB, compressed or not; may be sent with `Content-Encoding: gzip`"
+    ),
+    responses(
+        (status = 200, description = "Committed: the acknowledged seq, the next interval and the agent's policy", body = onshi_shared::ReportAck),
+        (status = 400, description = "`invalid_json`, `unsupported_schema` or `invalid_gzip`", body = onshi_shared::ApiError),
+        (status = 401, description = "`unauthorized`: missing, unknown or revoked token", body = onshi_shared::ApiError),
+        (status = 403, description = "`agent_mismatch`: a token used for another agent's id", body = onshi_shared::ApiError),
+        (status = 409, description = "`stale_seq`: below the seq the server holds (see `stored_seq`)", body = onshi_shared::ApiError),
+        (status = 413, description = "`body_too_large`", body = onshi_shared::ApiError),
+        (status = 415, description = "`unsupported_encoding`", body = onshi_shared::ApiError),
+        (status = 422, description = "`limit_exceeded`: too many events, over-long strings or lists", body = onshi_shared::ApiError),
+        (status = 429, description = "`too_many_requests`: too many refused tokens from this address", body = onshi_shared::ApiError,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "`overloaded`: the writer's queue is full", body = onshi_shared::ApiError,
+            headers(("Retry-After" = u32, description = "Seconds to wait (5–60)"))),
+    ),
+    security(("agent_token" = []))
+)]
 pub async fn report(
     State(state): State<AppState>,
     AuthenticatedAgent(agent): AuthenticatedAgent,

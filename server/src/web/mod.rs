@@ -11,6 +11,7 @@ mod export;
 mod format;
 pub mod limits;
 pub mod measure;
+pub mod openapi;
 mod outbox;
 mod overview;
 pub mod session;
@@ -213,6 +214,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics_with_token))
+        .route("/api/openapi.json", get(openapi::serve))
         .merge(api)
         .merge(desk)
         .layer(axum::middleware::from_fn_with_state(

@@ -312,3 +312,87 @@ async fn reports_for_unknown_agents_in_a_batch_do_not_poison_others() {
     }
     app.stop().await;
 }
+
+/// The `/api/v1/…` routes the router registers, read from its source: (method, path).
+fn registered_api_routes() -> std::collections::BTreeSet<(String, String)> {
+    let source = include_str!("../../src/web/mod.rs");
+    let mut routes = std::collections::BTreeSet::new();
+    for line in source.lines() {
+        let Some(rest) = line.trim().strip_prefix(".route(\"/api/v1/") else {
+            continue;
+        };
+        let (path, handlers) = rest.split_once('"').expect("a quoted path");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if handlers.contains(&format!("{method}(")) {
+                routes.insert((method.to_string(), format!("/api/v1/{path}")));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_api_route_and_is_the_committed_one() {
+    let app = TestApp::spawn().await;
+    let res = reqwest::get(format!("{}/api/openapi.json", app.base))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let served = res.text().await.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    // The document's operations are exactly the routes the router registers…
+    let mut described = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            described.insert((method.clone(), path.clone()));
+        }
+    }
+    let registered = registered_api_routes();
+    assert_eq!(registered.len(), 2, "{registered:?}");
+    assert_eq!(described, registered);
+    // …and the router answers each of them (a refusal of the empty body, not 404 or 405).
+    let client = reqwest::Client::new();
+    for (method, path) in &described {
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let res = client
+            .request(method, format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&res.status()),
+            "{path}: {}",
+            res.status()
+        );
+    }
+    // The report is described with its parts and the agent's token.
+    let report = &doc["paths"]["/api/v1/report"]["post"];
+    assert_eq!(report["security"][0]["agent_token"], serde_json::json!([]));
+    for status in ["200", "401", "409", "503"] {
+        assert!(report["responses"][status].is_object(), "{status}");
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "Report",
+        "Snapshot",
+        "Event",
+        "EventKind",
+        "ReportAck",
+        "ApiError",
+    ] {
+        assert!(schemas.contains_key(name), "{name}");
+    }
+    // docs/openapi.json is this document (CI validates that file with a standard validator);
+    // `UPDATE_OPENAPI=1 cargo test` writes it anew.
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(committed, &served).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(committed).unwrap_or_default();
+    assert!(
+        on_disk == served,
+        "docs/openapi.json differs from /api/openapi.json: run UPDATE_OPENAPI=1 cargo test -p onshi-server --test it -- openapi"
+    );
+}
