@@ -856,17 +856,7 @@ async fn send_test_email(config: &Config, address: &str) -> Result<(), Error> {
         ));
     };
     let mail = Composer::new(config.smtp.clone()).test_mail(address, Utc::now());
-    let outbox = OutboxMail {
-        id: 0,
-        kind: mail.kind,
-        recipient: mail.recipient,
-        subject: mail.subject,
-        message_id: mail.message_id,
-        body_text: mail.body_text,
-        body_html: mail.body_html,
-        attempts: 1,
-        alert_id: None,
-    };
+    let outbox = OutboxMail::unsent(mail);
     let message = build_message(&config.smtp.from, &outbox).map_err(Error::Invalid)?;
     match transport.send(message).await {
         Ok(()) => {

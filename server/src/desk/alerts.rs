@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Desk, created_id, validate};
 use crate::Error;
 use crate::domain::{
-    Actor, AlertStatus, AuditRecord, DailyWindow, NewMail, PREFECTURES, RuleKey, Severity, Silence,
+    Actor, AlertStatus, AuditRecord, DailyWindow, NewMail, PREFECTURES, RuleKey, Silence,
     SilenceScope,
 };
 use crate::jst::time_ja;
@@ -71,8 +71,7 @@ impl Desk {
         let Some(before) = self.store.alerts().alert(id).await? else {
             return Ok(Vec::new());
         };
-        let told =
-            before.severity == Severity::Critical && !before.mail_held && !before.rule.desk_only();
+        let told = channels::announced(&before);
         let moves = match kind {
             EventType::Acknowledged => before.status == AlertStatus::Open,
             _ => before.status != AlertStatus::Resolved,

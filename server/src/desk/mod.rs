@@ -82,6 +82,11 @@ impl Desk {
         self
     }
 
+    /// The desk's channels (what the pages say of reminders and escalation).
+    pub fn announcer(&self) -> &Announcer {
+        &self.announcer
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

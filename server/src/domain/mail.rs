@@ -198,6 +198,24 @@ pub struct OutboxMail {
     pub alert_id: Option<i64>,
 }
 
+impl OutboxMail {
+    /// `m` as a sender would claim it before it was ever stored (a test mail or message, sent
+    /// at once): first attempt, no row.
+    pub fn unsent(m: NewMail) -> OutboxMail {
+        OutboxMail {
+            id: 0,
+            kind: m.kind,
+            recipient: m.recipient,
+            subject: m.subject,
+            message_id: m.message_id,
+            body_text: m.body_text,
+            body_html: m.body_html,
+            attempts: 1,
+            alert_id: m.alert_id,
+        }
+    }
+}
+
 /// Mails per delivery state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutboxCounts {

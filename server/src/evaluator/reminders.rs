@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::Evaluator;
 use super::cache::AlertCache;
 use crate::Error;
-use crate::domain::{AlertStatus, Severity};
+use crate::notify::channels::remindable;
 
 impl Evaluator {
     /// Queues the reminders and escalations that became due since the last full pass; returns
@@ -23,12 +23,7 @@ impl Evaluator {
         let Some(first) = self.announcer.first_due() else {
             return Ok(0);
         };
-        let open_critical = |a: &crate::domain::Alert| {
-            a.status == AlertStatus::Open
-                && a.severity == Severity::Critical
-                && !a.mail_held
-                && a.opened_at <= now - first
-        };
+        let open_critical = |a: &crate::domain::Alert| remindable(a) && a.opened_at <= now - first;
         // Alerts opened by this process are cached without their id until read back.
         let unnamed: Vec<Uuid> = tracked
             .by_terminal

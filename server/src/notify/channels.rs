@@ -301,6 +301,17 @@ pub struct Transition {
     pub by: String,
 }
 
+/// Whether the channels were told of `alert` (or will be, once it opens): a critical alert for
+/// the clinic whose mail went (not held back by a silence).
+pub fn announced(alert: &Alert) -> bool {
+    alert.severity == Severity::Critical && !alert.mail_held && !alert.rule.desk_only()
+}
+
+/// Whether `alert` is reminded and escalated while nobody takes it: announced and still open.
+pub fn remindable(alert: &Alert) -> bool {
+    announced(alert) && alert.status == AlertStatus::Open
+}
+
 /// Which event, if any, an evaluator change makes for the channels: a critical alert opening,
 /// escalating to critical or changing, when its mail goes (`mailed`: not while a silence holds
 /// it), and a critical alert that was announced resolving.
@@ -319,11 +330,7 @@ pub fn event_of(
             AlertAction::Changed => EventType::Changed,
             _ => EventType::Opened,
         }),
-        AlertAction::Resolved => {
-            let announced =
-                before.is_some_and(|b| b.severity == Severity::Critical && !b.mail_held);
-            announced.then_some(EventType::Resolved)
-        }
+        AlertAction::Resolved => before.is_some_and(announced).then_some(EventType::Resolved),
         _ => None,
     }
 }
@@ -372,17 +379,13 @@ pub fn event(
             prefecture: clinic.prefecture.clone(),
         },
         transition: Transition {
-            action: match event {
-                EventType::Opened => "opened",
-                EventType::Escalated => "escalated",
-                EventType::Changed => "changed",
-                EventType::Acknowledged => "acknowledged",
-                EventType::Resolved => "resolved",
-                EventType::Reminder => "reminder",
-                EventType::Escalation => "escalation",
-                EventType::Test => "test",
-            }
-            .to_string(),
+            // The event's name without its prefix: `alert.opened` → `opened`.
+            action: event
+                .as_str()
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
             from: before.map(|s| s.as_str().to_string()),
             to: alert.status.as_str().to_string(),
             by,
@@ -457,18 +460,7 @@ pub fn test_message(
             by: crate::domain::AUTO_ACTOR.into(),
         },
     };
-    let m = message(channel, &e, None)?;
-    Some(crate::domain::OutboxMail {
-        id: 0,
-        kind: m.kind,
-        recipient: m.recipient,
-        subject: m.subject,
-        message_id: m.message_id,
-        body_text: m.body_text,
-        body_html: m.body_html,
-        attempts: 1,
-        alert_id: None,
-    })
+    message(channel, &e, None).map(crate::domain::OutboxMail::unsent)
 }
 
 /// One line: 【緊急】発生: clinic / host: title.
@@ -881,12 +873,8 @@ impl Announcer {
         alert: &Alert,
         prefecture: Option<&str>,
     ) -> Vec<(EventType, DateTime<Utc>, Vec<String>)> {
-        let wanted = alert.status == AlertStatus::Open
-            && alert.severity == Severity::Critical
-            && !alert.rule.desk_only()
-            && !alert.mail_held;
         let mut out: Vec<(EventType, DateTime<Utc>, Vec<String>)> = Vec::new();
-        if !wanted {
+        if !remindable(alert) {
             return out;
         }
         let mut add = |kind: EventType, minutes: u32, to: &str| {
@@ -969,12 +957,7 @@ impl Announcer {
         hostname: &str,
         now: DateTime<Utc>,
     ) -> Vec<NewMail> {
-        let wanted = alert.id > 0
-            && alert.status == AlertStatus::Open
-            && alert.severity == Severity::Critical
-            && !alert.rule.desk_only()
-            && !alert.mail_held;
-        if !wanted {
+        if alert.id == 0 || !remindable(alert) {
             return Vec::new();
         }
         let age = now - alert.opened_at;

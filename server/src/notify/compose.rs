@@ -330,17 +330,7 @@ mod tests {
     }
 
     fn outbox(m: &NewMail) -> OutboxMail {
-        OutboxMail {
-            id: 1,
-            kind: m.kind,
-            recipient: m.recipient.clone(),
-            subject: m.subject.clone(),
-            message_id: m.message_id.clone(),
-            body_text: m.body_text.clone(),
-            body_html: m.body_html.clone(),
-            attempts: 1,
-            alert_id: None,
-        }
+        OutboxMail::unsent(m.clone())
     }
 
     #[test]

@@ -384,9 +384,9 @@ pub async fn alerts_page(
     let shown = views.len();
     let by_clinic = q.group == "clinic";
     let mut groups: Vec<AlertGroupView> = Vec::new();
-    let announcer = Announcer::from_config(&state.config);
+    let announcer = state.desk.announcer();
     for v in views {
-        let row = AlertRow::new(v, now, &announcer);
+        let row = AlertRow::new(v, now, announcer);
         let title = if by_clinic {
             row.clinic.clone()
         } else {

@@ -1,7 +1,6 @@
 //! The terminal page: every area of the latest snapshot, a 30-day timeline of starts, reports
 //! and events, the terminal's alerts with the same actions as the alerts page, its audit log.
 
-use crate::notify::channels::Announcer;
 use std::collections::HashMap;
 
 use askama::Template;
@@ -290,13 +289,13 @@ pub async fn page(
         app_notes: Vec::new(),
         spool_losses: String::new(),
         alerts: {
-            let announcer = Announcer::from_config(&state.config);
+            let announcer = state.desk.announcer();
             let ids: Vec<i64> = alert_views.iter().map(|v| v.alert.id).collect();
             let mut sent = state.store.outbox().alert_messages(&ids).await?;
             alert_views
                 .into_iter()
                 .map(|v| {
-                    let mut row = AlertRow::new(v, now, &announcer);
+                    let mut row = AlertRow::new(v, now, announcer);
                     row.messages = sent
                         .extract_if(.., |(alert, _)| *alert == row.id)
                         .map(|(_, m)| MessageLine::new(&m))

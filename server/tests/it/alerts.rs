@@ -1100,11 +1100,8 @@ async fn channel_rows(f: &Fleet) -> Vec<(String, String)> {
         .store
         .outbox()
         .outbox_rows(&onshi_server::store::desk::OutboxQuery {
-            clinic_id: None,
-            status: None,
-            search: None,
-            before: None,
             limit: 100,
+            ..Default::default()
         })
         .await
         .unwrap();

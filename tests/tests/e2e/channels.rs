@@ -207,11 +207,9 @@ async fn critical_alerts_reach_webhook_slack_teams_and_line_once_through_refusal
         || async {
             let rows = outbox
                 .outbox_rows(&OutboxQuery {
-                    clinic_id: None,
                     status: Some(OutboxStatus::Pending),
-                    search: None,
-                    before: None,
                     limit: 50,
+                    ..Default::default()
                 })
                 .await
                 .ok()?;
@@ -248,11 +246,8 @@ async fn critical_alerts_reach_webhook_slack_teams_and_line_once_through_refusal
     // Every channel row sent (the clinic mails wait: this server has no SMTP).
     let rows = outbox
         .outbox_rows(&OutboxQuery {
-            clinic_id: None,
-            status: None,
-            search: None,
-            before: None,
             limit: 100,
+            ..Default::default()
         })
         .await?;
     let channel: Vec<_> = rows.iter().filter(|r| r.kind.is_channel()).collect();

@@ -49,11 +49,8 @@ async fn sent(store: &std::sync::Arc<dyn Store>) -> Option<(usize, usize, bool)>
     let rows = store
         .outbox()
         .outbox_rows(&OutboxQuery {
-            clinic_id: None,
-            status: None,
-            search: None,
-            before: None,
             limit: 100,
+            ..Default::default()
         })
         .await
         .ok()?;
