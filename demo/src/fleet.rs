@@ -485,6 +485,7 @@ pub async fn create_demo_user(desk: &Desk, password: Option<String>) -> Result<S
         &actor(),
         DEMO_USER,
         Role::Admin,
+        None,
         Some(password.clone()),
         Utc::now(),
     )

@@ -214,6 +214,42 @@ pub struct SilenceScopeArgs {
     pub fleet: bool,
 }
 
+/// Limits a user to some prefectures and/or clinic groups (neither: the whole fleet).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ScopeArgs {
+    /// A prefecture the user may see (repeat for several), e.g. 北海道.
+    #[arg(long = "prefecture")]
+    prefectures: Vec<String>,
+    /// A clinic group, by name, the user may see (repeat for several).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+}
+
+impl ScopeArgs {
+    /// The scope, groups found by name; `None` when neither was given.
+    async fn resolve(self, desk: &Desk) -> Result<Option<crate::domain::Scope>, Error> {
+        if self.prefectures.is_empty() && self.groups.is_empty() {
+            return Ok(None);
+        }
+        let known = desk.store().staff().clinic_groups().await?;
+        let mut groups = Vec::with_capacity(self.groups.len());
+        for name in &self.groups {
+            match known.iter().find(|g| g.name == *name) {
+                Some(g) => groups.push(g.id),
+                None => {
+                    return Err(Error::NotFound(format!(
+                        "医療機関グループ {name} は見つかりません"
+                    )));
+                }
+            }
+        }
+        Ok(Some(crate::domain::Scope {
+            prefectures: self.prefectures,
+            groups,
+        }))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a staff account. Without --password-stdin a password is generated and printed.
@@ -221,9 +257,19 @@ pub enum UserCommand {
         name: String,
         #[arg(long, value_enum)]
         role: Role,
+        #[command(flatten)]
+        scope: ScopeArgs,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Set a user's role and scope (without --prefecture or --group: the whole fleet).
+    Access {
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
     /// Set a new password (ends every session of the user).
     Passwd {
@@ -602,10 +648,15 @@ async fn user_command(
         UserCommand::Add {
             name,
             role,
+            scope,
             password_stdin,
         } => {
             let password = password_stdin.then(read_password_line).transpose()?;
-            match desk.add_user(actor, &name, role, password, now).await? {
+            let scope = scope.resolve(desk).await?;
+            match desk
+                .add_user(actor, &name, role, scope, password, now)
+                .await?
+            {
                 Some(generated) => {
                     line(format!("user {name} ({}) created", role.as_str()));
                     line(format!("password: {generated}"));
@@ -625,6 +676,12 @@ async fn user_command(
                     "password of {name} changed; its sessions have ended"
                 )),
             }
+        }
+        UserCommand::Access { name, role, scope } => {
+            let scope = scope.resolve(desk).await?;
+            let words = desk.check_scope(scope.as_ref()).await?;
+            desk.set_user_access(actor, &name, role, scope, now).await?;
+            line(format!("user {name}: {}, {words}", role.as_str()));
         }
         UserCommand::Disable { name } => {
             desk.set_user_disabled(actor, &name, true, now).await?;

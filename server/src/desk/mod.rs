@@ -10,7 +10,7 @@
 mod alerts;
 mod clinics;
 mod terminals;
-mod users;
+pub mod users;
 pub mod validate;
 
 use std::sync::Arc;

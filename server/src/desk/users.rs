@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Desk, created_id};
 use crate::Error;
 use crate::auth::{check_new_password, generate_password, hash_password, verify_password};
-use crate::domain::{Actor, AuditRecord, Role, User};
+use crate::domain::{Actor, AuditRecord, PREFECTURES, Role, Scope, User};
 use crate::store::StaffChange;
 
 /// Hashes on the blocking pool (argon2id takes tens of milliseconds and 19 MiB).
@@ -42,10 +42,12 @@ impl Desk {
         actor: &Actor,
         name: &str,
         role: Role,
+        scope: Option<Scope>,
         password: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Option<String>, Error> {
         let name = name.trim();
+        let scope_label = self.check_scope(scope.as_ref()).await?;
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(Error::Invalid(
                 "ユーザー名は制御文字を含まない 1〜64 文字にしてください".into(),
@@ -59,11 +61,15 @@ impl Desk {
                     name: name.to_string(),
                     role,
                     password_hash,
+                    scope,
                 },
                 AuditRecord::new(
                     actor,
                     now,
-                    format!("ユーザー {name} ({}) を作成", role.label_ja()),
+                    format!(
+                        "ユーザー {name} ({}、{scope_label}) を作成",
+                        role.label_ja()
+                    ),
                 ),
                 "",
                 &format!("ユーザー {name} はすでにあります"),
@@ -167,5 +173,170 @@ impl Desk {
         )
         .await?;
         Ok(())
+    }
+
+    /// Checks a scope (known prefectures, existing groups, not empty) and says it in words for
+    /// the audit log and the pages.
+    pub async fn check_scope(&self, scope: Option<&Scope>) -> Result<String, Error> {
+        let Some(scope) = scope else {
+            return Ok("全体".into());
+        };
+        if scope.prefectures.is_empty() && scope.groups.is_empty() {
+            return Err(Error::Invalid(
+                "担当範囲には都道府県か医療機関グループを一つ以上選んでください（全体なら「全体」を選びます）"
+                    .into(),
+            ));
+        }
+        if let Some(p) = scope
+            .prefectures
+            .iter()
+            .find(|p| !PREFECTURES.contains(&p.as_str()))
+        {
+            return Err(Error::Invalid(format!("都道府県 {p} はありません")));
+        }
+        let groups = self.store.staff().clinic_groups().await?;
+        let mut names = Vec::with_capacity(scope.groups.len());
+        for id in &scope.groups {
+            match groups.iter().find(|g| g.id == *id) {
+                Some(g) => names.push(g.name.as_str()),
+                None => {
+                    return Err(Error::Invalid(format!(
+                        "医療機関グループ #{id} はありません"
+                    )));
+                }
+            }
+        }
+        Ok(scope_words(&scope.prefectures, &names))
+    }
+
+    /// Sets a user's role and scope.
+    pub async fn set_user_access(
+        &self,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+        scope: Option<Scope>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let user = self.user(name).await?;
+        let label = self.check_scope(scope.as_ref()).await?;
+        self.apply(
+            StaffChange::SetUserAccess {
+                user_id: user.id,
+                role,
+                scope,
+            },
+            AuditRecord::new(
+                actor,
+                now,
+                format!(
+                    "ユーザー {} を {}、担当範囲 {label} に変更",
+                    user.name,
+                    role.label_ja()
+                ),
+            ),
+            "このユーザーは見つかりません",
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Creates a clinic group; returns its id.
+    pub async fn create_group(
+        &self,
+        actor: &Actor,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, Error> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(Error::Invalid(
+                "グループ名は制御文字を含まない 1〜100 文字にしてください".into(),
+            ));
+        }
+        let applied = self
+            .apply(
+                StaffChange::CreateGroup { name: name.into() },
+                AuditRecord::new(actor, now, format!("医療機関グループ {name} を作成")),
+                "",
+                &format!("医療機関グループ {name} はすでにあります"),
+            )
+            .await?;
+        created_id(applied)
+    }
+
+    /// Deletes a clinic group.
+    pub async fn delete_group(
+        &self,
+        actor: &Actor,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let name = self.group_name(id).await?;
+        self.apply(
+            StaffChange::DeleteGroup { id },
+            AuditRecord::new(actor, now, format!("医療機関グループ {name} を削除")),
+            "このグループは見つかりません",
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Adds a clinic to a group, or takes it out.
+    pub async fn set_group_member(
+        &self,
+        actor: &Actor,
+        group_id: i64,
+        clinic_id: i64,
+        member: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let name = self.group_name(group_id).await?;
+        let what = if member {
+            format!("医療機関グループ {name} に追加")
+        } else {
+            format!("医療機関グループ {name} から外す")
+        };
+        self.apply(
+            StaffChange::SetGroupMember {
+                group_id,
+                clinic_id,
+                member,
+            },
+            AuditRecord::new(actor, now, what).clinic(clinic_id),
+            "このグループか医療機関は見つかりません",
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn group_name(&self, id: i64) -> Result<String, Error> {
+        self.store
+            .staff()
+            .clinic_groups()
+            .await?
+            .into_iter()
+            .find(|g| g.id == id)
+            .map(|g| g.name)
+            .ok_or_else(|| Error::NotFound("このグループは見つかりません".into()))
+    }
+}
+
+/// A scope in words: 「北海道・青森県、グループ 札幌販売店」.
+pub fn scope_words(prefectures: &[String], groups: &[&str]) -> String {
+    let mut parts = Vec::new();
+    if !prefectures.is_empty() {
+        parts.push(prefectures.join("・"));
+    }
+    if !groups.is_empty() {
+        parts.push(format!("グループ {}", groups.join("・")));
+    }
+    if parts.is_empty() {
+        "なし".into()
+    } else {
+        parts.join("、")
     }
 }

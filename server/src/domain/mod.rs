@@ -21,7 +21,10 @@ pub use overview::{
     severity_of_rank, severity_rank,
 };
 pub use rule::{RuleKey, Severity};
-pub use staff::{Actor, AuditRecord, AuditRow, Role, SessionUser, User, actor_label_ja};
+pub use staff::{
+    Actor, AuditRecord, AuditRow, ClinicGroup, Reach, Role, Scope, SessionUser, User,
+    actor_label_ja,
+};
 pub use version::{
     ExpectedVersion, ExpectedVersionRow, VersionSource, compare_versions, effective_versions,
 };

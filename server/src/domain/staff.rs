@@ -32,6 +32,85 @@ impl Role {
     }
 }
 
+/// The part of the fleet a staff member (or an API token) may see and act on: the clinics in
+/// any of the prefectures, and the clinics of any of the named groups. `None` where a scope is
+/// stored means the whole fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Scope {
+    #[serde(default)]
+    pub prefectures: Vec<String>,
+    /// Clinic group ids.
+    #[serde(default)]
+    pub groups: Vec<i64>,
+}
+
+impl Scope {
+    /// How the store keeps a scope: JSON, or NULL for the whole fleet.
+    pub fn stored(scope: Option<&Scope>) -> Option<String> {
+        scope.map(|s| serde_json::to_string(s).unwrap_or_else(|_| "{}".into()))
+    }
+
+    /// A stored scope read back. A value that does not parse reaches nothing (never the whole
+    /// fleet).
+    pub fn from_stored(text: Option<&str>) -> Option<Scope> {
+        text.map(|t| serde_json::from_str(t).unwrap_or_default())
+    }
+}
+
+/// A scope resolved to the clinics it reaches, once per request: every query and every check
+/// of a page, an export, an API call or an action goes through it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Reach {
+    /// The whole fleet (unscoped staff, the evaluator, the command line).
+    #[default]
+    All,
+    /// These clinics only (sorted, no duplicates).
+    Clinics(std::sync::Arc<[i64]>),
+}
+
+impl Reach {
+    pub fn clinics(mut ids: Vec<i64>) -> Reach {
+        ids.sort_unstable();
+        ids.dedup();
+        Reach::Clinics(ids.into())
+    }
+
+    pub fn allows(&self, clinic_id: i64) -> bool {
+        match self {
+            Reach::All => true,
+            Reach::Clinics(ids) => ids.binary_search(&clinic_id).is_ok(),
+        }
+    }
+
+    pub fn is_all(&self) -> bool {
+        matches!(self, Reach::All)
+    }
+
+    /// The clinic ids, or `None` for the whole fleet.
+    pub fn ids(&self) -> Option<&[i64]> {
+        match self {
+            Reach::All => None,
+            Reach::Clinics(ids) => Some(ids),
+        }
+    }
+
+    /// The clinic ids as a JSON array (SQLite reads it with `json_each`).
+    pub fn ids_json(&self) -> Option<String> {
+        self.ids().map(|ids| {
+            let mut out = String::with_capacity(ids.len() * 6 + 2);
+            out.push('[');
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&id.to_string());
+            }
+            out.push(']');
+            out
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
@@ -39,6 +118,17 @@ pub struct User {
     pub role: Role,
     pub password_hash: String,
     pub disabled: bool,
+    /// `None`: the whole fleet.
+    pub scope: Option<Scope>,
+}
+
+/// A named set of clinics (a dealer's customers, a branch's area) that users can be limited
+/// to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClinicGroup {
+    pub id: i64,
+    pub name: String,
+    pub clinics: i64,
 }
 
 /// A live session and the staff member it belongs to.
@@ -49,6 +139,8 @@ pub struct SessionUser {
     pub role: Role,
     pub csrf: String,
     pub expires_at: DateTime<Utc>,
+    /// `None`: the whole fleet.
+    pub scope: Option<Scope>,
 }
 
 /// Who made a change: a signed-in staff member, or someone at the command line (with the
@@ -150,6 +242,29 @@ pub struct AuditRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_store_as_json_and_a_damaged_one_reaches_nothing() {
+        let scope = Scope {
+            prefectures: vec!["北海道".into()],
+            groups: vec![4, 9],
+        };
+        let text = Scope::stored(Some(&scope));
+        assert_eq!(Scope::from_stored(text.as_deref()), Some(scope));
+        assert_eq!(Scope::stored(None), None);
+        assert_eq!(Scope::from_stored(None), None);
+        assert_eq!(Scope::from_stored(Some("not json")), Some(Scope::default()));
+    }
+
+    #[test]
+    fn a_reach_allows_its_clinics_only() {
+        let reach = Reach::clinics(vec![9, 3, 3, 5]);
+        assert!(reach.allows(3) && reach.allows(5) && reach.allows(9));
+        assert!(!reach.allows(4) && !reach.allows(10));
+        assert_eq!(reach.ids_json().as_deref(), Some("[3,5,9]"));
+        assert_eq!(Reach::clinics(vec![]).ids_json().as_deref(), Some("[]"));
+        assert!(Reach::All.allows(12345) && Reach::All.ids().is_none());
+    }
 
     #[test]
     fn actors_store_and_show_who_they_are() {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::StoreResult;
 use crate::domain::{
-    Alert, ClinicDetail, Contact, FleetTally, HandlingKind, Liveness, OverviewLine, RuleKey,
+    Alert, ClinicDetail, Contact, FleetTally, HandlingKind, Liveness, OverviewLine, Reach, RuleKey,
     Severity, SeverityFilter, Silence,
 };
 use futures_util::stream::BoxStream;
@@ -80,6 +80,8 @@ pub struct FleetQuery {
     pub limit: i64,
     /// How the page is read (see [`FleetQuery::plan`]).
     pub read: FleetRead,
+    /// The clinics the reader may see.
+    pub reach: Reach,
 }
 
 /// How a page of the overview is read.
@@ -245,6 +247,8 @@ pub struct AlertQuery {
     /// The page starts after this alert.
     pub after: Option<AlertCursor>,
     pub limit: i64,
+    /// The clinics the reader may see.
+    pub reach: Reach,
 }
 
 impl Default for AlertQuery {
@@ -261,6 +265,7 @@ impl Default for AlertQuery {
             count: false,
             after: None,
             limit: 100,
+            reach: Reach::All,
         }
     }
 }
@@ -276,6 +281,9 @@ pub struct AuditQuery {
     pub action: Option<String>,
     pub before: Option<i64>,
     pub limit: i64,
+    /// The clinics the reader may see: lines about other clinics, and lines about no clinic
+    /// (logins, users, fleet-wide settings), are left out of a limited reach.
+    pub reach: Reach,
 }
 
 /// The outbox page's filters; a page starts before the mail `before` (newest first).
@@ -287,6 +295,9 @@ pub struct OutboxQuery {
     pub search: Option<String>,
     pub before: Option<i64>,
     pub limit: i64,
+    /// The clinics the reader may see: mail to other clinics, and mail to no clinic, are left
+    /// out of a limited reach.
+    pub reach: Reach,
 }
 
 /// How fast staff acknowledge and resolve, per clinic or per rule.
@@ -334,12 +345,12 @@ pub trait FleetView: Send + Sync {
     ) -> StoreResult<()>;
     /// Terminals per severity, handling and liveness, and with an unresolved alert per rule
     /// (what the evaluator's tally holds, for a process that runs none).
-    async fn overview_counts(&self) -> StoreResult<FleetTally>;
+    async fn overview_counts(&self, reach: &Reach) -> StoreResult<FleetTally>;
     /// How many terminals match the filters (limit and offset ignored).
     async fn fleet_count(&self, q: &FleetQuery) -> StoreResult<i64>;
     /// One page of the overview.
     async fn fleet_rows(&self, q: &FleetQuery) -> StoreResult<Vec<FleetRow>>;
-    async fn prefectures(&self) -> StoreResult<Vec<String>>;
+    async fn prefectures(&self, reach: &Reach) -> StoreResult<Vec<String>>;
 
     async fn terminal_detail(&self, id: Uuid) -> StoreResult<Option<TerminalDetail>>;
     /// The hours (UTC, truncated) in which the terminal reported, since `since`.
@@ -361,6 +372,7 @@ pub trait FleetView: Send + Sync {
         &self,
         group: AlertGroup,
         since: DateTime<Utc>,
+        reach: &Reach,
     ) -> StoreResult<Vec<ResponseTimes>>;
 
     async fn clinic_list(
@@ -368,6 +380,7 @@ pub trait FleetView: Send + Sync {
         search: Option<&str>,
         offset: i64,
         limit: i64,
+        reach: &Reach,
     ) -> StoreResult<(i64, Vec<ClinicListRow>)>;
     async fn clinic_detail(&self, id: i64) -> StoreResult<Option<ClinicDetail>>;
     async fn contacts(&self, clinic_id: i64) -> StoreResult<Vec<Contact>>;

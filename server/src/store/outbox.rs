@@ -59,7 +59,7 @@ pub trait OutboxStore: Send + Sync {
         outcome: MailOutcome<'_>,
     ) -> StoreResult<bool>;
 
-    async fn outbox_counts(&self) -> StoreResult<OutboxCounts>;
+    async fn outbox_counts(&self, reach: &crate::domain::Reach) -> StoreResult<OutboxCounts>;
 
     /// Mails, newest first.
     async fn outbox_rows(&self, q: &OutboxQuery) -> StoreResult<Vec<OutboxRow>>;

@@ -97,6 +97,20 @@ impl PgStore {
     }
 }
 
+/// ` AND <column> IN (<the reach's clinics>)`; nothing for the whole fleet. The ids go as one
+/// array parameter, however many there are.
+pub(super) fn push_reach(
+    q: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    column: &str,
+    reach: &crate::domain::Reach,
+) {
+    if let Some(ids) = reach.ids() {
+        q.push(format!(" AND {column} IN (SELECT unnest("))
+            .push_bind(ids.to_vec())
+            .push("::int8[]))");
+    }
+}
+
 fn clinic_from(row: &PgRow) -> Result<Clinic, sqlx::Error> {
     Ok(Clinic {
         id: row.try_get("id")?,

@@ -152,6 +152,20 @@ fn clinic_from(row: &sqlx::sqlite::SqliteRow) -> Result<Clinic, sqlx::Error> {
     })
 }
 
+/// ` AND <column> IN (<the reach's clinics>)`; nothing for the whole fleet. The ids go as one
+/// JSON parameter, however many there are.
+pub(super) fn push_reach(
+    q: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
+    column: &str,
+    reach: &crate::domain::Reach,
+) {
+    if let Some(ids) = reach.ids_json() {
+        q.push(format!(" AND {column} IN (SELECT value FROM json_each("))
+            .push_bind(ids)
+            .push("))");
+    }
+}
+
 pub(super) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid, StoreError> {
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("{col} {s:?}: {e}")))

@@ -12,7 +12,8 @@ use onshi_shared::AccountSpec;
 use super::desk::{AuditQuery, NewSession};
 use crate::calendar::Closure;
 use crate::domain::{
-    AuditRecord, AuditRow, ClinicDetail, Contact, Role, SessionUser, Silence, User,
+    AuditRecord, AuditRow, ClinicDetail, ClinicGroup, Contact, Reach, Role, Scope, SessionUser,
+    Silence, User,
 };
 use futures_util::stream::BoxStream;
 
@@ -113,6 +114,28 @@ pub enum StaffChange {
         name: String,
         role: Role,
         password_hash: String,
+        /// `None`: the whole fleet.
+        scope: Option<Scope>,
+    },
+    /// Sets what a user may do and see. Their sessions read it on every request.
+    SetUserAccess {
+        user_id: i64,
+        role: Role,
+        scope: Option<Scope>,
+    },
+    CreateGroup {
+        name: String,
+    },
+    /// Deletes a clinic group and its memberships; users limited to it no longer reach its
+    /// clinics through it.
+    DeleteGroup {
+        id: i64,
+    },
+    /// Adds a clinic to a group or takes it out.
+    SetGroupMember {
+        group_id: i64,
+        clinic_id: i64,
+        member: bool,
     },
     /// Sets a password and ends every session of the user.
     SetPassword {
@@ -144,13 +167,17 @@ impl StaffChange {
             StaffChange::SetExpectedVersion { .. } => "version",
             StaffChange::CreateUser { .. }
             | StaffChange::SetPassword { .. }
+            | StaffChange::SetUserAccess { .. }
             | StaffChange::SetUserDisabled { .. } => "user",
+            StaffChange::CreateGroup { .. }
+            | StaffChange::DeleteGroup { .. }
+            | StaffChange::SetGroupMember { .. } => "group",
         }
     }
 }
 
 /// The audit log's kinds of change, with their names for the page's filter.
-pub const AUDIT_ACTIONS: [(&str, &str); 12] = [
+pub const AUDIT_ACTIONS: [(&str, &str); 13] = [
     ("alert", "アラート"),
     ("bulk", "アラートの一括操作"),
     ("silence", "通知の停止"),
@@ -161,6 +188,7 @@ pub const AUDIT_ACTIONS: [(&str, &str); 12] = [
     ("terminal", "端末"),
     ("version", "期待するバージョン"),
     ("user", "ユーザー"),
+    ("group", "医療機関グループ"),
     ("login", "ログイン"),
     ("agent", "端末から報告された変更"),
 ];
@@ -212,6 +240,15 @@ pub trait StaffStore: Send + Sync {
 
     async fn users(&self) -> StoreResult<Vec<User>>;
 
+    /// The clinics a scope reaches: those in its prefectures and those in its groups.
+    async fn scope_clinics(&self, scope: &Scope) -> StoreResult<Vec<i64>>;
+
+    /// The clinic groups, by name, with how many clinics each has.
+    async fn clinic_groups(&self) -> StoreResult<Vec<ClinicGroup>>;
+
+    /// A group's clinics (id, name), by name.
+    async fn group_clinics(&self, group_id: i64) -> StoreResult<Vec<(i64, String)>>;
+
     /// Starts a session and records the login in the audit log, in one transaction.
     async fn create_session(&self, session: &NewSession, audit: &AuditRecord) -> StoreResult<()>;
 
@@ -224,7 +261,7 @@ pub trait StaffStore: Send + Sync {
     async fn audit_rows(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRow>>;
 
     /// The actors that appear in the audit log (for its filter).
-    async fn audit_actors(&self) -> StoreResult<Vec<String>>;
+    async fn audit_actors(&self, reach: &Reach) -> StoreResult<Vec<String>>;
 
     /// The audit page's lines for a CSV export, likewise.
     fn export_audit(&self, q: AuditQuery) -> BoxStream<'static, StoreResult<AuditRow>>;

@@ -8,6 +8,7 @@ use crate::notify::channels::Announcer;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use super::overview::tel_link;
 use super::session::{Admin, AuthFailure, Staff};
 use super::{AppState, PageFailure};
 use crate::Error;
-use crate::domain::{AlertStatus, Contact, HandlingKind, RuleKey, Severity, actor_label_ja};
+use crate::domain::{AlertStatus, Contact, HandlingKind, Reach, RuleKey, Severity, actor_label_ja};
 use crate::jst::{datetime_local, duration_ja, parse_datetime_local, time_ja};
 use crate::store::BulkAction;
 use crate::store::desk::{AlertCursor, AlertGroup, AlertQuery, AlertView, ResponseTimes};
@@ -233,13 +234,13 @@ pub async fn times_page(
     let days = 30;
     let since = Utc::now() - Duration::days(days);
     let by_rule = desk
-        .response_times(AlertGroup::Rule, since)
+        .response_times(AlertGroup::Rule, since, &staff.reach)
         .await?
         .into_iter()
         .map(|t| TimesRow::new(t, AlertGroup::Rule))
         .collect();
     let by_clinic = desk
-        .response_times(AlertGroup::Clinic, since)
+        .response_times(AlertGroup::Clinic, since, &staff.reach)
         .await?
         .into_iter()
         .map(|t| TimesRow::new(t, AlertGroup::Clinic))
@@ -310,7 +311,7 @@ impl AlertsQuery {
     }
 
     /// The store's query for these filters.
-    pub fn store_query(&self, now: DateTime<Utc>) -> AlertQuery {
+    pub fn store_query(&self, now: DateTime<Utc>, reach: &Reach) -> AlertQuery {
         AlertQuery {
             rule: RuleKey::parse(&self.rule),
             clinic_id: self.clinic.trim().parse().ok(),
@@ -323,6 +324,7 @@ impl AlertsQuery {
                 .map(|(_, _, days)| now - Duration::days(*days)),
             after: AlertCursor::decode(&self.after),
             limit: PAGE_SIZE,
+            reach: reach.clone(),
             ..AlertQuery::default()
         }
     }
@@ -359,7 +361,7 @@ pub async fn alerts_page(
 ) -> Result<Html<String>, PageFailure> {
     let desk = state.store.fleet();
     let now = Utc::now();
-    let mut query = q.store_query(now);
+    let mut query = q.store_query(now, &staff.reach);
     // Unresolved alerts per rule are the evaluator's running counts (one alert per terminal
     // and rule); any other filter counts in the store.
     let only_rule = {
@@ -432,8 +434,8 @@ pub async fn alerts_page(
         }
     }
     let clinic_name = match q.clinic.trim().parse::<i64>() {
-        Ok(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
-        Err(_) => None,
+        Ok(id) if staff.reaches(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
+        _ => None,
     };
     let mut here = q.filter_pairs();
     here.push(("group", q.group.clone()));
@@ -456,7 +458,7 @@ pub async fn alerts_page(
         selectable: staff.is_admin(),
         done: done_message(&q.done),
         clinic_name,
-        prefectures: desk.prefectures().await?,
+        prefectures: desk.prefectures(&staff.reach).await?,
         query: q,
         all_rules: RuleKey::ALL
             .iter()
@@ -540,9 +542,11 @@ pub async fn bulk(
             ids = state
                 .store
                 .fleet()
-                .alert_ids(&filters.store_query(now), limit)
+                .alert_ids(&filters.store_query(now, &staff.reach), limit)
                 .await?;
         }
+        // Checked boxes outside the scope (a form edited by hand) are dropped, not acted on.
+        let ids = super::reach::alerts(&state, &staff.reach, ids).await?;
         let key = match &action {
             BulkAction::Acknowledge { .. } => "ack",
             BulkAction::Resolve { .. } => "resolve",
@@ -582,6 +586,13 @@ pub(super) fn finish(
 ) -> Result<Response, AuthFailure> {
     match done {
         Ok(()) => Ok(Redirect::to(back).into_response()),
+        Err(Error::NotFound(message)) => Ok(super::message_in_layout(
+            staff,
+            StatusCode::NOT_FOUND,
+            "見つかりません",
+            &message,
+            back,
+        )),
         Err(e) => match e.refusal() {
             Some(message) => Ok(super::refusal_page(staff, message, back)),
             None => Err(e.into()),

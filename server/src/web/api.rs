@@ -337,7 +337,11 @@ pub async fn metrics(State(state): State<AppState>) -> String {
     let m = &state.metrics;
     m.queue_depth.set(state.ingest.queue_depth() as f64);
     match (
-        state.store.outbox().outbox_counts().await,
+        state
+            .store
+            .outbox()
+            .outbox_counts(&crate::domain::Reach::All)
+            .await,
         state.store.alerts().alert_counts().await,
     ) {
         (Ok(outbox), Ok(alerts)) => m.set_database_gauges(&alerts, &outbox),

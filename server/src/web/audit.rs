@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::format::{Nav, query_string};
 use super::session::Staff;
 use super::{AppState, PageFailure};
-use crate::domain::{AuditRow, actor_label_ja};
+use crate::domain::{AuditRow, Reach, actor_label_ja};
 use crate::jst::time_ja;
 use crate::store::AUDIT_ACTIONS;
 use crate::store::desk::AuditQuery;
@@ -85,7 +85,7 @@ impl AuditFilter {
         ]
     }
 
-    pub fn store_query(&self, limit: i64) -> AuditQuery {
+    pub fn store_query(&self, limit: i64, reach: &Reach) -> AuditQuery {
         AuditQuery {
             actor: Some(self.actor.trim().to_string()).filter(|a| !a.is_empty()),
             action: AUDIT_ACTIONS
@@ -97,6 +97,7 @@ impl AuditFilter {
             alert_id: self.alert.trim().parse().ok(),
             before: self.before.trim().parse().ok(),
             limit,
+            reach: reach.clone(),
         }
     }
 }
@@ -124,7 +125,7 @@ pub async fn page(
     let rows = state
         .store
         .staff()
-        .audit_rows(&filter.store_query(PAGE_SIZE))
+        .audit_rows(&filter.store_query(PAGE_SIZE, &staff.reach))
         .await?;
     let next = match rows.last() {
         Some(last) if rows.len() as i64 == PAGE_SIZE => {
@@ -142,7 +143,7 @@ pub async fn page(
     let actors = state
         .store
         .staff()
-        .audit_actors()
+        .audit_actors(&staff.reach)
         .await?
         .into_iter()
         .map(|a| {

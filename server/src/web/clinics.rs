@@ -75,7 +75,7 @@ pub async fn list(
     let (total, rows) = state
         .store
         .fleet()
-        .clinic_list(search, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+        .clinic_list(search, (page - 1) * PAGE_SIZE, PAGE_SIZE, &staff.reach)
         .await?;
     Ok(Html(
         ClinicsPage {
@@ -724,15 +724,15 @@ async fn save(
     form: ClinicForm,
 ) -> Result<Response, AuthFailure> {
     staff.check_csrf(&form.csrf)?;
-    let saved = match parse_clinic_form(id, &form) {
-        Ok(detail) => {
-            state
-                .desk
-                .save_clinic(&staff.actor(), &detail, Utc::now())
-                .await
-        }
-        Err(e) => Err(e),
-    };
+    let saved = async {
+        let detail = parse_clinic_form(id, &form)?;
+        stays_in_scope(state, staff, id, detail.settings.prefecture.as_deref()).await?;
+        state
+            .desk
+            .save_clinic(&staff.actor(), &detail, Utc::now())
+            .await
+    }
+    .await;
     match saved {
         Ok(saved) => Ok(Redirect::to(&format!("/clinics/{saved}?saved=1")).into_response()),
         Err(e) => match e.refusal() {
@@ -740,6 +740,41 @@ async fn save(
             None => Err(e.into()),
         },
     }
+}
+
+/// A staff member limited to a scope registers clinics only in their prefectures, and moves
+/// none out of their reach: a clinic keeps its place if one of their groups holds it.
+async fn stays_in_scope(
+    state: &AppState,
+    staff: &Staff,
+    id: i64,
+    prefecture: Option<&str>,
+) -> Result<(), crate::Error> {
+    let Some(scope) = &staff.user.scope else {
+        return Ok(());
+    };
+    if prefecture.is_some_and(|p| scope.prefectures.iter().any(|s| s == p)) {
+        return Ok(());
+    }
+    if id != 0 && !scope.groups.is_empty() {
+        let by_group = crate::domain::Scope {
+            prefectures: Vec::new(),
+            groups: scope.groups.clone(),
+        };
+        if state
+            .store
+            .staff()
+            .scope_clinics(&by_group)
+            .await?
+            .contains(&id)
+        {
+            return Ok(());
+        }
+    }
+    Err(crate::Error::Invalid(format!(
+        "担当範囲（{}）の外になる医療機関は登録・変更できません",
+        scope.prefectures.join("・")
+    )))
 }
 
 /// Shows the form again with what was typed and why it was refused.

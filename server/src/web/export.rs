@@ -94,10 +94,13 @@ fn csv_response<T: Send + 'static>(
 /// `GET /export/terminals.csv` with the overview's filters.
 pub async fn terminals(
     State(state): State<AppState>,
-    _staff: Staff,
+    staff: Staff,
     Query(q): Query<OverviewQuery>,
 ) -> Response {
-    let rows = state.store.fleet().export_fleet(fleet_query(&q, 1));
+    let rows = state
+        .store
+        .fleet()
+        .export_fleet(fleet_query(&q, 1, &staff.reach));
     csv_response(
         "terminals",
         &[
@@ -145,10 +148,13 @@ pub async fn terminals(
 /// `GET /export/alerts.csv` with the alerts page's filters.
 pub async fn alerts(
     State(state): State<AppState>,
-    _staff: Staff,
+    staff: Staff,
     Query(q): Query<AlertsQuery>,
 ) -> Response {
-    let rows = state.store.fleet().export_alerts(q.store_query(Utc::now()));
+    let rows = state
+        .store
+        .fleet()
+        .export_alerts(q.store_query(Utc::now(), &staff.reach));
     csv_response(
         "alerts",
         &[
@@ -189,10 +195,13 @@ pub async fn alerts(
 /// `GET /export/audit.csv` with the audit page's filters.
 pub async fn audit(
     State(state): State<AppState>,
-    _staff: Staff,
+    staff: Staff,
     Query(f): Query<AuditFilter>,
 ) -> Response {
-    let rows = state.store.staff().export_audit(f.store_query(1_000));
+    let rows = state
+        .store
+        .staff()
+        .export_audit(f.store_query(1_000, &staff.reach));
     csv_response(
         "audit",
         &[

@@ -12,6 +12,10 @@ use crate::wording::network_change_ja;
 pub struct Nav {
     pub user: String,
     pub admin: bool,
+    /// An admin of the whole fleet (the users page).
+    pub fleet_admin: bool,
+    /// The staff member's scope in words, empty for the whole fleet.
+    pub scope: String,
     pub csrf: String,
     pub active: &'static str,
 }
@@ -21,6 +25,15 @@ impl Nav {
         Nav {
             user: staff.user.name.clone(),
             admin: staff.is_admin(),
+            fleet_admin: staff.is_fleet_admin(),
+            scope: staff.user.scope.as_ref().map_or_else(String::new, |s| {
+                let groups = if s.groups.is_empty() {
+                    Vec::new()
+                } else {
+                    vec!["…"]
+                };
+                crate::desk::users::scope_words(&s.prefectures, &groups)
+            }),
             csrf: staff.user.csrf.clone(),
             active,
         }

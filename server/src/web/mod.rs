@@ -14,10 +14,12 @@ pub mod measure;
 pub mod openapi;
 mod outbox;
 mod overview;
+pub mod reach;
 pub mod session;
 mod silences;
 mod terminal;
 pub mod timeline;
+mod users;
 
 use std::sync::Arc;
 
@@ -130,6 +132,19 @@ impl AppState {
     }
 }
 
+/// The clinics a stored scope reaches now (`None`: the whole fleet).
+pub async fn reach_of(
+    state: &AppState,
+    scope: Option<&crate::domain::Scope>,
+) -> Result<crate::domain::Reach, crate::store::StoreError> {
+    match scope {
+        None => Ok(crate::domain::Reach::All),
+        Some(s) => Ok(crate::domain::Reach::clinics(
+            state.store.staff().scope_clinics(s).await?,
+        )),
+    }
+}
+
 /// Largest enrollment request or login form: a few short strings.
 const UNAUTHENTICATED_BODY_BYTES: usize = 16 * 1024;
 
@@ -199,6 +214,13 @@ pub fn router(state: AppState) -> Router {
             "/clinics/{id}/contacts/{contact}/delete",
             get(clinics::confirm_delete_contact).post(clinics::delete_contact),
         )
+        .route("/users", get(users::page).post(users::create))
+        .route("/users/{name}/access", post(users::access))
+        .route("/users/{name}/{action}", post(users::set_disabled))
+        .route("/groups", post(users::create_group))
+        .route("/groups/{id}", get(users::group))
+        .route("/groups/{id}/members", post(users::members))
+        .route("/groups/{id}/delete", post(users::delete_group))
         .route("/outbox", get(outbox::page))
         .route("/audit", get(audit::page))
         .route(
@@ -207,6 +229,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/static/app.css", get(static_css))
         .route("/static/app.js", get(static_js))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            reach::guard,
+        ))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .merge(login)
         .layer(axum::middleware::from_fn(session::security_headers));

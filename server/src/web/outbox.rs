@@ -97,6 +97,7 @@ pub async fn page(
         search: Some(filter.q.trim().to_string()).filter(|q| !q.is_empty()),
         before: filter.before.trim().parse().ok(),
         limit: PAGE_SIZE,
+        reach: staff.reach.clone(),
     };
     let rows = state.store.outbox().outbox_rows(&query).await?;
     let next = match rows.last() {
@@ -115,7 +116,7 @@ pub async fn page(
     Ok(Html(
         OutboxPage {
             nav: Nav::new(&staff, "outbox"),
-            counts: state.store.outbox().outbox_counts().await?,
+            counts: state.store.outbox().outbox_counts(&staff.reach).await?,
             rows: rows.into_iter().map(OutboxLine::new).collect(),
             statuses: OutboxStatus::ALL
                 .iter()
@@ -147,7 +148,14 @@ pub async fn mail(
     staff: Staff,
     Path(id): Path<i64>,
 ) -> Result<Response, PageFailure> {
-    let Some((row, mail)) = state.store.outbox().outbox_mail(id).await? else {
+    // Mail to a clinic outside the scope, or to no clinic, is not found for a limited scope.
+    let found = state
+        .store
+        .outbox()
+        .outbox_mail(id)
+        .await?
+        .filter(|(row, _)| staff.reach.is_all() || row.clinic_id.is_some_and(|c| staff.reaches(c)));
+    let Some((row, mail)) = found else {
         return Ok(super::message_in_layout(
             &staff,
             StatusCode::NOT_FOUND,

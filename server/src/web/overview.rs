@@ -12,7 +12,7 @@ use super::format::{Nav, query_string};
 use super::session::{AuthFailure, Staff};
 use super::{AppState, PageFailure};
 use crate::domain::{
-    FleetTally, Handling, HandlingKind, Liveness, OutboxCounts, OverviewLine, RuleKey,
+    FleetTally, Handling, HandlingKind, Liveness, OutboxCounts, OverviewLine, Reach, RuleKey,
     SeverityFilter, actor_label_ja,
 };
 use crate::jst::{duration_ja, opt_time_ja, time_ja};
@@ -351,7 +351,7 @@ impl OverviewPage {
     }
 }
 
-pub(super) fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
+pub(super) fn fleet_query(q: &OverviewQuery, page: i64, reach: &Reach) -> FleetQuery {
     FleetQuery {
         clinic_id: q.clinic.parse().ok(),
         prefecture: Some(q.prefecture.trim().to_string()).filter(|p| !p.is_empty()),
@@ -365,15 +365,16 @@ pub(super) fn fleet_query(q: &OverviewQuery, page: i64) -> FleetQuery {
         offset: (page - 1) * PAGE_SIZE,
         limit: PAGE_SIZE,
         read: FleetRead::Sorted,
+        reach: reach.clone(),
     }
 }
 
 /// The overview's counts: the evaluator's running tally, or (when this process runs no
-/// evaluator) the store's.
-async fn counts(state: &AppState) -> Result<FleetTally, crate::Error> {
-    match state.tally() {
+/// evaluator, or the reader's scope is limited) the store's.
+async fn counts(state: &AppState, reach: &Reach) -> Result<FleetTally, crate::Error> {
+    match state.tally().filter(|_| reach.is_all()) {
         Some(t) => Ok(t),
-        None => Ok(state.store.fleet().overview_counts().await?),
+        None => Ok(state.store.fleet().overview_counts(reach).await?),
     }
 }
 
@@ -391,7 +392,8 @@ fn rule_counts(t: &FleetTally) -> Vec<(RuleKey, i64)> {
 /// How many lines match: the tally answers a single filter of its own; anything narrower
 /// asks the store.
 async fn matching(state: &AppState, t: &FleetTally, f: &FleetQuery) -> Result<i64, crate::Error> {
-    let narrowed = f.clinic_id.is_some() || f.prefecture.is_some() || f.search.is_some();
+    let narrowed =
+        f.clinic_id.is_some() || f.prefecture.is_some() || f.search.is_some() || !f.reach.is_all();
     let filters = [
         f.severity.is_some(),
         f.handling.is_some(),
@@ -425,7 +427,7 @@ pub async fn page(
 ) -> Result<Html<String>, PageFailure> {
     let now = Utc::now();
     let desk = state.store.fleet();
-    let tally = counts(&state).await?;
+    let tally = counts(&state, &staff.reach).await?;
     let chip = |param, key, label, count| CountChip {
         param,
         key,
@@ -452,10 +454,10 @@ pub async fn page(
         .map(|l| chip("liveness", l.as_str(), l.label_ja(), tally.liveness(l)))
         .collect();
     let asked = query.page.unwrap_or(1).max(1);
-    let matching = matching(&state, &tally, &fleet_query(&query, 1)).await?;
+    let matching = matching(&state, &tally, &fleet_query(&query, 1, &staff.reach)).await?;
     // A page past the end (an old link) shows the last page, not an empty table.
     let page = asked.min(((matching + PAGE_SIZE - 1) / PAGE_SIZE).max(1));
-    let mut fleet = fleet_query(&query, page);
+    let mut fleet = fleet_query(&query, page, &staff.reach);
     fleet.read = fleet.plan(matching, tally.total());
     let rows = desk.fleet_rows(&fleet).await?;
     let rules = rule_counts(&tally)
@@ -468,7 +470,8 @@ pub async fn page(
         .collect();
     let pages = ((matching + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     let clinic_name = match query.clinic.parse::<i64>() {
-        Ok(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
+        Ok(id) if staff.reaches(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
+        Ok(_) => None,
         Err(_) => None,
     };
     let html = OverviewPage {
@@ -479,12 +482,12 @@ pub async fn page(
         handlings,
         livenesses,
         rules,
-        outbox: state.store.outbox().outbox_counts().await?,
+        outbox: state.store.outbox().outbox_counts(&staff.reach).await?,
         rows: rows.into_iter().map(|r| OverviewRow::new(r, now)).collect(),
         matching,
         page: page.min(pages),
         pages,
-        prefectures: desk.prefectures().await?,
+        prefectures: desk.prefectures(&staff.reach).await?,
         clinic_name,
         all_severities: SeverityFilter::ALL
             .iter()
@@ -521,9 +524,9 @@ pub struct Summary {
 /// `GET /api/desk/summary`: the overview's counts as JSON (401 without a session).
 pub async fn summary_json(
     State(state): State<AppState>,
-    _staff: Staff,
+    staff: Staff,
 ) -> Result<Json<Summary>, AuthFailure> {
-    let t = counts(&state).await?;
+    let t = counts(&state, &staff.reach).await?;
     Ok(Json(Summary {
         total: t.total(),
         severities: SeverityFilter::ALL

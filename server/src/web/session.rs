@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::client::ClientAddr;
 use super::{AppState, PageFailure};
 use crate::auth::{self, hash_session, new_secret, same_secret};
-use crate::domain::{Actor, AuditRecord, Role, SessionUser};
+use crate::domain::{Actor, AuditRecord, Reach, Role, SessionUser};
 use crate::store::desk::NewSession;
 
 const COOKIE_SECURE: &str = "__Host-onshi_session";
@@ -56,15 +56,29 @@ fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> HeaderVal
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// A signed-in staff member (any role).
+/// A signed-in staff member (any role), with the clinics their scope reaches (read on every
+/// request, so a changed scope holds from the next click).
 #[derive(Debug, Clone)]
 pub struct Staff {
     pub user: SessionUser,
+    pub reach: Reach,
 }
 
 impl Staff {
     pub fn is_admin(&self) -> bool {
         self.user.role == Role::Admin
+    }
+
+    /// An admin of the whole fleet: manages users and groups, fleet-wide and prefecture-wide
+    /// silences, and anything that concerns no single clinic.
+    pub fn is_fleet_admin(&self) -> bool {
+        self.is_admin() && self.reach.is_all()
+    }
+
+    /// Whether the staff member may see (and, as an admin, change) the clinic. Pages answer
+    /// 404 for one outside the scope, as for one that does not exist.
+    pub fn reaches(&self, clinic_id: i64) -> bool {
+        self.reach.allows(clinic_id)
     }
 
     /// Every state-changing form carries the session's CSRF token.
@@ -88,6 +102,10 @@ impl Staff {
 /// A signed-in admin: viewers get 403.
 #[derive(Debug, Clone)]
 pub struct Admin(pub Staff);
+
+/// A signed-in admin of the whole fleet: viewers and admins limited to a scope get 403.
+#[derive(Debug, Clone)]
+pub struct FleetAdmin(pub Staff);
 
 #[derive(Debug)]
 pub enum AuthFailure {
@@ -167,6 +185,10 @@ impl FromRequestParts<AppState> for Staff {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // Checked once already by the scope guard (`reach::guard`) for this request.
+        if let Some(staff) = parts.extensions.get::<Staff>() {
+            return Ok(staff.clone());
+        }
         let no_session = || AuthFailure::NoSession {
             json: wants_json(parts),
             next: parts
@@ -183,7 +205,10 @@ impl FromRequestParts<AppState> for Staff {
             .session(&hash_session(id), Utc::now())
             .await?
         {
-            Some(user) => Ok(Staff { user }),
+            Some(user) => {
+                let reach = super::reach_of(state, user.scope.as_ref()).await?;
+                Ok(Staff { user, reach })
+            }
             None => Err(no_session()),
         }
     }
@@ -199,6 +224,22 @@ impl FromRequestParts<AppState> for Admin {
         let staff = Staff::from_request_parts(parts, state).await?;
         if staff.is_admin() {
             Ok(Admin(staff))
+        } else {
+            Err(AuthFailure::Forbidden)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for FleetAdmin {
+    type Rejection = AuthFailure;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let staff = Staff::from_request_parts(parts, state).await?;
+        if staff.is_fleet_admin() {
+            Ok(FleetAdmin(staff))
         } else {
             Err(AuthFailure::Forbidden)
         }

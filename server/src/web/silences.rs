@@ -105,6 +105,10 @@ pub async fn page(
     let silences = desk.silences(now, now - Duration::days(7)).await?;
     let mut rows = Vec::with_capacity(silences.len());
     for s in silences {
+        // The fleet's own windows hold for every terminal, so everyone sees them.
+        if s.scope != SilenceScope::Fleet && !covers(&state, &staff, &s.scope).await? {
+            continue;
+        }
         let name = match s.scope {
             SilenceScope::Clinic(id) => desk.clinic_detail(id).await?.map(|c| c.settings.name),
             SilenceScope::Terminal(id) => desk
@@ -270,15 +274,53 @@ pub async fn add(
     staff.check_csrf(&form.csrf)?;
     let back = back_to(form.back.as_deref().or(Some("/silences")));
     let now = Utc::now();
-    let done = match form.request(now) {
-        Ok(r) => state
+    let done = async {
+        let r = form.request(now)?;
+        if !covers(&state, &staff, &r.scope).await? {
+            return Err(outside(&r.scope));
+        }
+        state
             .desk
             .silence(&staff.actor(), &r, now)
             .await
-            .map(|_| ()),
-        Err(e) => Err(e),
-    };
+            .map(|_| ())
+    }
+    .await;
     finish(&staff, done, &back)
+}
+
+/// Whether the staff member's scope covers all a silence holds back: a terminal or clinic it
+/// reaches, one of its own prefectures; the whole fleet only for an unlimited scope.
+async fn covers(
+    state: &AppState,
+    staff: &Staff,
+    scope: &SilenceScope,
+) -> Result<bool, crate::Error> {
+    Ok(match scope {
+        _ if staff.reach.is_all() => true,
+        SilenceScope::Terminal(t) => super::reach::terminal(state, &staff.reach, *t)
+            .await
+            .is_ok(),
+        SilenceScope::Clinic(c) => staff.reaches(*c),
+        SilenceScope::Prefecture(p) => staff
+            .user
+            .scope
+            .as_ref()
+            .is_some_and(|s| s.prefectures.contains(p)),
+        SilenceScope::Fleet => false,
+    })
+}
+
+/// The refusal for a silence outside the scope: a terminal or clinic is "not found", as on
+/// every page.
+fn outside(scope: &SilenceScope) -> crate::Error {
+    match scope {
+        SilenceScope::Terminal(_) => crate::Error::NotFound(super::reach::NO_TERMINAL.into()),
+        SilenceScope::Clinic(_) => crate::Error::NotFound(super::reach::NO_CLINIC.into()),
+        SilenceScope::Prefecture(_) | SilenceScope::Fleet => crate::Error::Invalid(
+            "担当範囲の外（ほかの都道府県、全体）の通知は止められません".into(),
+        ),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,7 +339,23 @@ pub async fn end(
 ) -> Result<Response, AuthFailure> {
     staff.check_csrf(&form.csrf)?;
     let back = back_to(form.back.as_deref().or(Some("/silences")));
-    let done = state.desk.end_silence(&staff.actor(), id, Utc::now()).await;
+    let now = Utc::now();
+    let done = async {
+        if !staff.reach.is_all() {
+            let found = state.store.fleet().silences(now, now).await?;
+            let reached = match found.iter().find(|s| s.id == id) {
+                Some(s) => covers(&state, &staff, &s.scope).await?,
+                None => false,
+            };
+            if !reached {
+                return Err(crate::Error::NotFound(
+                    "この通知の停止は見つからないか、終わっています".into(),
+                ));
+            }
+        }
+        state.desk.end_silence(&staff.actor(), id, now).await
+    }
+    .await;
     finish(&staff, done, &back)
 }
 

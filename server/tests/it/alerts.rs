@@ -160,7 +160,15 @@ async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
         (AlertStatus::Open, Severity::Critical)
     );
     assert!(a.detail.contains("保険証等の資格確認"), "{}", a.detail);
-    assert_eq!(f.store.outbox().outbox_counts().await.unwrap().pending, 1);
+    assert_eq!(
+        f.store
+            .outbox()
+            .outbox_counts(&onshi_server::domain::Reach::All)
+            .await
+            .unwrap()
+            .pending,
+        1
+    );
     // a second pass changes nothing and mails nothing
     let again = ev.full_pass(t0 + Duration::seconds(30)).await.unwrap();
     assert_eq!((again.changes, again.mails), (0, 0));
@@ -213,7 +221,15 @@ async fn evaluator_opens_resolves_after_hold_down_and_reopens() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(history, want);
-    assert_eq!(f.store.outbox().outbox_counts().await.unwrap().pending, 2);
+    assert_eq!(
+        f.store
+            .outbox()
+            .outbox_counts(&onshi_server::domain::Reach::All)
+            .await
+            .unwrap()
+            .pending,
+        2
+    );
 }
 
 #[tokio::test]
@@ -491,7 +507,10 @@ async fn outbox_claims_once_dedupes_and_marks() {
     )
     .await
     .unwrap();
-    let counts = a.outbox_counts().await.unwrap();
+    let counts = a
+        .outbox_counts(&onshi_server::domain::Reach::All)
+        .await
+        .unwrap();
     assert_eq!(
         (counts.sent, counts.failed, counts.pending, counts.sending),
         (1, 1, 0, 0)
@@ -617,7 +636,12 @@ async fn smtp_down_then_up_delivers_everything_once() {
     ids.dedup();
     assert_eq!(ids.len(), 3, "each mail once");
     assert_eq!(got.len(), 3);
-    let counts = f.store.outbox().outbox_counts().await.unwrap();
+    let counts = f
+        .store
+        .outbox()
+        .outbox_counts(&onshi_server::domain::Reach::All)
+        .await
+        .unwrap();
     assert_eq!(counts.sent, 3);
     rx.stop().await;
 }
@@ -641,7 +665,12 @@ async fn permanent_refusals_are_marked_failed() {
         config,
     );
     assert_eq!(sender.send_due(now, &NOT_STOPPING).await.unwrap(), 0);
-    let counts = f.store.outbox().outbox_counts().await.unwrap();
+    let counts = f
+        .store
+        .outbox()
+        .outbox_counts(&onshi_server::domain::Reach::All)
+        .await
+        .unwrap();
     assert_eq!((counts.failed, counts.pending), (1, 0));
     rx.set_mode(Mode::Accept);
     assert_eq!(
@@ -699,7 +728,15 @@ async fn a_sender_killed_mid_send_resends_nothing_accepted() {
             "<c3@example.jp>"
         ]
     );
-    assert_eq!(f.store.outbox().outbox_counts().await.unwrap().sent, 4);
+    assert_eq!(
+        f.store
+            .outbox()
+            .outbox_counts(&onshi_server::domain::Reach::All)
+            .await
+            .unwrap()
+            .sent,
+        4
+    );
     rx.stop().await;
 }
 
@@ -752,7 +789,12 @@ async fn a_stopping_sender_finishes_the_mail_in_flight_and_gives_the_rest_back()
     running.await.unwrap();
     let got = rx.mails();
     assert_eq!(got.len(), 1, "only the mail in flight was finished");
-    let counts = f.store.outbox().outbox_counts().await.unwrap();
+    let counts = f
+        .store
+        .outbox()
+        .outbox_counts(&onshi_server::domain::Reach::All)
+        .await
+        .unwrap();
     assert_eq!((counts.sent, counts.pending, counts.sending), (1, 4, 0));
     // Given back untried: due now, without a spent attempt.
     let back = f
@@ -1246,6 +1288,7 @@ async fn a_critical_nobody_takes_is_reminded_then_escalated_once_each() {
             search: Some("解消".into()),
             before: None,
             limit: 10,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -2,6 +2,7 @@
 //! alert actions, clinics and the audit log, against a fresh SQLite database per test.
 
 use chrono::{Duration, SubsecRound, Utc};
+use onshi_server::domain::Reach;
 use onshi_server::domain::Role;
 use onshi_shared::{EnrollResponse, Report, sample};
 use onshi_testkit::DeskClient;
@@ -349,7 +350,7 @@ async fn forms_need_the_sessions_csrf_token_and_viewers_cannot_change_anything()
     let (total, rows) = app
         .store
         .fleet()
-        .clinic_list(Some("ひまわり"), 0, 10)
+        .clinic_list(Some("ひまわり"), 0, 10, &Reach::All)
         .await
         .unwrap();
     assert_eq!(total, 1);

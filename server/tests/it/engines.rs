@@ -386,7 +386,10 @@ async fn outbox_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
         "the untried claim's attempt was given back"
     );
 
-    let counts = o.outbox_counts().await.unwrap();
+    let counts = o
+        .outbox_counts(&onshi_server::domain::Reach::All)
+        .await
+        .unwrap();
     assert_eq!(
         (counts.pending, counts.sending, counts.sent, counts.failed),
         (0, 5, 1, 1)
@@ -397,6 +400,7 @@ async fn outbox_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
         search: None,
         before: None,
         limit: 10,
+        ..OutboxQuery::default()
     };
     let failed_rows = o.outbox_rows(&q).await.unwrap();
     assert_eq!(failed_rows.len(), 1);
@@ -623,7 +627,13 @@ async fn retention_contract(make: impl AsyncFn(&[Uuid]) -> Engine) {
     let hour_of =
         |t: chrono::DateTime<Utc>| (t.timestamp_millis() / 3_600_000 * 3_600_000).to_string();
     assert_eq!(hours, [hour_of(morning), hour_of(recent)]);
-    assert_eq!(o.outbox_counts().await.unwrap().pending, 1);
+    assert_eq!(
+        o.outbox_counts(&onshi_server::domain::Reach::All)
+            .await
+            .unwrap()
+            .pending,
+        1
+    );
     // Nothing left to do.
     assert_eq!(prune_all(r, Prune::Events, cutoff).await, 0);
     db.end().await;

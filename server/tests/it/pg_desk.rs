@@ -1,6 +1,7 @@
 //! The desk's reads (`FleetView`) on PostgreSQL against SQLite: the same rows written to both
 //! engines, the same pages, counts, exports and lists read back, in the same order.
 
+use onshi_server::domain::Reach;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -449,8 +450,10 @@ async fn the_desk_reads_the_same_on_postgres_as_on_sqlite() {
         "the last line given wins"
     );
     assert!(!lines.contains(&terminal(TERMINALS).to_string()), "revoked");
-    same!(p, "counts", |v| v.overview_counts());
-    same!(p, "prefectures", |v| v.prefectures());
+    same!(p, "counts", |v| v
+        .overview_counts(&onshi_server::domain::Reach::All));
+    same!(p, "prefectures", |v| v
+        .prefectures(&onshi_server::domain::Reach::All));
 
     let total =
         p.pg.fleet()
@@ -654,8 +657,8 @@ async fn the_desk_reads_the_same_on_postgres_as_on_sqlite() {
                 })
                 .collect::<Vec<_>>()
         };
-        let a = round(s.response_times(group, since).await.unwrap());
-        let b = round(g.response_times(group, since).await.unwrap());
+        let a = round(s.response_times(group, since, &Reach::All).await.unwrap());
+        let b = round(g.response_times(group, since, &Reach::All).await.unwrap());
         assert!(!a.is_empty());
         assert_eq!(a, b, "{group:?}");
     }
@@ -668,10 +671,18 @@ async fn the_desk_reads_the_same_on_postgres_as_on_sqlite() {
         Some("b"),
         Some(""),
     ] {
-        same!(p, format!("clinics {search:?}"), |v| v
-            .clinic_list(search, 0, 2));
-        same!(p, format!("clinics {search:?}"), |v| v
-            .clinic_list(search, 1, 10));
+        same!(p, format!("clinics {search:?}"), |v| v.clinic_list(
+            search,
+            0,
+            2,
+            &Reach::All
+        ));
+        same!(p, format!("clinics {search:?}"), |v| v.clinic_list(
+            search,
+            1,
+            10,
+            &Reach::All
+        ));
     }
     for id in [1, 3, 99] {
         same!(p, "clinic", |v| v.clinic_detail(id));

@@ -441,6 +441,7 @@ async fn staff_contract(make: impl AsyncFn(&[Uuid]) -> Db) {
         name: "suzuki".into(),
         role: Role::Viewer,
         password_hash: "h".into(),
+        scope: None,
     };
     let Applied::Done { id: Some(uid), .. } = s.apply(&create, &audit("user")).await.unwrap()
     else {
@@ -515,7 +516,12 @@ async fn staff_contract(make: impl AsyncFn(&[Uuid]) -> Db) {
         .await
         .unwrap();
     assert_eq!(exported, all);
-    assert_eq!(s.audit_actors().await.unwrap(), ["yamada"]);
+    assert_eq!(
+        s.audit_actors(&onshi_server::domain::Reach::All)
+            .await
+            .unwrap(),
+        ["yamada"]
+    );
     db.end().await;
 }
 

@@ -35,7 +35,7 @@ impl Routed {
     async fn session(&self, name: &str, role: Role) -> (String, String) {
         let desk = self.app.desk();
         let now = Utc::now();
-        desk.add_user(&actor(), name, role, None, now)
+        desk.add_user(&actor(), name, role, None, None, now)
             .await
             .unwrap();
         let user = desk

@@ -212,6 +212,7 @@ impl TestApp {
                     &actor(),
                     name,
                     role,
+                    None,
                     Some(STAFF_PASSWORD.into()),
                     Utc::now(),
                 )

@@ -350,7 +350,10 @@ async fn main() -> Result<()> {
         slowest = slowest.max(started.elapsed());
     }
 
-    let counts = store.fleet().overview_counts().await?;
+    let counts = store
+        .fleet()
+        .overview_counts(&onshi_server::domain::Reach::All)
+        .await?;
     let by_rule: Vec<String> = onshi_server::domain::RuleKey::ALL
         .iter()
         .filter(|r| counts.rule(**r) > 0)
@@ -410,6 +413,7 @@ async fn dashboard(
         &actor,
         "bench",
         Role::Viewer,
+        None,
         Some(PASSWORD.into()),
         Utc::now(),
     )
@@ -600,6 +604,7 @@ async fn bulk(desk: &Desk, base: &str) -> Result<()> {
         &actor,
         "operator",
         Role::Admin,
+        None,
         Some(PASSWORD.into()),
         Utc::now(),
     )

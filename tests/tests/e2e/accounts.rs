@@ -177,7 +177,10 @@ async fn other_account_names_at_enrollment_are_confirmed_by_staff_then_a_change_
                 .latest_snapshot(agent_id)
                 .await?
                 .map(|(_, s)| s.accounts);
-            let outbox = store.outbox().outbox_counts().await?;
+            let outbox = store
+                .outbox()
+                .outbox_counts(&onshi_server::domain::Reach::All)
+                .await?;
             anyhow::bail!("{e}: open {open:?}\nbaseline {b:?}\nlatest {snapshot:?}\n{outbox:?}");
         }
     };

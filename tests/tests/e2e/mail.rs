@@ -67,7 +67,11 @@ async fn a_server_killed_mid_send_resends_nothing_the_smtp_server_accepted() -> 
     let counts = wait_for("every mail sent", Duration::from_secs(30), || {
         let store = store.clone();
         async move {
-            let c = store.outbox().outbox_counts().await.ok()?;
+            let c = store
+                .outbox()
+                .outbox_counts(&onshi_server::domain::Reach::All)
+                .await
+                .ok()?;
             (c.pending == 0 && c.sending == 0 && c.sent > 0).then_some(c)
         }
     })
@@ -187,7 +191,11 @@ async fn two_server_processes_on_one_database_send_each_mail_once() -> Result<()
     let counts = wait_for("200 mails sent", Duration::from_secs(90), || {
         let store = store.clone();
         async move {
-            let c = store.outbox().outbox_counts().await.ok()?;
+            let c = store
+                .outbox()
+                .outbox_counts(&onshi_server::domain::Reach::All)
+                .await
+                .ok()?;
             (c.sent == 200).then_some(c)
         }
     })
@@ -231,7 +239,11 @@ async fn a_kill_mid_send_sends_at_most_the_mail_in_flight_again() -> Result<()> 
     wait_for("every mail sent", Duration::from_secs(30), || {
         let store = store.clone();
         async move {
-            let c = store.outbox().outbox_counts().await.ok()?;
+            let c = store
+                .outbox()
+                .outbox_counts(&onshi_server::domain::Reach::All)
+                .await
+                .ok()?;
             (c.sent == 10).then_some(c)
         }
     })

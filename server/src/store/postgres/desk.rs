@@ -13,7 +13,8 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::alerts::{SILENCE_COLUMNS, opt_time, roles_of, silence_from};
-use super::{PgStore, clinics, pages};
+use super::{PgStore, clinics, pages, push_reach};
+use crate::domain::Reach;
 use crate::domain::{
     BackupKind, ClinicDetail, Contact, FleetTally, Handling, HandlingKind, Liveness, OverviewLine,
     RuleKey, Silence, severity_of_rank,
@@ -113,6 +114,7 @@ fn push_clinic_prefix(q: &mut QueryBuilder<Postgres>, s: &str) {
 
 pub(super) fn push_fleet_filters(q: &mut QueryBuilder<Postgres>, f: &FleetQuery) {
     q.push(" WHERE TRUE");
+    push_reach(q, "ts.clinic_id", &f.reach);
     if let Some(id) = f.clinic_id {
         q.push(" AND ts.clinic_id = ").push_bind(id);
     }
@@ -310,14 +312,15 @@ impl FleetView for PgStore {
         Ok(())
     }
 
-    async fn overview_counts(&self) -> StoreResult<FleetTally> {
-        let rows = sqlx::query(
+    async fn overview_counts(&self, reach: &Reach) -> StoreResult<FleetTally> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT severity_rank, handling, NULL::text AS handling_by, \
              NULL::bigint AS handling_until, NULL::text AS handling_note, liveness, \
-             COUNT(*) AS n FROM overview_line GROUP BY severity_rank, handling, liveness",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             COUNT(*) AS n FROM overview_line WHERE TRUE",
+        );
+        push_reach(&mut q, "clinic_id", reach);
+        q.push(" GROUP BY severity_rank, handling, liveness");
+        let rows = q.build().fetch_all(&self.pool).await?;
         let mut tally = FleetTally {
             ready: true,
             ..FleetTally::default()
@@ -344,12 +347,13 @@ impl FleetView for PgStore {
             let n: i64 = r.try_get("n")?;
             tally.apply(&line, n);
         }
-        let rules = sqlx::query(
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT rule, COUNT(DISTINCT terminal_id) AS n FROM alerts \
-             WHERE status IN ('open', 'acknowledged') GROUP BY rule",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE status IN ('open', 'acknowledged')",
+        );
+        push_reach(&mut q, "clinic_id", reach);
+        q.push(" GROUP BY rule");
+        let rules = q.build().fetch_all(&self.pool).await?;
         for r in &rules {
             let rule: String = r.try_get("rule")?;
             let rule = RuleKey::parse(&rule)
@@ -370,13 +374,14 @@ impl FleetView for PgStore {
         pages::fleet_page(&self.pool, f).await
     }
 
-    async fn prefectures(&self) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
+    async fn prefectures(&self, reach: &Reach) -> StoreResult<Vec<String>> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT DISTINCT prefecture FROM clinics WHERE prefecture IS NOT NULL \
-             AND prefecture <> '' ORDER BY prefecture",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+             AND prefecture <> ''",
+        );
+        push_reach(&mut q, "id", reach);
+        q.push(" ORDER BY prefecture");
+        Ok(q.build_query_scalar().fetch_all(&self.pool).await?)
     }
 
     async fn terminal_detail(&self, id: Uuid) -> StoreResult<Option<TerminalDetail>> {
@@ -472,6 +477,7 @@ impl FleetView for PgStore {
         &self,
         group: AlertGroup,
         since: DateTime<Utc>,
+        reach: &Reach,
     ) -> StoreResult<Vec<ResponseTimes>> {
         // Clinics joined only for their names: every alert has its clinic (a foreign key), so
         // by rule the join would change nothing but cost a hash join of every alert.
@@ -479,7 +485,7 @@ impl FleetView for PgStore {
             AlertGroup::Rule => ("a.rule", ""),
             AlertGroup::Clinic => ("c.name", " JOIN clinics c ON c.id = a.clinic_id"),
         };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
             "SELECT {key} COLLATE \"C\" AS k, COUNT(*) AS alerts, COUNT(ack.at) AS acknowledged, \
              (AVG(ack.at - a.opened_at) / 60000.0)::float8 AS mean_ack, \
              COUNT(*) FILTER (WHERE a.status = 'resolved') AS resolved, \
@@ -489,11 +495,12 @@ impl FleetView for PgStore {
              LEFT JOIN (SELECT alert_id, MIN(at) AS at FROM alert_history \
                         WHERE action = 'acknowledged' GROUP BY alert_id) ack \
                ON ack.alert_id = a.id AND ack.at >= a.opened_at \
-             WHERE a.opened_at >= $1 GROUP BY k ORDER BY alerts DESC, k LIMIT 100"
-        )))
-        .bind(millis(since))
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE a.opened_at >= "
+        ));
+        q.push_bind(millis(since));
+        push_reach(&mut q, "a.clinic_id", reach);
+        q.push(" GROUP BY k ORDER BY alerts DESC, k LIMIT 100");
+        let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(ResponseTimes {
@@ -513,12 +520,16 @@ impl FleetView for PgStore {
         search: Option<&str>,
         offset: i64,
         limit: i64,
+        reach: &Reach,
     ) -> StoreResult<(i64, Vec<ClinicListRow>)> {
         let search = search.map(str::trim).filter(|s| !s.is_empty());
         let filter = |q: &mut QueryBuilder<Postgres>| {
+            q.push(" WHERE TRUE");
+            push_reach(q, "id", reach);
             if let Some(s) = search {
-                q.push(" WHERE ");
+                q.push(" AND (");
                 push_clinic_prefix(q, s);
+                q.push(")");
             }
         };
         let mut count: QueryBuilder<Postgres> = QueryBuilder::new("SELECT COUNT(*) FROM clinics");

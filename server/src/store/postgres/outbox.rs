@@ -196,15 +196,15 @@ impl OutboxStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
-        let row = sqlx::query(
+    async fn outbox_counts(&self, reach: &crate::domain::Reach) -> StoreResult<OutboxCounts> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT COUNT(*) FILTER (WHERE status = 'pending') AS pending, \
              COUNT(*) FILTER (WHERE status = 'sending') AS sending, \
              COUNT(*) FILTER (WHERE status = 'sent') AS sent, \
-             COUNT(*) FILTER (WHERE status = 'failed') AS failed FROM outbox",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+             COUNT(*) FILTER (WHERE status = 'failed') AS failed FROM outbox WHERE TRUE",
+        );
+        super::push_reach(&mut q, "clinic_id", reach);
+        let row = q.build().fetch_one(&self.pool).await?;
         Ok(OutboxCounts {
             pending: row.try_get("pending")?,
             sending: row.try_get("sending")?,
@@ -236,6 +236,7 @@ impl OutboxStore for PgStore {
             "SELECT {OUTBOX_COLUMNS} FROM outbox o LEFT JOIN clinics c ON c.id = o.clinic_id \
              WHERE TRUE"
         ));
+        super::push_reach(&mut q, "o.clinic_id", &f.reach);
         if let Some(c) = f.clinic_id {
             q.push(" AND o.clinic_id = ").push_bind(c);
         }

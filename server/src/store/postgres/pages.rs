@@ -99,6 +99,7 @@ fn push_alert_filters(q: &mut QueryBuilder<Postgres>, f: &AlertQuery) {
     } else {
         q.push(" WHERE a.status IN ('open', 'acknowledged')");
     }
+    super::push_reach(q, "a.clinic_id", &f.reach);
     if let Some(rule) = &f.rule {
         q.push(" AND a.rule = ").push_bind(rule.as_str());
     }

@@ -14,7 +14,10 @@ use uuid::Uuid;
 use super::PgStore;
 use super::alerts::{history, minute_of};
 use super::clinics::{self, AccountOwner};
-use crate::domain::{AuditRecord, AuditRow, Role, SessionUser, SilenceScope, User, VersionSource};
+use crate::domain::{
+    AuditRecord, AuditRow, ClinicGroup, Reach, Role, Scope, SessionUser, SilenceScope, User,
+    VersionSource,
+};
 use crate::store::desk::{AuditQuery, NewSession};
 use crate::store::staff::{Applied, BulkAction, BulkOutcome, StaffChange, StaffStore};
 use crate::store::{StoreError, StoreResult, from_millis, millis};
@@ -508,14 +511,45 @@ impl StaffStore for PgStore {
                 name,
                 role,
                 password_hash,
+                scope,
             } => {
                 let id = sqlx::query_scalar(
                     "INSERT INTO users (name, role, password_hash, created_at, \
-                     password_changed_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                     password_changed_at, scope) VALUES ($1, $2, $3, $4, $4, $5) RETURNING id",
                 )
                 .bind(name)
                 .bind(role.as_str())
                 .bind(password_hash)
+                .bind(now)
+                .bind(Scope::stored(scope.as_ref()))
+                .fetch_one(&mut *tx)
+                .await;
+                match id {
+                    Ok(id) => c.created = Some(id),
+                    Err(e) if is_unique_violation(&e) => return Ok(Applied::Conflict),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            StaffChange::SetUserAccess {
+                user_id,
+                role,
+                scope,
+            } => {
+                let done = sqlx::query("UPDATE users SET role = $1, scope = $2 WHERE id = $3")
+                    .bind(role.as_str())
+                    .bind(Scope::stored(scope.as_ref()))
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(Applied::NotFound);
+                }
+            }
+            StaffChange::CreateGroup { name } => {
+                let id = sqlx::query_scalar(
+                    "INSERT INTO clinic_groups (name, created_at) VALUES ($1, $2) RETURNING id",
+                )
+                .bind(name)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await;
@@ -524,6 +558,49 @@ impl StaffStore for PgStore {
                     Err(e) if is_unique_violation(&e) => return Ok(Applied::Conflict),
                     Err(e) => return Err(e.into()),
                 }
+            }
+            StaffChange::DeleteGroup { id } => {
+                sqlx::query("DELETE FROM clinic_group_members WHERE group_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query("DELETE FROM clinic_groups WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(Applied::NotFound);
+                }
+            }
+            StaffChange::SetGroupMember {
+                group_id,
+                clinic_id,
+                member,
+            } => {
+                // The group row locked: a membership never lands in a group being deleted.
+                let exists: Option<i64> = sqlx::query_scalar(
+                    "SELECT g.id FROM clinic_groups g, clinics c WHERE g.id = $1 AND c.id = $2 \
+                     FOR UPDATE OF g",
+                )
+                .bind(group_id)
+                .bind(clinic_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if exists.is_none() {
+                    return Ok(Applied::NotFound);
+                }
+                let sql = if *member {
+                    "INSERT INTO clinic_group_members (group_id, clinic_id) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING"
+                } else {
+                    "DELETE FROM clinic_group_members WHERE group_id = $1 AND clinic_id = $2"
+                };
+                sqlx::query(sql)
+                    .bind(group_id)
+                    .bind(clinic_id)
+                    .execute(&mut *tx)
+                    .await?;
+                c.clinic_id = Some(*clinic_id);
             }
             StaffChange::SetPassword {
                 user_id,
@@ -735,7 +812,7 @@ impl StaffStore for PgStore {
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(
-            "SELECT id, name, role, password_hash, disabled_at FROM users WHERE name = $1",
+            "SELECT id, name, role, password_hash, disabled_at, scope FROM users WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -745,7 +822,7 @@ impl StaffStore for PgStore {
 
     async fn users(&self) -> StoreResult<Vec<User>> {
         let rows = sqlx::query(
-            "SELECT id, name, role, password_hash, disabled_at FROM users ORDER BY name",
+            "SELECT id, name, role, password_hash, disabled_at, scope FROM users ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -786,7 +863,7 @@ impl StaffStore for PgStore {
 
     async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionUser>> {
         let row = sqlx::query(
-            "SELECT u.id, u.name, u.role, s.csrf, s.expires_at FROM sessions s \
+            "SELECT u.id, u.name, u.role, u.scope, s.csrf, s.expires_at FROM sessions s \
              JOIN users u ON u.id = s.user_id \
              WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
         )
@@ -801,6 +878,7 @@ impl StaffStore for PgStore {
                 role: role_of(&r)?,
                 csrf: r.try_get("csrf")?,
                 expires_at: from_millis(r.try_get("expires_at")?),
+                scope: Scope::from_stored(r.try_get::<Option<String>, _>("scope")?.as_deref()),
             })
         })
         .transpose()
@@ -818,12 +896,51 @@ impl StaffStore for PgStore {
         audit_page(&self.pool, q).await
     }
 
-    async fn audit_actors(&self) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT actor FROM audit_log ORDER BY actor LIMIT 500")
-                .fetch_all(&self.pool)
-                .await?,
+    async fn audit_actors(&self, reach: &Reach) -> StoreResult<Vec<String>> {
+        let mut q: QueryBuilder<Postgres> =
+            QueryBuilder::new("SELECT DISTINCT actor FROM audit_log WHERE TRUE");
+        super::push_reach(&mut q, "clinic_id", reach);
+        q.push(" ORDER BY actor LIMIT 500");
+        Ok(q.build_query_scalar().fetch_all(&self.pool).await?)
+    }
+
+    async fn scope_clinics(&self, scope: &Scope) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM clinics WHERE prefecture = ANY($1) \
+             UNION SELECT clinic_id FROM clinic_group_members WHERE group_id = ANY($2)",
         )
+        .bind(&scope.prefectures)
+        .bind(&scope.groups)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn clinic_groups(&self) -> StoreResult<Vec<ClinicGroup>> {
+        let rows = sqlx::query(
+            "SELECT g.id, g.name, (SELECT COUNT(*) FROM clinic_group_members m \
+             WHERE m.group_id = g.id) AS clinics FROM clinic_groups g ORDER BY g.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClinicGroup {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    clinics: r.try_get("clinics")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn group_clinics(&self, group_id: i64) -> StoreResult<Vec<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT c.id, c.name FROM clinic_group_members m JOIN clinics c ON c.id = m.clinic_id \
+             WHERE m.group_id = $1 ORDER BY c.name, c.id",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     fn export_audit(&self, q: AuditQuery) -> BoxStream<'static, StoreResult<AuditRow>> {
@@ -843,6 +960,7 @@ fn user_from(r: &PgRow) -> Result<User, StoreError> {
         role: role_of(r)?,
         password_hash: r.try_get("password_hash")?,
         disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+        scope: Scope::from_stored(r.try_get::<Option<String>, _>("scope")?.as_deref()),
     })
 }
 
@@ -869,6 +987,18 @@ async fn audit_page(pool: &PgPool, f: &AuditQuery) -> StoreResult<Vec<AuditRow>>
          l.what, l.action, COALESCE(s.hostname, t.hostname) AS hostname, c.name AS clinic_name \
          FROM (SELECT id FROM audit_log a WHERE TRUE",
     );
+    // A line about a terminal names its clinic, except the agent's own lines: those are found
+    // through the terminal.
+    if let Some(ids) = f.reach.ids() {
+        q.push(" AND (a.clinic_id IN (SELECT unnest(")
+            .push_bind(ids.to_vec())
+            .push(
+                "::int8[])) OR a.terminal_id IN (SELECT id FROM terminals WHERE clinic_id IN \
+                 (SELECT unnest(",
+            )
+            .push_bind(ids.to_vec())
+            .push("::int8[]))))");
+    }
     if let Some(actor) = &f.actor {
         q.push(" AND a.actor = ").push_bind(actor.clone());
     }

@@ -9,10 +9,10 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::alerts::{SILENCE_COLUMNS, opt_time, roles_of, silences_from};
-use super::{ROWS_PER_STATEMENT, SqliteStore, clinics, pages, uuid_col};
+use super::{ROWS_PER_STATEMENT, SqliteStore, clinics, pages, push_reach, uuid_col};
 use crate::domain::{
     BackupKind, ClinicDetail, Contact, FleetTally, Handling, HandlingKind, Liveness, OverviewLine,
-    RuleKey, Silence, severity_of_rank,
+    Reach, RuleKey, Silence, severity_of_rank,
 };
 use crate::store::StoreError;
 use crate::store::desk::*;
@@ -92,6 +92,7 @@ fn prefix_end(prefix: &str) -> String {
 
 pub(super) fn push_fleet_filters(q: &mut QueryBuilder<Sqlite>, f: &FleetQuery) {
     q.push(" WHERE 1 = 1");
+    push_reach(q, "ts.clinic_id", &f.reach);
     if let Some(id) = f.clinic_id {
         q.push(" AND ts.clinic_id = ").push_bind(id);
     }
@@ -257,13 +258,13 @@ impl FleetView for SqliteStore {
         self.flush_wal().await
     }
 
-    async fn overview_counts(&self) -> StoreResult<FleetTally> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {LINE_COLUMNS}, COUNT(*) AS n FROM overview_line ts \
-             GROUP BY ts.severity_rank, ts.handling, ts.liveness"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
+    async fn overview_counts(&self, reach: &Reach) -> StoreResult<FleetTally> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {LINE_COLUMNS}, COUNT(*) AS n FROM overview_line ts WHERE 1 = 1"
+        ));
+        push_reach(&mut q, "ts.clinic_id", reach);
+        q.push(" GROUP BY ts.severity_rank, ts.handling, ts.liveness");
+        let rows = q.build().fetch_all(&self.pool).await?;
         let mut tally = FleetTally {
             ready: true,
             ..FleetTally::default()
@@ -275,12 +276,13 @@ impl FleetView for SqliteStore {
             let n: i64 = r.try_get("n")?;
             tally.apply(&line, n);
         }
-        let rules = sqlx::query(
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT rule, COUNT(DISTINCT terminal_id) AS n FROM alerts \
-             WHERE status IN ('open', 'acknowledged') GROUP BY rule",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE status IN ('open', 'acknowledged')",
+        );
+        push_reach(&mut q, "clinic_id", reach);
+        q.push(" GROUP BY rule");
+        let rules = q.build().fetch_all(&self.pool).await?;
         for r in &rules {
             let rule: String = r.try_get("rule")?;
             let rule = RuleKey::parse(&rule)
@@ -302,13 +304,14 @@ impl FleetView for SqliteStore {
         pages::fleet_page(&mut conn, f).await
     }
 
-    async fn prefectures(&self) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
+    async fn prefectures(&self, reach: &Reach) -> StoreResult<Vec<String>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT DISTINCT prefecture FROM clinics WHERE prefecture IS NOT NULL \
-             AND prefecture <> '' ORDER BY prefecture",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+             AND prefecture <> ''",
+        );
+        push_reach(&mut q, "id", reach);
+        q.push(" ORDER BY prefecture");
+        Ok(q.build_query_scalar().fetch_all(&self.pool).await?)
     }
 
     async fn terminal_detail(&self, id: Uuid) -> StoreResult<Option<TerminalDetail>> {
@@ -405,12 +408,13 @@ impl FleetView for SqliteStore {
         &self,
         group: AlertGroup,
         since: DateTime<Utc>,
+        reach: &Reach,
     ) -> StoreResult<Vec<ResponseTimes>> {
         let key = match group {
             AlertGroup::Rule => "a.rule",
             AlertGroup::Clinic => "c.name",
         };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
             "SELECT {key} AS k, COUNT(*) AS alerts, COUNT(ack.at) AS acknowledged, \
              AVG(ack.at - a.opened_at) / 60000.0 AS mean_ack, \
              SUM(a.status = 'resolved') AS resolved, \
@@ -420,11 +424,12 @@ impl FleetView for SqliteStore {
              LEFT JOIN (SELECT alert_id, MIN(at) AS at FROM alert_history \
                         WHERE action = 'acknowledged' GROUP BY alert_id) ack \
                ON ack.alert_id = a.id AND ack.at >= a.opened_at \
-             WHERE a.opened_at >= ? GROUP BY k ORDER BY alerts DESC, k LIMIT 100"
-        )))
-        .bind(millis(since))
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE a.opened_at >= "
+        ));
+        q.push_bind(millis(since));
+        push_reach(&mut q, "a.clinic_id", reach);
+        q.push(" GROUP BY k ORDER BY alerts DESC, k LIMIT 100");
+        let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(ResponseTimes {
@@ -444,11 +449,14 @@ impl FleetView for SqliteStore {
         search: Option<&str>,
         offset: i64,
         limit: i64,
+        reach: &Reach,
     ) -> StoreResult<(i64, Vec<ClinicListRow>)> {
         let search = search.map(str::trim).filter(|s| !s.is_empty());
         let filter = |q: &mut QueryBuilder<Sqlite>| {
+            q.push(" WHERE 1 = 1");
+            push_reach(q, "id", reach);
             if let Some(s) = search {
-                q.push(" WHERE (name >= ")
+                q.push(" AND ((name >= ")
                     .push_bind(s.to_string())
                     .push(" AND name < ")
                     .push_bind(prefix_end(s))
@@ -456,7 +464,7 @@ impl FleetView for SqliteStore {
                     .push_bind(s.to_string())
                     .push(" AND code < ")
                     .push_bind(prefix_end(s))
-                    .push(")");
+                    .push("))");
             }
         };
         let mut count: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM clinics");

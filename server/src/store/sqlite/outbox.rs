@@ -146,15 +146,15 @@ impl OutboxStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
-        let row = sqlx::query(
+    async fn outbox_counts(&self, reach: &crate::domain::Reach) -> StoreResult<OutboxCounts> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT COALESCE(SUM(status = 'pending'), 0) AS pending, \
              COALESCE(SUM(status = 'sending'), 0) AS sending, \
              COALESCE(SUM(status = 'sent'), 0) AS sent, \
-             COALESCE(SUM(status = 'failed'), 0) AS failed FROM outbox",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+             COALESCE(SUM(status = 'failed'), 0) AS failed FROM outbox WHERE 1 = 1",
+        );
+        super::push_reach(&mut q, "clinic_id", reach);
+        let row = q.build().fetch_one(&self.pool).await?;
         Ok(OutboxCounts {
             pending: row.try_get("pending")?,
             sending: row.try_get("sending")?,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::alerts::{alert_from, opt_time};
 use super::desk::{LINE_COLUMNS, line_from, order_by, order_index, push_fleet_filters};
+use super::push_reach;
 use crate::domain::{AuditRow, HandlingKind, MailKind, OutboxRow, OutboxStatus, Severity};
 use crate::store::StoreError;
 use crate::store::desk::{
@@ -110,6 +111,7 @@ fn push_alert_filters(q: &mut QueryBuilder<Sqlite>, f: &AlertQuery) {
     } else {
         q.push(" WHERE a.status IN ('open', 'acknowledged')");
     }
+    push_reach(q, "a.clinic_id", &f.reach);
     if let Some(rule) = &f.rule {
         q.push(" AND a.rule = ").push_bind(rule.as_str());
     }
@@ -321,6 +323,20 @@ const AUDIT_JOINS: &str = " LEFT JOIN terminals t ON t.id = l.terminal_id \
 
 /// The audit log's filters on `alias`, after a `WHERE 1 = 1`.
 fn push_audit_filters(q: &mut QueryBuilder<Sqlite>, f: &AuditQuery, alias: &str) {
+    // A line about a terminal names its clinic, except the agent's own lines: those are found
+    // through the terminal.
+    if let Some(ids) = f.reach.ids_json() {
+        q.push(format!(
+            " AND ({alias}.clinic_id IN (SELECT value FROM json_each("
+        ))
+        .push_bind(ids.clone())
+        .push(format!(
+            ")) OR {alias}.terminal_id IN (SELECT id FROM terminals WHERE clinic_id IN \
+             (SELECT value FROM json_each("
+        ))
+        .push_bind(ids)
+        .push("))))");
+    }
     if let Some(actor) = &f.actor {
         q.push(format!(" AND {alias}.actor = "))
             .push_bind(actor.clone());
@@ -414,6 +430,7 @@ pub(super) async fn outbox_page(
         "SELECT {OUTBOX_COLUMNS} FROM outbox o LEFT JOIN clinics c ON c.id = o.clinic_id \
          WHERE 1 = 1"
     ));
+    push_reach(&mut q, "o.clinic_id", &f.reach);
     if let Some(c) = f.clinic_id {
         q.push(" AND o.clinic_id = ").push_bind(c);
     }

@@ -12,7 +12,10 @@ use super::alerts::{history, minute_of};
 use super::clinics::{self, AccountOwner};
 use super::desk::is_unique_violation;
 use super::{ROWS_PER_STATEMENT, SqliteStore, pages, uuid_col};
-use crate::domain::{AuditRecord, AuditRow, Role, SessionUser, SilenceScope, User, VersionSource};
+use crate::domain::{
+    AuditRecord, AuditRow, ClinicGroup, Reach, Role, Scope, SessionUser, SilenceScope, User,
+    VersionSource,
+};
 use crate::store::StoreError;
 use crate::store::desk::{AuditQuery, NewSession};
 use crate::store::staff::{Applied, BulkAction, BulkOutcome, StaffChange, StaffStore};
@@ -478,15 +481,46 @@ impl StaffStore for SqliteStore {
                 name,
                 role,
                 password_hash,
+                scope,
             } => {
                 let id = sqlx::query_scalar(
                     "INSERT INTO users (name, role, password_hash, created_at, \
-                     password_changed_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                     password_changed_at, scope) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 )
                 .bind(name)
                 .bind(role.as_str())
                 .bind(password_hash)
                 .bind(now)
+                .bind(now)
+                .bind(Scope::stored(scope.as_ref()))
+                .fetch_one(&mut *tx)
+                .await;
+                match id {
+                    Ok(id) => c.created = Some(id),
+                    Err(e) if is_unique_violation(&e) => return Ok(Applied::Conflict),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            StaffChange::SetUserAccess {
+                user_id,
+                role,
+                scope,
+            } => {
+                let done = sqlx::query("UPDATE users SET role = ?, scope = ? WHERE id = ?")
+                    .bind(role.as_str())
+                    .bind(Scope::stored(scope.as_ref()))
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(Applied::NotFound);
+                }
+            }
+            StaffChange::CreateGroup { name } => {
+                let id = sqlx::query_scalar(
+                    "INSERT INTO clinic_groups (name, created_at) VALUES (?, ?) RETURNING id",
+                )
+                .bind(name)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await;
@@ -495,6 +529,46 @@ impl StaffStore for SqliteStore {
                     Err(e) if is_unique_violation(&e) => return Ok(Applied::Conflict),
                     Err(e) => return Err(e.into()),
                 }
+            }
+            StaffChange::DeleteGroup { id } => {
+                sqlx::query("DELETE FROM clinic_group_members WHERE group_id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query("DELETE FROM clinic_groups WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(Applied::NotFound);
+                }
+            }
+            StaffChange::SetGroupMember {
+                group_id,
+                clinic_id,
+                member,
+            } => {
+                let exists: Option<i64> = sqlx::query_scalar(
+                    "SELECT g.id FROM clinic_groups g, clinics c WHERE g.id = ? AND c.id = ?",
+                )
+                .bind(group_id)
+                .bind(clinic_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if exists.is_none() {
+                    return Ok(Applied::NotFound);
+                }
+                let sql = if *member {
+                    "INSERT OR IGNORE INTO clinic_group_members (group_id, clinic_id) VALUES (?, ?)"
+                } else {
+                    "DELETE FROM clinic_group_members WHERE group_id = ? AND clinic_id = ?"
+                };
+                sqlx::query(sql)
+                    .bind(group_id)
+                    .bind(clinic_id)
+                    .execute(&mut *tx)
+                    .await?;
+                c.clinic_id = Some(*clinic_id);
             }
             StaffChange::SetPassword {
                 user_id,
@@ -714,7 +788,7 @@ impl StaffStore for SqliteStore {
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(
-            "SELECT id, name, role, password_hash, disabled_at FROM users WHERE name = ?",
+            "SELECT id, name, role, password_hash, disabled_at, scope FROM users WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -724,7 +798,7 @@ impl StaffStore for SqliteStore {
 
     async fn users(&self) -> StoreResult<Vec<User>> {
         let rows = sqlx::query(
-            "SELECT id, name, role, password_hash, disabled_at FROM users ORDER BY name",
+            "SELECT id, name, role, password_hash, disabled_at, scope FROM users ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -766,7 +840,7 @@ impl StaffStore for SqliteStore {
 
     async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionUser>> {
         let row = sqlx::query(
-            "SELECT u.id, u.name, u.role, s.csrf, s.expires_at FROM sessions s \
+            "SELECT u.id, u.name, u.role, u.scope, s.csrf, s.expires_at FROM sessions s \
              JOIN users u ON u.id = s.user_id \
              WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
         )
@@ -783,6 +857,7 @@ impl StaffStore for SqliteStore {
                     .ok_or_else(|| StoreError::Corrupt(format!("user role {role:?}")))?,
                 csrf: r.try_get("csrf")?,
                 expires_at: from_millis(r.try_get("expires_at")?),
+                scope: Scope::from_stored(r.try_get::<Option<String>, _>("scope")?.as_deref()),
             })
         })
         .transpose()
@@ -801,12 +876,52 @@ impl StaffStore for SqliteStore {
         pages::audit_page(&mut conn, q).await
     }
 
-    async fn audit_actors(&self) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT actor FROM audit_log ORDER BY actor LIMIT 500")
-                .fetch_all(&self.pool)
-                .await?,
+    async fn audit_actors(&self, reach: &Reach) -> StoreResult<Vec<String>> {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT DISTINCT actor FROM audit_log WHERE 1 = 1");
+        super::push_reach(&mut q, "clinic_id", reach);
+        q.push(" ORDER BY actor LIMIT 500");
+        Ok(q.build_query_scalar().fetch_all(&self.pool).await?)
+    }
+
+    async fn scope_clinics(&self, scope: &Scope) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM clinics WHERE prefecture IN (SELECT value FROM json_each(?)) \
+             UNION SELECT clinic_id FROM clinic_group_members \
+             WHERE group_id IN (SELECT value FROM json_each(?))",
         )
+        .bind(serde_json::to_string(&scope.prefectures).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(&scope.groups).unwrap_or_else(|_| "[]".into()))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn clinic_groups(&self) -> StoreResult<Vec<ClinicGroup>> {
+        let rows = sqlx::query(
+            "SELECT g.id, g.name, (SELECT COUNT(*) FROM clinic_group_members m \
+             WHERE m.group_id = g.id) AS clinics FROM clinic_groups g ORDER BY g.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClinicGroup {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    clinics: r.try_get("clinics")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn group_clinics(&self, group_id: i64) -> StoreResult<Vec<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT c.id, c.name FROM clinic_group_members m JOIN clinics c ON c.id = m.clinic_id \
+             WHERE m.group_id = ? ORDER BY c.name, c.id",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     fn export_audit(&self, q: AuditQuery) -> BoxStream<'static, StoreResult<AuditRow>> {
@@ -823,5 +938,6 @@ fn user_from(r: &SqliteRow) -> Result<User, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("user role {role:?}")))?,
         password_hash: r.try_get("password_hash")?,
         disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+        scope: Scope::from_stored(r.try_get::<Option<String>, _>("scope")?.as_deref()),
     })
 }
