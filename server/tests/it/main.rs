@@ -13,6 +13,7 @@ mod pg_staff;
 mod postgres;
 mod retention;
 mod router;
+mod scopes;
 mod staff;
 mod support;
 mod trusted;

@@ -375,6 +375,16 @@ macro_rules! same {
     }};
 }
 
+/// The whole fleet, and the reaches of staff limited to one clinic, two, or none.
+fn reaches() -> [Reach; 4] {
+    [
+        Reach::All,
+        Reach::clinics(vec![1]),
+        Reach::clinics(vec![2, 3]),
+        Reach::clinics(Vec::new()),
+    ]
+}
+
 fn fleet_filters() -> Vec<FleetQuery> {
     let mut out = vec![
         FleetQuery::default(),
@@ -414,6 +424,18 @@ fn fleet_filters() -> Vec<FleetQuery> {
             ..FleetQuery::default()
         });
     }
+    // Scoped staff: one clinic, two, none.
+    for ids in [vec![1], vec![2, 3], vec![]] {
+        out.push(FleetQuery {
+            reach: Reach::clinics(ids.clone()),
+            ..FleetQuery::default()
+        });
+        out.push(FleetQuery {
+            reach: Reach::clinics(ids),
+            search: Some("pc".into()),
+            ..FleetQuery::default()
+        });
+    }
     for s in [
         "pc",
         "PC-0",
@@ -450,10 +472,12 @@ async fn the_desk_reads_the_same_on_postgres_as_on_sqlite() {
         "the last line given wins"
     );
     assert!(!lines.contains(&terminal(TERMINALS).to_string()), "revoked");
-    same!(p, "counts", |v| v
-        .overview_counts(&onshi_server::domain::Reach::All));
-    same!(p, "prefectures", |v| v
-        .prefectures(&onshi_server::domain::Reach::All));
+    for reach in reaches() {
+        same!(p, format!("counts {reach:?}"), |v| v
+            .overview_counts(&reach));
+        same!(p, format!("prefectures {reach:?}"), |v| v
+            .prefectures(&reach));
+    }
 
     let total =
         p.pg.fleet()
@@ -489,7 +513,9 @@ async fn the_desk_reads_the_same_on_postgres_as_on_sqlite() {
         let matching = same!(p, format!("count {filter:?}"), |v| v.fleet_count(&filter));
         let matching: i64 = matching.parse().unwrap();
         assert!(
-            matching > 0 || filter.search.as_deref() == Some("zz"),
+            matching > 0
+                || filter.search.as_deref() == Some("zz")
+                || filter.reach.ids().is_some_and(<[i64]>::is_empty),
             "{filter:?} matches nothing"
         );
         for sort in FleetSort::ALL {
@@ -563,6 +589,14 @@ async fn the_desk_reads_the_same_on_postgres_as_on_sqlite() {
             include_resolved,
             ..AlertQuery::default()
         });
+        for reach in reaches() {
+            alert_filters.push(AlertQuery {
+                reach,
+                include_resolved,
+                count: true,
+                ..AlertQuery::default()
+            });
+        }
         alert_filters.push(AlertQuery {
             terminal_id: Some(terminal(3)),
             include_resolved,
@@ -657,10 +691,12 @@ async fn the_desk_reads_the_same_on_postgres_as_on_sqlite() {
                 })
                 .collect::<Vec<_>>()
         };
-        let a = round(s.response_times(group, since, &Reach::All).await.unwrap());
-        let b = round(g.response_times(group, since, &Reach::All).await.unwrap());
-        assert!(!a.is_empty());
-        assert_eq!(a, b, "{group:?}");
+        for reach in reaches() {
+            let a = round(s.response_times(group, since, &reach).await.unwrap());
+            let b = round(g.response_times(group, since, &reach).await.unwrap());
+            assert!(!a.is_empty() || !reach.is_all());
+            assert_eq!(a, b, "{group:?} {reach:?}");
+        }
     }
 
     for search in [
@@ -677,12 +713,10 @@ async fn the_desk_reads_the_same_on_postgres_as_on_sqlite() {
             2,
             &Reach::All
         ));
-        same!(p, format!("clinics {search:?}"), |v| v.clinic_list(
-            search,
-            1,
-            10,
-            &Reach::All
-        ));
+        for reach in reaches() {
+            same!(p, format!("clinics {search:?} {reach:?}"), |v| v
+                .clinic_list(search, 1, 10, &reach));
+        }
     }
     for id in [1, 3, 99] {
         same!(p, "clinic", |v| v.clinic_detail(id));

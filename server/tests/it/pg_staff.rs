@@ -522,6 +522,123 @@ async fn staff_contract(make: impl AsyncFn(&[Uuid]) -> Db) {
             .unwrap(),
         ["yamada"]
     );
+
+    // Scopes: a clinic group, a user's scope, and the audit log read through a reach.
+    use onshi_server::domain::{Reach, Scope};
+    let group = match s
+        .apply(
+            &StaffChange::CreateGroup {
+                name: "札幌販売店".into(),
+            },
+            &audit("group"),
+        )
+        .await
+        .unwrap()
+    {
+        Applied::Done { id: Some(id), .. } => id,
+        other => panic!("{other:?}"),
+    };
+    let same_name = StaffChange::CreateGroup {
+        name: "札幌販売店".into(),
+    };
+    assert_eq!(
+        s.apply(&same_name, &audit("group")).await.unwrap(),
+        Applied::Conflict
+    );
+    let member = |clinic_id: i64, member: bool| StaffChange::SetGroupMember {
+        group_id: group,
+        clinic_id,
+        member,
+    };
+    assert_eq!(
+        s.apply(&member(999, true), &audit("no clinic"))
+            .await
+            .unwrap(),
+        Applied::NotFound
+    );
+    for _ in 0..2 {
+        assert!(matches!(
+            s.apply(&member(1, true), &audit("join")).await.unwrap(),
+            Applied::Done { .. }
+        ));
+    }
+    let by_group = Scope {
+        prefectures: Vec::new(),
+        groups: vec![group],
+    };
+    assert_eq!(s.scope_clinics(&by_group).await.unwrap(), [1]);
+    assert_eq!(
+        s.scope_clinics(&Scope::default()).await.unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(s.clinic_groups().await.unwrap()[0].clinics, 1);
+    assert_eq!(
+        s.group_clinics(group).await.unwrap(),
+        [(1, "さくら内科".to_string())]
+    );
+    let access = StaffChange::SetUserAccess {
+        user_id: uid,
+        role: Role::Admin,
+        scope: Some(by_group.clone()),
+    };
+    assert!(matches!(
+        s.apply(&access, &audit("access")).await.unwrap(),
+        Applied::Done { .. }
+    ));
+    let suzuki = s.user_by_name("suzuki").await.unwrap().unwrap();
+    assert_eq!(
+        (suzuki.role, suzuki.scope),
+        (Role::Admin, Some(by_group.clone()))
+    );
+    let all = s
+        .audit_rows(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let scoped = s
+        .audit_rows(&AuditQuery {
+            limit: 100,
+            reach: Reach::clinics(vec![1]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        scoped,
+        all.iter()
+            .filter(|r| r.clinic_id == Some(1) || r.terminal_id.is_some_and(|t| t == a || t == b))
+            .cloned()
+            .collect::<Vec<_>>(),
+        "the clinic's lines and its terminals', nothing about users or logins"
+    );
+    assert!(!scoped.is_empty() && scoped.len() < all.len());
+    let elsewhere = AuditQuery {
+        limit: 100,
+        reach: Reach::clinics(vec![999]),
+        ..Default::default()
+    };
+    assert!(s.audit_rows(&elsewhere).await.unwrap().is_empty());
+    assert!(
+        s.audit_actors(&Reach::clinics(vec![999]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.apply(&member(1, false), &audit("leave")).await.is_ok()
+            && s.scope_clinics(&by_group).await.unwrap().is_empty()
+    );
+    let delete = StaffChange::DeleteGroup { id: group };
+    assert!(matches!(
+        s.apply(&delete, &audit("delete")).await.unwrap(),
+        Applied::Done { .. }
+    ));
+    assert_eq!(
+        s.apply(&delete, &audit("delete")).await.unwrap(),
+        Applied::NotFound
+    );
     db.end().await;
 }
 

@@ -326,6 +326,17 @@ async fn every_command_line_action_shows_on_the_audit_page() {
         vec!["user", "passwd", "kato"],
         vec!["user", "disable", "kato"],
         vec!["user", "enable", "kato"],
+        vec![
+            "user",
+            "access",
+            "kato",
+            "--role",
+            "viewer",
+            "--prefecture",
+            "北海道",
+            "--prefecture",
+            "青森県",
+        ],
         vec!["revoke-terminal", &terminal_id],
     ];
     for step in &steps {
@@ -374,7 +385,7 @@ async fn every_command_line_action_shows_on_the_audit_page() {
         .unwrap()
         .unwrap()
         .id;
-    let expect: [(&str, Option<String>); 24] = [
+    let expect: [(&str, Option<String>); 25] = [
         (
             "医療機関「あおば小児科」を登録",
             Some(format!("/clinics/{aoba}")),
@@ -410,10 +421,14 @@ async fn every_command_line_action_shows_on_the_audit_page() {
         ),
         ("期待するバージョンを 2.5.0 に", None),
         ("… を無効化", Some(format!("/clinics/{aoba}"))),
-        ("ユーザー kato (閲覧者) を作成", None),
+        ("ユーザー kato (閲覧者、全体) を作成", None),
         ("ユーザー kato のパスワードを変更", None),
         ("ユーザー kato を無効化", None),
         ("ユーザー kato を有効化", None),
+        (
+            "ユーザー kato を 閲覧者、担当範囲 北海道・青森県 に変更",
+            None,
+        ),
         ("の登録を取り消し", Some(format!("/terminals/{terminal}"))),
         ("通知の停止 #", Some(format!("/terminals/{terminal}"))),
         (
