@@ -85,6 +85,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage the read API's tokens (for other systems).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Copy a SQLite database (`--from sqlite://…/onshi.db`) into an empty PostgreSQL one
     /// (`--to postgres://…`), verifying every table's row count: terminals keep their tokens.
     /// Stop the servers on the SQLite database first, or what they write meanwhile stays behind.
@@ -248,6 +253,23 @@ impl ScopeArgs {
             groups,
         }))
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; it is printed once (only its hash is kept).
+    Add {
+        name: String,
+        /// viewer: read only; admin: also acknowledge and resolve.
+        #[arg(long, value_enum)]
+        role: Role,
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// List the tokens with their scope and last use.
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -470,6 +492,37 @@ pub async fn staff_command(
             line(format!("terminal {terminal_id} revoked"));
         }
         Command::User { command } => user_command(desk, actor, command, now, &mut line).await?,
+        Command::Token { command } => match command {
+            TokenCommand::Add { name, role, scope } => {
+                let scope = scope.resolve(desk).await?;
+                let token = desk.create_token(actor, &name, role, scope, now).await?;
+                line(format!("token {name} ({}) created", role.as_str()));
+                line(format!("token: {token}"));
+                line("(shown once; only its hash is kept)".into());
+            }
+            TokenCommand::List => {
+                for t in desk.store().staff().api_tokens().await? {
+                    let scope = desk.check_scope(t.scope.as_ref()).await.unwrap_or_default();
+                    let used = t
+                        .last_used_at
+                        .map_or_else(|| "never used".into(), |at| format!("used {at}"));
+                    let revoked = if t.revoked_at.is_some() {
+                        "\trevoked"
+                    } else {
+                        ""
+                    };
+                    line(format!(
+                        "{}\t{}\t{scope}\t{used}{revoked}",
+                        t.name,
+                        t.role.as_str()
+                    ));
+                }
+            }
+            TokenCommand::Revoke { name } => {
+                desk.revoke_token(actor, &name, now).await?;
+                line(format!("token {name} revoked"));
+            }
+        },
         Command::Alerts { command } => alert_command(desk, actor, command, now, &mut line).await?,
         Command::Serve { .. }
         | Command::PrintConfig

@@ -402,6 +402,9 @@ pub struct LimitSettings {
     pub refusals_per_minute: u32,
     /// Unauthenticated request bodies (enrollment, login) read at once; more get 503 at once.
     pub unauthenticated_bodies: u32,
+    /// Requests per minute one API token may make (a burst of as many, refilled evenly); past
+    /// it the token gets 429 with `Retry-After`. Counted per server process.
+    pub api_requests_per_minute: u32,
 }
 
 impl Default for LimitSettings {
@@ -411,6 +414,7 @@ impl Default for LimitSettings {
             body_timeout_secs: 30,
             refusals_per_minute: 30,
             unauthenticated_bodies: 64,
+            api_requests_per_minute: 600,
         }
     }
 }
@@ -657,6 +661,10 @@ impl Config {
             (
                 "limits.unauthenticated_bodies",
                 u64::from(self.limits.unauthenticated_bodies),
+            ),
+            (
+                "limits.api_requests_per_minute",
+                u64::from(self.limits.api_requests_per_minute),
             ),
         ];
         for (key, value) in at_least_one.into_iter().chain(more) {

@@ -22,11 +22,12 @@ use crate::store::{PgStore, StoreError};
 
 /// Every table, parents before the tables that refer to them. `starts` comes before
 /// `latest_report`, whose trigger records a terminal's start (and finds it copied already).
-pub const TABLES: [&str; 23] = [
+pub const TABLES: [&str; 24] = [
     "clinics",
     "clinic_groups",
     "clinic_group_members",
     "users",
+    "api_tokens",
     "sessions",
     "enrollment_codes",
     "terminals",

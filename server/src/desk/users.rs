@@ -313,6 +313,75 @@ impl Desk {
         Ok(())
     }
 
+    /// A new API token for another system, scoped like a user. The token is returned to be
+    /// shown once; only its SHA-256 is stored.
+    pub async fn create_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+        scope: Option<Scope>,
+        now: DateTime<Utc>,
+    ) -> Result<String, Error> {
+        let name = name.trim();
+        if name.is_empty()
+            || name.chars().count() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(Error::Invalid(
+                "トークン名は英数字と - _ . の 1〜64 文字にしてください".into(),
+            ));
+        }
+        let words = self.check_scope(scope.as_ref()).await?;
+        let token = format!("{TOKEN_PREFIX}{}", crate::auth::new_secret());
+        let applied = self
+            .apply(
+                StaffChange::CreateToken {
+                    name: name.into(),
+                    token_hash: crate::auth::hash_session(&token),
+                    role,
+                    scope,
+                },
+                AuditRecord::new(
+                    actor,
+                    now,
+                    format!("APIトークン {name} ({}、{words}) を発行", role.label_ja()),
+                ),
+                "",
+                &format!("APIトークン {name} はすでにあります"),
+            )
+            .await?;
+        created_id(applied)?;
+        Ok(token)
+    }
+
+    /// Revokes an API token by name: it stops working at once.
+    pub async fn revoke_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let token = self
+            .store
+            .staff()
+            .api_tokens()
+            .await?
+            .into_iter()
+            .find(|t| t.name == name && t.revoked_at.is_none())
+            .ok_or_else(|| Error::NotFound(format!("有効な APIトークン {name} はありません")))?;
+        self.apply(
+            StaffChange::RevokeToken { id: token.id },
+            AuditRecord::new(actor, now, format!("APIトークン {name} を失効")),
+            &format!("有効な APIトークン {name} はありません"),
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn group_name(&self, id: i64) -> Result<String, Error> {
         self.store
             .staff()
@@ -324,6 +393,9 @@ impl Desk {
             .ok_or_else(|| Error::NotFound("このグループは見つかりません".into()))
     }
 }
+
+/// How every API token starts (so a leaked one is recognisable, e.g. by secret scanners).
+pub const TOKEN_PREFIX: &str = "onshi_api_";
 
 /// A scope in words: 「北海道・青森県、グループ 札幌販売店」.
 pub fn scope_words(prefectures: &[String], groups: &[&str]) -> String {

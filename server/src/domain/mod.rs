@@ -22,7 +22,7 @@ pub use overview::{
 };
 pub use rule::{RuleKey, Severity};
 pub use staff::{
-    Actor, AuditRecord, AuditRow, ClinicGroup, Reach, Role, Scope, SessionUser, User,
+    Actor, ApiToken, AuditRecord, AuditRow, ClinicGroup, Reach, Role, Scope, SessionUser, User,
     actor_label_ja,
 };
 pub use version::{

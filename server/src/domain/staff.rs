@@ -122,6 +122,22 @@ pub struct User {
     pub scope: Option<Scope>,
 }
 
+/// A token another system uses on the read API: what a user is, without a password or a
+/// session. Only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    /// Viewers read; admins may also acknowledge and resolve.
+    pub role: Role,
+    /// `None`: the whole fleet.
+    pub scope: Option<Scope>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// A named set of clinics (a dealer's customers, a branch's area) that users can be limited
 /// to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,12 +163,23 @@ pub struct SessionUser {
 /// operating system's user name, since the CLI has no login).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    Staff { user_id: i64, name: String },
-    CommandLine { os_user: String },
+    Staff {
+        user_id: i64,
+        name: String,
+    },
+    CommandLine {
+        os_user: String,
+    },
+    /// Another system, through an API token.
+    Token {
+        name: String,
+    },
 }
 
 /// The prefix of a command-line actor's stored name.
 const CLI_PREFIX: &str = "cli:";
+/// The prefix of an API token's stored name.
+const TOKEN_PREFIX: &str = "api:";
 
 impl Actor {
     /// The person running this process at the command line.
@@ -169,22 +196,26 @@ impl Actor {
         match self {
             Actor::Staff { name, .. } => name.clone(),
             Actor::CommandLine { os_user } => format!("{CLI_PREFIX}{os_user}"),
+            Actor::Token { name } => format!("{TOKEN_PREFIX}{name}"),
         }
     }
 
     pub fn user_id(&self) -> Option<i64> {
         match self {
             Actor::Staff { user_id, .. } => Some(*user_id),
-            Actor::CommandLine { .. } => None,
+            Actor::CommandLine { .. } | Actor::Token { .. } => None,
         }
     }
 }
 
 /// How the pages show a stored actor name: staff by name, the command line with its OS user.
 pub fn actor_label_ja(stored: &str) -> String {
-    match stored.strip_prefix(CLI_PREFIX) {
-        Some(user) => format!("コマンドライン ({user})"),
-        None => stored.to_string(),
+    if let Some(user) = stored.strip_prefix(CLI_PREFIX) {
+        format!("コマンドライン ({user})")
+    } else if let Some(token) = stored.strip_prefix(TOKEN_PREFIX) {
+        format!("APIトークン ({token})")
+    } else {
+        stored.to_string()
     }
 }
 
@@ -281,5 +312,11 @@ mod tests {
         assert_eq!(cli.user_id(), None);
         assert_eq!(actor_label_ja(&cli.stored_name()), "コマンドライン (root)");
         assert_eq!(actor_label_ja("yamada"), "yamada");
+        let token = Actor::Token {
+            name: "ticketing".into(),
+        };
+        assert_eq!(token.stored_name(), "api:ticketing");
+        assert_eq!(token.user_id(), None);
+        assert_eq!(actor_label_ja("api:ticketing"), "APIトークン (ticketing)");
     }
 }

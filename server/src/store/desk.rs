@@ -383,6 +383,22 @@ pub trait FleetView: Send + Sync {
         reach: &Reach,
     ) -> StoreResult<(i64, Vec<ClinicListRow>)>;
     async fn clinic_detail(&self, id: i64) -> StoreResult<Option<ClinicDetail>>;
+    /// The read API's terminals: the lines `q`'s filters (and reach) match, by terminal id
+    /// after `after`, at most `q.limit` (`q`'s sort and offset are not used).
+    async fn terminals_after(
+        &self,
+        q: &FleetQuery,
+        after: Option<Uuid>,
+    ) -> StoreResult<Vec<FleetRow>>;
+    /// The read API's clinics: those the reach allows (in `prefecture`), by id after `after`,
+    /// at most `limit`.
+    async fn clinics_after(
+        &self,
+        reach: &Reach,
+        prefecture: Option<&str>,
+        after: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<ClinicListRow>>;
     async fn contacts(&self, clinic_id: i64) -> StoreResult<Vec<Contact>>;
     async fn enrollment_codes(&self, clinic_id: i64) -> StoreResult<Vec<CodeRow>>;
     /// The overview's rows for a CSV export: every match, read page by page in one read

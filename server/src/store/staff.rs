@@ -12,8 +12,8 @@ use onshi_shared::AccountSpec;
 use super::desk::{AuditQuery, NewSession};
 use crate::calendar::Closure;
 use crate::domain::{
-    AuditRecord, AuditRow, ClinicDetail, ClinicGroup, Contact, Reach, Role, Scope, SessionUser,
-    Silence, User,
+    ApiToken, AuditRecord, AuditRow, ClinicDetail, ClinicGroup, Contact, Reach, Role, Scope,
+    SessionUser, Silence, User,
 };
 use futures_util::stream::BoxStream;
 
@@ -131,6 +131,17 @@ pub enum StaffChange {
     DeleteGroup {
         id: i64,
     },
+    /// A new API token (only its hash).
+    CreateToken {
+        name: String,
+        token_hash: String,
+        role: Role,
+        scope: Option<Scope>,
+    },
+    /// The token stops working at once.
+    RevokeToken {
+        id: i64,
+    },
     /// Adds a clinic to a group or takes it out.
     SetGroupMember {
         group_id: i64,
@@ -172,12 +183,13 @@ impl StaffChange {
             StaffChange::CreateGroup { .. }
             | StaffChange::DeleteGroup { .. }
             | StaffChange::SetGroupMember { .. } => "group",
+            StaffChange::CreateToken { .. } | StaffChange::RevokeToken { .. } => "token",
         }
     }
 }
 
 /// The audit log's kinds of change, with their names for the page's filter.
-pub const AUDIT_ACTIONS: [(&str, &str); 13] = [
+pub const AUDIT_ACTIONS: [(&str, &str); 14] = [
     ("alert", "アラート"),
     ("bulk", "アラートの一括操作"),
     ("silence", "通知の停止"),
@@ -189,6 +201,7 @@ pub const AUDIT_ACTIONS: [(&str, &str); 13] = [
     ("version", "期待するバージョン"),
     ("user", "ユーザー"),
     ("group", "医療機関グループ"),
+    ("token", "APIトークン"),
     ("login", "ログイン"),
     ("agent", "端末から報告された変更"),
 ];
@@ -248,6 +261,15 @@ pub trait StaffStore: Send + Sync {
 
     /// A group's clinics (id, name), by name.
     async fn group_clinics(&self, group_id: i64) -> StoreResult<Vec<(i64, String)>>;
+
+    /// Every API token, revoked ones too, by name.
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+
+    /// The token with this hash, revoked or not.
+    async fn api_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>>;
+
+    /// Records that the token was used at `at`.
+    async fn touch_api_token(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()>;
 
     /// Starts a session and records the login in the audit log, in one transaction.
     async fn create_session(&self, session: &NewSession, audit: &AuditRecord) -> StoreResult<()>;

@@ -67,6 +67,49 @@ impl Refusals {
     }
 }
 
+/// A token bucket per API token: `per_minute` requests at once, refilled evenly over the
+/// minute (GitHub's and GitLab's API limits work this way).
+pub struct Buckets {
+    per_minute: u32,
+    /// token id → (requests left, when that was counted)
+    buckets: Mutex<HashMap<i64, (f64, Instant)>>,
+}
+
+impl Buckets {
+    pub fn new(per_minute: u32) -> Buckets {
+        Buckets {
+            per_minute: per_minute.max(1),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request for `key`, or says in how many seconds one is free.
+    pub fn take(&self, key: i64) -> Result<(), u64> {
+        self.take_at(key, Instant::now())
+    }
+
+    fn take_at(&self, key: i64, now: Instant) -> Result<(), u64> {
+        let capacity = f64::from(self.per_minute);
+        let per_sec = capacity / 60.0;
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        if buckets.len() > MAX_ADDRESSES {
+            buckets.clear();
+        }
+        let (left, at) = buckets.entry(key).or_insert((capacity, now));
+        let refill = now.saturating_duration_since(*at).as_secs_f64() * per_sec;
+        *left = (*left + refill).min(capacity);
+        *at = now;
+        if *left >= 1.0 {
+            *left -= 1.0;
+            Ok(())
+        } else {
+            Err((((1.0 - *left) / per_sec).ceil() as u64).max(1))
+        }
+    }
+}
+
 /// 429 for an address past its refusals, before anything is read or looked up.
 pub fn refuse_if_over(state: &AppState, address: &str) -> Result<(), ApiFailure> {
     match state.refusals.over(address) {
@@ -120,5 +163,29 @@ mod tests {
         let wait = r.over("192.0.2.1").unwrap();
         assert!((1..=60).contains(&wait), "{wait}");
         assert_eq!(r.over("192.0.2.2"), None, "others are not affected");
+    }
+
+    #[test]
+    fn a_token_has_its_burst_then_waits_for_the_refill() {
+        let b = Buckets::new(60);
+        let start = Instant::now();
+        for _ in 0..60 {
+            assert_eq!(b.take_at(7, start), Ok(()));
+        }
+        assert_eq!(b.take_at(7, start), Err(1), "one a second comes back");
+        assert_eq!(b.take_at(8, start), Ok(()), "another token is not affected");
+        let later = start + std::time::Duration::from_millis(2_500);
+        assert_eq!(b.take_at(7, later), Ok(()));
+        assert_eq!(b.take_at(7, later), Ok(()));
+        assert!(b.take_at(7, later).is_err());
+        let slow = Buckets::new(6);
+        for _ in 0..6 {
+            assert_eq!(slow.take_at(1, start), Ok(()));
+        }
+        assert_eq!(
+            slow.take_at(1, start),
+            Err(10),
+            "6 a minute: one every 10 s"
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod openapi;
 mod outbox;
 mod overview;
 pub mod reach;
+pub mod read_api;
 pub mod session;
 mod silences;
 mod terminal;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub body_permits: Arc<tokio::sync::Semaphore>,
     /// Refused enrollment codes and agent tokens per client address.
     pub refusals: Arc<limits::Refusals>,
+    /// Each API token's requests (`[limits] api_requests_per_minute`).
+    pub api_buckets: Arc<limits::Buckets>,
     /// What `/metrics` shows (shared with the ingest writer, the evaluator and the sender).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Whether this process leads (runs the evaluator, the mail sender and retention).
@@ -105,12 +108,14 @@ impl AppState {
             l.unauthenticated_bodies as usize,
         ));
         let refusals = Arc::new(limits::Refusals::new(l.refusals_per_minute));
+        let api_buckets = Arc::new(limits::Buckets::new(l.api_requests_per_minute));
         Ok(AppState {
             desk,
             trusted_proxies,
             login_permits,
             body_permits,
             refusals,
+            api_buckets,
             store,
             metrics: ingest.metrics.clone(),
             ingest,
@@ -156,6 +161,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/enroll", post(api::enroll))
         .layer(unauthenticated())
         .layer(DefaultBodyLimit::max(UNAUTHENTICATED_BODY_BYTES));
+    let read = Router::new()
+        .route("/api/v1/terminals", get(read_api::terminals))
+        .route("/api/v1/alerts", get(read_api::alerts))
+        .route("/api/v1/alerts/{id}", get(read_api::alert))
+        .route(
+            "/api/v1/alerts/{id}/acknowledge",
+            post(read_api::acknowledge),
+        )
+        .route("/api/v1/alerts/{id}/resolve", post(read_api::resolve))
+        .route("/api/v1/clinics", get(read_api::clinics))
+        .route("/api/v1/audit", get(read_api::audit))
+        .layer(DefaultBodyLimit::max(16 * 1024));
     let api = Router::new()
         .route("/api/v1/report", post(api::report))
         .layer(DefaultBodyLimit::max(wire_limits::MAX_BODY_BYTES))
@@ -217,6 +234,8 @@ pub fn router(state: AppState) -> Router {
         .route("/users", get(users::page).post(users::create))
         .route("/users/{name}/access", post(users::access))
         .route("/users/{name}/{action}", post(users::set_disabled))
+        .route("/tokens", post(users::create_token))
+        .route("/tokens/{name}/revoke", post(users::revoke_token))
         .route("/groups", post(users::create_group))
         .route("/groups/{id}", get(users::group))
         .route("/groups/{id}/members", post(users::members))
@@ -242,6 +261,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(api::metrics_with_token))
         .route("/api/openapi.json", get(openapi::serve))
         .merge(api)
+        .merge(read)
         .merge(desk)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

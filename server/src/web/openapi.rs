@@ -5,32 +5,50 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use super::api;
+use super::{api, read_api};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Onshi Watch",
         description = "The wire protocol between the Onshi Watch agent on each online qualification \
-            confirmation terminal and the server. Refusals are JSON `{error, detail}`."
+            confirmation terminal and the server, and the read API for other systems. Refusals \
+            are JSON `{error, detail}`."
     ),
-    paths(api::enroll, api::report),
+    paths(
+        api::enroll,
+        api::report,
+        read_api::terminals,
+        read_api::alerts,
+        read_api::alert,
+        read_api::acknowledge,
+        read_api::resolve,
+        read_api::clinics,
+        read_api::audit
+    ),
     modifiers(&AgentToken),
-    tags((name = "agent", description = "What the agent on each terminal calls"))
+    tags(
+        (name = "agent", description = "What the agent on each terminal calls"),
+        (name = "read", description = "The read API for other systems, with an API token an \
+            admin made (scoped like a user; rate-limited per token)")
+    )
 )]
 pub struct ApiDoc;
 
-/// The agent's bearer token (from enrollment).
+/// The agent's bearer token (from enrollment), and the read API's tokens (made by an admin).
 struct AgentToken;
 
 impl utoipa::Modify for AgentToken {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        api.components
-            .get_or_insert_with(utoipa::openapi::Components::new)
-            .add_security_scheme(
-                "agent_token",
+        let components = api
+            .components
+            .get_or_insert_with(utoipa::openapi::Components::new);
+        for name in ["agent_token", "api_token"] {
+            components.add_security_scheme(
+                name,
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
             );
+        }
     }
 }
 

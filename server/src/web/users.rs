@@ -14,7 +14,8 @@ use super::session::{AuthFailure, FleetAdmin, Staff};
 use super::{AppState, PageFailure};
 use crate::Error;
 use crate::desk::users::scope_words;
-use crate::domain::{ClinicGroup, PREFECTURES, Reach, Role, Scope, User};
+use crate::domain::{ClinicGroup, PREFECTURES, Reach, Role, Scope, User, actor_label_ja};
+use crate::jst::time_ja;
 
 pub struct UserRow {
     pub name: String,
@@ -37,11 +38,24 @@ impl UserRow {
     }
 }
 
+/// An API token as the users page lists it.
+pub struct TokenRow {
+    pub name: String,
+    pub role: Role,
+    pub scope: String,
+    pub created: String,
+    pub last_used: String,
+    pub revoked: bool,
+}
+
 #[derive(Template)]
 #[template(path = "users.html")]
 pub struct UsersPage {
     pub nav: Nav,
     pub users: Vec<UserRow>,
+    pub tokens: Vec<TokenRow>,
+    /// A new API token (name, token), shown once.
+    pub new_token: Option<(String, String)>,
     pub groups: Vec<ClinicGroup>,
     pub prefectures: Vec<&'static str>,
     /// A generated password, shown once after a create.
@@ -49,27 +63,29 @@ pub struct UsersPage {
     pub error: Option<String>,
 }
 
-fn row(u: User, groups: &[ClinicGroup]) -> UserRow {
-    let (scope, limited, prefectures, ids) = match u.scope {
-        None => ("全体".to_string(), false, Vec::new(), Vec::new()),
-        Some(s) => {
-            let names: Vec<&str> = s
-                .groups
+/// A stored scope in words, its groups by name.
+fn scope_label(scope: Option<&Scope>, groups: &[ClinicGroup]) -> String {
+    let Some(s) = scope else {
+        return "全体".into();
+    };
+    let names: Vec<&str> = s
+        .groups
+        .iter()
+        .map(|id| {
+            groups
                 .iter()
-                .map(|id| {
-                    groups
-                        .iter()
-                        .find(|g| g.id == *id)
-                        .map_or("(削除されたグループ)", |g| g.name.as_str())
-                })
-                .collect();
-            (
-                scope_words(&s.prefectures, &names),
-                true,
-                s.prefectures,
-                s.groups,
-            )
-        }
+                .find(|g| g.id == *id)
+                .map_or("(削除されたグループ)", |g| g.name.as_str())
+        })
+        .collect();
+    scope_words(&s.prefectures, &names)
+}
+
+fn row(u: User, groups: &[ClinicGroup]) -> UserRow {
+    let scope = scope_label(u.scope.as_ref(), groups);
+    let (limited, prefectures, ids) = match u.scope {
+        None => (false, Vec::new(), Vec::new()),
+        Some(s) => (true, s.prefectures, s.groups),
     };
     UserRow {
         name: u.name,
@@ -82,21 +98,45 @@ fn row(u: User, groups: &[ClinicGroup]) -> UserRow {
     }
 }
 
+/// What the users page shows once after an action.
+#[derive(Default)]
+struct Shown {
+    password: Option<(String, String)>,
+    token: Option<(String, String)>,
+    error: Option<String>,
+}
+
 async fn users_page(
     state: &AppState,
     staff: &Staff,
-    created: Option<(String, String)>,
-    error: Option<String>,
+    shown: Shown,
 ) -> Result<Response, PageFailure> {
     let store = state.store.staff();
     let groups = store.clinic_groups().await?;
+    let tokens = store
+        .api_tokens()
+        .await?
+        .into_iter()
+        .map(|t| TokenRow {
+            scope: scope_label(t.scope.as_ref(), &groups),
+            name: t.name,
+            role: t.role,
+            created: format!(
+                "{} ({})",
+                time_ja(t.created_at),
+                actor_label_ja(&t.created_by)
+            ),
+            last_used: t.last_used_at.map_or_else(|| "未使用".into(), time_ja),
+            revoked: t.revoked_at.is_some(),
+        })
+        .collect();
     let users = store
         .users()
         .await?
         .into_iter()
         .map(|u| row(u, &groups))
         .collect();
-    let status = if error.is_some() {
+    let status = if shown.error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -104,10 +144,12 @@ async fn users_page(
     let html = UsersPage {
         nav: Nav::new(staff, "users"),
         users,
+        tokens,
+        new_token: shown.token,
         groups,
         prefectures: PREFECTURES.to_vec(),
-        created,
-        error,
+        created: shown.password,
+        error: shown.error,
     }
     .render()?;
     Ok((status, Html(html)).into_response())
@@ -118,7 +160,7 @@ pub async fn page(
     State(state): State<AppState>,
     FleetAdmin(staff): FleetAdmin,
 ) -> Result<Response, PageFailure> {
-    users_page(&state, &staff, None, None).await
+    users_page(&state, &staff, Shown::default()).await
 }
 
 /// A posted form: single fields, and the repeated `prefecture` and `group` of a scope.
@@ -181,9 +223,16 @@ impl Posted {
 /// A refusal shown on the users page, or an error that is not the user's to mend.
 async fn refused(state: &AppState, staff: &Staff, e: Error) -> Result<Response, AuthFailure> {
     match e.refusal() {
-        Some(message) => Ok(users_page(state, staff, None, Some(message.to_string()))
-            .await
-            .into_response()),
+        Some(message) => Ok(users_page(
+            state,
+            staff,
+            Shown {
+                error: Some(message.to_string()),
+                ..Shown::default()
+            },
+        )
+        .await
+        .into_response()),
         None => Err(e.into()),
     }
 }
@@ -207,11 +256,16 @@ pub async fn create(
     }
     .await;
     match done {
-        Ok(password) => Ok(
-            users_page(&state, &staff, password.map(|p| (name, p)), None)
-                .await
-                .into_response(),
-        ),
+        Ok(password) => Ok(users_page(
+            &state,
+            &staff,
+            Shown {
+                password: password.map(|p| (name, p)),
+                ..Shown::default()
+            },
+        )
+        .await
+        .into_response()),
         Err(e) => refused(&state, &staff, e).await,
     }
 }
@@ -267,6 +321,58 @@ pub async fn set_disabled(
         _ => Err(Error::NotFound("この操作はありません".into())),
     };
     match done {
+        Ok(()) => Ok(Redirect::to("/users").into_response()),
+        Err(e) => refused(&state, &staff, e).await,
+    }
+}
+
+/// `POST /tokens`: a new API token, shown once on the page that answers.
+pub async fn create_token(
+    State(state): State<AppState>,
+    FleetAdmin(staff): FleetAdmin,
+    body: Bytes,
+) -> Result<Response, AuthFailure> {
+    let form = Posted::parse(&body);
+    staff.check_csrf(form.get("csrf"))?;
+    let name = form.get("name").trim().to_string();
+    let done = async {
+        let role = form.role()?;
+        let scope = form.scope()?;
+        state
+            .desk
+            .create_token(&staff.actor(), &name, role, scope, Utc::now())
+            .await
+    }
+    .await;
+    match done {
+        Ok(token) => Ok(users_page(
+            &state,
+            &staff,
+            Shown {
+                token: Some((name, token)),
+                ..Shown::default()
+            },
+        )
+        .await
+        .into_response()),
+        Err(e) => refused(&state, &staff, e).await,
+    }
+}
+
+/// `POST /tokens/{name}/revoke`
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    FleetAdmin(staff): FleetAdmin,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, AuthFailure> {
+    let form = Posted::parse(&body);
+    staff.check_csrf(form.get("csrf"))?;
+    match state
+        .desk
+        .revoke_token(&staff.actor(), &name, Utc::now())
+        .await
+    {
         Ok(()) => Ok(Redirect::to("/users").into_response()),
         Err(e) => refused(&state, &staff, e).await,
     }

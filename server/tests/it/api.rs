@@ -315,13 +315,15 @@ async fn reports_for_unknown_agents_in_a_batch_do_not_poison_others() {
 
 /// The `/api/v1/…` routes the router registers, read from its source: (method, path).
 fn registered_api_routes() -> std::collections::BTreeSet<(String, String)> {
-    let source = include_str!("../../src/web/mod.rs");
+    // Whitespace dropped, so a `.route(` call that rustfmt spread over lines reads the same.
+    let source: String = include_str!("../../src/web/mod.rs")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     let mut routes = std::collections::BTreeSet::new();
-    for line in source.lines() {
-        let Some(rest) = line.trim().strip_prefix(".route(\"/api/v1/") else {
-            continue;
-        };
-        let (path, handlers) = rest.split_once('"').expect("a quoted path");
+    for call in source.split(".route(\"/api/v1/").skip(1) {
+        let (path, rest) = call.split_once('"').expect("a quoted path");
+        let handlers = rest.split_once("))").map_or(rest, |(h, _)| h);
         for method in ["get", "post", "put", "patch", "delete"] {
             if handlers.contains(&format!("{method}(")) {
                 routes.insert((method.to_string(), format!("/api/v1/{path}")));
@@ -350,7 +352,7 @@ async fn the_openapi_document_describes_every_api_route_and_is_the_committed_one
         }
     }
     let registered = registered_api_routes();
-    assert_eq!(registered.len(), 2, "{registered:?}");
+    assert_eq!(registered.len(), 9, "{registered:?}");
     assert_eq!(described, registered);
     // …and the router answers each of them (a refusal of the empty body, not 404 or 405).
     let client = reqwest::Client::new();
@@ -373,8 +375,30 @@ async fn the_openapi_document_describes_every_api_route_and_is_the_committed_one
     for status in ["200", "401", "409", "503"] {
         assert!(report["responses"][status].is_object(), "{status}");
     }
+    // The read API: its token, its paging, its refusals.
+    let terminals = &doc["paths"]["/api/v1/terminals"]["get"];
+    assert_eq!(terminals["security"][0]["api_token"], serde_json::json!([]));
+    for status in ["200", "400", "401", "429"] {
+        assert!(terminals["responses"][status].is_object(), "{status}");
+    }
+    let params: Vec<&str> = terminals["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in ["clinic", "severity", "q", "limit", "cursor"] {
+        assert!(params.contains(&name), "{name}: {params:?}");
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["api_token"]["scheme"], "bearer");
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [
+        "TerminalItem",
+        "AlertItem",
+        "ClinicItem",
+        "AuditItem",
+        "AcknowledgeRequest",
         "Report",
         "Snapshot",
         "Event",

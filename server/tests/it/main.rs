@@ -11,6 +11,7 @@ mod pg_alerts;
 mod pg_desk;
 mod pg_staff;
 mod postgres;
+mod read_api;
 mod retention;
 mod router;
 mod scopes;

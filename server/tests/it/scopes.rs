@@ -17,18 +17,18 @@ use uuid::Uuid;
 use super::support::{TestApp, actor};
 
 /// One clinic of the fixture: its terminal and that terminal's open critical alert.
-struct Site {
-    clinic: i64,
-    name: &'static str,
-    email: &'static str,
-    host: &'static str,
-    terminal: Uuid,
-    alert: i64,
+pub(super) struct Site {
+    pub clinic: i64,
+    pub name: &'static str,
+    pub email: &'static str,
+    pub host: &'static str,
+    pub terminal: Uuid,
+    pub alert: i64,
 }
 
 /// A clinic in `prefecture` (the test server's own clinic when `existing`), with a terminal
 /// whose linkage account's password changed: an open critical alert and its mail.
-async fn site(
+pub(super) async fn site(
     app: &TestApp,
     existing: Option<i64>,
     name: &'static str,

@@ -553,19 +553,46 @@ impl FleetView for PgStore {
         let rows = q.build().fetch_all(&self.pool).await?;
         let rows = rows
             .iter()
-            .map(|r| {
-                Ok(ClinicListRow {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    code: r.try_get("code")?,
-                    prefecture: r.try_get("prefecture")?,
-                    email: r.try_get("email")?,
-                    terminals: r.try_get("terminals")?,
-                    open_alerts: r.try_get("open_alerts")?,
-                })
-            })
+            .map(clinic_list_row)
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((total, rows))
+    }
+
+    async fn terminals_after(
+        &self,
+        f: &FleetQuery,
+        after: Option<Uuid>,
+    ) -> StoreResult<Vec<FleetRow>> {
+        pages::terminals_after(&self.pool, f, after).await
+    }
+
+    async fn clinics_after(
+        &self,
+        reach: &Reach,
+        prefecture: Option<&str>,
+        after: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<ClinicListRow>> {
+        // The page's clinics first, then the counts for those only.
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT c.id, c.name, c.code, c.prefecture, c.email, \
+             (SELECT COUNT(*) FROM terminals t WHERE t.clinic_id = c.id \
+              AND t.revoked_at IS NULL) AS terminals, \
+             (SELECT COUNT(*) FROM alerts a WHERE a.clinic_id = c.id \
+              AND a.status IN ('open', 'acknowledged')) AS open_alerts \
+             FROM (SELECT id, name, code, prefecture, email FROM clinics WHERE TRUE",
+        );
+        push_reach(&mut q, "id", reach);
+        if let Some(p) = prefecture {
+            q.push(" AND prefecture = ").push_bind(p.to_string());
+        }
+        if let Some(after) = after {
+            q.push(" AND id > ").push_bind(after);
+        }
+        q.push(format!(" ORDER BY id LIMIT {}", limit.max(0)))
+            .push(") c ORDER BY c.id");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(clinic_list_row).collect()
     }
 
     async fn clinic_detail(&self, id: i64) -> StoreResult<Option<ClinicDetail>> {
@@ -690,4 +717,16 @@ impl FleetView for PgStore {
         row.map(|r| Ok((r.try_get("set_by")?, from_millis(r.try_get("set_at")?))))
             .transpose()
     }
+}
+
+fn clinic_list_row(r: &PgRow) -> Result<ClinicListRow, StoreError> {
+    Ok(ClinicListRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        code: r.try_get("code")?,
+        prefecture: r.try_get("prefecture")?,
+        email: r.try_get("email")?,
+        terminals: r.try_get("terminals")?,
+        open_alerts: r.try_get("open_alerts")?,
+    })
 }

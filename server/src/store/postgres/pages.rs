@@ -68,6 +68,26 @@ pub(super) async fn fleet_page(pool: &PgPool, f: &FleetQuery) -> StoreResult<Vec
     rows.iter().map(fleet_row).collect()
 }
 
+/// The read API's page of terminals: by terminal id, after the cursor.
+pub(super) async fn terminals_after(
+    pool: &PgPool,
+    f: &FleetQuery,
+    after: Option<uuid::Uuid>,
+) -> StoreResult<Vec<FleetRow>> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "SELECT {LINE_COLUMNS}, s.received_at, c.code, c.phone FROM overview_line ts \
+         LEFT JOIN latest_report s ON s.terminal_id = ts.terminal_id \
+         LEFT JOIN clinics c ON c.id = ts.clinic_id"
+    ));
+    push_fleet_filters(&mut q, f);
+    if let Some(after) = after {
+        q.push(" AND ts.terminal_id > ").push_bind(after);
+    }
+    q.push(format!(" ORDER BY ts.terminal_id LIMIT {}", f.limit.max(0)));
+    let rows = q.build().fetch_all(pool).await?;
+    rows.iter().map(fleet_row).collect()
+}
+
 fn fleet_row(r: &PgRow) -> Result<FleetRow, StoreError> {
     Ok(FleetRow {
         line: line_from(r)?,

@@ -15,8 +15,8 @@ use super::PgStore;
 use super::alerts::{history, minute_of};
 use super::clinics::{self, AccountOwner};
 use crate::domain::{
-    AuditRecord, AuditRow, ClinicGroup, Reach, Role, Scope, SessionUser, SilenceScope, User,
-    VersionSource,
+    ApiToken, AuditRecord, AuditRow, ClinicGroup, Reach, Role, Scope, SessionUser, SilenceScope,
+    User, VersionSource,
 };
 use crate::store::desk::{AuditQuery, NewSession};
 use crate::store::staff::{Applied, BulkAction, BulkOutcome, StaffChange, StaffStore};
@@ -545,6 +545,42 @@ impl StaffStore for PgStore {
                     return Ok(Applied::NotFound);
                 }
             }
+            StaffChange::CreateToken {
+                name,
+                token_hash,
+                role,
+                scope,
+            } => {
+                let id = sqlx::query_scalar(
+                    "INSERT INTO api_tokens (name, token_hash, role, scope, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(name)
+                .bind(token_hash)
+                .bind(role.as_str())
+                .bind(Scope::stored(scope.as_ref()))
+                .bind(now)
+                .bind(&who)
+                .fetch_one(&mut *tx)
+                .await;
+                match id {
+                    Ok(id) => c.created = Some(id),
+                    Err(e) if is_unique_violation(&e) => return Ok(Applied::Conflict),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            StaffChange::RevokeToken { id } => {
+                let done = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(Applied::NotFound);
+                }
+            }
             StaffChange::CreateGroup { name } => {
                 let id = sqlx::query_scalar(
                     "INSERT INTO clinic_groups (name, created_at) VALUES ($1, $2) RETURNING id",
@@ -904,6 +940,34 @@ impl StaffStore for PgStore {
         Ok(q.build_query_scalar().fetch_all(&self.pool).await?)
     }
 
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from).collect()
+    }
+
+    async fn api_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from).transpose()
+    }
+
+    async fn touch_api_token(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(millis(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn scope_clinics(&self, scope: &Scope) -> StoreResult<Vec<i64>> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM clinics WHERE prefecture = ANY($1) \
@@ -1055,4 +1119,24 @@ fn audit_export(pool: PgPool, f: AuditQuery) -> BoxStream<'static, StoreResult<A
     })
     .try_flatten()
     .boxed()
+}
+
+const TOKEN_COLUMNS: &str =
+    "id, name, role, scope, created_at, created_by, last_used_at, revoked_at";
+
+fn token_from(r: &PgRow) -> Result<ApiToken, StoreError> {
+    let role: String = r.try_get("role")?;
+    Ok(ApiToken {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("token role {role:?}")))?,
+        scope: Scope::from_stored(r.try_get::<Option<String>, _>("scope")?.as_deref()),
+        created_at: from_millis(r.try_get("created_at")?),
+        created_by: r.try_get("created_by")?,
+        last_used_at: r
+            .try_get::<Option<i64>, _>("last_used_at")?
+            .map(from_millis),
+        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_millis),
+    })
 }

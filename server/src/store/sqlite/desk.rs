@@ -485,19 +485,44 @@ impl FleetView for SqliteStore {
         let rows = q.build().fetch_all(&self.pool).await?;
         let rows = rows
             .iter()
-            .map(|r| {
-                Ok(ClinicListRow {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    code: r.try_get("code")?,
-                    prefecture: r.try_get("prefecture")?,
-                    email: r.try_get("email")?,
-                    terminals: r.try_get("terminals")?,
-                    open_alerts: r.try_get("open_alerts")?,
-                })
-            })
+            .map(clinic_list_row)
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((total, rows))
+    }
+
+    async fn terminals_after(
+        &self,
+        f: &FleetQuery,
+        after: Option<Uuid>,
+    ) -> StoreResult<Vec<FleetRow>> {
+        let mut conn = self.pool.acquire().await?;
+        pages::terminals_after(&mut conn, f, after).await
+    }
+
+    async fn clinics_after(
+        &self,
+        reach: &Reach,
+        prefecture: Option<&str>,
+        after: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<ClinicListRow>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT id, name, code, prefecture, email, \
+             (SELECT COUNT(*) FROM terminals t WHERE t.clinic_id = clinics.id \
+              AND t.revoked_at IS NULL) AS terminals, \
+             (SELECT COUNT(*) FROM alerts a WHERE a.clinic_id = clinics.id \
+              AND a.status IN ('open', 'acknowledged')) AS open_alerts FROM clinics WHERE 1 = 1",
+        );
+        push_reach(&mut q, "id", reach);
+        if let Some(p) = prefecture {
+            q.push(" AND prefecture = ").push_bind(p.to_string());
+        }
+        if let Some(after) = after {
+            q.push(" AND id > ").push_bind(after);
+        }
+        q.push(" ORDER BY id LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(clinic_list_row).collect()
     }
 
     async fn clinic_detail(&self, id: i64) -> StoreResult<Option<ClinicDetail>> {
@@ -623,4 +648,16 @@ impl FleetView for SqliteStore {
         row.map(|r| Ok((r.try_get("set_by")?, from_millis(r.try_get("set_at")?))))
             .transpose()
     }
+}
+
+fn clinic_list_row(r: &SqliteRow) -> Result<ClinicListRow, StoreError> {
+    Ok(ClinicListRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        code: r.try_get("code")?,
+        prefecture: r.try_get("prefecture")?,
+        email: r.try_get("email")?,
+        terminals: r.try_get("terminals")?,
+        open_alerts: r.try_get("open_alerts")?,
+    })
 }

@@ -74,6 +74,28 @@ pub(super) async fn fleet_page(
     rows.iter().map(fleet_row).collect()
 }
 
+/// The read API's page of terminals: by terminal id (a UUID's text sorts as its bytes), after
+/// the cursor.
+pub(super) async fn terminals_after(
+    conn: &mut SqliteConnection,
+    f: &FleetQuery,
+    after: Option<uuid::Uuid>,
+) -> StoreResult<Vec<FleetRow>> {
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "SELECT {LINE_COLUMNS}, s.received_at, c.code, c.phone FROM overview_line ts \
+         LEFT JOIN latest_report s ON s.terminal_id = ts.terminal_id \
+         LEFT JOIN clinics c ON c.id = ts.clinic_id"
+    ));
+    push_fleet_filters(&mut q, f);
+    if let Some(after) = after {
+        q.push(" AND ts.terminal_id > ")
+            .push_bind(after.to_string());
+    }
+    q.push(" ORDER BY ts.terminal_id LIMIT ").push_bind(f.limit);
+    let rows = q.build().fetch_all(&mut *conn).await?;
+    rows.iter().map(fleet_row).collect()
+}
+
 fn fleet_row(r: &SqliteRow) -> Result<FleetRow, StoreError> {
     Ok(FleetRow {
         line: line_from(r)?,
