@@ -112,6 +112,31 @@ impl Desk {
         Ok(channels::messages(&self.announcer.channels, &e))
     }
 
+    /// [`Desk::tell`] for the alerts of a bulk action, each message naming its alert: one per
+    /// alert the channels were told of (as each was opened), the others read in one query.
+    async fn tell_many(
+        &self,
+        ids: &[i64],
+        actor: &Actor,
+        kind: EventType,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewMail>, Error> {
+        if self.announcer.channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for alert in self.store.alerts().alerts_by_id(ids).await? {
+            if !channels::announced(&alert) || alert.status == AlertStatus::Resolved {
+                continue;
+            }
+            for mut m in self.tell(alert.id, actor, kind, now).await? {
+                m.alert_id = Some(alert.id);
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
     /// No more immediate mails for the alert until `until` (or until it is resolved).
     pub async fn acknowledge(
         &self,
@@ -305,7 +330,21 @@ impl Desk {
             now,
             format!("アラートを一括で{}{detail}", action.label_ja()),
         );
-        let outcome = self.store.staff().bulk_alerts(ids, &action, &audit).await?;
+        let tell = match &action {
+            BulkAction::Acknowledge { .. } => {
+                self.tell_many(ids, actor, EventType::Acknowledged, now)
+                    .await?
+            }
+            BulkAction::Resolve { .. } => {
+                self.tell_many(ids, actor, EventType::Resolved, now).await?
+            }
+            BulkAction::Note { .. } | BulkAction::Silence { .. } => Vec::new(),
+        };
+        let outcome = self
+            .store
+            .staff()
+            .bulk_alerts(ids, &action, &audit, &tell)
+            .await?;
         if outcome.alerts.is_empty() {
             return Err(Error::NotFound(
                 "選んだアラートはどれも見つからないか、解決済みです".into(),

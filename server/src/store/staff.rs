@@ -242,11 +242,14 @@ pub trait StaffStore: Send + Sync {
     /// One action on many alerts in one transaction: each alert's history, and one audit line
     /// (`audit`, its text completed with the ids it applied to). Alerts it cannot apply to
     /// (gone, or resolved for acknowledge and resolve) are skipped.
+    /// `tell`: channel messages, each naming its alert (`alert_id`); those of the alerts the
+    /// action applies to are stored with it.
     async fn bulk_alerts(
         &self,
         ids: &[i64],
         action: &BulkAction,
         audit: &AuditRecord,
+        tell: &[crate::domain::NewMail],
     ) -> StoreResult<BulkOutcome>;
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;

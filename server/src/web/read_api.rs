@@ -491,7 +491,7 @@ pub async fn alert(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcknowledgeRequest {
-    /// Shown on the alert and in the audit log (at most 500 characters).
+    /// Shown on the alert and in the audit log (at most 2,000 characters).
     #[serde(default)]
     pub note: String,
     /// No mail about the alert until then (RFC 3339); absent: until it is resolved.

@@ -1,6 +1,7 @@
 //! Alerts, the evaluator and the outbox against a real SQLite database, and mail delivery to a
 //! real SMTP receiver on a loopback port.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -118,6 +119,11 @@ impl Fleet {
 /// `n` terminals that reported at `t0`: PC-0's linkage account password changed since their
 /// first report ten minutes before (a critical alert), the others healthy.
 async fn fleet_with_broken_linkage(n: usize, t0: DateTime<Utc>) -> Fleet {
+    fleet_with_broken_linkages(n, 1, t0).await
+}
+
+/// As [`fleet_with_broken_linkage`], with the first `broken` terminals broken.
+async fn fleet_with_broken_linkages(n: usize, broken: usize, t0: DateTime<Utc>) -> Fleet {
     let mut f = fleet(n).await;
     let before = t0 - Duration::minutes(10);
     for i in 0..n {
@@ -127,7 +133,7 @@ async fn fleet_with_broken_linkage(n: usize, t0: DateTime<Utc>) -> Fleet {
     f.evaluator(None).full_pass(before).await.unwrap();
     for i in 0..n {
         let mut r = report_at(t0, &format!("PC-{i}"));
-        if i == 0 {
+        if i < broken {
             r.events.push(linkage_password_changed(t0));
         }
         f.report(i, r, t0).await;
@@ -1321,4 +1327,109 @@ async fn a_critical_nobody_takes_is_reminded_then_escalated_once_each() {
     let page = viewer.page(&format!("/terminals/{}", f.terminals[0])).await;
     assert!(page.contains("通知 13件"), "{page}");
     assert!(page.contains("Slack → manager: 【緊急】未対応のためエスカレーション"));
+}
+
+#[tokio::test]
+async fn a_bulk_acknowledge_or_resolve_tells_the_channels_of_each_alert_they_heard_of() {
+    use onshi_server::notify::channels::{Announcer, ChannelKind, ChannelSettings};
+    use onshi_server::store::BulkAction;
+    let t0 = Utc::now();
+    let f = fleet_with_broken_linkages(3, 2, t0).await;
+    let desk_channel = ChannelSettings {
+        name: "desk".into(),
+        kind: ChannelKind::Slack,
+        url: Some("https://hooks.example.jp/x".into()),
+        secret_file: None,
+        to: None,
+        prefectures: Vec::new(),
+        remind_after_minutes: 30,
+        escalate_after_minutes: 120,
+        escalate_to: None,
+    };
+    let announcer = Announcer {
+        channels: vec![desk_channel],
+        public_url: None,
+    };
+    let mut ev = f.evaluator(None).with_announcer(announcer.clone());
+    ev.full_pass(t0).await.unwrap();
+    let events =
+        |rows: &[(String, String)]| rows.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        events(&channel_rows(&f).await),
+        ["alert.opened", "alert.opened"]
+    );
+    let config = onshi_server::Config {
+        channels: announcer.channels.clone(),
+        ..Default::default()
+    };
+    let desk = onshi_server::desk::Desk::new(f.store.clone(), None, &config);
+    let criticals = [
+        f.alert(0, RuleKey::ProtectedAccountLinkage)
+            .await
+            .unwrap()
+            .id,
+        f.alert(1, RuleKey::ProtectedAccountLinkage)
+            .await
+            .unwrap()
+            .id,
+    ];
+    // Every unresolved alert of the fleet: the two announced criticals and what else is open
+    // (the channels heard of none of the others, and hear nothing of them now).
+    let mut all: Vec<i64> = f
+        .store
+        .alerts()
+        .active_alerts(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    all.sort_unstable();
+    let ack = BulkAction::Acknowledge {
+        note: "まとめて対応".into(),
+        until: None,
+    };
+    desk.bulk_alerts(
+        &staff("suzuki"),
+        &all,
+        ack.clone(),
+        t0 + Duration::minutes(5),
+    )
+    .await
+    .unwrap();
+    let rows = channel_rows(&f).await;
+    assert_eq!(
+        events(&rows[2..]),
+        ["alert.acknowledged", "alert.acknowledged"]
+    );
+    // Taken already: a second bulk acknowledge is no news, and no reminder comes.
+    desk.bulk_alerts(&staff("sato"), &all, ack, t0 + Duration::minutes(6))
+        .await
+        .unwrap();
+    ev.full_pass(t0 + Duration::minutes(45)).await.unwrap();
+    assert_eq!(channel_rows(&f).await.len(), 4);
+    desk.bulk_alerts(
+        &staff("suzuki"),
+        &all,
+        BulkAction::Resolve {
+            note: "再設定済み".into(),
+        },
+        t0 + Duration::minutes(50),
+    )
+    .await
+    .unwrap();
+    let rows = channel_rows(&f).await;
+    assert_eq!(events(&rows[4..]), ["alert.resolved", "alert.resolved"]);
+    // Each names its own alert.
+    let named: BTreeSet<i64> = f
+        .store
+        .outbox()
+        .alert_messages(&criticals)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, r)| r.kind.is_channel())
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(named, BTreeSet::from(criticals));
 }

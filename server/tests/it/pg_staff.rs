@@ -277,7 +277,13 @@ async fn staff_contract(make: impl AsyncFn(&[Uuid]) -> Db) {
     );
 
     // Bulk: the resolved alert and an unknown id are skipped for acknowledge; a silence per
-    // terminal and rule; one audit line naming the alerts.
+    // terminal and rule; one audit line naming the alerts. The channel messages of the alerts
+    // it applies to are stored with it, the others not.
+    let bulk_told = |id: i64| onshi_server::domain::NewMail {
+        subject: format!("bulk {id}"),
+        alert_id: Some(id),
+        ..told("")
+    };
     let out = s
         .bulk_alerts(
             &[999, 3, 1, 2, 3],
@@ -286,10 +292,19 @@ async fn staff_contract(make: impl AsyncFn(&[Uuid]) -> Db) {
                 until: None,
             },
             &audit("一括"),
+            &[bulk_told(1), bulk_told(3), bulk_told(999)],
         )
         .await
         .unwrap();
     assert_eq!(out.alerts, [2, 3]);
+    assert_eq!(
+        db.strings(
+            "SELECT subject || ':' || CAST(alert_id AS TEXT) FROM outbox WHERE kind = 'slack' \
+             AND subject LIKE 'bulk%' ORDER BY id"
+        )
+        .await,
+        ["bulk 3:3"]
+    );
     let mut both = vec![a, b];
     both.sort();
     assert_eq!(out.terminals, both);
@@ -301,6 +316,7 @@ async fn staff_contract(make: impl AsyncFn(&[Uuid]) -> Db) {
                 reason: "工事".into(),
             },
             &audit("停止"),
+            &[],
         )
         .await
         .unwrap();
@@ -329,7 +345,12 @@ async fn staff_contract(make: impl AsyncFn(&[Uuid]) -> Db) {
         ]
     );
     let none = s
-        .bulk_alerts(&[999], &BulkAction::Note { note: "x".into() }, &audit("n"))
+        .bulk_alerts(
+            &[999],
+            &BulkAction::Note { note: "x".into() },
+            &audit("n"),
+            &[],
+        )
         .await
         .unwrap();
     assert!(none.alerts.is_empty() && none.terminals.is_empty());
@@ -752,6 +773,7 @@ async fn staff_on_two_replicas_apply_a_change_once_on_postgres() {
                     note: String::new(),
                 },
                 &audit("bulk"),
+                &[],
             )
             .await
             .unwrap()

@@ -715,6 +715,7 @@ impl StaffStore for PgStore {
         ids: &[i64],
         action: &BulkAction,
         audit: &AuditRecord,
+        tell: &[crate::domain::NewMail],
     ) -> StoreResult<BulkOutcome> {
         let mut tx = self.pool.begin().await?;
         let now = millis(audit.at);
@@ -772,6 +773,16 @@ impl StaffStore for PgStore {
                 .await?;
             }
             BulkAction::Note { .. } | BulkAction::Silence { .. } => {}
+        }
+        let applied_to: std::collections::HashSet<i64> =
+            done.iter().map(|(id, _, _)| *id).collect();
+        let rows: Vec<_> = tell
+            .iter()
+            .filter(|m| m.alert_id.is_some_and(|id| applied_to.contains(&id)))
+            .map(|m| (m.alert_id, m))
+            .collect();
+        if !rows.is_empty() {
+            super::outbox::insert_mails(&mut *tx, &rows, audit.at).await?;
         }
         let (history_action, note) = match action {
             BulkAction::Acknowledge { note, .. } => ("acknowledged", note.clone()),

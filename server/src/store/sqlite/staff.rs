@@ -684,6 +684,7 @@ impl StaffStore for SqliteStore {
         ids: &[i64],
         action: &BulkAction,
         audit: &AuditRecord,
+        tell: &[crate::domain::NewMail],
     ) -> StoreResult<BulkOutcome> {
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await?;
@@ -734,6 +735,16 @@ impl StaffStore for SqliteStore {
             for r in q.build().fetch_all(&mut *tx).await? {
                 done.push((r.try_get(0)?, uuid_col(&r, "terminal_id")?, r.try_get(2)?));
             }
+        }
+        let applied_to: std::collections::HashSet<i64> =
+            done.iter().map(|(id, _, _)| *id).collect();
+        let rows: Vec<_> = tell
+            .iter()
+            .filter(|m| m.alert_id.is_some_and(|id| applied_to.contains(&id)))
+            .map(|m| (m.alert_id, m))
+            .collect();
+        if !rows.is_empty() {
+            super::alerts::insert_mails(&mut tx, &rows, audit.at).await?;
         }
         let (history_action, note) = match action {
             BulkAction::Acknowledge { note, .. } => ("acknowledged", note.clone()),
