@@ -68,6 +68,18 @@ impl Desk {
         if self.announcer.channels.is_empty() {
             return Ok(Vec::new());
         }
+        channels::refresh_groups(&self.announcer.channels, self.store.as_ref()).await?;
+        self.tell_read(id, actor, kind, now).await
+    }
+
+    /// [`Desk::tell`] with the channels' groups as last read.
+    async fn tell_read(
+        &self,
+        id: i64,
+        actor: &Actor,
+        kind: EventType,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewMail>, Error> {
         let Some(before) = self.store.alerts().alert(id).await? else {
             return Ok(Vec::new());
         };
@@ -124,12 +136,13 @@ impl Desk {
         if self.announcer.channels.is_empty() {
             return Ok(Vec::new());
         }
+        channels::refresh_groups(&self.announcer.channels, self.store.as_ref()).await?;
         let mut out = Vec::new();
         for alert in self.store.alerts().alerts_by_id(ids).await? {
             if !channels::announced(&alert) || alert.status == AlertStatus::Resolved {
                 continue;
             }
-            for mut m in self.tell(alert.id, actor, kind, now).await? {
+            for mut m in self.tell_read(alert.id, actor, kind, now).await? {
                 m.alert_id = Some(alert.id);
                 out.push(m);
             }

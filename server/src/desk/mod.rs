@@ -83,8 +83,12 @@ impl Desk {
     }
 
     /// The desk's channels (what the pages say of reminders and escalation).
-    pub fn announcer(&self) -> &Announcer {
-        &self.announcer
+    /// The channels and their reminder schedule, their groups' clinics read anew (a replica
+    /// that runs no evaluator reads them here).
+    pub async fn announcer(&self) -> Result<&Announcer, Error> {
+        crate::notify::channels::refresh_groups(&self.announcer.channels, self.store.as_ref())
+            .await?;
+        Ok(&self.announcer)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

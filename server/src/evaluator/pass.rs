@@ -23,6 +23,8 @@ impl Evaluator {
     #[tracing::instrument(name = "evaluator_pass", skip(self), fields(kind = "full"))]
     pub async fn full_pass(&mut self, now: DateTime<Utc>) -> Result<PassStats, Error> {
         self.reload(now).await?;
+        crate::notify::channels::refresh_groups(&self.announcer.channels, self.store.as_ref())
+            .await?;
         self.load_lines().await?;
         let mut tracked = self.take_alerts().await?;
         let active = &mut tracked.by_terminal;

@@ -8,9 +8,10 @@
 //! keeps the event as JSON ([`ChannelEvent`]); the wire format of each kind is rendered when it
 //! is sent ([`render`]), with the alert's id (known once stored) and a fresh signature.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
@@ -85,9 +86,16 @@ pub struct ChannelSettings {
     /// LINE: the group (or room, or user) id the bot pushes to.
     #[serde(default)]
     pub to: Option<String>,
-    /// The channel's scope: alerts of clinics in these prefectures. Empty: the whole fleet.
+    /// The channel's scope: alerts of clinics in these prefectures, and of clinics in these
+    /// clinic groups (by name, as on the users page). Both empty: the whole fleet.
     #[serde(default)]
     pub prefectures: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The clinics of `groups`, read from the store ([`refresh_groups`]); clones of these
+    /// settings share it, so a channel built from another's settings needs a new one.
+    #[serde(skip)]
+    pub group_clinics: GroupClinics,
     /// A critical alert nobody has acknowledged this many minutes after it opened is posted
     /// here again (`alert.reminder`); 0: never.
     #[serde(default = "default_remind")]
@@ -99,6 +107,71 @@ pub struct ChannelSettings {
     /// ticket webhook).
     #[serde(default)]
     pub escalate_to: Option<String>,
+}
+
+/// The clinics of a channel's `groups`: read from the store by the evaluator on each full pass
+/// and by the desk before it tells the channels of a staff action, and shared by every copy of
+/// the channel's settings in the process. Until first read, a channel hears of its groups'
+/// clinics through its prefectures only.
+#[derive(Debug, Clone, Default)]
+pub struct GroupClinics(Arc<std::sync::RwLock<Option<Arc<BTreeSet<i64>>>>>);
+
+impl GroupClinics {
+    fn contains(&self, clinic_id: i64) -> bool {
+        self.0
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|ids| ids.contains(&clinic_id)))
+            .unwrap_or(false)
+    }
+
+    /// Whether this was the first read.
+    fn set(&self, ids: Vec<i64>) -> bool {
+        match self.0.write() {
+            Ok(mut g) => g.replace(Arc::new(ids.into_iter().collect())).is_none(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// What the configuration says is what counts; the clinics read for it are not part of it.
+impl PartialEq for GroupClinics {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for GroupClinics {}
+
+/// Reads the clinics of every channel's `groups` anew. A group name the store does not know
+/// is logged (at the first read) and reaches no clinic.
+pub async fn refresh_groups(
+    channels: &[ChannelSettings],
+    store: &dyn crate::store::Store,
+) -> Result<(), crate::store::StoreError> {
+    if channels.iter().all(|c| c.groups.is_empty()) {
+        return Ok(());
+    }
+    let known = store.staff().clinic_groups().await?;
+    for c in channels.iter().filter(|c| !c.groups.is_empty()) {
+        let (found, missing): (Vec<_>, Vec<_>) = c
+            .groups
+            .iter()
+            .partition(|name| known.iter().any(|g| &g.name == *name));
+        let scope = crate::domain::Scope {
+            prefectures: Vec::new(),
+            groups: known
+                .iter()
+                .filter(|g| found.contains(&&g.name))
+                .map(|g| g.id)
+                .collect(),
+        };
+        let ids = store.staff().scope_clinics(&scope).await?;
+        if c.group_clinics.set(ids) && !missing.is_empty() {
+            tracing::warn!(channel = %c.name, groups = ?missing, "channel names clinic groups that do not exist");
+        }
+    }
+    Ok(())
 }
 
 fn default_remind() -> u32 {
@@ -118,10 +191,11 @@ impl ChannelSettings {
         }
     }
 
-    /// Whether an alert of a clinic in `prefecture` is this channel's.
-    pub fn covers(&self, prefecture: Option<&str>) -> bool {
-        self.prefectures.is_empty()
+    /// Whether an alert of the clinic (`clinic_id`, in `prefecture`) is this channel's.
+    pub fn covers(&self, clinic_id: i64, prefecture: Option<&str>) -> bool {
+        (self.prefectures.is_empty() && self.groups.is_empty())
             || prefecture.is_some_and(|p| self.prefectures.iter().any(|q| q == p))
+            || (!self.groups.is_empty() && self.group_clinics.contains(clinic_id))
     }
 }
 
@@ -397,7 +471,7 @@ pub fn event(
 pub fn messages(channels: &[ChannelSettings], event: &ChannelEvent) -> Vec<NewMail> {
     channels
         .iter()
-        .filter(|c| c.covers(event.clinic.prefecture.as_deref()))
+        .filter(|c| c.covers(event.clinic.id, event.clinic.prefecture.as_deref()))
         .filter_map(|c| message(c, event, None))
         .collect()
 }
@@ -885,7 +959,11 @@ impl Announcer {
                 None => out.push((kind, at, vec![to.to_string()])),
             }
         };
-        for c in self.channels.iter().filter(|c| c.covers(prefecture)) {
+        for c in self
+            .channels
+            .iter()
+            .filter(|c| c.covers(alert.clinic_id, prefecture))
+        {
             if c.remind_after_minutes > 0 {
                 add(EventType::Reminder, c.remind_after_minutes, &c.name);
             }
@@ -968,7 +1046,7 @@ impl Announcer {
         for c in self
             .channels
             .iter()
-            .filter(|c| c.covers(clinic.prefecture.as_deref()))
+            .filter(|c| c.covers(clinic.id, clinic.prefecture.as_deref()))
         {
             let mut post = |kind: EventType, to: &ChannelSettings, stage: &str| {
                 let key = format!("{stage}:{}:{}:{opened}", to.name, alert.id);
@@ -1057,6 +1135,8 @@ mod tests {
             secret_file: Some("/dev/null".into()),
             to: Some("Cgroup".into()),
             prefectures: Vec::new(),
+            groups: Vec::new(),
+            group_clinics: GroupClinics::default(),
             remind_after_minutes: 30,
             escalate_after_minutes: 120,
             escalate_to: None,
@@ -1161,11 +1241,11 @@ mod tests {
     #[test]
     fn a_channel_hears_of_its_prefectures_only() {
         let mut c = channel(ChannelKind::Slack, "https://a.example.jp");
-        assert!(c.covers(Some("北海道")) && c.covers(None));
+        assert!(c.covers(1, Some("北海道")) && c.covers(1, None));
         c.prefectures = vec!["東京都".into(), "神奈川県".into()];
-        assert!(c.covers(Some("東京都")));
-        assert!(!c.covers(Some("北海道")));
-        assert!(!c.covers(None));
+        assert!(c.covers(1, Some("東京都")));
+        assert!(!c.covers(1, Some("北海道")));
+        assert!(!c.covers(1, None));
         let e = opened();
         let north = ChannelSettings {
             name: "north".into(),
@@ -1179,6 +1259,30 @@ mod tests {
         assert!(Uuid::parse_str(&rows[0].message_id).is_ok());
         let stored: ChannelEvent = serde_json::from_str(&rows[0].body_text).unwrap();
         assert_eq!(stored, e);
+    }
+
+    #[test]
+    fn a_channel_of_groups_hears_of_their_clinics_once_it_has_read_them() {
+        let mut c = channel(ChannelKind::Slack, "https://a.example.jp");
+        c.groups = vec!["関西販売店".into()];
+        assert!(
+            !c.covers(7, Some("大阪府")),
+            "a scope, not the whole fleet; not read yet"
+        );
+        let copy = c.clone();
+        assert!(c.group_clinics.set(vec![7, 9]), "the first read");
+        assert!(
+            copy.covers(7, None) && copy.covers(9, Some("北海道")),
+            "copies share it"
+        );
+        assert!(!copy.covers(8, Some("大阪府")));
+        c.prefectures = vec!["北海道".into()];
+        assert!(c.covers(8, Some("北海道")) && c.covers(7, Some("東京都")));
+        assert!(!c.group_clinics.set(vec![8]));
+        assert!(c.covers(8, None) && !c.covers(7, Some("東京都")));
+        let mut unread = copy.clone();
+        unread.group_clinics = GroupClinics::default();
+        assert_eq!(unread, copy, "what was read is not configuration");
     }
 
     #[test]

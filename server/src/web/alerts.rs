@@ -386,7 +386,7 @@ pub async fn alerts_page(
     let shown = views.len();
     let by_clinic = q.group == "clinic";
     let mut groups: Vec<AlertGroupView> = Vec::new();
-    let announcer = state.desk.announcer();
+    let announcer = state.desk.announcer().await?;
     for v in views {
         let row = AlertRow::new(v, now, announcer);
         let title = if by_clinic {

@@ -289,7 +289,7 @@ pub async fn page(
         app_notes: Vec::new(),
         spool_losses: String::new(),
         alerts: {
-            let announcer = state.desk.announcer();
+            let announcer = state.desk.announcer().await?;
             let ids: Vec<i64> = alert_views.iter().map(|v| v.alert.id).collect();
             let mut sent = state.store.outbox().alert_messages(&ids).await?;
             alert_views

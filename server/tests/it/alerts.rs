@@ -1177,6 +1177,8 @@ async fn a_critical_nobody_takes_is_reminded_then_escalated_once_each() {
         secret_file: None,
         to: None,
         prefectures: Vec::new(),
+        groups: Vec::new(),
+        group_clinics: Default::default(),
         remind_after_minutes: 30,
         escalate_after_minutes: 120,
         escalate_to: escalate_to.map(str::to_string),
@@ -1331,6 +1333,8 @@ async fn a_critical_nobody_takes_is_reminded_then_escalated_once_each() {
 
 #[tokio::test]
 async fn a_bulk_acknowledge_or_resolve_tells_the_channels_of_each_alert_they_heard_of() {
+    // Also: a channel scoped to clinic groups hears of their clinics only; one naming a group
+    // that is empty, or that does not exist, hears nothing.
     use onshi_server::notify::channels::{Announcer, ChannelKind, ChannelSettings};
     use onshi_server::store::BulkAction;
     let t0 = Utc::now();
@@ -1342,22 +1346,62 @@ async fn a_bulk_acknowledge_or_resolve_tells_the_channels_of_each_alert_they_hea
         secret_file: None,
         to: None,
         prefectures: Vec::new(),
+        groups: Vec::new(),
+        group_clinics: Default::default(),
         remind_after_minutes: 30,
         escalate_after_minutes: 120,
         escalate_to: None,
     };
+    let now = Utc::now();
+    let kansai = f
+        .app
+        .desk
+        .create_group(&staff("boss"), "関西販売店", now)
+        .await
+        .unwrap();
+    f.app
+        .desk
+        .create_group(&staff("boss"), "九州販売店", now)
+        .await
+        .unwrap();
+    f.app
+        .desk
+        .set_group_member(&staff("boss"), kansai, f.clinic_id, true, now)
+        .await
+        .unwrap();
+    // (Each with a cell of its own for its groups' clinics, as each entry of a configuration.)
+    let by_group = |name: &str, group: &str| ChannelSettings {
+        name: name.into(),
+        groups: vec![group.into()],
+        group_clinics: Default::default(),
+        ..desk_channel.clone()
+    };
     let announcer = Announcer {
-        channels: vec![desk_channel],
+        channels: vec![
+            desk_channel.clone(),
+            by_group("kansai", "関西販売店"),
+            by_group("kyushu", "九州販売店"),
+            by_group("ghost", "どこにもない"),
+        ],
         public_url: None,
     };
     let mut ev = f.evaluator(None).with_announcer(announcer.clone());
     ev.full_pass(t0).await.unwrap();
-    let events =
-        |rows: &[(String, String)]| rows.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>();
-    assert_eq!(
-        events(&channel_rows(&f).await),
-        ["alert.opened", "alert.opened"]
-    );
+    // The desk's channel and the group's, for each of the two alerts.
+    let events = |rows: &[(String, String)]| {
+        let mut e: Vec<String> = rows.iter().map(|(to, e)| format!("{to} {e}")).collect();
+        e.sort();
+        e
+    };
+    let each = |e: &str| {
+        vec![
+            format!("desk {e}"),
+            format!("desk {e}"),
+            format!("kansai {e}"),
+            format!("kansai {e}"),
+        ]
+    };
+    assert_eq!(events(&channel_rows(&f).await), each("alert.opened"));
     let config = onshi_server::Config {
         channels: announcer.channels.clone(),
         ..Default::default()
@@ -1398,16 +1442,13 @@ async fn a_bulk_acknowledge_or_resolve_tells_the_channels_of_each_alert_they_hea
     .await
     .unwrap();
     let rows = channel_rows(&f).await;
-    assert_eq!(
-        events(&rows[2..]),
-        ["alert.acknowledged", "alert.acknowledged"]
-    );
+    assert_eq!(events(&rows[4..]), each("alert.acknowledged"));
     // Taken already: a second bulk acknowledge is no news, and no reminder comes.
     desk.bulk_alerts(&staff("sato"), &all, ack, t0 + Duration::minutes(6))
         .await
         .unwrap();
     ev.full_pass(t0 + Duration::minutes(45)).await.unwrap();
-    assert_eq!(channel_rows(&f).await.len(), 4);
+    assert_eq!(channel_rows(&f).await.len(), 8);
     desk.bulk_alerts(
         &staff("suzuki"),
         &all,
@@ -1419,7 +1460,7 @@ async fn a_bulk_acknowledge_or_resolve_tells_the_channels_of_each_alert_they_hea
     .await
     .unwrap();
     let rows = channel_rows(&f).await;
-    assert_eq!(events(&rows[4..]), ["alert.resolved", "alert.resolved"]);
+    assert_eq!(events(&rows[8..]), each("alert.resolved"));
     // Each names its own alert.
     let named: BTreeSet<i64> = f
         .store
