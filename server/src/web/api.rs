@@ -137,13 +137,7 @@ impl FromRequestParts<AppState> for AuthenticatedAgent {
             state.refusals.refused(&address);
             ApiFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
         };
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
+        let token = super::bearer(&parts.headers);
         // An address past its refusals costs no database lookup: only a token this server
         // already knows as valid goes through (an agent behind the same NAT as a prober).
         if let Some(wait) = state.refusals.over(&address) {
@@ -271,12 +265,7 @@ pub async fn metrics_with_token(
             "/metrics is served with [metrics] token (a bearer token) or on [metrics] listen",
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or("");
+    let given = super::bearer(&headers).unwrap_or("");
     if !crate::auth::same_secret(given, expected) {
         return Err(ApiFailure::new(
             StatusCode::UNAUTHORIZED,

@@ -137,6 +137,16 @@ impl AppState {
     }
 }
 
+/// The token of an `Authorization: Bearer …` header, trimmed; `None` when absent or empty.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// The clinics a stored scope reaches now (`None`: the whole fleet).
 pub async fn reach_of(
     state: &AppState,

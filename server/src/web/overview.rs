@@ -392,8 +392,8 @@ fn rule_counts(t: &FleetTally) -> Vec<(RuleKey, i64)> {
 /// How many lines match: the tally answers a single filter of its own; anything narrower
 /// asks the store.
 async fn matching(state: &AppState, t: &FleetTally, f: &FleetQuery) -> Result<i64, crate::Error> {
-    let narrowed =
-        f.clinic_id.is_some() || f.prefecture.is_some() || f.search.is_some() || !f.reach.is_all();
+    // (A scoped reader's tally is their scope's own, so it answers for them as well.)
+    let narrowed = f.clinic_id.is_some() || f.prefecture.is_some() || f.search.is_some();
     let filters = [
         f.severity.is_some(),
         f.handling.is_some(),

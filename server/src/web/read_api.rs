@@ -7,8 +7,8 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -76,13 +76,7 @@ impl FromRequestParts<AppState> for ApiClient {
             state.refusals.refused(&address);
             ApiFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
         };
-        let secret = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+        let secret = super::bearer(&parts.headers)
             .ok_or_else(|| unauthorized("send Authorization: Bearer <API token>"))?;
         let staff = state.store.staff();
         let token = match staff

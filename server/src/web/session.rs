@@ -138,7 +138,7 @@ impl IntoResponse for AuthFailure {
                 StatusCode::FORBIDDEN,
                 Html(
                     "<!doctype html><meta charset=utf-8><title>403</title>\
-                     <p>この操作には管理者の権限が必要です。</p><p><a href=\"/\">戻る</a></p>",
+                     <p>この操作には管理者の権限が必要です（ユーザー・グループ・APIトークンの管理は、全体を担当する管理者だけが行えます）。</p><p><a href=\"/\">戻る</a></p>",
                 ),
             )
                 .into_response(),
@@ -214,6 +214,20 @@ impl FromRequestParts<AppState> for Staff {
     }
 }
 
+/// The signed-in staff member when `allowed` says so; 403 otherwise.
+async fn staff_if(
+    parts: &mut Parts,
+    state: &AppState,
+    allowed: fn(&Staff) -> bool,
+) -> Result<Staff, AuthFailure> {
+    let staff = Staff::from_request_parts(parts, state).await?;
+    if allowed(&staff) {
+        Ok(staff)
+    } else {
+        Err(AuthFailure::Forbidden)
+    }
+}
+
 impl FromRequestParts<AppState> for Admin {
     type Rejection = AuthFailure;
 
@@ -221,12 +235,7 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let staff = Staff::from_request_parts(parts, state).await?;
-        if staff.is_admin() {
-            Ok(Admin(staff))
-        } else {
-            Err(AuthFailure::Forbidden)
-        }
+        staff_if(parts, state, Staff::is_admin).await.map(Admin)
     }
 }
 
@@ -237,12 +246,9 @@ impl FromRequestParts<AppState> for FleetAdmin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let staff = Staff::from_request_parts(parts, state).await?;
-        if staff.is_fleet_admin() {
-            Ok(FleetAdmin(staff))
-        } else {
-            Err(AuthFailure::Forbidden)
-        }
+        staff_if(parts, state, Staff::is_fleet_admin)
+            .await
+            .map(FleetAdmin)
     }
 }
 

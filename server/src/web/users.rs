@@ -220,20 +220,36 @@ impl Posted {
     }
 }
 
-/// A refusal shown on the users page, or an error that is not the user's to mend.
-async fn refused(state: &AppState, staff: &Staff, e: Error) -> Result<Response, AuthFailure> {
-    match e.refusal() {
-        Some(message) => Ok(users_page(
-            state,
-            staff,
-            Shown {
+/// The users page after an action: with what it shows once, or with the refusal (an error
+/// that is not the user's to mend goes up).
+async fn answer(
+    state: &AppState,
+    staff: &Staff,
+    done: Result<Shown, Error>,
+) -> Result<Response, AuthFailure> {
+    let shown = match done {
+        Ok(shown) => shown,
+        Err(e) => match e.refusal() {
+            Some(message) => Shown {
                 error: Some(message.to_string()),
                 ..Shown::default()
             },
-        )
-        .await
-        .into_response()),
-        None => Err(e.into()),
+            None => return Err(e.into()),
+        },
+    };
+    Ok(users_page(state, staff, shown).await.into_response())
+}
+
+/// Back to the users page after an action that shows nothing once, or the page with the
+/// refusal.
+async fn back(
+    state: &AppState,
+    staff: &Staff,
+    done: Result<(), Error>,
+) -> Result<Response, AuthFailure> {
+    match done {
+        Ok(()) => Ok(Redirect::to("/users").into_response()),
+        Err(e) => answer(state, staff, Err(e)).await,
     }
 }
 
@@ -255,19 +271,11 @@ pub async fn create(
             .await
     }
     .await;
-    match done {
-        Ok(password) => Ok(users_page(
-            &state,
-            &staff,
-            Shown {
-                password: password.map(|p| (name, p)),
-                ..Shown::default()
-            },
-        )
-        .await
-        .into_response()),
-        Err(e) => refused(&state, &staff, e).await,
-    }
+    let shown = done.map(|password| Shown {
+        password: password.map(|p| (name, p)),
+        ..Shown::default()
+    });
+    answer(&state, &staff, shown).await
 }
 
 /// `POST /users/{name}/access`: role and scope.
@@ -293,10 +301,7 @@ pub async fn access(
             .await
     }
     .await;
-    match done {
-        Ok(()) => Ok(Redirect::to("/users").into_response()),
-        Err(e) => refused(&state, &staff, e).await,
-    }
+    back(&state, &staff, done).await
 }
 
 /// `POST /users/{name}/disable` and `/enable`.
@@ -320,10 +325,7 @@ pub async fn set_disabled(
         }
         _ => Err(Error::NotFound("この操作はありません".into())),
     };
-    match done {
-        Ok(()) => Ok(Redirect::to("/users").into_response()),
-        Err(e) => refused(&state, &staff, e).await,
-    }
+    back(&state, &staff, done).await
 }
 
 /// `POST /tokens`: a new API token, shown once on the page that answers.
@@ -344,19 +346,11 @@ pub async fn create_token(
             .await
     }
     .await;
-    match done {
-        Ok(token) => Ok(users_page(
-            &state,
-            &staff,
-            Shown {
-                token: Some((name, token)),
-                ..Shown::default()
-            },
-        )
-        .await
-        .into_response()),
-        Err(e) => refused(&state, &staff, e).await,
-    }
+    let shown = done.map(|token| Shown {
+        token: Some((name, token)),
+        ..Shown::default()
+    });
+    answer(&state, &staff, shown).await
 }
 
 /// `POST /tokens/{name}/revoke`
@@ -368,14 +362,11 @@ pub async fn revoke_token(
 ) -> Result<Response, AuthFailure> {
     let form = Posted::parse(&body);
     staff.check_csrf(form.get("csrf"))?;
-    match state
+    let done = state
         .desk
         .revoke_token(&staff.actor(), &name, Utc::now())
-        .await
-    {
-        Ok(()) => Ok(Redirect::to("/users").into_response()),
-        Err(e) => refused(&state, &staff, e).await,
-    }
+        .await;
+    back(&state, &staff, done).await
 }
 
 /// `POST /groups`: a new clinic group.
@@ -392,7 +383,7 @@ pub async fn create_group(
         .await
     {
         Ok(id) => Ok(Redirect::to(&format!("/groups/{id}")).into_response()),
-        Err(e) => refused(&state, &staff, e).await,
+        Err(e) => answer(&state, &staff, Err(e)).await,
     }
 }
 
@@ -530,14 +521,11 @@ pub async fn delete_group(
 ) -> Result<Response, AuthFailure> {
     let form = Posted::parse(&body);
     staff.check_csrf(form.get("csrf"))?;
-    match state
+    let done = state
         .desk
         .delete_group(&staff.actor(), id, Utc::now())
-        .await
-    {
-        Ok(()) => Ok(Redirect::to("/users").into_response()),
-        Err(e) => refused(&state, &staff, e).await,
-    }
+        .await;
+    back(&state, &staff, done).await
 }
 
 #[cfg(test)]

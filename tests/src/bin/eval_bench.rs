@@ -564,8 +564,18 @@ async fn scoped(desk: &Desk, base: &str, password: &str, requests: usize) -> Res
             .await?;
     }
     let scopes = [
-        ("東京都", "bench-tokyo", vec!["東京都".to_string()], Vec::new()),
-        ("group of 50 clinics", "bench-dealer", Vec::new(), vec![group]),
+        (
+            "東京都",
+            "bench-tokyo",
+            vec!["東京都".to_string()],
+            Vec::new(),
+        ),
+        (
+            "group of 50 clinics",
+            "bench-dealer",
+            Vec::new(),
+            vec![group],
+        ),
     ];
     for (who, user, prefectures, groups) in scopes {
         let scope = Scope {
@@ -596,7 +606,9 @@ async fn scoped(desk: &Desk, base: &str, password: &str, requests: usize) -> Res
             time_page(&client, &format!("{who}: {what}"), path, requests).await?;
         }
     }
-    let token = desk.create_token(&actor, "bench", Role::Viewer, None, now).await?;
+    let token = desk
+        .create_token(&actor, "bench", Role::Viewer, None, now)
+        .await?;
     let http = reqwest::Client::new();
     for list in ["terminals", "alerts"] {
         let (mut items, mut pages, mut times) = (0usize, 0usize, Vec::new());

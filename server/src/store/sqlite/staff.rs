@@ -77,6 +77,21 @@ struct Concerned {
     created: Option<i64>,
 }
 
+impl Concerned {
+    /// Records the id of the row a change made; `Some(Conflict)` when a unique value (a name,
+    /// a code) was taken.
+    fn new_row(&mut self, id: Result<i64, sqlx::Error>) -> StoreResult<Option<Applied>> {
+        match id {
+            Ok(id) => {
+                self.created = Some(id);
+                Ok(None)
+            }
+            Err(e) if is_unique_violation(&e) => Ok(Some(Applied::Conflict)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 #[async_trait]
 impl StaffStore for SqliteStore {
     async fn apply(&self, change: &StaffChange, audit: &AuditRecord) -> StoreResult<Applied> {
@@ -495,10 +510,8 @@ impl StaffStore for SqliteStore {
                 .bind(Scope::stored(scope.as_ref()))
                 .fetch_one(&mut *tx)
                 .await;
-                match id {
-                    Ok(id) => c.created = Some(id),
-                    Err(e) if is_unique_violation(&e) => return Ok(Applied::Conflict),
-                    Err(e) => return Err(e.into()),
+                if let Some(taken) = c.new_row(id)? {
+                    return Ok(taken);
                 }
             }
             StaffChange::SetUserAccess {
@@ -534,10 +547,8 @@ impl StaffStore for SqliteStore {
                 .bind(&who)
                 .fetch_one(&mut *tx)
                 .await;
-                match id {
-                    Ok(id) => c.created = Some(id),
-                    Err(e) if is_unique_violation(&e) => return Ok(Applied::Conflict),
-                    Err(e) => return Err(e.into()),
+                if let Some(taken) = c.new_row(id)? {
+                    return Ok(taken);
                 }
             }
             StaffChange::RevokeToken { id } => {
@@ -560,10 +571,8 @@ impl StaffStore for SqliteStore {
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await;
-                match id {
-                    Ok(id) => c.created = Some(id),
-                    Err(e) if is_unique_violation(&e) => return Ok(Applied::Conflict),
-                    Err(e) => return Err(e.into()),
+                if let Some(taken) = c.new_row(id)? {
+                    return Ok(taken);
                 }
             }
             StaffChange::DeleteGroup { id } => {
