@@ -126,7 +126,7 @@ impl Application {
                 if !lead && let Ok(mut t) = tally.write() {
                     // No evaluator here any more: the pages count from the overview lines
                     // the leader writes on every pass.
-                    t.ready = false;
+                    t.fleet.ready = false;
                 }
             }
         };

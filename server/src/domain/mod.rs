@@ -18,7 +18,7 @@ pub use clinic::{Clinic, ClinicDetail, ClinicRules, ClinicSettings, Contact, PRE
 pub use mail::{Lane, MailKind, NewMail, OutboxCounts, OutboxMail, OutboxRow, OutboxStatus};
 pub use overview::{
     BackupKind, FleetTally, Handling, HandlingKind, Liveness, OverviewLine, SeverityFilter,
-    severity_of_rank, severity_rank,
+    Tallies, severity_of_rank, severity_rank,
 };
 pub use rule::{RuleKey, Severity};
 pub use staff::{

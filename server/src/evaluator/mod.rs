@@ -25,7 +25,7 @@ use onshi_shared::{AccountSpec, AgentPolicy, accounts_key};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-pub use overview::{FleetTally, SharedTally, liveness, overview_line};
+pub use overview::{FleetTally, SharedTally, Tallies, liveness, overview_line};
 pub use signal::ChangeSignal;
 pub use versions::most_common;
 
@@ -156,7 +156,7 @@ impl Evaluator {
         self
     }
 
-    fn update_tally(&self, f: impl FnOnce(&mut FleetTally)) {
+    fn update_tally(&self, f: impl FnOnce(&mut Tallies)) {
         if let Ok(mut t) = self.tally.write() {
             f(&mut t);
         }
@@ -166,13 +166,7 @@ impl Evaluator {
     async fn load_lines(&mut self) -> Result<(), Error> {
         if self.lines.is_none() {
             let stored = self.store.fleet().overview_lines().await?;
-            let mut tally = FleetTally {
-                ready: true,
-                ..FleetTally::default()
-            };
-            for s in &stored {
-                tally.apply(s, 1);
-            }
+            let tally = Tallies::of_lines(&stored);
             self.update_tally(|t| *t = tally);
             self.lines = Some(stored.into_iter().map(|s| (s.terminal_id, s)).collect());
         }

@@ -13,7 +13,9 @@ use crate::domain::{
 };
 use crate::rules::{Finding, RuleInput};
 
-pub type SharedTally = Arc<std::sync::RwLock<FleetTally>>;
+pub use crate::domain::Tallies;
+
+pub type SharedTally = Arc<std::sync::RwLock<Tallies>>;
 
 /// Whether the terminal reports: offline when the offline rule says so (no report within
 /// business hours, or for days); receiving while its reports are recent; otherwise it was
@@ -304,6 +306,22 @@ mod tests {
         tally.apply(&full, -1);
         assert_eq!(tally.rule(RuleKey::CertExpiry), 1);
         assert_eq!(tally.severity(Some(Warning)), 1);
+        // Per clinic: a scope's counts are its clinics' added up.
+        let mut elsewhere = warn.clone();
+        elsewhere.clinic_id = full.clinic_id + 1;
+        let mut all = Tallies::of_lines([&full, &night, &elsewhere]);
+        let mine = all.of(Some(&[full.clinic_id]));
+        assert_eq!(mine.total(), 2);
+        assert_eq!(mine.critical_unhandled, 2);
+        assert_eq!(mine.rule(RuleKey::PendingReboot), 2);
+        assert!(mine.ready);
+        let theirs = all.of(Some(&[elsewhere.clinic_id, 999]));
+        assert_eq!((theirs.total(), theirs.severity(Some(Warning))), (1, 1));
+        assert_eq!(all.of(Some(&[])).total(), 0);
+        assert_eq!(all.of(None), all.fleet);
+        all.apply(&full, -1);
+        assert_eq!(all.of(Some(&[full.clinic_id])).total(), 1);
+        assert_eq!(all.fleet.total(), 2);
     }
 
     #[test]

@@ -369,7 +369,7 @@ pub async fn alerts_page(
         rest.rule.clear();
         rest.unfiltered()
     };
-    let tally = state.tally().filter(|_| only_rule);
+    let tally = state.tally(&staff.reach).filter(|_| only_rule);
     query.count = tally.is_none();
     let (total, views) = desk.alert_views(&query).await?;
     let total = match (&tally, &query.rule) {

@@ -130,10 +130,10 @@ impl AppState {
         })
     }
 
-    /// The evaluator's counts, once it has loaded them.
-    pub fn tally(&self) -> Option<FleetTally> {
+    /// The evaluator's counts of the clinics `reach` covers, once it has loaded them.
+    pub fn tally(&self, reach: &crate::domain::Reach) -> Option<FleetTally> {
         let t = self.tally.as_ref()?.read().ok()?;
-        t.ready.then(|| t.clone())
+        t.fleet.ready.then(|| t.of(reach.ids()))
     }
 }
 

@@ -369,10 +369,10 @@ pub(super) fn fleet_query(q: &OverviewQuery, page: i64, reach: &Reach) -> FleetQ
     }
 }
 
-/// The overview's counts: the evaluator's running tally, or (when this process runs no
-/// evaluator, or the reader's scope is limited) the store's.
+/// The overview's counts, for the reader's scope: the evaluator's running tally, or (when this
+/// process runs no evaluator) the store's.
 async fn counts(state: &AppState, reach: &Reach) -> Result<FleetTally, crate::Error> {
-    match state.tally().filter(|_| reach.is_all()) {
+    match state.tally(reach) {
         Some(t) => Ok(t),
         None => Ok(state.store.fleet().overview_counts(reach).await?),
     }

@@ -243,6 +243,21 @@ async fn scoped_staff_see_and_change_only_their_clinics_on_every_route() {
     assert_eq!(summary["total"], 2, "{summary}");
     let boss_summary: serde_json::Value = boss.get("/api/desk/summary").await.json().await.unwrap();
     assert_eq!(boss_summary["total"], 3, "{boss_summary}");
+    // Per rule and per handling too: their clinics' counts, not the fleet's.
+    let linkage = |summary: &serde_json::Value| {
+        summary["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[0] == "protected_account.linkage")
+            .map(|r| r[1].clone())
+    };
+    assert_eq!(linkage(&summary), Some(serde_json::json!(2)), "{summary}");
+    assert_eq!(linkage(&boss_summary), Some(serde_json::json!(3)));
+    assert_eq!(summary["critical_unhandled"], 2);
+    // The alerts page's count of one rule's alerts (the evaluator's counts) is theirs as well.
+    let one_rule = viewer.page("/alerts?rule=protected_account.linkage").await;
+    assert!(one_rule.contains("未解決のアラート <span class=\"muted count-line\">2 件"));
 
     let tokyo_clinic = tokyo.clinic.to_string();
     let tokyo_terminal = tokyo.terminal.to_string();
