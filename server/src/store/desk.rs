@@ -105,9 +105,11 @@ impl FleetQuery {
     /// in order instead of sorting 50,000, page 900 reads 25,250 from the end; one clinic's
     /// 25 terminals are sorted. A rule alone is checked on the terminal id, which every
     /// sort's index holds, so its lines are never sorted (a whole index read, 60 ms at
-    /// 250,000, beats looking up and sorting the rule's 25,000 lines, 105 ms).
+    /// 250,000, beats looking up and sorting the rule's 25,000 lines, 105 ms). A reader's
+    /// scope is a filter like the others; `total` is the whole fleet's.
     pub fn plan(&self, matching: i64, total: i64) -> FleetRead {
-        let others = self.clinic_id.is_some()
+        let others = !self.reach.is_all()
+            || self.clinic_id.is_some()
             || self.prefecture.is_some()
             || self.severity.is_some()
             || self.handling.is_some()
@@ -456,6 +458,14 @@ mod tests {
             ..FleetQuery::default()
         };
         assert_eq!(plan(0, &clinic, 25), FleetRead::Sorted);
+        // A reader's scope is a filter too: a fifth of the fleet reads in order, a dealer's
+        // 1,250 terminals are sorted.
+        let scoped = |ids: Vec<i64>| FleetQuery {
+            reach: Reach::clinics(ids),
+            ..FleetQuery::default()
+        };
+        assert_eq!(plan(0, &scoped(vec![1, 2]), 50_000), FleetRead::InOrder);
+        assert_eq!(plan(0, &scoped(vec![3]), 1_250), FleetRead::Sorted);
         // Nothing matches, past the end, or no filter at all (the sort's index serves it).
         assert_eq!(plan(0, &prefecture, 0), FleetRead::Sorted);
         assert_eq!(plan(60_000, &prefecture, 50_000), FleetRead::Sorted);

@@ -458,7 +458,14 @@ pub async fn page(
     // A page past the end (an old link) shows the last page, not an empty table.
     let page = asked.min(((matching + PAGE_SIZE - 1) / PAGE_SIZE).max(1));
     let mut fleet = fleet_query(&query, page, &staff.reach);
-    fleet.read = fleet.plan(matching, tally.total());
+    // The plan weighs the lines it passes in the whole fleet's order.
+    let fleet_total = match &staff.reach {
+        Reach::All => tally.total(),
+        Reach::Clinics(_) => state
+            .tally(&Reach::All)
+            .map_or(tally.total(), |t| t.total()),
+    };
+    fleet.read = fleet.plan(matching, fleet_total);
     let rows = desk.fleet_rows(&fleet).await?;
     let rules = rule_counts(&tally)
         .into_iter()
