@@ -14,7 +14,7 @@ use rand::Rng;
 use uuid::Uuid;
 
 use onshi_server::desk::Desk;
-use onshi_server::domain::{Actor, Role};
+use onshi_server::domain::{Actor, Reach, Role, Scope};
 
 use crate::Error;
 
@@ -477,23 +477,66 @@ pub async fn enroll_fleet(
 
 const DEMO_PREFECTURES: [&str; 5] = ["東京都", "神奈川県", "大阪府", "愛知県", "福岡県"];
 
-/// The demo's staff account: `demo` (admin) with the given password or a generated one, which
-/// is returned so the demo can print it.
+/// The demo's staff accounts, all with the given password or a generated one, which is returned
+/// so the demo can print it: `demo` (an admin of the whole fleet), and two limited to a scope,
+/// to show what a regional desk and a dealer see: `demo-tokyo` (a viewer of 東京都) and
+/// `demo-dealer` (an admin of the clinic group 「デモ販売店」, two clinics).
 pub async fn create_demo_user(desk: &Desk, password: Option<String>) -> Result<String, Error> {
     let password = password.unwrap_or_else(onshi_server::auth::generate_password);
+    let now = Utc::now();
     desk.add_user(
         &actor(),
         DEMO_USER,
         Role::Admin,
         None,
         Some(password.clone()),
-        Utc::now(),
+        now,
     )
     .await?;
+    let group = desk.create_group(&actor(), DEMO_GROUP, now).await?;
+    let (_, clinics) = desk
+        .store()
+        .fleet()
+        .clinic_list(None, 0, 4, &Reach::All)
+        .await
+        .map_err(onshi_server::Error::from)?;
+    for c in clinics.iter().skip(1).step_by(2) {
+        desk.set_group_member(&actor(), group, c.id, true, now)
+            .await?;
+    }
+    let scoped = [
+        (
+            DEMO_REGIONAL_USER,
+            Role::Viewer,
+            vec!["東京都".to_string()],
+            Vec::new(),
+        ),
+        (DEMO_DEALER_USER, Role::Admin, Vec::new(), vec![group]),
+    ];
+    for (name, role, prefectures, groups) in scoped {
+        let scope = Scope {
+            prefectures,
+            groups,
+        };
+        desk.add_user(
+            &actor(),
+            name,
+            role,
+            Some(scope),
+            Some(password.clone()),
+            now,
+        )
+        .await?;
+    }
     Ok(password)
 }
 
 pub const DEMO_USER: &str = "demo";
+/// A viewer limited to 東京都.
+pub const DEMO_REGIONAL_USER: &str = "demo-tokyo";
+/// An admin limited to the clinic group [`DEMO_GROUP`].
+pub const DEMO_DEALER_USER: &str = "demo-dealer";
+pub const DEMO_GROUP: &str = "デモ販売店";
 
 /// Calendars real clinics keep, one per demo clinic after the first two: a lunch break with
 /// Thursday and Saturday afternoons off, a morning-only Saturday, a pharmacy closed for お盆.

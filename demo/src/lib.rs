@@ -121,6 +121,12 @@ pub async fn run(args: Args) -> Result<(), Error> {
     );
     println!("dashboard: {}", dashboard_url(addr));
     println!("login: {} / password: {password}", fleet::DEMO_USER);
+    println!(
+        "limited to a scope, same password: {} (viewer of 東京都), {} (admin of the group {})",
+        fleet::DEMO_REGIONAL_USER,
+        fleet::DEMO_DEALER_USER,
+        fleet::DEMO_GROUP
+    );
     println!("{mail_note}");
     println!("stop with Ctrl-C");
     server

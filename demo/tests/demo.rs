@@ -90,6 +90,19 @@ async fn the_demo_fills_the_dashboard_and_writes_mails() -> Result<()> {
     assert!(silences.contains("回線業者の工事中"));
     let clinics = desk.page("/clinics").await;
     assert!(clinics.contains("さくら内科クリニック"));
+    // The two accounts limited to a scope see a part of the fleet, say so, and manage no one.
+    for (user, scope) in [
+        ("demo-tokyo", "担当: 東京都"),
+        ("demo-dealer", "担当: グループ"),
+    ] {
+        let scoped = DeskClient::login(&base, user, "demo-password-for-tests")
+            .await
+            .ok_or_else(|| anyhow::anyhow!("{user} cannot sign in"))?;
+        let page = scoped.page("/").await;
+        assert!(page.contains(scope), "{user}");
+        assert!(!page.contains("全端末<b>40</b>"), "{user} sees only a part");
+        assert_eq!(scoped.get("/users").await.status().as_u16(), 403, "{user}");
+    }
     let mails = wait_for("mails written by the demo", Duration::from_secs(60), || {
         let dir = data.join("mail");
         async move {
