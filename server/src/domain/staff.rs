@@ -96,18 +96,8 @@ impl Reach {
 
     /// The clinic ids as a JSON array (SQLite reads it with `json_each`).
     pub fn ids_json(&self) -> Option<String> {
-        self.ids().map(|ids| {
-            let mut out = String::with_capacity(ids.len() * 6 + 2);
-            out.push('[');
-            for (i, id) in ids.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&id.to_string());
-            }
-            out.push(']');
-            out
-        })
+        self.ids()
+            .map(|ids| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
     }
 }
 

@@ -426,32 +426,38 @@ pub async fn alerts(
     }))
 }
 
+fn no_alert(id: i64) -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no alert {id} in this token's scope"),
+    )
+}
+
 /// The alert, resolved or not, when the token's scope reaches it.
-async fn alert_item(
-    state: &AppState,
-    client: &ApiClient,
-    id: i64,
-) -> Result<AlertItem, ApiFailure> {
-    let not_found = || {
-        ApiFailure::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no alert {id} in this token's scope"),
-        )
-    };
-    let alert = state
+async fn reached_alert(state: &AppState, client: &ApiClient, id: i64) -> Result<Alert, ApiFailure> {
+    state
         .store
         .alerts()
         .alert(id)
         .await?
         .filter(|a| client.reach.allows(a.clinic_id))
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| no_alert(id))
+}
+
+/// [`reached_alert`] with the names the API shows.
+async fn alert_item(
+    state: &AppState,
+    client: &ApiClient,
+    id: i64,
+) -> Result<AlertItem, ApiFailure> {
+    let alert = reached_alert(state, client, id).await?;
     let terminal = state
         .store
         .fleet()
         .terminal_detail(alert.terminal_id)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| no_alert(id))?;
     Ok(AlertItem::new(
         alert,
         terminal.hostname,
@@ -540,7 +546,7 @@ pub async fn acknowledge(
 ) -> Result<Json<AlertItem>, ApiFailure> {
     client.may_change()?;
     let Json(body) = body.map_err(bad_body)?;
-    alert_item(&state, &client, id).await?;
+    reached_alert(&state, &client, id).await?;
     state
         .desk
         .acknowledge(&client.actor(), id, &body.note, body.until, Utc::now())
@@ -575,7 +581,7 @@ pub async fn resolve(
 ) -> Result<Json<AlertItem>, ApiFailure> {
     client.may_change()?;
     let Json(body) = body.map_err(bad_body)?;
-    alert_item(&state, &client, id).await?;
+    reached_alert(&state, &client, id).await?;
     state
         .desk
         .resolve(&client.actor(), id, &body.note, Utc::now())

@@ -202,6 +202,11 @@ impl Posted {
         Role::parse(self.get("role")).ok_or_else(|| Error::Invalid("役割を選んでください".into()))
     }
 
+    /// The role and the scope a user or token form asks for.
+    fn access(&self) -> Result<(Role, Option<Scope>), Error> {
+        Ok((self.role()?, self.scope()?))
+    }
+
     /// `scope=all` (the whole fleet) or `scope=limited` with the ticked prefectures and groups.
     fn scope(&self) -> Result<Option<Scope>, Error> {
         if self.bad_group {
@@ -263,8 +268,7 @@ pub async fn create(
     staff.check_csrf(form.get("csrf"))?;
     let name = form.get("name").trim().to_string();
     let done = async {
-        let role = form.role()?;
-        let scope = form.scope()?;
+        let (role, scope) = form.access()?;
         state
             .desk
             .add_user(&staff.actor(), &name, role, scope, None, Utc::now())
@@ -288,8 +292,7 @@ pub async fn access(
     let form = Posted::parse(&body);
     staff.check_csrf(form.get("csrf"))?;
     let done = async {
-        let role = form.role()?;
-        let scope = form.scope()?;
+        let (role, scope) = form.access()?;
         if name == staff.user.name && (role != Role::Admin || scope.is_some()) {
             return Err(Error::Invalid(
                 "自分自身の権限は下げられません（ほかの全体管理者に頼んでください）".into(),
@@ -338,8 +341,7 @@ pub async fn create_token(
     staff.check_csrf(form.get("csrf"))?;
     let name = form.get("name").trim().to_string();
     let done = async {
-        let role = form.role()?;
-        let scope = form.scope()?;
+        let (role, scope) = form.access()?;
         state
             .desk
             .create_token(&staff.actor(), &name, role, scope, Utc::now())
